@@ -1,0 +1,57 @@
+/**
+ * `bun run build`: one self-contained executable per target in dist/ (SPEC §6 Delivery).
+ * Cross targets are fetched by Bun from the npm registry and cached.
+ *
+ *   bun build.ts                 all targets
+ *   bun build.ts linux-x64       only the named ones
+ *
+ * --no-compile-autoload-bunfig / -dotenv: otherwise the binary would read ./bunfig.toml and
+ * ./.env of whatever directory it is started in (RUNTIME-NOTES).
+ */
+import { statSync } from "node:fs";
+import { join } from "node:path";
+
+const TARGETS: Record<string, string> = {
+  "linux-x64": "bun-linux-x64",
+  "linux-x64-musl": "bun-linux-x64-musl",
+  "linux-arm64": "bun-linux-arm64",
+};
+
+const root = import.meta.dir;
+const wanted = process.argv.slice(2);
+const names = wanted.length > 0 ? wanted : Object.keys(TARGETS);
+let failed = false;
+
+for (const name of names) {
+  const target = TARGETS[name];
+  if (!target) {
+    console.error(`unknown target ${name}; known: ${Object.keys(TARGETS).join(", ")}`);
+    process.exit(2);
+  }
+  const outfile = join(root, "dist", `sidecar-proxy-${name}`);
+  const started = performance.now();
+  const proc = Bun.spawnSync(
+    [
+      process.execPath,
+      "build",
+      "--compile",
+      `--target=${target}`,
+      "--minify",
+      "--sourcemap=none",
+      "--no-compile-autoload-bunfig",
+      "--no-compile-autoload-dotenv",
+      join(root, "proxy.ts"),
+      "--outfile",
+      outfile,
+    ],
+    { stdout: "inherit", stderr: "inherit", cwd: root },
+  );
+  if (proc.exitCode !== 0) {
+    console.error(`build ${name} failed (exit ${proc.exitCode})`);
+    failed = true;
+    continue;
+  }
+  const mib = statSync(outfile).size / (1024 * 1024);
+  console.log(`${outfile}  ${mib.toFixed(1)} MiB  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,140 @@
+/**
+ * Admin endpoint (SPEC §6), on 127.0.0.1:4100 by default: `/healthz`, `/readyz`, `/metrics`
+ * (Prometheus text exposition format 0.0.4) and `/connections` (JSON).
+ *
+ * It is served on the same runtime ports as the proxy (no Bun.serve/Deno.serve), so it works
+ * unchanged on both runtimes. It reads one small GET request per connection and answers with
+ * `Connection: close`: probes and scrapers need nothing more.
+ */
+import type { Conn, Listener, Runtime } from "./runtime/types.ts";
+import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
+
+export interface AdminState {
+  readonly tracker: Tracker;
+  /** True once every listener is bound and until shutdown starts. */
+  ready(): boolean;
+  draining(): boolean;
+}
+
+const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
+const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in Kubernetes
+const encoder = new TextEncoder();
+
+export function startAdmin(runtime: Runtime, hostname: string, port: number, state: AdminState): Listener {
+  return runtime.listen({ hostname, port, onAccept: (conn) => serveOne(conn, state) });
+}
+
+function serveOne(conn: Conn, state: AdminState): void {
+  let buffered = "";
+  const timer = setTimeout(() => conn.destroy(), ADMIN_READ_TIMEOUT_MS);
+  conn.setEvents({
+    onData(chunk) {
+      buffered += new TextDecoder("latin1").decode(chunk);
+      if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return reply(conn, 431, "text/plain", "request too large\n");
+      if (!buffered.includes("\r\n\r\n")) return;
+      clearTimeout(timer);
+      const [method = "", target = ""] = buffered.slice(0, buffered.indexOf("\r\n")).split(" ");
+      route(conn, method, target, state);
+    },
+    onEnd() {
+      conn.end();
+    },
+    onDrain() {},
+    onClose() {
+      clearTimeout(timer);
+    },
+  });
+}
+
+function route(conn: Conn, method: string, target: string, state: AdminState): void {
+  if (method !== "GET" && method !== "HEAD") return reply(conn, 405, "text/plain", "method not allowed\n");
+  const path = target.split("?")[0];
+  switch (path) {
+    case "/healthz":
+      return reply(conn, 200, "text/plain", "ok\n");
+    case "/readyz":
+      if (state.ready()) return reply(conn, 200, "text/plain", "ready\n");
+      return reply(conn, 503, "text/plain", state.draining() ? "draining\n" : "starting\n");
+    case "/metrics":
+      return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(state));
+    case "/connections":
+      return reply(conn, 200, "application/json", renderConnections(state.tracker));
+    default:
+      return reply(conn, 404, "text/plain", "not found: try /healthz /readyz /metrics /connections\n");
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = { 200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large", 503: "Service Unavailable" };
+
+function reply(conn: Conn, status: number, type: string, body: string): void {
+  const bytes = encoder.encode(body);
+  const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;
+  conn.write(encoder.encode(head));
+  conn.write(bytes);
+  conn.end();
+}
+
+function renderConnections(tracker: Tracker): string {
+  const now = Date.now();
+  const view = (r: ConnRecord) => ({
+    id: r.id,
+    listener: r.listener,
+    protocol: r.protocol,
+    client: r.client,
+    target: r.target,
+    bytesUp: r.live ? r.live.bytesUp : r.bytesUp,
+    bytesDown: r.live ? r.live.bytesDown : r.bytesDown,
+    ageMs: (r.endedMs ?? now) - r.startedMs,
+    connectMs: r.connectMs,
+    termination: r.termination,
+    error: r.error,
+  });
+  return JSON.stringify({ active: [...tracker.active.values()].map(view), recent: tracker.recent.map(view).reverse() }, null, 2) + "\n";
+}
+
+function renderMetrics(state: AdminState): string {
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  const stats = [...state.tracker.stats.values()];
+  const labels = (s: { listener: string; protocol: string }, extra = "") => `{listener="${s.listener}",protocol="${s.protocol}"${extra}}`;
+
+  family("sidecar_ready", "gauge", "1 when listeners are bound and the proxy is not draining.");
+  out.push(`sidecar_ready ${state.ready() ? 1 : 0}`);
+  family("sidecar_connections_active", "gauge", "Open client connections.");
+  for (const s of stats) out.push(`sidecar_connections_active${labels(s)} ${s.active}`);
+  family("sidecar_connections_total", "counter", "Client connections accepted.");
+  for (const s of stats) out.push(`sidecar_connections_total${labels(s)} ${s.total}`);
+  family("sidecar_connections_refused_total", "counter", "Client connections refused at accept (cap or allow list).");
+  for (const s of stats) out.push(`sidecar_connections_refused_total${labels(s)} ${s.refused}`);
+  family("sidecar_bytes_total", "counter", "Bytes relayed; direction up is client to server.");
+  for (const s of stats) {
+    let up = s.bytesUp;
+    let down = s.bytesDown;
+    for (const r of state.tracker.active.values()) {
+      if (r.listener !== s.listener || !r.live) continue;
+      up += r.live.bytesUp;
+      down += r.live.bytesDown;
+    }
+    out.push(`sidecar_bytes_total${labels(s, ',direction="up"')} ${up}`, `sidecar_bytes_total${labels(s, ',direction="down"')} ${down}`);
+  }
+  family("sidecar_errors_total", "counter", "Failed connections by error kind.");
+  for (const s of stats) for (const [kind, n] of s.errors) out.push(`sidecar_errors_total${labels(s, `,kind="${kind}"`)} ${n}`);
+  histogram(out, family, "sidecar_connect_duration_seconds", "Upstream connect latency.", stats.map((s) => [labels(s), s.connectLatency] as const));
+  histogram(out, family, "sidecar_handshake_duration_seconds", "Client handshake latency (accept to request parsed).", stats.map((s) => [labels(s), s.handshakeLatency] as const));
+  return out.join("\n") + "\n";
+}
+
+function histogram(
+  out: string[],
+  family: (name: string, type: string, help: string) => void,
+  name: string,
+  help: string,
+  series: ReadonlyArray<readonly [string, Histogram]>,
+): void {
+  family(name, "histogram", help);
+  for (const [label, h] of series) {
+    const base = label.slice(0, -1);
+    LATENCY_BUCKETS_S.forEach((le, i) => out.push(`${name}_bucket${base},le="${le}"} ${h.counts[i]}`));
+    out.push(`${name}_bucket${base},le="+Inf"} ${h.count}`, `${name}_sum${label} ${h.sumS}`, `${name}_count${label} ${h.count}`);
+  }
+}

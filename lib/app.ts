@@ -1,0 +1,208 @@
+/**
+ * The running proxy: binds the listeners a Config asks for, admits or refuses each connection
+ * (allow list, connection cap), hands it to its protocol driver, serves the admin endpoint and
+ * runs the shutdown sequence of SPEC §6:
+ *   signal -> /readyz 503 at once -> listeners keep serving for the drain delay -> listeners
+ *   close -> open connections get the grace period -> the rest are cut -> exit 0.
+ *   A second signal exits at once (exit code 1: the shutdown was not clean).
+ */
+import { writeFileSync } from "node:fs";
+import { startAdmin } from "./admin.ts";
+import type { Config } from "./config.ts";
+import { asProxyError } from "./errors.ts";
+import { driverFor } from "./listeners/index.ts";
+import { type Logger, createLogger } from "./log.ts";
+import { createMatcher } from "./policy.ts";
+import { bunRuntime } from "./runtime/bun.ts";
+import type { Conn, Listener, Runtime } from "./runtime/types.ts";
+import { type ListenerName, Tracker } from "./tracker.ts";
+import type { ListenerContext } from "./tunnel.ts";
+
+/** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
+const RESERVED_FDS = 64;
+
+interface BoundListener {
+  readonly name: ListenerName;
+  readonly protocol: string;
+  readonly listeners: Listener[];
+}
+
+export class ProxyServer {
+  readonly tracker: Tracker;
+  private readonly bound: BoundListener[] = [];
+  private admin: Listener | null = null;
+  private isReady = false;
+  private isDraining = false;
+  private stopped = false;
+
+  constructor(
+    readonly config: Config,
+    readonly runtime: Runtime,
+    readonly log: Logger,
+  ) {
+    this.tracker = new Tracker(log);
+  }
+
+  /** Binds everything; throws (with the address in the message) when a bind fails. */
+  start(): void {
+    const { config } = this;
+    const groups: Array<[ListenerName, string, readonly string[], number]> = [];
+    if (config.reverseProtocol) groups.push(["reverse", config.reverseProtocol, config.inBind, config.inPort]);
+    if (config.forwardProtocol) groups.push(["forward", config.forwardProtocol, config.outBind, config.outPort]);
+    const cap = this.connectionCap(groups.length);
+    for (const [name, protocol, addresses, port] of groups) this.bound.push(this.bindGroup(name, protocol, addresses, port, cap));
+    if (config.adminPort !== null) {
+      this.admin = startAdmin(this.runtime, config.adminBind, config.adminPort, {
+        tracker: this.tracker,
+        ready: () => this.isReady && !this.isDraining,
+        draining: () => this.isDraining,
+      });
+      this.log.info("listening", { listener: "admin", address: config.adminBind, port: this.admin.port });
+    }
+    this.isReady = true;
+    this.log.info("ready", { listeners: this.addresses() });
+    if (config.readyFile) writeFileSync(config.readyFile, JSON.stringify(this.addresses()) + "\n");
+  }
+
+  addresses(): Record<string, Array<{ address: string; port: number }>> {
+    const out: Record<string, Array<{ address: string; port: number }>> = {};
+    for (const b of this.bound) out[b.name] = b.listeners.map((l) => ({ address: l.hostname, port: l.port }));
+    if (this.admin) out.admin = [{ address: this.admin.hostname, port: this.admin.port }];
+    return out;
+  }
+
+  /** Per-listener cap: the configured one, but never past what the fd limit allows (2 fds a tunnel). */
+  private connectionCap(listenerCount: number): number {
+    const configured = this.config.limits.maxConnections;
+    const fds = this.runtime.fdLimit();
+    if (fds === undefined || listenerCount === 0) return configured;
+    const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS) / 2 / listenerCount));
+    if (byFds < configured) {
+      this.log.warn("connection cap lowered to fit the file-descriptor limit", { configured, effective: byFds, fdLimit: fds });
+      return byFds;
+    }
+    return configured;
+  }
+
+  private bindGroup(name: ListenerName, protocol: string, addresses: readonly string[], port: number, cap: number): BoundListener {
+    const driver = driverFor(protocol);
+    const stats = this.tracker.register(name, protocol);
+    const ctx: ListenerContext = {
+      name,
+      protocol: protocol as ListenerContext["protocol"],
+      config: this.config,
+      limits: this.config.limits,
+      runtime: this.runtime,
+      log: this.log,
+      tracker: this.tracker,
+      workload: name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null,
+      allowAddress: name === "forward" && this.config.denyDestinations.length > 0 ? negate(createMatcher(this.config.denyDestinations)) : undefined,
+    };
+    const allowClient = this.config.allowClients.length > 0 ? createMatcher(this.config.allowClients) : null;
+    const onAccept = (conn: Conn) => {
+      if (allowClient && !allowClient(conn.remoteAddress)) {
+        this.tracker.countRefused(name, "denied");
+        this.log.debug("client refused by --allow-clients", { listener: name, client: conn.remoteAddress });
+        return conn.destroy();
+      }
+      if (stats.active >= cap) {
+        this.tracker.countRefused(name, "limitExceeded");
+        this.log.debug("connection refused: over the connection cap", { listener: name, cap });
+        return driver.refuse(conn);
+      }
+      const rec = this.tracker.open(name, protocol, formatPeer(conn.remoteAddress, conn.remotePort));
+      try {
+        driver.handle(ctx, conn, rec);
+      } catch (err) {
+        const e = asProxyError(err);
+        this.log.error("driver failed", { listener: name, error: e.message });
+        conn.destroy();
+        this.tracker.close(rec, "internal", e);
+      }
+    };
+    const listeners: Listener[] = [];
+    let boundPort = port;
+    for (const address of addresses) {
+      // With port 0 the first address picks a free port and the others share it.
+      const l = this.runtime.listen({ hostname: address, port: boundPort, onAccept });
+      boundPort = l.port;
+      listeners.push(l);
+      const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };
+      if (ctx.workload) fields.workload = `${ctx.workload.host}:${ctx.workload.port}`;
+      this.log.info("listening", fields);
+    }
+    return { name, protocol, listeners };
+  }
+
+  /** SIGTERM/SIGINT. Returns when the process should exit (the caller exits). */
+  shutdown(signal: string, exit: (code: number) => void): void {
+    if (this.isDraining) {
+      this.log.warn("second signal: exiting now", { signal, active: this.tracker.active.size });
+      return exit(1);
+    }
+    this.isDraining = true;
+    const { drainDelayMs, gracePeriodMs } = this.config.limits;
+    this.log.info("draining", { signal, drainDelayMs, gracePeriodMs, active: this.tracker.active.size });
+    setTimeout(() => {
+      this.stopListeners();
+      const finish = () => {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.logSummary();
+        exit(0);
+      };
+      if (this.tracker.active.size === 0) return finish();
+      this.tracker.onIdle = finish;
+      setTimeout(() => {
+        const cut = this.tracker.active.size;
+        for (const rec of [...this.tracker.active.values()]) rec.abort?.();
+        if (cut > 0) this.log.warn("grace period over: connections cut", { cut });
+        finish();
+      }, gracePeriodMs).unref?.();
+    }, drainDelayMs);
+  }
+
+  private stopListeners(): void {
+    for (const b of this.bound) for (const l of b.listeners) l.stop();
+    this.log.info("listeners closed", { active: this.tracker.active.size });
+  }
+
+  private logSummary(): void {
+    let connections = 0;
+    let bytesUp = 0;
+    let bytesDown = 0;
+    let errors = 0;
+    for (const s of this.tracker.stats.values()) {
+      connections += s.total;
+      bytesUp += s.bytesUp;
+      bytesDown += s.bytesDown;
+      for (const n of s.errors.values()) errors += n;
+    }
+    this.admin?.stop();
+    this.log.info("stopped", { connections, bytesUp, bytesDown, errors });
+  }
+}
+
+function negate(match: (address: string) => boolean): (address: string) => boolean {
+  return (address) => !match(address);
+}
+
+/** `::ffff:127.0.0.1` (an IPv4 client on a `::` listener) is shown as the IPv4 it is. */
+export function formatPeer(address: string, port: number): string {
+  const a = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
+}
+
+export async function runProxy(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel, config.logFormat);
+  const server = new ProxyServer(config, bunRuntime, log);
+  try {
+    server.start();
+  } catch (err) {
+    log.error("cannot start", { error: err instanceof Error ? err.message : String(err) });
+    process.exit(1);
+  }
+  const onSignal = (signal: string) => server.shutdown(signal, (code) => process.exit(code));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+}

@@ -1,0 +1,211 @@
+/**
+ * Finding and parsing each option's value: flags > env > annotations file > default (SPEC §2),
+ * recording where every value came from. Options that share one setting (--auth/--auth-file,
+ * --admin-port/--no-admin) are combined here. Pure: files are read through input.readFile.
+ */
+import type { Config, ResolveInput, Source, SourceEntry } from "../config.ts";
+import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
+import { parseAnnotations } from "./annotations.ts";
+import { ConfigError, InvalidValue, quote } from "./error.ts";
+import { OPTIONS, type OptionSpec, optionByFlag } from "./options.ts";
+import * as v from "./values.ts";
+
+/** A value found for an option, before parsing. */
+interface Raw {
+  readonly text: string;
+  readonly source: Source;
+  /** `flag --x`, `env X`, `annotation K in F`, `default`. */
+  readonly origin: string;
+}
+
+const MASK = "***";
+const port = v.integer(0, 65535);
+const MAX_CREDENTIAL_BYTES = 255; // RFC 1929: ULEN and PLEN are one octet
+
+export class Resolver {
+  readonly sources: Record<string, SourceEntry> = {};
+  annotationsFile: string | null = null;
+  private annotations: ReadonlyMap<string, string> = new Map();
+  private readonly raws = new Map<string, Raw | null>();
+
+  constructor(private readonly input: ResolveInput) {}
+
+  loadAnnotations(): void {
+    const raw = this.lookup(spec("annotations"));
+    if (raw === null) {
+      this.sources.annotationsFile = { value: null, source: "default" };
+      return;
+    }
+    const path = this.parse(spec("annotations"), raw, v.nonEmpty);
+    this.record("annotationsFile", path, raw);
+    this.annotationsFile = path;
+    let text: string;
+    try {
+      text = this.input.readFile(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read annotations file ${quote(path)} (from ${raw.origin}): ${errorText(err)}`);
+    }
+    try {
+      this.annotations = parseAnnotations(text);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`annotations file ${quote(path)} (from ${raw.origin}), ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** An option that always has a value (it has a default). */
+  get<T>(flag: string, parse: v.Parser<T>): T {
+    const value = this.optional(flag, parse);
+    if (value === null) throw new Error(`bug: option --${flag} has no default`);
+    return value;
+  }
+
+  /** An option that may be unset (null). */
+  optional<T>(flag: string, parse: v.Parser<T>): T | null {
+    const option = spec(flag);
+    const raw = this.lookup(option);
+    if (raw === null) {
+      this.sources[option.key] = { value: null, source: "default" };
+      return null;
+    }
+    const value = this.parse(option, raw, parse);
+    this.record(option.key, value, raw);
+    return value;
+  }
+
+  limits(parsers: { readonly [K in keyof Limits]: v.Parser<number> }): Limits {
+    const limits = { ...DEFAULT_LIMITS };
+    for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+      const option = OPTIONS.find((o) => o.key === key);
+      if (option !== undefined) limits[key] = this.get(option.flag, parsers[key]);
+    }
+    return Object.freeze(limits);
+  }
+
+  computedDefault<T>(key: string, value: T): T {
+    this.sources[key] = { value, source: "default" };
+    return value;
+  }
+
+  /** --auth / --auth-file (same setting): the highest source wins; both at one level is an error. */
+  auth(): Config["auth"] {
+    const inline = this.lookup(spec("auth"));
+    const file = this.lookup(spec("auth-file"));
+    if (inline !== null && file !== null && inline.source === file.source) {
+      throw new ConfigError(`auth and auth-file are both given (${inline.origin}, ${file.origin}); allowed: one of them`);
+    }
+    const useFile = file !== null && (inline === null || rank(file.source) < rank(inline.source));
+    const raw = useFile ? file : inline;
+    if (raw === null) {
+      this.sources.auth = { value: null, source: "default" };
+      return null;
+    }
+    let text = raw.text;
+    if (useFile) {
+      const path = this.parse(spec("auth-file"), raw, v.nonEmpty);
+      try {
+        text = this.input.readFile(path).replace(/(\r?\n)+$/, "");
+      } catch (err) {
+        throw new ConfigError(`cannot read auth-file ${quote(path)} (from ${raw.origin}): ${errorText(err)}`);
+      }
+    }
+    const auth = Object.freeze(splitCredentials(text, raw.origin, spec(useFile ? "auth-file" : "auth").allowed));
+    this.record("auth", { username: auth.username, password: MASK }, raw);
+    return auth;
+  }
+
+  /** --admin-port / --no-admin: off wins, but an explicit port together with off is a conflict. */
+  adminPort(): number | null {
+    const off = this.optional("no-admin", v.boolean);
+    const portRaw = this.lookup(spec("admin-port"));
+    if (off === true) {
+      const offEntry = this.sources.adminPort;
+      if (portRaw !== null && portRaw.source !== "default") {
+        throw new ConfigError(`admin-port ${quote(portRaw.text)} from ${portRaw.origin} conflicts with no-admin from ${offEntry?.from ?? "?"}; allowed: one of them`);
+      }
+      this.sources.adminPort = { ...offEntry, value: null } as SourceEntry;
+      return null;
+    }
+    return this.get("admin-port", port);
+  }
+
+  private record(key: string, value: unknown, raw: Raw): void {
+    this.sources[key] = raw.source === "default" ? { value, source: raw.source } : { value, source: raw.source, from: raw.origin };
+  }
+
+  private parse<T>(option: OptionSpec, raw: Raw, parse: v.Parser<T>): T {
+    try {
+      return parse(raw.text);
+    } catch (err) {
+      if (!(err instanceof InvalidValue)) throw err;
+      throw new ConfigError(`invalid ${option.flag} ${quote(raw.text)} from ${raw.origin}: ${err.message}; allowed: ${option.allowed}`);
+    }
+  }
+
+  /** The text for an option from the highest source that has one, or null. */
+  lookup(option: OptionSpec): Raw | null {
+    const cached = this.raws.get(option.flag);
+    if (cached !== undefined) return cached;
+    const raw = this.find(option);
+    this.raws.set(option.flag, raw);
+    return raw;
+  }
+
+  private find(option: OptionSpec): Raw | null {
+    const flag = this.input.flags[option.flag];
+    if (flag !== undefined) {
+      if (typeof flag === "boolean") {
+        if (option.type !== "boolean") throw new ConfigError(`option --${option.flag} needs a value`);
+        return { text: String(flag), source: "flag", origin: `flag --${option.flag}` };
+      }
+      return { text: flag, source: "flag", origin: `flag --${option.flag}` };
+    }
+    const env = this.input.env[option.env];
+    if (env !== undefined && env !== "") return { text: env, source: "env", origin: `env ${option.env}` };
+    const found = option.annotations.flatMap((key) => {
+      const text = this.annotations.get(key);
+      return text === undefined || text === "" ? [] : [{ key, text }];
+    });
+    const [first, second] = found;
+    if (first !== undefined) {
+      if (second !== undefined && second.text !== first.text) {
+        throw new ConfigError(
+          `conflicting annotations ${first.key}=${quote(first.text)} and ${second.key}=${quote(second.text)} in ${this.annotationsFile}; allowed: one of them, or both with the same value`,
+        );
+      }
+      return { text: first.text, source: "annotation", origin: `annotation ${first.key} in ${this.annotationsFile}` };
+    }
+    if (option.default !== null) return { text: option.default, source: "default", origin: "default" };
+    return null;
+  }
+}
+
+export function spec(flag: string): OptionSpec {
+  const option = optionByFlag(flag);
+  if (option === undefined) throw new Error(`bug: no option --${flag}`);
+  return option;
+}
+
+function rank(source: Source): number {
+  return ["flag", "env", "annotation", "default"].indexOf(source);
+}
+
+/** USER:PASSWORD split at the first colon (RFC 7617 §2: user-ids cannot contain ":"). */
+function splitCredentials(text: string, origin: string, allowed: string): { username: string; password: string } {
+  const colon = text.indexOf(":");
+  const fail = (why: string) => new ConfigError(`invalid auth from ${origin}: ${why}; allowed: ${allowed}`);
+  if (/[\r\n]/.test(text)) throw fail("more than one line");
+  if (colon === -1) throw fail("no colon between user and password");
+  const username = text.slice(0, colon);
+  const password = text.slice(colon + 1);
+  const enc = new TextEncoder();
+  if (username === "") throw fail("the user is empty");
+  if (password === "") throw fail("the password is empty");
+  if (enc.encode(username).length > MAX_CREDENTIAL_BYTES) throw fail("the user is longer than 255 bytes");
+  if (enc.encode(password).length > MAX_CREDENTIAL_BYTES) throw fail("the password is longer than 255 bytes");
+  return { username, password };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,53 @@
+/**
+ * Byte limits and timeouts (SPEC §5), each with its unit in the name and the precedent it follows.
+ * Protocol machines enforce the byte limits; session drivers own the clocks. Every value can be
+ * overridden from the configuration (see lib/config.ts); these are the defaults.
+ */
+
+export interface Limits {
+  /** Longest HTTP request line; over it -> 414. nginx large_client_header_buffers 8k, RFC 9112 §3. */
+  readonly maxRequestLineBytes: number;
+  /** Whole HTTP header section; over it -> 431. Envoy 60 KiB, nginx 4x8k; 32 KiB in between. */
+  readonly maxHeaderBytes: number;
+  /** Header fields per message; over it -> 431. Envoy 100, HAProxy 101. */
+  readonly maxHeaderCount: number;
+  /** From the first byte of a request head to its end; over it -> 408. nginx client_header_timeout. */
+  readonly headerTimeoutMs: number;
+  /** A whole SOCKS handshake, greeting to request. Dante negotiate timeout 30 s; 10 s is plenty on a LAN. */
+  readonly handshakeTimeoutMs: number;
+  /** Upstream TCP connect; over it -> 504 / REP 0x06. Envoy edge recommendation 15 s. */
+  readonly connectTimeoutMs: number;
+  /** Upstream response head after the request was sent; over it -> 504. nginx proxy_read_timeout 60 s. */
+  readonly responseTimeoutMs: number;
+  /** Idle HTTP keep-alive client connection between requests. nginx keepalive_timeout 75 s. */
+  readonly idleTimeoutMs: number;
+  /** Tunnel with no bytes either way. Envoy tcp_proxy idle_timeout 1 h. */
+  readonly tunnelIdleTimeoutMs: number;
+  /** After one side half-closed, how long the other may keep the tunnel open. HAProxy client-fin/server-fin. */
+  readonly halfClosedTimeoutMs: number;
+  /** Bytes queued toward one side before the other side is paused. Envoy per-connection buffer 1 MiB; 64 KiB keeps 1000s of tunnels cheap. */
+  readonly maxBufferedBytes: number;
+  /** Open connections per listener; more are refused at once. Envoy edge 10000; ours also stays below RLIMIT_NOFILE. */
+  readonly maxConnections: number;
+  /** SIGTERM -> listeners still serve for this long (the workload may still be finishing calls). */
+  readonly drainDelayMs: number;
+  /** After listeners close, open connections get this long before they are cut. Kubernetes default grace is 30 s. */
+  readonly gracePeriodMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  maxRequestLineBytes: 8 * 1024,
+  maxHeaderBytes: 32 * 1024,
+  maxHeaderCount: 100,
+  headerTimeoutMs: 10_000,
+  handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  responseTimeoutMs: 60_000,
+  idleTimeoutMs: 60_000,
+  tunnelIdleTimeoutMs: 3_600_000,
+  halfClosedTimeoutMs: 3_600_000,
+  maxBufferedBytes: 64 * 1024,
+  maxConnections: 4096,
+  drainDelayMs: 5_000,
+  gracePeriodMs: 25_000,
+});

@@ -1,0 +1,294 @@
+/**
+ * SOCKS5 server machine: RFC 1928 (SOCKS Protocol Version 5) with RFC 1929 (Username/Password
+ * Authentication). Also the SOCKS address codec (ATYP, RFC 5952 IPv6 text) shared with socks4.ts.
+ * Pure: bytes in, events out; socks.ts does the buffering and version dispatch (SPEC §3, §4).
+ *
+ * Deliberately not supported:
+ * - GSSAPI (RFC 1961) and every method other than 0x00 / 0x02: answered with X'FF'.
+ * - BIND and UDP ASSOCIATE: REP X'07' until they are built (SPEC §3).
+ * - Non-ASCII (IDN) domain names: clients must send A-labels (punycode).
+ *
+ * Choices where the RFCs leave room:
+ * - NMETHODS = 0 (RFC 1928 §3 says 1 to 255) is malformed: answered `05 FF` (an empty list holds
+ *   no acceptable method, and X'FF' is the only refusal a greeting can get), kind "protocol".
+ * - The method is chosen by policy, not by the client's order: 0x00 without auth, only 0x02 with.
+ * - RFC 1929 with a wrong VER is malformed: status `01 01` (SPEC §4: 0x01 where a reply is
+ *   possible). Empty UNAME/PASSWD (RFC 1929 says 1-255) are passed to verify(), which decides.
+ * - RSV is not checked (RFC 1928 §4 reserves it as X'00'; Postel, as Dante and microsocks do).
+ * - A request is read to its end before any reply other than bad VER / unknown ATYP, so closing
+ *   right after the reply never meets unread input (which would reset the connection and could
+ *   destroy the reply on its way). An unknown ATYP has no known length: REP X'08' at once.
+ * - The request checks run in this order: VER (close), ATYP (0x08), DST.ADDR (0x01), CMD (0x07).
+ */
+import { ERROR_TABLE, ProxyError, Socks5Reply, type ErrorKind } from "../errors.ts";
+import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";
+
+/** RFC 1928 §3, §4 and RFC 1929 §2 field values. */
+export const Socks5 = { Version: 0x05 } as const;
+export const Socks5Method = {
+  NoAuthenticationRequired: 0x00,
+  Gssapi: 0x01,
+  UsernamePassword: 0x02,
+  NoAcceptableMethods: 0xff,
+} as const;
+export const Socks5Command = { Connect: 0x01, Bind: 0x02, UdpAssociate: 0x03 } as const;
+export const Socks5Atyp = { IPv4: 0x01, DomainName: 0x03, IPv6: 0x04 } as const;
+export const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01 } as const;
+
+const UTF8 = new TextDecoder();
+
+/** RFC 1928 §4: VER CMD RSV ATYP — then DST.ADDR, then DST.PORT (2). */
+const REQUEST_HEAD_BYTES = 4;
+const PORT_BYTES = 2;
+
+export function createSocks5Core(options: SocksOptions): SocksCore {
+  return new Socks5Core(options);
+}
+
+class Socks5Core implements SocksCore {
+  state: Exclude<SocksState, "awaitVersion"> = "awaitGreeting";
+  #username: string | undefined;
+  readonly #options: SocksOptions;
+
+  constructor(options: SocksOptions) {
+    this.#options = options;
+  }
+
+  /** The transition function: one message from b[p, end) per call; 0 = need more bytes. */
+  step(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
+    switch (this.state) {
+      case "awaitGreeting":
+        return this.#greeting(b, p, end, out);
+      case "awaitAuth":
+        return this.#auth(b, p, end, out);
+      case "awaitRequest":
+        return this.#request(b, p, end, out);
+      default:
+        return 0;
+    }
+  }
+
+  success(bound: { address: string; port: number }): Uint8Array {
+    if (this.state !== "connecting") throw new ProxyError("internal", `SOCKS5 success() in state ${this.state}`);
+    this.state = "established";
+    return encodeReply(Socks5Reply.Succeeded, bound.address, bound.port);
+  }
+
+  /** A reply only while the client awaits one for its request; a greeting or auth gets a close. */
+  failure(kind: ErrorKind): Uint8Array | null {
+    const replyable = this.state === "awaitRequest" || this.state === "connecting";
+    this.state = "closed";
+    return replyable ? failureReply(kind) : null;
+  }
+
+  /** RFC 1928 §3: VER NMETHODS METHODS. VER was checked by the dispatcher. */
+  #greeting(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
+    if (end - p < 2) return 0;
+    const size = 2 + b[p + 1];
+    const refuse = Uint8Array.of(Socks5.Version, Socks5Method.NoAcceptableMethods);
+    if (size === 2) return this.#fail(out, "protocol", refuse, "greeting offers no methods (NMETHODS=0)", size);
+    if (end - p < size) return 0;
+    const wanted = this.#options.auth ? Socks5Method.UsernamePassword : Socks5Method.NoAuthenticationRequired;
+    let offered = false;
+    for (let i = p + 2; i < p + size; i++) if (b[i] === wanted) offered = true;
+    if (!offered) return this.#fail(out, "authFailed", refuse, `client does not offer method ${hex(wanted)}`, size);
+    out.push({ type: "send", bytes: Uint8Array.of(Socks5.Version, wanted) });
+    this.state = wanted === Socks5Method.UsernamePassword ? "awaitAuth" : "awaitRequest";
+    return size;
+  }
+
+  /** RFC 1929 §2: VER ULEN UNAME PLEN PASSWD. Credentials never go into a detail. */
+  #auth(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
+    const failure = Uint8Array.of(Rfc1929.Version, Rfc1929.StatusFailure);
+    if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hex(b[p])}`, 0);
+    if (end - p < 2) return 0;
+    const passAt = p + 3 + b[p + 1];
+    if (end < passAt) return 0;
+    const size = passAt + b[passAt - 1] - p;
+    if (end - p < size) return 0;
+    const username = UTF8.decode(b.subarray(p + 2, passAt - 1));
+    const password = UTF8.decode(b.subarray(passAt, p + size));
+    let ok: boolean;
+    try {
+      ok = this.#options.auth?.verify(username, password) === true;
+    } catch {
+      return this.#fail(out, "internal", failure, "credential check threw", size);
+    }
+    if (!ok) return this.#fail(out, "authFailed", failure, "username/password rejected (RFC 1929)", size);
+    this.#username = username;
+    out.push({ type: "send", bytes: Uint8Array.of(Rfc1929.Version, Rfc1929.StatusSuccess) });
+    this.state = "awaitRequest";
+    return size;
+  }
+
+  /** RFC 1928 §4: VER CMD RSV ATYP DST.ADDR DST.PORT. */
+  #request(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
+    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", null, `request VER ${hex(b[p])}`, 0);
+    if (end - p < REQUEST_HEAD_BYTES) return 0;
+    const atyp = b[p + 3];
+    if (atyp === Socks5Atyp.DomainName && end - p < REQUEST_HEAD_BYTES + 1) return 0; // its length octet
+    const addrBytes = addressBytes(atyp, b[p + REQUEST_HEAD_BYTES]);
+    if (addrBytes < 0) {
+      return this.#fail(out, "addressTypeNotSupported", failureReply("addressTypeNotSupported"), `ATYP ${hex(atyp)}`, REQUEST_HEAD_BYTES);
+    }
+    const size = REQUEST_HEAD_BYTES + addrBytes + PORT_BYTES;
+    if (end - p < size) return 0;
+    const target = readTarget(b, p + REQUEST_HEAD_BYTES, atyp, p + size - PORT_BYTES);
+    if (!target) return this.#fail(out, "protocol", failureReply("protocol"), "DST.ADDR is not a valid host name", size);
+    const cmd = b[p + 1];
+    if (cmd !== Socks5Command.Connect) {
+      return this.#fail(out, "commandNotSupported", failureReply("commandNotSupported"), `CMD ${commandName(cmd)}`, size);
+    }
+    this.state = "connecting";
+    const username = this.#username;
+    out.push(username === undefined ? { type: "connect", version: 5, target } : { type: "connect", version: 5, target, username });
+    return size;
+  }
+
+  #fail(out: SocksEvent[], kind: ErrorKind, reply: Uint8Array | null, detail: string, consumed: number): number {
+    this.state = "closed";
+    out.push({ type: "fail", kind, reply, detail: `SOCKS5: ${detail}` });
+    return consumed;
+  }
+}
+
+/** DST.ADDR length for an ATYP (a domain's includes its length octet); -1 = unknown ATYP. */
+function addressBytes(atyp: number, domainLength: number): number {
+  if (atyp === Socks5Atyp.IPv4) return 4;
+  if (atyp === Socks5Atyp.IPv6) return 16;
+  if (atyp === Socks5Atyp.DomainName) return 1 + domainLength;
+  return -1;
+}
+
+function readTarget(b: Uint8Array, at: number, atyp: number, portAt: number): SocksTarget | null {
+  const port = (b[portAt] << 8) | b[portAt + 1];
+  if (atyp === Socks5Atyp.IPv4) return { atyp: "ipv4", host: ipv4Text(b, at), port };
+  if (atyp === Socks5Atyp.IPv6) return { atyp: "ipv6", host: ipv6Text(b, at), port };
+  const host = readHostname(b, at + 1, portAt);
+  return host === null ? null : { atyp: "domain", host, port };
+}
+
+function commandName(cmd: number): string {
+  if (cmd === Socks5Command.Bind) return "BIND";
+  if (cmd === Socks5Command.UdpAssociate) return "UDP ASSOCIATE";
+  return hex(cmd);
+}
+
+/** RFC 1928 §6 reply with ATYP X'01' 0.0.0.0:0, or null where SPEC §4 says close. */
+function failureReply(kind: ErrorKind): Uint8Array | null {
+  const rep = ERROR_TABLE[kind].socks5;
+  return rep === null ? null : encodeReply(rep, "", 0);
+}
+
+/** RFC 1928 §6: VER REP RSV ATYP BND.ADDR BND.PORT; an address we cannot parse is sent as 0.0.0.0. */
+function encodeReply(rep: number, address: string, port: number): Uint8Array {
+  const v6 = address.includes(":") ? parseIPv6(address) : null;
+  const addr = v6 ?? parseIPv4(address) ?? new Uint8Array(4);
+  const out = new Uint8Array(REQUEST_HEAD_BYTES + addr.length + PORT_BYTES);
+  out[0] = Socks5.Version;
+  out[1] = rep;
+  out[3] = v6 ? Socks5Atyp.IPv6 : Socks5Atyp.IPv4;
+  out.set(addr, REQUEST_HEAD_BYTES);
+  out[out.length - 2] = (port >>> 8) & 0xff;
+  out[out.length - 1] = port & 0xff;
+  return out;
+}
+
+// ---- address codec, shared with SOCKS4/4a ----
+
+export function hex(n: number): string {
+  return `0x${n.toString(16).padStart(2, "0")}`;
+}
+
+/**
+ * A domain from the wire: host-name letters, digits, '-', '.', '_' and ':' (so an IP literal such
+ * as "::1" passes through for the dialer), 1-255 octets. Control bytes, spaces, '/', '@', '%',
+ * brackets and non-ASCII are refused (null): they have no place in a name we would resolve.
+ */
+export function readHostname(b: Uint8Array, start: number, end: number): string | null {
+  if (end <= start) return null;
+  for (let i = start; i < end; i++) if (!HOST_BYTE[b[i]]) return null;
+  return UTF8.decode(b.subarray(start, end)); // ASCII only, so UTF-8 decoding is exact
+}
+
+const HOST_BYTE: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:") t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+
+export function ipv4Text(b: Uint8Array, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/** Dotted quad to 4 bytes; null unless exactly four decimal octets 0-255. */
+export function parseIPv4(text: string): Uint8Array | null {
+  const parts = text.split(".");
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^\d{1,3}$/.test(parts[i])) return null;
+    const n = Number(parts[i]);
+    if (n > 255) return null;
+    out[i] = n;
+  }
+  return out;
+}
+
+/** RFC 5952 text: lower case, no leading zeros, the longest (first) run of 2+ zero groups as "::",
+ * and IPv4-mapped addresses in mixed notation (§5), e.g. "::ffff:192.0.2.1". */
+function ipv6Text(b: Uint8Array, at: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i] << 8) | b[at + 2 * i + 1]);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `::ffff:${ipv4Text(b, at + 12)}`;
+  }
+  let best = -1;
+  let bestLen = 1; // a single zero group is never compressed (RFC 5952 §4.2.2)
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const text = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(":");
+  return best < 0 ? text(0, 8) : `${text(0, best)}::${text(best + bestLen, 8)}`;
+}
+
+/** IPv6 text (optionally with a "%zone", IPv4 tail allowed) to 16 bytes; null if malformed. */
+function parseIPv6(text: string): Uint8Array | null {
+  const zone = text.indexOf("%");
+  const addr = zone < 0 ? text : text.slice(0, zone);
+  const halves = addr.split("::");
+  if (halves.length > 2) return null;
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((x, i) => {
+    out[2 * i] = x >>> 8;
+    out[2 * i + 1] = x & 0xff;
+  });
+  return out;
+}
+
+/** Colon-separated hex groups; the last may be a dotted quad (two groups). "" is no groups. */
+function groups(s: string): number[] | null {
+  if (s === "") return [];
+  const parts = s.split(":");
+  const out: number[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const v4 = i === parts.length - 1 && parts[i].includes(".") ? parseIPv4(parts[i]) : null;
+    if (v4) {
+      out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+    } else if (/^[0-9a-fA-F]{1,4}$/.test(parts[i])) {
+      out.push(parseInt(parts[i], 16));
+    } else {
+      return null;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,240 @@
+/**
+ * The one relay every tunnel uses (reverse TCP, SOCKS CONNECT, HTTP CONNECT, WebSocket).
+ *
+ * - Backpressure both ways: when more than `maxBufferedBytes` wait toward one side, the other
+ *   side is paused until that queue drains (Envoy's watermark buffers).
+ * - Half-close: a FIN from one side becomes a write-shutdown toward the other, and the other
+ *   direction keeps flowing (Go's httputil/x/net copy does the same). The tunnel ends when both
+ *   directions have ended, or when a side resets, idles out, or the proxy shuts down.
+ * - Counts bytes each way and reports how it ended (`Termination`).
+ *
+ * Hot path (per chunk): one method call, one write, one counter add. No allocation, no logging,
+ * no clock reads: the idle check samples the counters from a timer instead of stamping each chunk.
+ */
+import type { Conn, ConnEvents } from "./runtime/types.ts";
+
+export type Termination =
+  | "client-fin" // both directions ended cleanly; the client finished first
+  | "server-fin" // both directions ended cleanly; the server finished first
+  | "client-close" // the client closed its socket entirely while the server still had data to send
+  | "server-close"
+  | "client-reset"
+  | "server-reset"
+  | "idle-timeout"
+  | "half-closed-timeout"
+  | "shutdown"; // cut at the end of the shutdown grace period
+
+export interface RelayOptions {
+  readonly maxBufferedBytes: number;
+  readonly idleTimeoutMs: number;
+  readonly halfClosedTimeoutMs: number;
+}
+
+/** What a connection's downstream did while its upstream was being dialled. */
+export class Holding implements ConnEvents {
+  readonly chunks: Uint8Array[] = [];
+  bytes = 0;
+  ended = false;
+  closed = false;
+  error: Error | undefined;
+  /** Called when the client goes away before the relay starts (handshake drivers abort the dial). */
+  onGone: (() => void) | null = null;
+
+  constructor(
+    private readonly conn: Conn,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  onData(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.byteLength;
+    if (this.bytes >= this.maxBufferedBytes) this.conn.pause();
+  }
+  onEnd(): void {
+    this.ended = true;
+  }
+  onDrain(): void {}
+  onClose(err?: Error): void {
+    this.closed = true;
+    this.error = err;
+    this.onGone?.();
+  }
+}
+
+const IDLE_TICKS = 4; // the idle limit is checked every limit/4: a tunnel idles out within 1.25x the limit
+
+export class Relay {
+  bytesUp = 0; // client -> server
+  bytesDown = 0; // server -> client
+  termination: Termination | null = null;
+  private clientReadDone = false; // client sent FIN (or is gone)
+  private serverReadDone = false;
+  private clientClosed = false;
+  private serverClosed = false;
+  private firstFin: "client" | "server" | null = null;
+  private idleTimer: ReturnType<typeof setInterval> | undefined;
+  private halfTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTicks = 0;
+  private lastBytes = -1;
+  private finished = false;
+
+  constructor(
+    private readonly down: Conn,
+    private readonly up: Conn,
+    private readonly options: RelayOptions,
+    private readonly onDone: (relay: Relay) => void,
+  ) {}
+
+  /** Takes over both sockets. `held` is what the client did while the upstream was dialled. */
+  start(held: Holding | null, earlyBytes?: Uint8Array): void {
+    this.down.setEvents(new ClientSide(this));
+    this.up.setEvents(new ServerSide(this));
+    const tick = Math.max(1, Math.floor(this.options.idleTimeoutMs / IDLE_TICKS));
+    this.idleTimer = setInterval(() => this.checkIdle(), tick);
+    if (earlyBytes && earlyBytes.byteLength > 0) this.fromClient(earlyBytes);
+    if (held) {
+      for (const chunk of held.chunks) this.fromClient(chunk);
+      held.chunks.length = 0;
+      if (held.closed) this.clientGone(held.error);
+      else if (held.ended) this.clientFin();
+      if (!held.closed && this.up.queuedBytes < this.options.maxBufferedBytes) this.down.resume();
+    }
+  }
+
+  /** Ends the tunnel now (shutdown grace period over). */
+  abort(termination: Termination): void {
+    if (this.finished) return;
+    this.termination ??= termination;
+    this.down.destroy();
+    this.up.destroy();
+    this.maybeFinish(true);
+  }
+
+  fromClient(chunk: Uint8Array): void {
+    this.bytesUp += chunk.byteLength;
+    if (!this.up.write(chunk) && this.up.queuedBytes >= this.options.maxBufferedBytes) this.down.pause();
+  }
+
+  fromServer(chunk: Uint8Array): void {
+    this.bytesDown += chunk.byteLength;
+    if (!this.down.write(chunk) && this.down.queuedBytes >= this.options.maxBufferedBytes) this.up.pause();
+  }
+
+  upstreamDrained(): void {
+    this.down.resume();
+  }
+
+  downstreamDrained(): void {
+    this.up.resume();
+  }
+
+  clientFin(): void {
+    if (this.clientReadDone) return;
+    this.clientReadDone = true;
+    this.firstFin ??= "client";
+    this.up.shutdown();
+    this.afterFin();
+  }
+
+  serverFin(): void {
+    if (this.serverReadDone) return;
+    this.serverReadDone = true;
+    this.firstFin ??= "server";
+    this.down.shutdown();
+    this.afterFin();
+  }
+
+  private afterFin(): void {
+    if (this.clientReadDone && this.serverReadDone) {
+      clearTimeout(this.halfTimer);
+      // Both directions are done: close each socket once its queue has flushed.
+      this.down.end();
+      this.up.end();
+    } else if (this.halfTimer === undefined) {
+      this.halfTimer = setTimeout(() => this.abort("half-closed-timeout"), this.options.halfClosedTimeoutMs);
+    }
+  }
+
+  /**
+   * The client socket is gone. Without an error after we had shut down its write side, this is
+   * its FIN arriving (Bun reports a FIN after our own shutdown as close). Otherwise it closed or
+   * reset while the server may still have had data for it: the server gets what the client sent
+   * (flushed), then is closed.
+   */
+  clientGone(err: Error | undefined): void {
+    this.clientClosed = true;
+    if (!err && this.serverReadDone) {
+      this.clientFin();
+    } else {
+      this.termination ??= err ? "client-reset" : "client-close";
+      this.clientReadDone = true;
+      this.up.end();
+    }
+    this.maybeFinish(false);
+  }
+
+  serverGone(err: Error | undefined): void {
+    this.serverClosed = true;
+    if (!err && this.clientReadDone) {
+      this.serverFin();
+    } else {
+      this.termination ??= err ? "server-reset" : "server-close";
+      this.serverReadDone = true;
+      this.down.end();
+    }
+    this.maybeFinish(false);
+  }
+
+  private checkIdle(): void {
+    const total = this.bytesUp + this.bytesDown;
+    if (total !== this.lastBytes) {
+      this.lastBytes = total;
+      this.idleTicks = 0;
+      return;
+    }
+    if (++this.idleTicks >= IDLE_TICKS) this.abort("idle-timeout");
+  }
+
+  private maybeFinish(force: boolean): void {
+    if (this.finished) return;
+    if (!force && !(this.clientClosed && this.serverClosed)) return;
+    this.finished = true;
+    clearInterval(this.idleTimer);
+    clearTimeout(this.halfTimer);
+    this.termination ??= this.firstFin === "server" ? "server-fin" : "client-fin";
+    this.onDone(this);
+  }
+}
+
+/** Event adapters: one small object per side per tunnel, allocated once at start. */
+class ClientSide implements ConnEvents {
+  constructor(private readonly relay: Relay) {}
+  onData(chunk: Uint8Array): void {
+    this.relay.fromClient(chunk);
+  }
+  onEnd(): void {
+    this.relay.clientFin();
+  }
+  onDrain(): void {
+    this.relay.downstreamDrained();
+  }
+  onClose(err?: Error): void {
+    this.relay.clientGone(err);
+  }
+}
+
+class ServerSide implements ConnEvents {
+  constructor(private readonly relay: Relay) {}
+  onData(chunk: Uint8Array): void {
+    this.relay.fromServer(chunk);
+  }
+  onEnd(): void {
+    this.relay.serverFin();
+  }
+  onDrain(): void {
+    this.relay.upstreamDrained();
+  }
+  onClose(err?: Error): void {
+    this.relay.serverGone(err);
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Bun adapter for the runtime ports (lib/runtime/types.ts), on `Bun.listen` / `Bun.connect`.
+ *
+ * Facts this file relies on (measured, see shared/RUNTIME-NOTES.md):
+ * - `socket.write` takes what the kernel takes and returns the count (or -1 once closed); the
+ *   rest is ours to queue and resume in `drain`, which may also fire with nothing queued.
+ * - `allowHalfOpen: true` is required on both sides, or a peer FIN closes the socket.
+ * - `shutdown()` is the real half-close; `end()` closes the whole socket and runs `close`
+ *   synchronously, so both are only called once our queue is empty.
+ * - The `open` handler runs before the `Bun.connect` promise resolves, and `data` can follow
+ *   before the caller installs its events: those are held and replayed by `setEvents`.
+ */
+import { readFileSync } from "node:fs";
+import { ProxyError, asProxyError } from "../errors.ts";
+import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
+
+type BunSocket = Bun.Socket<BunConn | undefined>;
+
+/** Records events that arrive before the owner calls setEvents, to replay them in order. */
+class HeldEvents implements ConnEvents {
+  readonly calls: Array<[keyof ConnEvents, unknown]> = [];
+  onData(chunk: Uint8Array): void {
+    this.calls.push(["onData", chunk]);
+  }
+  onEnd(): void {
+    this.calls.push(["onEnd", undefined]);
+  }
+  onDrain(): void {
+    // Nothing is queued before an owner exists: no one waits for drain.
+  }
+  onClose(err?: Error): void {
+    this.calls.push(["onClose", err]);
+  }
+}
+
+class BunConn implements Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  queuedBytes = 0;
+  closed = false;
+  private events: ConnEvents = new HeldEvents();
+  private readonly queue: Uint8Array[] = [];
+  private shutdownPending = false;
+  private endPending = false;
+  private writeShut = false;
+  private paused = false;
+  private error: Error | undefined;
+
+  constructor(private readonly socket: BunSocket) {
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.localAddress = socket.localAddress;
+    this.localPort = socket.localPort;
+  }
+
+  setEvents(events: ConnEvents): void {
+    const held = this.events;
+    this.events = events;
+    if (!(held instanceof HeldEvents)) return;
+    for (const [name, arg] of held.calls) {
+      if (name === "onData") events.onData(arg as Uint8Array);
+      else if (name === "onEnd") events.onEnd();
+      else if (name === "onClose") events.onClose(arg as Error | undefined);
+    }
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.closed || this.writeShut) return false;
+    if (this.queue.length > 0) {
+      this.queue.push(chunk);
+      this.queuedBytes += chunk.byteLength;
+      return false;
+    }
+    const n = this.socket.write(chunk);
+    if (n === chunk.byteLength) return true;
+    if (n < 0) return false; // closing: the close event follows
+    const rest = chunk.subarray(n);
+    this.queue.push(rest);
+    this.queuedBytes += rest.byteLength;
+    return false;
+  }
+
+  /** `drain` from Bun: flush our queue; tell the owner once it is empty. */
+  flush(): void {
+    const queue = this.queue;
+    if (queue.length === 0) return;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      const n = this.socket.write(head);
+      if (n < 0) return;
+      this.queuedBytes -= n;
+      if (n < head.byteLength) {
+        queue[0] = head.subarray(n);
+        return;
+      }
+      queue.shift();
+    }
+    this.afterFlush();
+    this.events.onDrain();
+  }
+
+  private afterFlush(): void {
+    if (this.endPending) this.socket.end();
+    else if (this.shutdownPending) this.doShutdown();
+  }
+
+  private doShutdown(): void {
+    this.shutdownPending = false;
+    if (this.writeShut || this.closed) return;
+    this.writeShut = true;
+    this.socket.shutdown();
+  }
+
+  pause(): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  shutdown(): void {
+    if (this.closed || this.writeShut) return;
+    if (this.queue.length > 0) this.shutdownPending = true;
+    else this.doShutdown();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    if (this.queue.length > 0) this.endPending = true;
+    else this.socket.end();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.socket.terminate();
+  }
+
+  // --- called from the Bun handlers below ---
+  gotData(chunk: Uint8Array): void {
+    this.events.onData(chunk);
+  }
+  gotEnd(): void {
+    this.events.onEnd();
+  }
+  gotError(err: Error): void {
+    this.error ??= err;
+  }
+  gotClose(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.events.onClose(err ?? this.error);
+  }
+}
+
+function attach(socket: BunSocket): BunConn {
+  const conn = new BunConn(socket);
+  socket.data = conn;
+  socket.setNoDelay(true);
+  return conn;
+}
+
+// Shared handler objects: one allocation for the process, not one per connection.
+const COMMON_HANDLERS = {
+  binaryType: "uint8array" as const,
+  data(socket: BunSocket, chunk: Uint8Array) {
+    socket.data?.gotData(chunk);
+  },
+  drain(socket: BunSocket) {
+    socket.data?.flush();
+  },
+  end(socket: BunSocket) {
+    socket.data?.gotEnd();
+  },
+  error(socket: BunSocket, err: Error) {
+    socket.data?.gotError(err);
+  },
+  close(socket: BunSocket, err?: Error) {
+    socket.data?.gotClose(err);
+  },
+};
+
+const CONNECT_HANDLERS = {
+  ...COMMON_HANDLERS,
+  open(socket: BunSocket) {
+    attach(socket);
+  },
+  connectError() {
+    // The Bun.connect promise rejects with the same error; handled there.
+  },
+};
+
+function listen(options: ListenOptions): Listener {
+  // `ipv6Only` is honoured by Bun.listen but missing from bun-types' listen options.
+  const listenOptions: Bun.TCPSocketListenOptions<BunConn | undefined> & { ipv6Only: boolean } = {
+    hostname: options.hostname,
+    port: options.port,
+    allowHalfOpen: true,
+    // "::" must not also claim IPv4, or binding "0.0.0.0" and "::" on one port collides.
+    ipv6Only: options.hostname.includes(":"),
+    data: undefined,
+    socket: {
+      ...COMMON_HANDLERS,
+      open(socket: BunSocket) {
+        options.onAccept(attach(socket));
+      },
+    },
+  };
+  const server = Bun.listen<BunConn | undefined>(listenOptions);
+  return {
+    hostname: options.hostname,
+    port: server.port,
+    stop: () => server.stop(false),
+  };
+}
+
+function connect(options: ConnectOptions): Promise<Conn> {
+  return new Promise<Conn>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      reject(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    Bun.connect<BunConn | undefined>({
+      hostname: options.hostname,
+      port: options.port,
+      allowHalfOpen: true,
+      data: undefined,
+      socket: CONNECT_HANDLERS,
+    }).then(
+      (socket) => {
+        clearTimeout(timer);
+        const conn = socket.data ?? attach(socket);
+        if (settled) {
+          conn.destroy(); // connected after the deadline: nobody wants it
+          return;
+        }
+        settled = true;
+        resolve(conn);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        reject(asProxyError(err));
+      },
+    );
+  });
+}
+
+async function resolve(hostname: string): Promise<string[]> {
+  try {
+    const results = await Bun.dns.lookup(hostname, {});
+    const addresses = results.map((r) => r.address);
+    if (addresses.length > 0) return addresses;
+  } catch (err) {
+    // Without /etc/hosts (bare chroot) the resolver does not know localhost; RFC 6761 §6.3 does.
+    if (hostname.toLowerCase() === "localhost") return ["127.0.0.1", "::1"];
+    const e = asProxyError(err);
+    throw e.kind === "internal" ? new ProxyError("dnsFailed", `${hostname}: ${e.message}`) : e;
+  }
+  throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
+}
+
+function fdLimit(): number | undefined {
+  try {
+    // /proc/self/limits: "Max open files            1024                 1048576              files"
+    const text = readFileSync("/proc/self/limits", "utf8");
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(text);
+    if (!match || match[1] === "unlimited") return undefined;
+    return Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit };

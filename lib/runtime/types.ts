@@ -1,0 +1,71 @@
+/**
+ * Runtime ports: the only things the proxy needs from Bun or Deno. The core (sessions, relay,
+ * protocol machines) depends on these interfaces; `bun.ts` and `deno.ts` implement them.
+ *
+ * Contract of a Conn:
+ * - `write` never drops bytes: what the kernel does not take is queued and flushed on writable.
+ *   It returns true when nothing is left queued (false = back off until `onDrain`).
+ * - `onData` chunks are owned by the receiver (fresh buffers; no copy needed to keep them).
+ * - `onEnd` is the peer's FIN: the connection stays writable (half-open) until we `shutdown`.
+ * - `onClose` fires exactly once, when the socket is gone for any reason, with the error if any.
+ * - Events that happen before `setEvents` is called are held and replayed in order.
+ */
+
+export interface ConnEvents {
+  onData(chunk: Uint8Array): void;
+  onEnd(): void;
+  onDrain(): void;
+  onClose(err?: Error): void;
+}
+
+export interface Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Bytes accepted by `write` that the kernel has not taken yet. */
+  readonly queuedBytes: number;
+  readonly closed: boolean;
+  setEvents(events: ConnEvents): void;
+  write(chunk: Uint8Array): boolean;
+  /** Stop reading (backpressure toward the peer). Idempotent. */
+  pause(): void;
+  resume(): void;
+  /** Half-close: FIN once the queue is flushed; reading continues. Idempotent. */
+  shutdown(): void;
+  /** Graceful close: flush the queue, then close. */
+  end(): void;
+  /** Close now, discarding the queue. */
+  destroy(): void;
+}
+
+export interface ListenOptions {
+  hostname: string;
+  port: number;
+  onAccept(conn: Conn): void;
+}
+
+export interface Listener {
+  readonly hostname: string;
+  readonly port: number;
+  stop(): void;
+}
+
+export interface ConnectOptions {
+  /** An IP address (the core resolves names itself so policy sees the dialled address). */
+  hostname: string;
+  port: number;
+  timeoutMs: number;
+}
+
+export interface Runtime {
+  readonly name: "bun" | "deno";
+  /** Binds synchronously; throws on EADDRINUSE and the like. */
+  listen(options: ListenOptions): Listener;
+  /** Resolves with an open Conn or rejects with a ProxyError (kinds from `kindFromErrno`, or connectTimeout). */
+  connect(options: ConnectOptions): Promise<Conn>;
+  /** All addresses for a name, IPv6 and IPv4; rejects with ProxyError("dnsFailed"). */
+  resolve(hostname: string): Promise<string[]>;
+  /** Soft limit on open file descriptors, or undefined if unknown. */
+  fdLimit(): number | undefined;
+}

@@ -1,0 +1,181 @@
+/**
+ * Connection records: who is connected, to where, how many bytes, how it ended. Feeds the one
+ * log line per finished connection (SPEC §6, HAProxy-style termination code), `/connections`
+ * and `/metrics`, and lets shutdown cut what is still open after the grace period.
+ */
+import type { ErrorKind, ProxyError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+export type ListenerName = "reverse" | "forward";
+
+export interface ConnRecord {
+  readonly id: number;
+  readonly listener: ListenerName;
+  readonly protocol: string;
+  readonly client: string;
+  readonly startedMs: number;
+  target: string | null;
+  connectMs: number | null;
+  handshakeMs: number | null;
+  bytesUp: number;
+  bytesDown: number;
+  termination: string | null;
+  error: string | null;
+  endedMs: number | null;
+  /** Live byte counters while a relay runs. */
+  live: { bytesUp: number; bytesDown: number } | null;
+  /** Cuts the connection now (end of the shutdown grace period). */
+  abort: (() => void) | null;
+}
+
+/** Bucket bounds of the connect/handshake latency histograms, in seconds (Prometheus `le`). */
+export const LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class Histogram {
+  readonly counts = new Array<number>(LATENCY_BUCKETS_S.length).fill(0);
+  count = 0;
+  sumS = 0;
+  observe(ms: number): void {
+    const s = ms / 1000;
+    this.count++;
+    this.sumS += s;
+    for (let i = 0; i < LATENCY_BUCKETS_S.length; i++) if (s <= LATENCY_BUCKETS_S[i]!) this.counts[i]!++;
+  }
+}
+
+export interface ListenerStats {
+  readonly listener: ListenerName;
+  readonly protocol: string;
+  active: number;
+  total: number;
+  refused: number;
+  bytesUp: number;
+  bytesDown: number;
+  readonly errors: Map<string, number>;
+  readonly connectLatency: Histogram;
+  readonly handshakeLatency: Histogram;
+}
+
+const RECENT_KEPT = 200; // closed connections kept for /connections
+
+export class Tracker {
+  readonly active = new Map<number, ConnRecord>();
+  readonly recent: ConnRecord[] = [];
+  readonly stats = new Map<ListenerName, ListenerStats>();
+  private nextId = 1;
+  /** Called when the last active connection finishes (shutdown waits on it). */
+  onIdle: (() => void) | null = null;
+
+  constructor(private readonly log: Logger) {}
+
+  register(listener: ListenerName, protocol: string): ListenerStats {
+    const s: ListenerStats = {
+      listener,
+      protocol,
+      active: 0,
+      total: 0,
+      refused: 0,
+      bytesUp: 0,
+      bytesDown: 0,
+      errors: new Map(),
+      connectLatency: new Histogram(),
+      handshakeLatency: new Histogram(),
+    };
+    this.stats.set(listener, s);
+    return s;
+  }
+
+  open(listener: ListenerName, protocol: string, client: string): ConnRecord {
+    const rec: ConnRecord = {
+      id: this.nextId++,
+      listener,
+      protocol,
+      client,
+      startedMs: Date.now(),
+      target: null,
+      connectMs: null,
+      handshakeMs: null,
+      bytesUp: 0,
+      bytesDown: 0,
+      termination: null,
+      error: null,
+      endedMs: null,
+      live: null,
+      abort: null,
+    };
+    this.active.set(rec.id, rec);
+    const s = this.stats.get(listener);
+    if (s) {
+      s.active++;
+      s.total++;
+    }
+    return rec;
+  }
+
+  countRefused(listener: ListenerName, reason: string): void {
+    const s = this.stats.get(listener);
+    if (!s) return;
+    s.refused++;
+    s.errors.set(reason, (s.errors.get(reason) ?? 0) + 1);
+  }
+
+  connected(rec: ConnRecord, connectMs: number): void {
+    rec.connectMs = connectMs;
+    this.stats.get(rec.listener)?.connectLatency.observe(connectMs);
+  }
+
+  handshakeDone(rec: ConnRecord): void {
+    rec.handshakeMs = Date.now() - rec.startedMs;
+    this.stats.get(rec.listener)?.handshakeLatency.observe(rec.handshakeMs);
+  }
+
+  /** Finishes a record once: logs the connection line and updates the counters. */
+  close(rec: ConnRecord, termination: string, error?: ProxyError): void {
+    if (rec.endedMs !== null) return;
+    rec.endedMs = Date.now();
+    rec.termination = termination;
+    if (rec.live) {
+      rec.bytesUp = rec.live.bytesUp;
+      rec.bytesDown = rec.live.bytesDown;
+      rec.live = null;
+    }
+    rec.abort = null;
+    if (error) rec.error = error.message;
+    this.active.delete(rec.id);
+    this.recent.push(rec);
+    if (this.recent.length > RECENT_KEPT) this.recent.shift();
+    const s = this.stats.get(rec.listener);
+    if (s) {
+      s.active--;
+      s.bytesUp += rec.bytesUp;
+      s.bytesDown += rec.bytesDown;
+      if (error) s.errors.set(error.kind, (s.errors.get(error.kind) ?? 0) + 1);
+    }
+    this.logLine(rec, error?.kind);
+    if (this.active.size === 0) this.onIdle?.();
+  }
+
+  private logLine(rec: ConnRecord, kind: ErrorKind | undefined): void {
+    const fields: Record<string, unknown> = {
+      id: rec.id,
+      listener: rec.listener,
+      protocol: rec.protocol,
+      client: rec.client,
+      target: rec.target,
+      bytesUp: rec.bytesUp,
+      bytesDown: rec.bytesDown,
+      connectMs: rec.connectMs,
+      totalMs: rec.endedMs! - rec.startedMs,
+      termination: rec.termination,
+    };
+    if (kind) fields.error = kind;
+    if (rec.error) fields.detail = rec.error;
+    if (kind && kind !== "authFailed") this.log.warn("connection", fields);
+    else this.log.info("connection", fields);
+  }
+}
+
+/** "connectRefused" -> "connect-refused": termination codes for failures before a tunnel exists. */
+export function terminationFor(kind: ErrorKind): string {
+  return kind.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

@@ -1,0 +1,97 @@
+/**
+ * The listener context every protocol driver receives, and `openTunnel`: dial the target, let
+ * the driver answer its client (SOCKS reply, `200 Connection established`, nothing for TCP),
+ * then hand both sockets to the relay. Every path ends in exactly one `tracker.close`.
+ */
+import type { Config } from "./config.ts";
+import { dial, type DialTarget } from "./dial.ts";
+import { ProxyError, asProxyError } from "./errors.ts";
+import type { Limits } from "./limits.ts";
+import type { Logger } from "./log.ts";
+import { Holding, Relay } from "./relay.ts";
+import type { Conn, Runtime } from "./runtime/types.ts";
+import { type ConnRecord, type ListenerName, type Tracker, terminationFor } from "./tracker.ts";
+
+export interface ListenerContext {
+  readonly name: ListenerName;
+  readonly protocol: "tcp" | "http" | "socks";
+  readonly config: Config;
+  readonly limits: Limits;
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  readonly tracker: Tracker;
+  /** Reverse listeners: every connection goes here, whatever the client asks for. */
+  readonly workload: DialTarget | null;
+  /** Forward listeners: false for a dialled address that `--deny-destinations` refuses. */
+  readonly allowAddress: ((address: string) => boolean) | undefined;
+}
+
+/** A protocol driver: owns the accepted connection from here on. */
+export interface ProtocolDriver {
+  handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void;
+  /** Over the connection cap: answer (503 for HTTP) or just close, at once. */
+  refuse(conn: Conn): void;
+}
+
+export interface TunnelHooks {
+  /** Upstream is connected: write the success reply to the client (before relayed bytes). */
+  connected?(up: Conn): void;
+  /** Dial failed: write the failure reply to the client; the client is then closed. */
+  failed?(err: ProxyError): void;
+}
+
+/** The target a driver should dial: the workload on reverse listeners, the request otherwise. */
+export function routeFor(ctx: ListenerContext, requested: DialTarget): DialTarget {
+  return ctx.workload ?? requested;
+}
+
+export function openTunnel(
+  ctx: ListenerContext,
+  rec: ConnRecord,
+  down: Conn,
+  held: Holding,
+  target: DialTarget,
+  hooks: TunnelHooks,
+  earlyBytes?: Uint8Array,
+): void {
+  rec.target = formatTarget(target);
+  const startedMs = Date.now();
+  let cancelled = false;
+  rec.abort = () => {
+    cancelled = true;
+    down.destroy();
+  };
+  dial(ctx.runtime, target, { timeoutMs: ctx.limits.connectTimeoutMs, allowAddress: ctx.allowAddress }).then(
+    ({ conn: up }) => {
+      ctx.tracker.connected(rec, Date.now() - startedMs);
+      if (cancelled) {
+        up.destroy();
+        ctx.tracker.close(rec, "shutdown");
+        return;
+      }
+      hooks.connected?.(up);
+      const relay = new Relay(down, up, relayOptions(ctx.limits), (r) => ctx.tracker.close(rec, r.termination ?? "client-fin"));
+      rec.live = relay;
+      rec.abort = () => relay.abort("shutdown");
+      relay.start(held, earlyBytes);
+    },
+    (err: unknown) => {
+      const e = asProxyError(err);
+      if (!held.closed) hooks.failed?.(e);
+      down.end();
+      ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(e.kind), e);
+    },
+  );
+}
+
+export function relayOptions(limits: Limits) {
+  return {
+    maxBufferedBytes: limits.maxBufferedBytes,
+    idleTimeoutMs: limits.tunnelIdleTimeoutMs,
+    halfClosedTimeoutMs: limits.halfClosedTimeoutMs,
+  };
+}
+
+export function formatTarget(target: DialTarget): string {
+  return target.host.includes(":") && !target.host.startsWith("[") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+}

@@ -1,0 +1,177 @@
+/**
+ * The real CLI, spawned (tests/helpers/proc.ts: sources under Bun, a compiled binary, or Deno).
+ * Only `config`, `--help` and start-up errors: no listener is started here.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { OPTIONS, type SourceEntry } from "../lib/config.ts";
+import { runProxyOnce } from "./helpers/proc.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function configOf(args: string[], env: Record<string, string> = {}): Promise<Record<string, SourceEntry>> {
+  const r = await runProxyOnce(["config", ...args], env);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, SourceEntry>;
+}
+
+describe("sidecar-proxy config", () => {
+  test("prints every setting with its value and source", async () => {
+    const sources = await configOf([]);
+    for (const o of OPTIONS) expect(sources).toHaveProperty(o.key);
+    expect(sources.proxyType).toEqual({ value: "dual", source: "default" });
+    expect(sources.inBind).toEqual({ value: ["0.0.0.0", "::"], source: "default" });
+    expect(sources.logFormat).toEqual({ value: "json", source: "default" }); // stdout is a pipe
+    expect(sources.connectTimeoutMs).toEqual({ value: 10_000, source: "default" });
+  });
+
+  test("annotations file (legacy keys) < env < flag", async () => {
+    const ann = file(
+      "annotations",
+      [
+        `kubernetes.io/config.seen="2024-05-01T10:00:00.000000000Z"`,
+        `sidecar.speedscale.com/inject="true"`,
+        `sidecar.speedscale.com/proxyType="dual"`,
+        `sidecar.speedscale.com/proxyProtocol="tcp+socks"`,
+        `sidecar.speedscale.com/proxyHost="workload"`,
+        `sidecar.speedscale.com/proxyPort="8080"`,
+        `sidecar.speedscale.com/proxyInPort="5000"`,
+        `sidecar.speedscale.com/proxy-out-port="5001"`,
+      ].join("\n"),
+    );
+    const sources = await configOf(["--annotations", ann, "--proxy-in-port", "6000"], { SIDECAR_PROXY_PORT: "9090", SIDECAR_PROXY_HOST: "" });
+    expect(sources.annotationsFile).toEqual({ value: ann, source: "flag", from: "flag --annotations" });
+    expect(sources.proxyType).toEqual({ value: "dual", source: "annotation", from: `annotation sidecar.speedscale.com/proxyType in ${ann}` });
+    expect(sources.reverseProtocol?.value).toBe("tcp");
+    expect(sources.forwardProtocol?.value).toBe("socks");
+    expect(sources.proxyHost).toMatchObject({ value: "workload", source: "annotation" }); // empty env = unset
+    expect(sources.proxyPort).toEqual({ value: 9090, source: "env", from: "env SIDECAR_PROXY_PORT" });
+    expect(sources.inPort).toEqual({ value: 6000, source: "flag", from: "flag --proxy-in-port" });
+    expect(sources.outPort).toMatchObject({ value: 5001, source: "annotation" });
+  });
+
+  test("annotations file from SIDECAR_ANNOTATIONS_FILE", async () => {
+    const ann = file("annotations-env", `sidecar.speedscale.com/proxy-type="reverse"\nsidecar.speedscale.com/proxy-protocol="tcp"\n`);
+    const sources = await configOf([], { SIDECAR_ANNOTATIONS_FILE: ann });
+    expect(sources.annotationsFile).toEqual({ value: ann, source: "env", from: "env SIDECAR_ANNOTATIONS_FILE" });
+    expect(sources.reverseProtocol?.value).toBe("tcp");
+    expect(sources.forwardProtocol?.value).toBeNull();
+  });
+
+  test("the password is masked, from the flag and from a file", async () => {
+    const secret = file("auth", "alice:hunter2-secret\n");
+    for (const args of [["--auth", "alice:hunter2-secret"], ["--auth-file", secret]]) {
+      const r = await runProxyOnce(["config", ...args]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).not.toContain("hunter2");
+      expect((JSON.parse(r.stdout) as Record<string, SourceEntry>).auth?.value).toEqual({ username: "alice", password: "***" });
+    }
+  });
+
+  test("--no-admin, durations and sizes", async () => {
+    const sources = await configOf(["--no-admin", "--connect-timeout", "1m30s", "--max-header-bytes=60KiB"], { SIDECAR_GRACE_PERIOD: "0" });
+    expect(sources.adminPort).toEqual({ value: null, source: "flag", from: "flag --no-admin" });
+    expect(sources.connectTimeoutMs?.value).toBe(90_000);
+    expect(sources.maxHeaderBytes?.value).toBe(61_440);
+    expect(sources.gracePeriodMs).toEqual({ value: 0, source: "env", from: "env SIDECAR_GRACE_PERIOD" });
+  });
+});
+
+describe("invalid configuration: exit 2, one line on stderr, nothing on stdout", () => {
+  const unreadable = join(dir, "no-such-dir", "annotations");
+  const badAnnotations = file("bad-annotations", `sidecar.speedscale.com/proxyPort="80x"\n`);
+  const dirAsFile = mkdtempSync(join(dir, "d-"));
+  const CASES: Array<{ name: string; args: string[]; env?: Record<string, string>; expect: string[] }> = [
+    { name: "bad port (flag)", args: ["--proxy-port", "80x"], expect: ["proxy-port", `"80x"`, "flag --proxy-port", "1-65535"] },
+    { name: "port 0 (env)", args: [], env: { SIDECAR_PROXY_PORT: "0" }, expect: ["proxy-port", `"0"`, "env SIDECAR_PROXY_PORT", "1-65535"] },
+    { name: "port 65536", args: ["--proxy-out-port=65536"], expect: ["proxy-out-port", `"65536"`, "flag --proxy-out-port", "0-65535"] },
+    {
+      name: "bad port (annotation)",
+      args: ["--annotations", badAnnotations],
+      expect: ["proxy-port", `"80x"`, `annotation sidecar.speedscale.com/proxyPort in ${badAnnotations}`, "1-65535"],
+    },
+    {
+      name: "tcp on forward",
+      args: ["--proxy-type", "forward", "--proxy-protocol", "tcp"],
+      expect: ["proxy-protocol", `"tcp"`, "flag --proxy-protocol", `proxy-type "forward"`, "allowed with forward: http, socks"],
+    },
+    {
+      name: "tcp:http on reverse",
+      args: ["--proxy-type", "reverse"],
+      env: { SIDECAR_PROXY_PROTOCOL: "tcp:http" },
+      expect: ["proxy-protocol", `"tcp:http"`, "env SIDECAR_PROXY_PROTOCOL", "allowed with reverse: tcp, http, socks"],
+    },
+    {
+      name: "transparent",
+      args: ["--proxy-type", "transparent"],
+      expect: ["proxy-type", `"transparent"`, "flag --proxy-type", "transparent is not supported", "use reverse, forward or dual"],
+    },
+    { name: "unknown type", args: [], env: { SIDECAR_PROXY_TYPE: "sidecar" }, expect: ["proxy-type", `"sidecar"`, "env SIDECAR_PROXY_TYPE", "reverse, forward, dual"] },
+    { name: "unknown protocol", args: ["--proxy-protocol", "udp"], expect: ["proxy-protocol", `"udp"`, "flag --proxy-protocol", "tcp, http, socks, tcp:http, tcp:socks"] },
+    { name: "unreadable annotations file", args: ["--annotations", unreadable], expect: ["annotations file", unreadable, "flag --annotations"] },
+    { name: "annotations file is a directory", args: [], env: { SIDECAR_ANNOTATIONS_FILE: dirAsFile }, expect: ["annotations file", dirAsFile, "env SIDECAR_ANNOTATIONS_FILE"] },
+    { name: "unknown flag", args: ["--proxy-prot", "http"], expect: ["unknown option --proxy-prot"] },
+    { name: "unknown negated flag", args: ["--no-such-thing"], expect: ["unknown option --no-such-thing"] },
+    { name: "flag without value", args: ["--proxy-port"], expect: ["option --proxy-port needs a value"] },
+    { name: "unknown command", args: ["serve"], expect: [`unknown command "serve"`] },
+    { name: "bad duration", args: ["--idle-timeout", "60"], expect: ["idle-timeout", `"60"`, "flag --idle-timeout", "missing unit", "500ms, 10s"] },
+    { name: "bad bind", args: [], env: { SIDECAR_IN_BIND: "0.0.0.0,localhost" }, expect: ["in-bind", "env SIDECAR_IN_BIND", `item "localhost"`] },
+    { name: "bad auth", args: [], env: { SIDECAR_AUTH: ":hunter2" }, expect: ["auth", "env SIDECAR_AUTH", "the user is empty"] },
+  ];
+
+  for (const c of CASES) {
+    // `config serve` is an unexpected argument, not an unknown command.
+    for (const command of c.name === "unknown command" ? [[]] : [[], ["config"]]) {
+      test(`${c.name}${command.length > 0 ? " (config)" : ""}`, async () => {
+        const r = await runProxyOnce([...command, ...c.args], c.env ?? {});
+        expect(r.exitCode).toBe(2);
+        expect(r.stdout).toBe("");
+        const lines = r.stderr.split("\n");
+        expect(lines).toHaveLength(2); // one line and its newline
+        expect(lines[0]).toStartWith("sidecar-proxy: ");
+        for (const part of c.expect) expect(lines[0]).toContain(part);
+        expect(r.stderr).not.toContain("hunter2");
+      });
+    }
+  }
+
+  test("an unreadable auth file", async () => {
+    const r = await runProxyOnce(["config", "--auth-file", join(dir, "missing")]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toStartWith(`sidecar-proxy: cannot read auth-file "${join(dir, "missing")}" (from flag --auth-file): `);
+  });
+});
+
+describe("--help", () => {
+  for (const command of [[], ["config"]]) {
+    test(`${["sidecar-proxy", ...command].join(" ")} --help lists every flag with its env name and default`, async () => {
+      const r = await runProxyOnce([...command, "--help"]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).not.toContain("\x1b["); // no colours into a pipe
+      for (const o of OPTIONS) {
+        const line = r.stdout.split("\n").find((l) => l.includes(`--${o.flag}${o.type === "boolean" ? " " : "="}`));
+        expect(line).toBeDefined();
+        expect(line).toContain(o.env);
+        expect(line).toContain(`(default: ${o.defaultHelp ?? o.default})`);
+      }
+      if (command.length === 0) expect(r.stdout).toContain("config");
+    });
+  }
+
+  test("-h wins over bad flags", async () => {
+    const r = await runProxyOnce(["--bogus", "-h"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("--proxy-type");
+  });
+});

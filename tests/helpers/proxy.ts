@@ -1,0 +1,128 @@
+/**
+ * A proxy process for end-to-end tests: spawned with JSON logs on loopback ports chosen by the
+ * OS, ready once it logs "ready" (the ports come from that line), stopped with a signal.
+ */
+import { readFileSync } from "node:fs";
+import { cleanEnv, proxyCommand } from "./proc.ts";
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface RunningProxy {
+  readonly pid: number;
+  readonly ports: { reverse?: number; forward?: number; admin?: number };
+  readonly logs: LogLine[];
+  readonly exited: Promise<number>;
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>;
+  signal(sig: "SIGTERM" | "SIGINT" | "SIGKILL"): void;
+  stop(): Promise<number>;
+  rssKiB(): number;
+}
+
+const running = new Set<RunningProxy>();
+
+/** Kills every proxy a test file started (call from afterAll). */
+export function killAll(): void {
+  for (const p of running) p.signal("SIGKILL");
+  running.clear();
+}
+
+function hasFlag(args: string[], ...names: string[]): boolean {
+  return args.some((a) => names.some((n) => a === n || a.startsWith(`${n}=`)));
+}
+
+export async function startProxy(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<RunningProxy> {
+  const full = [...args, "--log-format", "json"];
+  if (!hasFlag(args, "--admin-port", "--no-admin")) full.push("--admin-port", "0");
+  if (!hasFlag(args, "--proxy-in-port")) full.push("--proxy-in-port", "0");
+  if (!hasFlag(args, "--proxy-out-port")) full.push("--proxy-out-port", "0");
+  if (!hasFlag(args, "--in-bind")) full.push("--in-bind", "127.0.0.1");
+  const proc = Bun.spawn(proxyCommand(full), { env: cleanEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const logs: LogLine[] = [];
+  const waiters: Array<() => void> = [];
+  let stderr = "";
+  let done = false;
+  const wake = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+  (async () => {
+    const decoder = new TextDecoder();
+    let partial = "";
+    for await (const chunk of proc.stdout) {
+      partial += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          logs.push({ level: "raw", msg: line });
+        }
+      }
+      wake();
+    }
+  })();
+  (async () => {
+    stderr = await new Response(proc.stderr).text();
+  })();
+  const exited = proc.exited.then((code) => {
+    done = true;
+    wake();
+    return code;
+  });
+
+  const waitForLog = (pred: (l: LogLine) => boolean, ms = 20_000, what = "log line"): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; logs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}\n${stderr}`)), ms);
+      const check = () => {
+        const hit = logs.find(pred);
+        if (hit) {
+          clearTimeout(timer);
+          return resolve(hit);
+        }
+        if (done) {
+          clearTimeout(timer);
+          return reject(new Error(`proxy exited while waiting for ${what}; logs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}\n${stderr}`));
+        }
+        waiters.push(check);
+      };
+      check();
+    });
+
+  const ready = await waitForLog((l) => l.msg === "ready", timeoutMs, "ready");
+  const listeners = ready.listeners as Record<string, Array<{ port: number }>>;
+  const ports = {
+    reverse: listeners.reverse?.[0]?.port,
+    forward: listeners.forward?.[0]?.port,
+    admin: listeners.admin?.[0]?.port,
+  };
+  const handle: RunningProxy = {
+    pid: proc.pid,
+    ports,
+    logs,
+    exited,
+    waitForLog,
+    signal: (sig) => {
+      if (!done) proc.kill(sig);
+    },
+    stop: async () => {
+      if (!done) proc.kill("SIGKILL");
+      running.delete(handle);
+      return exited;
+    },
+    rssKiB: () => {
+      try {
+        const status = readFileSync(`/proc/${proc.pid}/status`, "utf8");
+        return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      } catch {
+        return 0;
+      }
+    },
+  };
+  running.add(handle);
+  return handle;
+}

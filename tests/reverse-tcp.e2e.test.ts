@@ -1,0 +1,189 @@
+/**
+ * Reverse `tcp` end to end, through a real proxy process (sources, a compiled binary with
+ * SIDECAR_PROXY_BIN, or Deno with SIDECAR_PROXY_RUNTIME=deno): bulk integrity, half-close both
+ * ways, backpressure under a slow reader, refused workloads and resets.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { RawClient, closedPort, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
+import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+
+const MiB = 1024 * 1024;
+
+afterAll(killAll);
+
+function reverseTcp(workloadPort: number, extra: string[] = []): Promise<RunningProxy> {
+  return startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(workloadPort), ...extra]);
+}
+
+/** A workload that reads until the client's FIN, then answers with the sha256 of what it got and FINs. */
+function replyAfterFinServer() {
+  const server = Bun.listen<{ hash: ReturnType<typeof sha256>; bytes: number }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    allowHalfOpen: true,
+    socket: {
+      open(s) {
+        s.data = { hash: sha256(), bytes: 0 };
+      },
+      data(s, c) {
+        s.data.hash.update(c);
+        s.data.bytes += c.byteLength;
+      },
+      end(s) {
+        s.write(`${s.data.bytes} ${s.data.hash.hex()}\n`);
+        s.shutdown();
+      },
+    },
+  });
+  return { port: server.port, stop: () => server.stop(true) };
+}
+
+describe("reverse tcp", () => {
+  test("100 MiB each way arrives intact (sha256) through the relay", async () => {
+    const echo = echoServer();
+    const proxy = await reverseTcp(echo.port);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    client.keepChunks = false;
+    const got = sha256();
+    client.onChunk = (c) => got.update(c);
+    const sent = sha256();
+    const total = 100 * MiB;
+    const chunk = 256 * 1024;
+    for (let off = 0, seed = 1; off < total; off += chunk, seed++) {
+      const data = patternChunk(seed, chunk);
+      sent.update(data);
+      await client.write(data);
+    }
+    client.halfClose();
+    await client.waitFor(() => client.gotFin, 60_000, "echo FIN");
+    expect(client.receivedBytes).toBe(total);
+    expect(got.hex()).toBe(sent.hex());
+    const line = await proxy.waitForLog((l) => l.msg === "connection", 10_000, "connection log line");
+    expect(line.bytesUp).toBe(total);
+    expect(line.bytesDown).toBe(total);
+    expect(line.termination).toBe("client-fin");
+    expect(line.listener).toBe("reverse");
+    expect(line.protocol).toBe("tcp");
+    client.close();
+    await proxy.stop();
+    echo.stop();
+  }, 120_000);
+
+  test("client half-closes after its request and still receives the whole reply", async () => {
+    const server = replyAfterFinServer();
+    const proxy = await reverseTcp(server.port);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    const body = patternChunk(42, 3 * MiB + 17);
+    const expected = sha256();
+    expected.update(body);
+    await client.write(body);
+    client.halfClose();
+    await client.waitFor(() => client.gotFin, 20_000, "reply and FIN");
+    expect(client.text()).toBe(`${body.byteLength} ${expected.hex()}\n`);
+    client.close();
+    await proxy.stop();
+    server.stop();
+  });
+
+  test("server half-closes first and still receives the rest of the client's data", async () => {
+    const stream = streamServer(2 * MiB);
+    const proxy = await reverseTcp(stream.port);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    client.keepChunks = false;
+    await client.waitFor(() => client.gotFin, 20_000, "server FIN");
+    expect(client.receivedBytes).toBe(2 * MiB);
+    // The server's side is closed for writing; ours is still open: keep sending.
+    const sent = sha256();
+    for (let i = 0; i < 40; i++) {
+      const data = patternChunk(100 + i, 64 * 1024);
+      sent.update(data);
+      await client.write(data);
+    }
+    client.halfClose();
+    await waitUntil(() => stream.result.receivedBytes === 40 * 64 * 1024, 20_000, "server to receive everything");
+    expect(stream.result.receivedHash).toBe(sent.hex());
+    const line = await proxy.waitForLog((l) => l.msg === "connection", 10_000, "connection log line");
+    expect(line.termination).toBe("server-fin");
+    await proxy.stop();
+    stream.stop();
+  });
+
+  test("a slow reader: 256 MiB streamed, memory stays bounded, every byte arrives", async () => {
+    const total = 256 * MiB;
+    const stream = streamServer(total, 256 * 1024);
+    const proxy = await reverseTcp(stream.port);
+    const baselineKiB = proxy.rssKiB();
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    client.keepChunks = false;
+    const got = sha256();
+    let maxRssKiB = 0;
+    let sinceSample = 0;
+    client.onChunk = (c) => {
+      got.update(c);
+      sinceSample += c.byteLength;
+      if (sinceSample >= 8 * MiB) {
+        // Stop reading for a moment: the kernel buffers fill and the proxy must stop the upstream.
+        sinceSample = 0;
+        client.pause();
+        maxRssKiB = Math.max(maxRssKiB, proxy.rssKiB());
+        setTimeout(() => client.resume(), 20);
+      }
+    };
+    await client.waitFor(() => client.gotFin, 90_000, "all 256 MiB");
+    expect(client.receivedBytes).toBe(total);
+    expect(got.hex()).toBe(stream.result.sentHash);
+    // Without backpressure the proxy would hold most of the 256 MiB; with it, a few MiB over baseline.
+    expect(maxRssKiB).toBeGreaterThan(0);
+    expect(maxRssKiB - baselineKiB).toBeLessThan(64 * 1024);
+    client.close();
+    await proxy.stop();
+    stream.stop();
+  }, 120_000);
+
+  test("a refused workload closes the client promptly and logs why", async () => {
+    const proxy = await reverseTcp(closedPort());
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await client.write("hello");
+    await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be closed");
+    expect(client.receivedBytes).toBe(0);
+    const line = await proxy.waitForLog((l) => l.msg === "connection", 10_000, "connection log line");
+    expect(line.termination).toBe("connect-refused");
+    expect(line.error).toBe("connectRefused");
+    expect(String(line.target)).toContain("127.0.0.1:");
+    await proxy.stop();
+  });
+
+  test("a client reset mid-stream closes the upstream; a server reset closes the client", async () => {
+    const echo = echoServer();
+    const proxy = await reverseTcp(echo.port);
+    const a = await RawClient.connect(proxy.ports.reverse!);
+    await a.write("ping");
+    await a.waitFor(() => a.receivedBytes === 4, 10_000, "echo");
+    expect(echo.open).toBe(1);
+    a.reset();
+    await waitUntil(() => echo.open === 0, 10_000, "upstream socket to close");
+    const line = await proxy.waitForLog((l) => l.msg === "connection", 10_000, "log line");
+    expect(["client-reset", "client-close"]).toContain(String(line.termination));
+
+    // A workload that resets every connection once it has read something.
+    const resetter = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(s) {
+          s.terminate();
+        },
+      },
+    });
+    const proxy2 = await reverseTcp(resetter.port);
+    const b = await RawClient.connect(proxy2.ports.reverse!);
+    await b.write("boom");
+    await b.waitFor(() => b.closed || b.gotFin, 10_000, "client to be closed after the server reset");
+    const line2 = await proxy2.waitForLog((l) => l.msg === "connection", 10_000, "log line");
+    expect(["server-reset", "server-close"]).toContain(String(line2.termination));
+    await proxy.stop();
+    await proxy2.stop();
+    resetter.stop(true);
+    echo.stop();
+  });
+});

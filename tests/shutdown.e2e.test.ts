@@ -1,0 +1,76 @@
+/**
+ * SPEC §6 shutdown: /readyz turns 503 at once, listeners keep serving for the drain delay,
+ * tunnels opened before the signal complete within the grace period, the rest are cut, exit 0;
+ * a second signal exits at once. Each step waits on an observable event (a log line, a socket
+ * event), never on a sleep, so none of these depend on timing.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { RawClient, echoServer } from "./helpers/net.ts";
+import { killAll, startProxy } from "./helpers/proxy.ts";
+
+afterAll(killAll);
+
+function reverseTcp(workloadPort: number, extra: string[]) {
+  return startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(workloadPort), ...extra]);
+}
+
+async function echoRoundTrip(client: RawClient, text: string): Promise<void> {
+  const before = client.receivedBytes;
+  await client.write(text);
+  await client.waitFor(() => client.receivedBytes >= before + text.length, 10_000, `echo of ${text}`);
+}
+
+describe("shutdown", () => {
+  test("a tunnel opened before SIGTERM completes after the listeners close; exit 0 with a summary", async () => {
+    const echo = echoServer();
+    const proxy = await reverseTcp(echo.port, ["--drain-delay", "0", "--grace-period", "1m"]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await echoRoundTrip(client, "before;");
+    proxy.signal("SIGTERM");
+    await proxy.waitForLog((l) => l.msg === "listeners closed", 10_000, "listeners closed");
+    // New connections are no longer accepted...
+    const refused = await RawClient.connect(proxy.ports.reverse!).then(
+      () => false,
+      () => true,
+    );
+    expect(refused).toBe(true);
+    // ...but the open tunnel still works both ways, then ends cleanly.
+    await echoRoundTrip(client, "after;");
+    client.halfClose();
+    await client.waitFor(() => client.gotFin, 10_000, "FIN");
+    expect(client.text()).toBe("before;after;");
+    expect(await proxy.exited).toBe(0);
+    const summary = proxy.logs.find((l) => l.msg === "stopped");
+    expect(summary).toBeDefined();
+    expect(summary!.connections).toBe(1);
+    expect(summary!.bytesUp).toBe("before;after;".length);
+    echo.stop();
+  });
+
+  test("during the drain delay /readyz is 503 and listeners still serve; a second signal exits at once", async () => {
+    const echo = echoServer();
+    const proxy = await reverseTcp(echo.port, ["--drain-delay", "1h"]);
+    const readyz = () => fetch(`http://127.0.0.1:${proxy.ports.admin}/readyz`).then((r) => r.status);
+    expect(await readyz()).toBe(200);
+    proxy.signal("SIGTERM");
+    await proxy.waitForLog((l) => l.msg === "draining", 10_000, "draining");
+    expect(await readyz()).toBe(503);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await echoRoundTrip(client, "still serving");
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(1);
+    echo.stop();
+  });
+
+  test("connections still open after the grace period are cut and the process exits 0", async () => {
+    const echo = echoServer();
+    const proxy = await reverseTcp(echo.port, ["--drain-delay", "0", "--grace-period", "200ms"]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await echoRoundTrip(client, "x");
+    proxy.signal("SIGINT");
+    expect(await proxy.exited).toBe(0);
+    await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be cut");
+    expect(proxy.logs.some((l) => l.msg === "connection" && l.termination === "shutdown")).toBe(true);
+    echo.stop();
+  });
+});
