@@ -97,6 +97,7 @@ export class ProxyServer {
       tracker: this.tracker,
       workload: name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null,
       allowAddress: name === "forward" && this.config.denyDestinations.length > 0 ? negate(createMatcher(this.config.denyDestinations)) : undefined,
+      draining: () => this.isDraining,
     };
     const allowClient = this.config.allowClients.length > 0 ? createMatcher(this.config.allowClients) : null;
     const onAccept = (conn: Conn) => {
@@ -164,6 +165,7 @@ export class ProxyServer {
 
   private stopListeners(): void {
     for (const b of this.bound) for (const l of b.listeners) l.stop();
+    for (const rec of [...this.tracker.active.values()]) rec.drain?.();
     this.log.info("listeners closed", { active: this.tracker.active.size });
   }
 

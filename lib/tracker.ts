@@ -26,6 +26,10 @@ export interface ConnRecord {
   live: { bytesUp: number; bytesDown: number } | null;
   /** Cuts the connection now (end of the shutdown grace period). */
   abort: (() => void) | null;
+  /** Listeners closed: end the connection if it is idle between requests (HTTP keep-alive). */
+  drain: (() => void) | null;
+  /** HTTP requests served on this connection. */
+  requests: number;
 }
 
 /** Bucket bounds of the connect/handshake latency histograms, in seconds (Prometheus `le`). */
@@ -102,6 +106,8 @@ export class Tracker {
       endedMs: null,
       live: null,
       abort: null,
+      drain: null,
+      requests: 0,
     };
     this.active.set(rec.id, rec);
     const s = this.stats.get(listener);
@@ -140,6 +146,7 @@ export class Tracker {
       rec.live = null;
     }
     rec.abort = null;
+    rec.drain = null;
     if (error) rec.error = error.message;
     this.active.delete(rec.id);
     this.recent.push(rec);
@@ -168,6 +175,7 @@ export class Tracker {
       totalMs: rec.endedMs! - rec.startedMs,
       termination: rec.termination,
     };
+    if (rec.requests > 0) fields.requests = rec.requests;
     if (kind) fields.error = kind;
     if (rec.error) fields.detail = rec.error;
     if (kind && kind !== "authFailed") this.log.warn("connection", fields);

@@ -24,6 +24,8 @@ export interface ListenerContext {
   readonly workload: DialTarget | null;
   /** Forward listeners: false for a dialled address that `--deny-destinations` refuses. */
   readonly allowAddress: ((address: string) => boolean) | undefined;
+  /** True once shutdown has begun: keep-alive connections close after their current response. */
+  draining(): boolean;
 }
 
 /** A protocol driver: owns the accepted connection from here on. */
@@ -61,9 +63,17 @@ export function openTunnel(
     cancelled = true;
     down.destroy();
   };
+  // The client reset or closed while we were dialling: nothing can be delivered, so stop now
+  // rather than when the connect gives up. (A FIN alone is kept: it may be a half-close of a
+  // client that still wants the reply, as with HAProxy's default of no abortonclose.)
+  held.onGone = () => {
+    cancelled = true;
+    ctx.tracker.close(rec, "client-aborted");
+  };
   dial(ctx.runtime, target, { timeoutMs: ctx.limits.connectTimeoutMs, allowAddress: ctx.allowAddress }).then(
     ({ conn: up }) => {
       ctx.tracker.connected(rec, Date.now() - startedMs);
+      held.onGone = null;
       if (cancelled) {
         up.destroy();
         ctx.tracker.close(rec, "shutdown");
@@ -71,12 +81,16 @@ export function openTunnel(
       }
       hooks.connected?.(up);
       const relay = new Relay(down, up, relayOptions(ctx.limits), (r) => ctx.tracker.close(rec, r.termination ?? "client-fin"));
+      // Bytes of the handshake (HTTP CONNECT head, SOCKS request) count too.
+      relay.bytesUp = rec.bytesUp;
+      relay.bytesDown = rec.bytesDown;
       rec.live = relay;
       rec.abort = () => relay.abort("shutdown");
       relay.start(held, earlyBytes);
     },
     (err: unknown) => {
       const e = asProxyError(err);
+      held.onGone = null;
       if (!held.closed) hooks.failed?.(e);
       down.end();
       ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(e.kind), e);

@@ -1,11 +1,13 @@
 /** Protocol name -> driver. */
 import type { ProtocolDriver } from "../tunnel.ts";
+import { httpDriver } from "./http.ts";
 import { socksDriver } from "./socks.ts";
 import { tcpDriver } from "./tcp.ts";
 
 const DRIVERS: Record<string, ProtocolDriver> = {
   tcp: tcpDriver,
   socks: socksDriver,
+  http: httpDriver,
 };
 
 export function driverFor(protocol: string): ProtocolDriver {

@@ -268,7 +268,8 @@ async function resolve(hostname: string): Promise<string[]> {
     // Without /etc/hosts (bare chroot) the resolver does not know localhost; RFC 6761 §6.3 does.
     if (hostname.toLowerCase() === "localhost") return ["127.0.0.1", "::1"];
     const e = asProxyError(err);
-    throw e.kind === "internal" ? new ProxyError("dnsFailed", `${hostname}: ${e.message}`) : e;
+    const kind = e.kind === "internal" ? "dnsFailed" : e.kind;
+    throw new ProxyError(kind, `${hostname} does not resolve (${e.message})`, { cause: err });
   }
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }

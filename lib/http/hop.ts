@@ -1,0 +1,138 @@
+/**
+ * Header rewriting between the two sides of an HTTP proxy: hop-by-hop fields (RFC 9110 §7.6.1,
+ * RFC 9112 §9.6), Via (RFC 9110 §7.6.3) and the de-facto X-Forwarded-For/-Proto/-Host (SPEC §3).
+ * Pure functions over Header lists; inputs are never mutated.
+ *
+ * As in Go's httputil.ReverseProxy, the Connection tokens are honoured first, then the fixed
+ * list below is removed, on requests and responses alike; the Upgrade value must be read (see
+ * RequestHead.upgrade) before stripping.
+ *
+ * Choices:
+ * - Transfer-Encoding and Trailer are kept: we relay bodies unchanged (chunked stays chunked,
+ *   trailers included), so the next hop needs the framing field that matches the bytes.
+ * - A Connection token can never remove Content-Length, Transfer-Encoding or Host: the body
+ *   is relayed as received, so dropping its framing field would let the rest of the body be read
+ *   as the next request ("Connection: Content-Length" smuggling).
+ * - X-Forwarded-* sent by the client are not trusted: they are replaced, never appended to.
+ *   `Forwarded` (RFC 7239) is left alone: the proxy neither sets nor reads it.
+ */
+import { fieldNameIs, type Header } from "../protocol/http1.ts";
+
+/** Fields that describe one connection only, lower-case (RFC 9110 §7.6.1 and predecessors). */
+export const HOP_BY_HOP: readonly string[] = Object.freeze([
+  "connection", // RFC 9110 §7.6.1: the connection options themselves
+  "proxy-connection", // non-standard (old Netscape clients); same meaning as Connection
+  "keep-alive", // RFC 2068 §19.7.1: parameters of this connection's persistence
+  "proxy-authenticate", // RFC 9110 §11.7.1: a challenge for the next client on the chain, i.e. us
+  "proxy-authorization", // RFC 9110 §11.7.2: credentials for this proxy, never for the origin
+  "te", // RFC 9110 §10.1.4: hop-by-hop, what this client accepts as transfer codings
+  "upgrade", // RFC 9110 §7.8: per connection; kept only when relaying an upgrade (keepUpgrade)
+]);
+
+/** Never removed by a Connection token: the relayed body and routing depend on them. */
+const PROTECTED = new Set(["content-length", "transfer-encoding", "host"]);
+const HOP_SET = new Set(HOP_BY_HOP);
+
+/** HOP_BY_HOP indexed by name length, so most fields cost one array read. */
+const HOP_BY_LENGTH: string[][] = [];
+for (const hop of HOP_BY_HOP) (HOP_BY_LENGTH[hop.length] ??= []).push(hop);
+
+function isFixedHop(name: string): boolean {
+  const candidates = HOP_BY_LENGTH[name.length];
+  if (candidates === undefined) return false;
+  for (let i = 0; i < candidates.length; i++) if (fieldNameIs(name, candidates[i]!)) return true;
+  return false;
+}
+
+/**
+ * Removes hop-by-hop fields. With keepUpgrade (relaying a WebSocket or other upgrade), the
+ * Upgrade field stays and a single `Connection: Upgrade` replaces the client's Connection lines,
+ * which the next hop needs to see the upgrade at all.
+ */
+export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: boolean }): Header[] {
+  // Tokens beyond the fixed list; usually none ("Connection: keep-alive" names a listed field).
+  let named: Set<string> | null = null;
+  let upgradeToken = false;
+  for (const h of headers) {
+    if (!fieldNameIs(h.name, "connection")) continue;
+    for (const part of h.value.split(",")) {
+      const t = part.trim().toLowerCase();
+      if (t === "upgrade") upgradeToken = true;
+      else if (t !== "" && !PROTECTED.has(t) && !HOP_SET.has(t)) (named ??= new Set()).add(t);
+    }
+  }
+  const keepUpgrade = opts.keepUpgrade && upgradeToken;
+  const out: Header[] = [];
+  let connectionKept = false;
+  for (const h of headers) {
+    if (keepUpgrade && fieldNameIs(h.name, "upgrade")) out.push(h);
+    else if (keepUpgrade && fieldNameIs(h.name, "connection")) {
+      if (!connectionKept) out.push({ name: h.name, value: "Upgrade" });
+      connectionKept = true;
+    } else if (!isFixedHop(h.name) && (named === null || !named.has(h.name.toLowerCase()))) out.push(h);
+  }
+  return out;
+}
+
+/** Adds this proxy to Via ("1.1 pseudonym"), appended to the last existing Via line if any. */
+export function withVia(headers: Header[], version: "1.0" | "1.1", pseudonym: string): Header[] {
+  const entry = `${version} ${pseudonym}`;
+  for (let i = headers.length - 1; i >= 0; i--) {
+    const h = headers[i]!;
+    if (!fieldNameIs(h.name, "via")) continue;
+    const out = headers.slice();
+    out[i] = { name: h.name, value: h.value === "" ? entry : `${h.value}, ${entry}` };
+    return out;
+  }
+  return [...headers, { name: "Via", value: entry }];
+}
+
+const FORWARDED_NAMES = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/** Replaces any client-sent X-Forwarded-For/-Proto/-Host with what this proxy saw. */
+export function withForwarded(
+  headers: Header[],
+  info: { readonly clientIp: string; readonly proto: "http" | "https"; readonly host: string | null },
+): Header[] {
+  const out = headers.filter((h) => !FORWARDED_NAMES.some((n) => fieldNameIs(h.name, n)));
+  out.push({ name: "X-Forwarded-For", value: displayIp(info.clientIp) });
+  out.push({ name: "X-Forwarded-Proto", value: info.proto });
+  if (info.host !== null) out.push({ name: "X-Forwarded-Host", value: info.host });
+  return out;
+}
+
+/** A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; show them as a.b.c.d. */
+export function displayIp(ip: string): string {
+  const m = MAPPED_V4.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+/** The first value of a field, case-insensitive (list fields: split the value yourself). */
+export function getHeader(headers: readonly Header[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const h of headers) if (fieldNameIs(h.name, lower)) return h.value;
+  return undefined;
+}
+
+/** Sets one field: replaces the first occurrence in place, drops the others, or appends. */
+export function setHeader(headers: Header[], name: string, value: string): Header[] {
+  const lower = name.toLowerCase();
+  const out: Header[] = [];
+  let set = false;
+  for (const h of headers) {
+    if (!fieldNameIs(h.name, lower)) out.push(h);
+    else if (!set) {
+      out.push({ name: h.name, value });
+      set = true;
+    }
+  }
+  if (!set) out.push({ name, value });
+  return out;
+}
+
+/** Removes every occurrence of a field, case-insensitive. */
+export function removeHeader(headers: readonly Header[], name: string): Header[] {
+  const lower = name.toLowerCase();
+  return headers.filter((h) => !fieldNameIs(h.name, lower));
+}

@@ -1,0 +1,108 @@
+/**
+ * What the HTTP driver sends where: the upstream request head built from a client request
+ * (forward: absolute-form -> origin-form; reverse: everything to the workload with
+ * X-Forwarded-*), the client response head built from an upstream response, proxy
+ * authentication, and error responses. Pure functions; the session in http.ts does the I/O.
+ */
+import type { Verifier } from "../auth.ts";
+import { ERROR_TABLE, ProxyError } from "../errors.ts";
+import { getHeader, removeHeader, setHeader, stripHopByHop, withForwarded, withVia } from "../http/hop.ts";
+import { type Header, type RequestHead, type ResponseHead, errorResponse, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
+import type { DialTarget } from "../dial.ts";
+
+/** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
+export const VIA_PSEUDONYM = "sidecar-proxy";
+
+export interface Routed {
+  readonly target: DialTarget;
+  /** The serialized head for the upstream. */
+  readonly head: Uint8Array;
+}
+
+export interface RouteInput {
+  readonly request: RequestHead;
+  /** Reverse listeners: the workload; forward: null (the request names the origin). */
+  readonly workload: DialTarget | null;
+  readonly clientIp: string;
+}
+
+/** Decides where a non-CONNECT request goes and what is sent there. Throws ProxyError. */
+export function routeRequest({ request, workload, clientIp }: RouteInput): Routed {
+  let headers = stripHopByHop(request.headers, { keepUpgrade: request.upgrade !== null });
+  let path: string;
+  let target: DialTarget;
+  if (workload === null) {
+    // Forward proxy: only absolute-form names an origin (RFC 9112 §3.2.2).
+    if (request.form !== "absolute" || !request.url) {
+      throw new ProxyError("protocol", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT");
+    }
+    target = { host: request.url.host, port: request.url.port };
+    path = request.url.path;
+    // The absolute-form authority wins over any Host field (RFC 9112 §3.2.2).
+    headers = setHeader(headers, "Host", hostField(request.url.host, request.url.port));
+  } else {
+    // Reverse proxy: whatever the client names, the workload answers (never an open relay).
+    target = workload;
+    if (request.form === "absolute" && request.url) {
+      path = request.url.path;
+      headers = setHeader(headers, "Host", hostField(request.url.host, request.url.port));
+    } else {
+      path = request.target;
+      if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));
+    }
+    // A client-sent RFC 7239 Forwarded is as untrusted as X-Forwarded-*: the workload must not
+    // mistake it for something this proxy vouches for, so it is removed.
+    headers = removeHeader(headers, "forwarded");
+    headers = withForwarded(headers, { clientIp, proto: "http", host: getHeader(headers, "host") ?? null });
+  }
+  headers = withVia(headers, request.version, VIA_PSEUDONYM);
+  // We speak HTTP/1.1 upstream whatever the client spoke (RFC 9110 §6.2).
+  return { target, head: serializeRequestHead(request.method, path, "1.1", headers) };
+}
+
+/** The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. */
+export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
+  let headers: Header[] = stripHopByHop(response.headers, { keepUpgrade: false });
+  headers = withVia(headers, response.version, VIA_PSEUDONYM);
+  if (!keepAlive) headers.push({ name: "Connection", value: "close" });
+  else if (clientVersion === "1.0") headers.push({ name: "Connection", value: "keep-alive" });
+  return serializeResponseHead(response.status, response.reason, headers);
+}
+
+/** A 101 Switching Protocols (or other 1xx) relayed as received, plus Via. Upgrade fields stay. */
+export function interimResponseHead(response: ResponseHead): Uint8Array {
+  const headers = response.status === 101 ? response.headers : stripHopByHop(response.headers, { keepUpgrade: false });
+  return serializeResponseHead(response.status, response.reason, withVia(headers, response.version, VIA_PSEUDONYM));
+}
+
+export function hostField(host: string, port: number): string {
+  const h = host.includes(":") ? `[${host}]` : host;
+  return port === 80 ? h : `${h}:${port}`;
+}
+
+/** `Proxy-Authorization: Basic base64(user:password)` (RFC 7617); false when absent or wrong. */
+export function proxyAuthorized(headers: readonly Header[], verify: Verifier): boolean {
+  const value = getHeader(headers, "proxy-authorization");
+  if (!value) return false;
+  const match = /^basic[ \t]+([A-Za-z0-9+/]+=*)[ \t]*$/i.exec(value);
+  if (!match) return false;
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(atob(match[1]!), (c) => c.charCodeAt(0)));
+  } catch {
+    return false;
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return false;
+  return verify(decoded.slice(0, colon), decoded.slice(colon + 1));
+}
+
+/** SPEC §4 error response for a kind: status from ERROR_TABLE, a short reason as the body. */
+export function errorFor(err: ProxyError): Uint8Array {
+  const row = ERROR_TABLE[err.kind];
+  const body = err.message && err.message !== row.reason ? `${row.reason}: ${err.message}` : row.reason;
+  const extra: Header[] = err.kind === "authFailed" ? [{ name: "Proxy-Authenticate", value: `Basic realm="${VIA_PSEUDONYM}", charset="UTF-8"` }] : [];
+  return errorResponse(row.http, body, extra);
+}
+
+export const CONNECT_ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");

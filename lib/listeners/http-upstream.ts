@@ -1,0 +1,58 @@
+/**
+ * One upstream connection of an HTTP session, kept between requests for keep-alive reuse.
+ * It forwards its socket's events to whichever session is attached; while idle, a FIN or close
+ * just makes it unusable (the session forgets it and dials anew next time).
+ */
+import { ProxyError } from "../errors.ts";
+import type { Conn, ConnEvents } from "../runtime/types.ts";
+
+export interface UpstreamOwner {
+  fromUpstream(chunk: Uint8Array): void;
+  upstreamDrained(): void;
+  upstreamGone(err: ProxyError | undefined, upstream: Upstream): void;
+}
+
+export class Upstream implements ConnEvents {
+  private owner: UpstreamOwner | null = null;
+  private gone = false;
+
+  constructor(
+    /** host:port this connection goes to (reuse only for the same key). */
+    readonly key: string,
+    readonly conn: Conn,
+  ) {}
+
+  attach(owner: UpstreamOwner): void {
+    this.owner = owner;
+    this.conn.setEvents(this);
+  }
+
+  /** Stop delivering events (a relay takes over the socket). */
+  detach(): void {
+    this.owner = null;
+  }
+
+  usable(): boolean {
+    return !this.gone && !this.conn.closed;
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.owner?.fromUpstream(chunk);
+  }
+
+  onEnd(): void {
+    this.gone = true;
+    this.owner?.upstreamGone(undefined, this);
+  }
+
+  onDrain(): void {
+    this.owner?.upstreamDrained();
+  }
+
+  onClose(err?: Error): void {
+    const wasGone = this.gone;
+    this.gone = true;
+    if (wasGone && !err) return;
+    this.owner?.upstreamGone(err ? new ProxyError("upstreamProtocol", `upstream connection failed: ${err.message}`) : undefined, this);
+  }
+}

@@ -1,0 +1,441 @@
+/**
+ * HTTP/1.1 proxy driver, forward and reverse (SPEC §3), over the pure parser in
+ * lib/protocol/http1.ts. One session per client connection:
+ *
+ *   awaitHead -> (CONNECT) tunnel via the shared relay
+ *             -> exchange: request head + body to the upstream, response back
+ *                (1xx relayed; 101 after an Upgrade request becomes a tunnel)
+ *             -> awaitHead again (keep-alive; pipelined requests wait in `pending`
+ *                and are answered in order, one exchange at a time)
+ *
+ * Bodies are relayed unchanged (chunked stays chunked); BodyDecoder only finds their end.
+ * Upstream connections are kept per client connection and reused while the next request goes
+ * to the same host:port (keep-alive across requests, new dial when the origin changes).
+ * A response that has started is never followed by an error response: if the upstream dies
+ * mid-body the client connection is closed.
+ *
+ * Clocks owned here: header deadline (408), keep-alive idle, upstream response head (504).
+ */
+import { createVerifier, type Verifier } from "../auth.ts";
+import { ProxyError, asProxyError } from "../errors.ts";
+import { BodyDecoder } from "../protocol/http-body.ts";
+import { HeadScan, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
+import { Holding, Relay } from "../relay.ts";
+import type { Conn, ConnEvents } from "../runtime/types.ts";
+import { type ConnRecord, terminationFor } from "../tracker.ts";
+import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, relayOptions, routeFor } from "../tunnel.ts";
+import { Upstream } from "./http-upstream.ts";
+import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
+import { dial } from "../dial.ts";
+
+const EMPTY = new Uint8Array(0);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.byteLength === 0) return b;
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+/** One request/response in flight. */
+interface Exchange {
+  readonly request: RequestHead;
+  readonly upstreamHead: Uint8Array;
+  readonly targetKey: string;
+  /** Request body still to relay (null once complete). */
+  requestBody: BodyDecoder | null;
+  upstream: Upstream | null;
+  response: ResponseHead | null;
+  responseBody: BodyDecoder | null;
+  /** Bytes of the upstream's response head seen so far. */
+  responseHeadBuf: Uint8Array;
+  readonly responseScan: HeadScan;
+  responseStarted: boolean;
+  keepClient: boolean;
+  reuseUpstream: boolean;
+}
+
+export class HttpSession implements ConnEvents {
+  private pending: Uint8Array = EMPTY;
+  private readonly scan = new HeadScan();
+  private exchange: Exchange | null = null;
+  private upstream: Upstream | null = null;
+  private headTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private responseTimer: ReturnType<typeof setTimeout> | undefined;
+  private clientEnded = false;
+  private closed = false;
+  private handedOff = false;
+  private requests = 0;
+  private termination: string | null = null;
+  private error: ProxyError | undefined;
+  private readonly verify: Verifier | null;
+
+  constructor(
+    readonly ctx: ListenerContext,
+    readonly conn: Conn,
+    readonly rec: ConnRecord,
+  ) {
+    const auth = ctx.config.auth;
+    // Proxy-Authorization is for forward proxies; a reverse listener serves any client it admits.
+    this.verify = auth && ctx.workload === null ? createVerifier(auth) : null;
+  }
+
+  start(): void {
+    this.conn.setEvents(this);
+    this.rec.abort = () => this.destroy("shutdown");
+    this.rec.drain = () => {
+      if (!this.exchange && this.pending.byteLength === 0) this.closeClient("shutdown");
+    };
+    this.armIdle();
+  }
+
+  // ---- client events ----
+
+  onData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.rec.bytesUp += chunk.byteLength;
+    const ex = this.exchange;
+    if (ex && ex.requestBody && ex.upstream) {
+      this.relayRequestBody(ex, chunk);
+      return;
+    }
+    this.pending = concat(this.pending, chunk);
+    if (ex) {
+      // Pipelined bytes wait for the current exchange; stop reading if they pile up.
+      if (this.pending.byteLength > this.ctx.limits.maxBufferedBytes) this.conn.pause();
+      return;
+    }
+    this.parseNext();
+  }
+
+  onEnd(): void {
+    this.clientEnded = true;
+    // A half-closed client still gets the response to what it sent (SPEC §4).
+    if (!this.exchange) {
+      if (this.pending.byteLength > 0) this.parseNext();
+      if (!this.exchange) this.closeClient("client-fin");
+    }
+  }
+
+  onDrain(): void {
+    this.exchange?.upstream?.conn.resume();
+  }
+
+  onClose(err?: Error): void {
+    if (this.handedOff) return;
+    this.closed = true;
+    this.clearTimers();
+    if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
+    this.upstream?.conn.destroy();
+    this.upstream = null;
+    this.rec.requests = this.requests;
+    this.ctx.tracker.close(this.rec, this.termination ?? "client-fin", this.error);
+  }
+
+  // ---- requests ----
+
+  private parseNext(): void {
+    if (this.pending.byteLength === 0 || this.exchange || this.closed) return;
+    clearTimeout(this.idleTimer);
+    if (this.headTimer === undefined) {
+      const ms = this.ctx.limits.headerTimeoutMs;
+      this.headTimer = setTimeout(() => this.fail(new ProxyError("headerTimeout", `request head not complete in ${ms} ms`)), ms);
+    }
+    let result;
+    try {
+      result = parseRequestHead(this.pending, this.ctx.limits, this.scan);
+    } catch (err) {
+      return this.fail(asProxyError(err));
+    }
+    if (!result.ok) {
+      if (this.clientEnded) this.closeClient("client-fin");
+      return;
+    }
+    clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    const rest = this.pending.subarray(result.consumed);
+    this.pending = EMPTY;
+    if (this.requests++ === 0) this.ctx.tracker.handshakeDone(this.rec);
+    this.handleRequest(result.head, rest);
+  }
+
+  private handleRequest(request: RequestHead, rest: Uint8Array): void {
+    if (this.verify && !proxyAuthorized(request.headers, this.verify)) {
+      return this.fail(new ProxyError("authFailed", "proxy authentication required"));
+    }
+    if (request.method === "CONNECT") return this.connectTunnel(request, rest);
+    let routed;
+    try {
+      routed = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress });
+    } catch (err) {
+      return this.fail(asProxyError(err));
+    }
+    const key = formatTarget(routed.target);
+    this.rec.target = key;
+    const ex: Exchange = {
+      request,
+      upstreamHead: routed.head,
+      targetKey: key,
+      requestBody: new BodyDecoder(request.framing),
+      upstream: null,
+      response: null,
+      responseBody: null,
+      responseHeadBuf: EMPTY,
+      responseScan: new HeadScan(),
+      responseStarted: false,
+      keepClient: request.keepAlive,
+      reuseUpstream: false,
+    };
+    if (ex.requestBody!.done) ex.requestBody = null;
+    this.exchange = ex;
+    this.pending = rest;
+    const idle = this.upstream;
+    if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
+    if (idle) idle.conn.end();
+    this.upstream = null;
+    const startedMs = Date.now();
+    dial(this.ctx.runtime, routed.target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }).then(
+      ({ conn }) => {
+        this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
+        if (this.closed || this.exchange !== ex) return conn.destroy();
+        this.useUpstream(ex, new Upstream(key, conn));
+      },
+      (err: unknown) => {
+        if (this.exchange === ex) this.fail(asProxyError(err));
+      },
+    );
+  }
+
+  private useUpstream(ex: Exchange, upstream: Upstream): void {
+    this.upstream = upstream;
+    ex.upstream = upstream;
+    upstream.attach(this);
+    upstream.conn.write(ex.upstreamHead);
+    const ms = this.ctx.limits.responseTimeoutMs;
+    this.responseTimer = setTimeout(() => {
+      if (this.exchange === ex && !ex.response) this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
+    }, ms);
+    if (ex.requestBody) {
+      const body = this.pending;
+      this.pending = EMPTY;
+      if (body.byteLength > 0) this.relayRequestBody(ex, body);
+    }
+  }
+
+  private relayRequestBody(ex: Exchange, chunk: Uint8Array): void {
+    let used;
+    try {
+      ({ used } = ex.requestBody!.feed(chunk));
+    } catch (err) {
+      return this.fail(asProxyError(err));
+    }
+    const up = ex.upstream!.conn;
+    if (used > 0 && !up.write(used === chunk.byteLength ? chunk : chunk.subarray(0, used))) {
+      if (up.queuedBytes >= this.ctx.limits.maxBufferedBytes) this.conn.pause();
+    }
+    if (ex.requestBody!.done) {
+      ex.requestBody = null;
+      if (used < chunk.byteLength) this.pending = concat(this.pending, chunk.subarray(used));
+    }
+  }
+
+  /** The upstream drained: the client may send more request body. */
+  upstreamDrained(): void {
+    this.conn.resume();
+  }
+
+  // ---- responses (called by Upstream) ----
+
+  fromUpstream(chunk: Uint8Array): void {
+    const ex = this.exchange;
+    if (!ex) return this.upstreamGone(new ProxyError("upstreamProtocol", "bytes from an idle upstream"));
+    if (ex.responseBody) return this.relayResponseBody(ex, chunk, 0);
+    ex.responseHeadBuf = concat(ex.responseHeadBuf, chunk);
+    this.parseResponse(ex);
+  }
+
+  private parseResponse(ex: Exchange): void {
+    for (;;) {
+      let result;
+      try {
+        result = parseResponseHead(ex.responseHeadBuf, this.ctx.limits, ex.responseScan);
+      } catch (err) {
+        return this.fail(asProxyError(err));
+      }
+      if (!result.ok) return;
+      const response = result.head;
+      const rest = ex.responseHeadBuf.subarray(result.consumed);
+      ex.responseHeadBuf = EMPTY;
+      if (response.status === 101 && ex.request.upgrade !== null) return this.upgradeTunnel(ex, response, rest);
+      if (response.status >= 100 && response.status < 200) {
+        // 100 Continue, 103 Early Hints: relayed; the final response follows.
+        this.toClient(interimResponseHead(response));
+        ex.responseHeadBuf = rest;
+        if (rest.byteLength === 0) return;
+        continue;
+      }
+      return this.startResponse(ex, response, rest);
+    }
+  }
+
+  private startResponse(ex: Exchange, response: ResponseHead, rest: Uint8Array): void {
+    clearTimeout(this.responseTimer);
+    ex.response = response;
+    const framing = responseFraming(ex.request, response);
+    const clientKeep = ex.keepClient && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
+    ex.keepClient = clientKeep;
+    ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
+    ex.responseStarted = true;
+    this.toClient(clientResponseHead(response, ex.request.version, clientKeep));
+    ex.responseBody = new BodyDecoder(framing, { response: true });
+    if (ex.responseBody.done) return this.finishExchange(ex, rest);
+    if (rest.byteLength > 0) this.relayResponseBody(ex, rest, 0);
+  }
+
+  private relayResponseBody(ex: Exchange, chunk: Uint8Array, offset: number): void {
+    let used;
+    try {
+      ({ used } = ex.responseBody!.feed(chunk, offset));
+    } catch (err) {
+      return this.fail(asProxyError(err));
+    }
+    if (used > 0) this.toClient(offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used));
+    if (this.conn.queuedBytes >= this.ctx.limits.maxBufferedBytes) ex.upstream?.conn.pause();
+    if (ex.responseBody!.done) this.finishExchange(ex, chunk.subarray(offset + used));
+  }
+
+  private toClient(bytes: Uint8Array): void {
+    this.rec.bytesDown += bytes.byteLength;
+    this.conn.write(bytes);
+  }
+
+  private finishExchange(ex: Exchange, extra: Uint8Array): void {
+    this.exchange = null;
+    clearTimeout(this.responseTimer);
+    const upstream = ex.upstream;
+    // Only an upstream that finished both directions cleanly is reused.
+    if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
+      upstream.conn.end();
+      if (this.upstream === upstream) this.upstream = null;
+    } else upstream?.conn.resume();
+    if (!ex.keepClient) return this.closeClient(this.clientEnded ? "client-fin" : "server-fin");
+    this.conn.resume();
+    this.armIdle();
+    if (this.pending.byteLength > 0) this.parseNext();
+    else if (this.clientEnded) this.closeClient("client-fin");
+  }
+
+  /** The upstream sent FIN or closed. */
+  upstreamGone(err?: ProxyError, upstream?: Upstream): void {
+    const ex = this.exchange;
+    if (!ex || (upstream && ex.upstream !== upstream)) {
+      // An idle kept-alive upstream went away: forget it.
+      if (upstream && this.upstream === upstream) this.upstream = null;
+      return;
+    }
+    if (ex.responseBody && !err) {
+      try {
+        ex.responseBody.finish(); // read-until-close bodies end here; others were truncated
+        return this.finishExchange(ex, EMPTY);
+      } catch (e) {
+        return this.fail(asProxyError(e));
+      }
+    }
+    this.fail(err ?? new ProxyError("upstreamProtocol", "upstream closed before a complete response"));
+  }
+
+  // ---- tunnels ----
+
+  private connectTunnel(request: RequestHead, rest: Uint8Array): void {
+    const authority = request.authority!;
+    const target = routeFor(this.ctx, { host: authority.host, port: authority.port });
+    this.handOff();
+    this.rec.bytesUp -= rest.byteLength; // counted again by the relay as early tunnel bytes
+    const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
+    this.conn.setEvents(held);
+    const conn = this.conn;
+    openTunnel(this.ctx, this.rec, conn, held, target, {
+      connected: () => {
+        this.rec.bytesDown += CONNECT_ESTABLISHED.byteLength;
+        conn.write(CONNECT_ESTABLISHED);
+      },
+      failed: (err) => conn.write(errorFor(err)),
+    }, rest);
+  }
+
+  private upgradeTunnel(ex: Exchange, response: ResponseHead, rest: Uint8Array): void {
+    clearTimeout(this.responseTimer);
+    this.toClient(interimResponseHead(response));
+    const up = ex.upstream!.conn;
+    const clientBytes = this.pending;
+    this.handOff();
+    const relay = new Relay(this.conn, up, relayOptions(this.ctx.limits), (r) => this.ctx.tracker.close(this.rec, r.termination ?? "client-fin"));
+    relay.bytesUp = this.rec.bytesUp - clientBytes.byteLength; // the relay counts those again
+    relay.bytesDown = this.rec.bytesDown;
+    this.rec.live = relay;
+    this.rec.abort = () => relay.abort("shutdown");
+    relay.start(null, clientBytes);
+    if (rest.byteLength > 0) relay.fromServer(rest);
+  }
+
+  /** The relay owns both sockets from here; this session stops reacting to them. */
+  private handOff(): void {
+    this.handedOff = true;
+    this.clearTimers();
+    this.upstream?.detach();
+    this.rec.requests = this.requests;
+  }
+
+  // ---- endings ----
+
+  private fail(err: ProxyError): void {
+    if (this.closed) return;
+    const started = this.exchange?.responseStarted ?? false;
+    this.error = err;
+    this.termination = terminationFor(err.kind);
+    this.upstream?.conn.destroy();
+    this.upstream = null;
+    this.exchange = null;
+    if (started) return this.destroy(this.termination); // never a second status line
+    this.toClient(errorFor(err));
+    this.closeClient(this.termination);
+  }
+
+  private closeClient(termination: string): void {
+    this.termination ??= termination;
+    this.clearTimers();
+    this.conn.end();
+  }
+
+  private destroy(termination: string): void {
+    this.termination ??= termination;
+    this.upstream?.conn.destroy();
+    this.conn.destroy();
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (!this.exchange && this.pending.byteLength === 0) this.closeClient("idle-timeout");
+    }, this.ctx.limits.idleTimeoutMs);
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.headTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.responseTimer);
+    this.headTimer = undefined;
+  }
+}
+
+export const httpDriver: ProtocolDriver = {
+  handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void {
+    new HttpSession(ctx, conn, rec).start();
+  },
+  refuse(conn: Conn): void {
+    conn.write(errorFor(new ProxyError("limitExceeded", "too many connections")));
+    conn.end();
+  },
+};

@@ -1,0 +1,236 @@
+/**
+ * HTTP/1.x message head scanning and field-line syntax: RFC 9112 §2.1-§2.2 (message format,
+ * CRLF line endings), §5 (field syntax, obs-fold), RFC 9110 §5.5-§5.6 (field values, tokens).
+ * Pure: bytes in, offsets and strings out. Used only by http1.ts.
+ *
+ * `HeadScan` finds the end of a head in a buffer that grows between calls without looking at a
+ * byte twice (the driver re-offers its accumulated buffer; each call resumes where the last one
+ * stopped), and enforces the byte limits while the head is still incomplete.
+ *
+ * Choices where the RFCs leave room (all strict, because a proxy that reads a head differently
+ * from the server behind it is how requests get smuggled):
+ * - A bare LF as line terminator is rejected (RFC 9112 §2.2 "MAY recognize a single LF").
+ * - A bare CR, NUL or any CTL other than HTAB in a field value is rejected (§2.2, RFC 9110 §5.5).
+ * - obs-fold and a field line starting with whitespace are rejected (§5.2 allows rejecting; a
+ *   whitespace-led first line is §2.2's "whitespace between start-line and first field").
+ * - Whitespace between field name and colon is rejected (§5.1: MUST reject with 400).
+ * - obs-text (0x80-0xFF) is allowed inside a value, never as its first or last byte: Bun's own
+ *   HTTP server trims such bytes, so a workload behind us would see a different value.
+ * - Requests: up to MAX_LEADING_EMPTY_LINES empty lines before the request-line are skipped
+ *   (§2.2 "SHOULD ignore at least one empty line"); responses get none.
+ */
+import { ProxyError, type ErrorKind } from "../errors.ts";
+import type { Header, HeadLimits } from "./http1.ts";
+
+// RFC 5234 Appendix B.1 core rules.
+export const CR = 0x0d;
+export const LF = 0x0a;
+export const SP = 0x20;
+export const HTAB = 0x09;
+export const DEL = 0x7f;
+const COLON = 0x3a;
+/** "H", first octet of HTTP-name (RFC 9112 §2.3), which starts every status-line. */
+const HTTP_NAME_FIRST = 0x48;
+/** First obs-text octet (RFC 9110 §5.5). */
+export const OBS_TEXT_MIN = 0x80;
+
+/** RFC 9112 §2.2 asks to skip at least one; old clients send one stray CRLF after a POST body. */
+export const MAX_LEADING_EMPTY_LINES = 4;
+
+/** tchar, RFC 9110 §5.6.2. */
+export const TCHAR: Uint8Array = charClass((c) => isAlnum(c) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)));
+/** field-vchar / SP / HTAB (RFC 9110 §5.5): every octet except CTLs (HTAB excepted) and DEL. */
+export const FIELD_CHAR: Uint8Array = charClass((c) => c === HTAB || (c >= SP && c !== DEL));
+
+function isAlnum(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+export function charClass(test: (c: number) => boolean): Uint8Array {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = test(c) ? 1 : 0;
+  return t;
+}
+
+/** The error kinds one side reports: the client gets 400/414/431, an upstream fault is a 502. */
+export interface HeadErrors {
+  readonly malformed: ErrorKind;
+  readonly lineTooLong: ErrorKind;
+  readonly headTooLarge: ErrorKind;
+}
+export const REQUEST_ERRORS: HeadErrors = { malformed: "protocol", lineTooLong: "uriTooLong", headTooLarge: "headersTooLarge" };
+export const RESPONSE_ERRORS: HeadErrors = {
+  malformed: "upstreamProtocol",
+  lineTooLong: "upstreamProtocol",
+  headTooLarge: "upstreamProtocol",
+};
+
+/**
+ * Resumable search for the end of one message head. Pass the same instance while the buffer
+ * grows (same bytes at the same offsets, more at the end); it resets itself after a head is found
+ * or an error is thrown, and when offered a buffer shorter than what it already scanned.
+ */
+export class HeadScan {
+  /** Offset of the first byte of the start-line (after skipped empty lines). */
+  startLine = 0;
+  /** Offset just past the start-line's CRLF; -1 until found. */
+  startLineEnd = -1;
+  /** Offset of the LF ending each field line, in order. */
+  readonly fieldEnds: number[] = [];
+  #lineStart = 0;
+  #searched = 0;
+
+  reset(): void {
+    this.startLine = 0;
+    this.startLineEnd = -1;
+    this.fieldEnds.length = 0;
+    this.#lineStart = 0;
+    this.#searched = 0;
+  }
+
+  /** Offset just past the head's final CRLF, or -1 when more bytes are needed. */
+  scan(buf: Uint8Array, limits: HeadLimits, isRequest: boolean): number {
+    if (buf.length < this.#searched) this.reset();
+    const errors = isRequest ? REQUEST_ERRORS : RESPONSE_ERRORS;
+    try {
+      const end = this.#scanLines(buf, limits, isRequest, errors);
+      if (end >= 0) return end;
+      this.#checkIncomplete(buf, limits, isRequest, errors);
+      return -1;
+    } catch (err) {
+      this.reset();
+      throw err;
+    }
+  }
+
+  // The checks run in the same order whether the head arrives whole or byte by byte (first
+  // octet, then length limits, then line syntax), so chunking never changes which error is thrown.
+  #scanLines(buf: Uint8Array, limits: HeadLimits, isRequest: boolean, errors: HeadErrors): number {
+    for (;;) {
+      const lf = buf.indexOf(LF, this.#searched);
+      if (lf < 0) {
+        this.#searched = buf.length;
+        return -1;
+      }
+      const next = lf + 1;
+      const bare = lf === this.#lineStart || buf[lf - 1] !== CR;
+      if (this.startLineEnd < 0) {
+        if (!bare && lf - 1 === this.#lineStart) {
+          if (!isRequest || next / 2 > MAX_LEADING_EMPTY_LINES) throw new ProxyError(errors.malformed, "empty start-line");
+          this.startLine = next;
+        } else {
+          this.#checkFirstOctet(buf, isRequest, errors);
+          if (lf - 1 - this.startLine > limits.maxRequestLineBytes) throw new ProxyError(errors.lineTooLong, "start-line over limit");
+          if (bare) throw new ProxyError(errors.malformed, "bare LF line terminator");
+          this.startLineEnd = next;
+        }
+      } else {
+        if (next - this.startLineEnd > limits.maxHeaderBytes) throw new ProxyError(errors.headTooLarge, "header section over limit");
+        if (bare) throw new ProxyError(errors.malformed, "bare LF line terminator");
+        if (lf - 1 === this.#lineStart) return next;
+        if (this.fieldEnds.push(lf) > limits.maxHeaderCount) throw new ProxyError(errors.headTooLarge, "too many header fields");
+      }
+      this.#lineStart = this.#searched = next;
+    }
+  }
+
+  /** Limits hold before the head is complete: a peer cannot make us buffer past them. */
+  #checkIncomplete(buf: Uint8Array, limits: HeadLimits, isRequest: boolean, errors: HeadErrors): void {
+    if (this.startLineEnd >= 0) {
+      if (buf.length - this.startLineEnd > limits.maxHeaderBytes) throw new ProxyError(errors.headTooLarge, "header section over limit");
+      return;
+    }
+    if (buf.length > this.startLine) this.#checkFirstOctet(buf, isRequest, errors);
+    // The last byte may be the CR of the CRLF still to come.
+    if (buf.length - this.startLine - 1 > limits.maxRequestLineBytes) throw new ProxyError(errors.lineTooLong, "start-line over limit");
+  }
+
+  /** Fail fast on what cannot become a start-line (a TLS ClientHello, binary noise). */
+  #checkFirstOctet(buf: Uint8Array, isRequest: boolean, errors: HeadErrors): void {
+    const first = buf[this.startLine]!;
+    const ok = isRequest ? TCHAR[first] === 1 || first === CR : first === HTTP_NAME_FIRST;
+    if (!ok) throw new ProxyError(errors.malformed, "not an HTTP/1.x start-line");
+  }
+}
+
+/**
+ * ASCII case-insensitive equality with a lower-case field name (RFC 9110 §5.1), without
+ * allocating: field names are tokens, so only A-Z need folding.
+ */
+export function fieldNameIs(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+const ASCII = new TextDecoder(); // UTF-8 decoding of ASCII is the identity; "latin1" would be windows-1252.
+const FROM_CHAR_CODE_SLICE = 4096;
+
+/** Octets to a string with one char per octet (ISO-8859-1), so byte and char offsets agree. */
+export function latin1(buf: Uint8Array, start: number, end: number, ascii: boolean): string {
+  if (ascii) return ASCII.decode(buf.subarray(start, end));
+  let out = "";
+  for (let i = start; i < end; i += FROM_CHAR_CODE_SLICE) {
+    out += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + FROM_CHAR_CODE_SLICE)) as unknown as number[]);
+  }
+  return out;
+}
+
+/** Byte offsets of one validated field line: [nameStart, nameEnd) and [valueStart, valueEnd). */
+export interface FieldSpans {
+  readonly spans: number[];
+  readonly ascii: boolean;
+}
+
+/** RFC 9112 §5.1 field-line = field-name ":" OWS field-value OWS, checked on bytes. */
+export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readonly number[], kind: ErrorKind): FieldSpans {
+  const spans: number[] = [];
+  let ascii = true;
+  let s = start;
+  for (const lf of fieldEnds) {
+    const e = lf - 1; // the CR
+    let i = s;
+    while (i < e && TCHAR[buf[i]!] === 1) i++;
+    if (i === e || buf[i] !== COLON || i === s) throw new ProxyError(kind, fieldNameProblem(buf, s, i));
+    let vs = i + 1;
+    let ve = e;
+    while (vs < ve && (buf[vs] === SP || buf[vs] === HTAB)) vs++;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    for (let k = vs; k < ve; k++) {
+      const c = buf[k]!;
+      if (FIELD_CHAR[c] !== 1) throw new ProxyError(kind, c === CR ? "bare CR in field value" : "control character in field value");
+      if (c >= OBS_TEXT_MIN) ascii = false;
+    }
+    if (vs < ve && (buf[vs]! >= OBS_TEXT_MIN || buf[ve - 1]! >= OBS_TEXT_MIN)) {
+      throw new ProxyError(kind, "obs-text at the start or end of a field value");
+    }
+    spans.push(s, i, vs, ve);
+    s = lf + 1;
+  }
+  return { spans, ascii };
+}
+
+function fieldNameProblem(buf: Uint8Array, s: number, i: number): string {
+  const c = buf[i];
+  if (i === s && (c === SP || c === HTAB)) return "obs-fold or whitespace before a field line";
+  if (i === s && c === COLON) return "empty field name";
+  if (c === SP || c === HTAB) return "whitespace between field name and colon";
+  if (c === CR) return "field line without colon";
+  return "invalid character in field name";
+}
+
+/** Builds Header objects from spans over `text`, which was decoded from buf starting at `base`. */
+export function headersFromSpans(text: string, base: number, spans: readonly number[]): Header[] {
+  const out: Header[] = new Array(spans.length / 4);
+  for (let j = 0, h = 0; j < spans.length; j += 4, h++) {
+    out[h] = {
+      name: text.slice(spans[j]! - base, spans[j + 1]! - base),
+      value: text.slice(spans[j + 2]! - base, spans[j + 3]! - base),
+    };
+  }
+  return out;
+}

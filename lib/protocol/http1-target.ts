@@ -1,0 +1,169 @@
+/**
+ * HTTP/1.1 request-line and request-target: RFC 9112 §3 (request-line), §3.2 (the four target
+ * forms), RFC 9110 §4.2.1 (http URI), §4.2.4 (userinfo), §9.3.6 (CONNECT), RFC 3986 §3.2
+ * (authority). Pure; used only by http1.ts.
+ *
+ * Deliberately not supported (answered 501 "commandNotSupported"): absolute-form with a scheme
+ * other than http — in particular `GET https://…`, which would need TLS origination; clients
+ * reach https origins through CONNECT.
+ *
+ * Choices:
+ * - Exactly one SP between the three request-line parts (§3: no lenient whitespace parsing).
+ * - The target may hold any VCHAR except "#" (fragments are never sent, RFC 9112 §3.2): browsers
+ *   send unescaped `|`, `{`, `"`, which are unambiguous; CTLs, SP and obs-text are rejected.
+ * - userinfo in an http URI is rejected (RFC 9110 §4.2.4 "treat its presence as an error").
+ * - Hosts: reg-name (RFC 3986 unreserved and sub-delims; percent-encoding not supported),
+ *   IPv4, or an IPv6 literal in brackets (IPvFuture and zone identifiers not supported). Port
+ *   1-65535; an empty port (`host:`) is rejected.
+ * - HTTP versions other than 1.0 and 1.1 (including the HTTP/2 preface `PRI * HTTP/2.0`) are
+ *   400: ErrorKind has no 505.
+ * - "*" only with OPTIONS (§3.2.4); authority-form only with CONNECT, and CONNECT only with it.
+ */
+import { ProxyError } from "../errors.ts";
+import { charClass, SP, TCHAR } from "./http1-scan.ts";
+
+export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
+export interface HttpUrl {
+  readonly scheme: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+export interface Authority {
+  readonly host: string;
+  readonly port: number;
+}
+export interface ParsedTarget {
+  readonly form: TargetForm;
+  readonly url?: HttpUrl;
+  readonly authority?: Authority;
+}
+
+/** RFC 9110 §4.2.1: the http scheme's default port. */
+export const HTTP_DEFAULT_PORT = 80;
+const MAX_PORT = 65535;
+const HASH = 0x23;
+
+/** request-target octets: VCHAR except "#". */
+const TARGET_CHAR = charClass((c) => c > SP && c < 0x7f && c !== HASH);
+/** RFC 3986 §3.2.2 reg-name without pct-encoded: unreserved / sub-delims. */
+const REG_NAME_CHAR = charClass((c) => /[A-Za-z0-9\-._~!$&'()*+,;=]/.test(String.fromCharCode(c)));
+const IPV6_CHAR = charClass((c) => /[0-9A-Fa-f:.]/.test(String.fromCharCode(c)));
+const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+const PORT_RE = /^[0-9]{1,5}$/;
+
+export interface RequestLineSpans {
+  readonly methodEnd: number;
+  readonly targetStart: number;
+  readonly targetEnd: number;
+  readonly version: "1.0" | "1.1";
+}
+
+/** RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). */
+export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestLineSpans {
+  let i = s;
+  while (i < e && TCHAR[buf[i]!] === 1) i++;
+  if (i === s || buf[i] !== SP) throw new ProxyError("protocol", "invalid method token");
+  const methodEnd = i;
+  const targetStart = ++i;
+  while (i < e && TARGET_CHAR[buf[i]!] === 1) i++;
+  if (i === targetStart || buf[i] !== SP) throw new ProxyError("protocol", "invalid request-target");
+  const targetEnd = i;
+  return { methodEnd, targetStart, targetEnd, version: scanVersion(buf, i + 1, e, "protocol") };
+}
+
+const HTTP_NAME = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
+const DIGIT_1 = 0x31;
+const DIGIT_0 = 0x30;
+const DOT = 0x2e;
+
+/** HTTP-version over buf[s, e); only HTTP/1.0 and HTTP/1.1. */
+export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protocol" | "upstreamProtocol"): "1.0" | "1.1" {
+  let ok = e - s === 8;
+  for (let k = 0; ok && k < HTTP_NAME.length; k++) ok = buf[s + k] === HTTP_NAME[k];
+  const minor = buf[s + 7];
+  if (!ok || buf[s + 5] !== DIGIT_1 || buf[s + 6] !== DOT || (minor !== DIGIT_0 && minor !== DIGIT_1)) {
+    throw new ProxyError(kind, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1)");
+  }
+  return minor === DIGIT_1 ? "1.1" : "1.0";
+}
+
+/** RFC 9112 §3.2: which form the target has, checked against the method. */
+export function parseTarget(method: string, target: string): ParsedTarget {
+  if (method === "CONNECT") {
+    const authority = parseAuthority(target, null);
+    if (!authority) throw new ProxyError("protocol", "CONNECT needs authority-form host:port");
+    return { form: "authority", authority };
+  }
+  const first = target.charCodeAt(0);
+  if (first === 0x2f /* "/" */) return { form: "origin" };
+  if (target === "*") {
+    if (method !== "OPTIONS") throw new ProxyError("protocol", "asterisk-form is only for OPTIONS");
+    return { form: "asterisk" };
+  }
+  const colon = target.indexOf(":");
+  const scheme = target.slice(0, colon);
+  if (colon > 0 && SCHEME_RE.test(scheme) && target.startsWith("//", colon + 1)) {
+    return { form: "absolute", url: parseAbsolute(scheme.toLowerCase(), target, colon + 3) };
+  }
+  throw new ProxyError("protocol", "invalid request-target (authority-form needs CONNECT)");
+}
+
+function parseAbsolute(scheme: string, target: string, authStart: number): HttpUrl {
+  if (scheme !== "http") throw new ProxyError("commandNotSupported", `absolute-form with scheme ${scheme} (use CONNECT)`);
+  let end = authStart;
+  while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
+  const auth = target.slice(authStart, end);
+  if (auth.includes("@")) throw new ProxyError("protocol", "userinfo in request-target");
+  const hp = parseAuthority(auth, HTTP_DEFAULT_PORT);
+  if (!hp) throw new ProxyError("protocol", "invalid authority in absolute-form");
+  const rest = target.slice(end);
+  const path = rest === "" ? "/" : rest[0] === "?" ? "/" + rest : rest;
+  return { scheme, host: hp.host, port: hp.port, path };
+}
+
+/**
+ * host [":" port] (RFC 3986 §3.2.2-§3.2.3), brackets removed from IPv6 literals. With
+ * defaultPort null the port is required (CONNECT). Returns null when malformed.
+ */
+export function parseAuthority(s: string, defaultPort: number | null): Authority | null {
+  let host: string;
+  let portText: string | null = null;
+  if (s.startsWith("[")) {
+    const close = s.indexOf("]");
+    if (close < 0) return null;
+    host = s.slice(1, close);
+    if (!isIpv6Literal(host)) return null;
+    const after = s.slice(close + 1);
+    if (after !== "") {
+      if (after[0] !== ":") return null;
+      portText = after.slice(1);
+    }
+  } else {
+    const colon = s.lastIndexOf(":");
+    host = colon < 0 ? s : s.slice(0, colon);
+    if (colon >= 0) portText = s.slice(colon + 1);
+    if (host === "" || !allIn(host, REG_NAME_CHAR)) return null;
+  }
+  if (portText === null) return defaultPort === null ? null : { host, port: defaultPort };
+  if (!PORT_RE.test(portText)) return null;
+  const port = Number(portText);
+  return port >= 1 && port <= MAX_PORT ? { host, port } : null;
+}
+
+function isIpv6Literal(h: string): boolean {
+  return h.length >= 2 && allIn(h, IPV6_CHAR) && h.includes(":");
+}
+
+function allIn(s: string, table: Uint8Array): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || table[c] !== 1) return false;
+  }
+  return true;
+}
+
+/** RFC 9112 §3.2: Host = uri-host [":" port]; empty is valid (a target without authority). */
+export function isValidHostField(value: string): boolean {
+  return value === "" || parseAuthority(value, HTTP_DEFAULT_PORT) !== null;
+}

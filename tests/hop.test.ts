@@ -1,0 +1,97 @@
+/** lib/http/hop.ts: hop-by-hop stripping, Via, X-Forwarded-*, header helpers. */
+import { describe, expect, test } from "bun:test";
+import { displayIp, getHeader, HOP_BY_HOP, removeHeader, setHeader, stripHopByHop, withForwarded, withVia } from "../lib/http/hop.ts";
+import type { Header } from "../lib/protocol/http1.ts";
+
+const h = (name: string, value: string): Header => ({ name, value });
+const names = (hs: readonly Header[]): string[] => hs.map((x) => x.name);
+
+describe("stripHopByHop", () => {
+  test("removes the fixed list, case-insensitively, and keeps end-to-end fields in order", () => {
+    const input = [
+      h("Host", "a"),
+      h("connection", "keep-alive"),
+      h("Proxy-Connection", "keep-alive"),
+      h("Keep-Alive", "timeout=5"),
+      h("Proxy-Authorization", "Basic eA=="),
+      h("Proxy-Authenticate", "Basic"),
+      h("TE", "trailers"),
+      h("Accept", "*/*"),
+      h("UPGRADE", "websocket"),
+      h("X-A", "1"),
+    ];
+    expect(stripHopByHop(input, { keepUpgrade: false })).toEqual([h("Host", "a"), h("Accept", "*/*"), h("X-A", "1")]);
+  });
+  test("fields named by Connection tokens go too, from every Connection line (RFC 9110 §7.6.1)", () => {
+    const input = [h("Connection", "X-Secret, x-other"), h("X-Secret", "s"), h("X-Other", "o"), h("connection", " ,X-Third"), h("x-third", "t"), h("X-Keep", "k")];
+    expect(stripHopByHop(input, { keepUpgrade: false })).toEqual([h("X-Keep", "k")]);
+  });
+  test("Connection tokens never remove framing or Host (smuggling via Connection: Content-Length)", () => {
+    const input = [h("Host", "a"), h("Connection", "Content-Length, Transfer-Encoding, Host"), h("Content-Length", "5"), h("Transfer-Encoding", "chunked")];
+    expect(names(stripHopByHop(input, { keepUpgrade: false }))).toEqual(["Host", "Content-Length", "Transfer-Encoding"]);
+  });
+  test("Transfer-Encoding and Trailer are kept: bodies are relayed unchanged", () => {
+    const input = [h("Transfer-Encoding", "chunked"), h("Trailer", "Expires")];
+    expect(stripHopByHop(input, { keepUpgrade: false })).toEqual(input);
+    expect(HOP_BY_HOP).not.toContain("transfer-encoding");
+  });
+  test("Upgrade kept only when asked, with a single Connection: Upgrade", () => {
+    const input = [h("Host", "a"), h("Connection", "keep-alive, Upgrade, X-Hop"), h("Upgrade", "websocket"), h("X-Hop", "1"), h("Sec-WebSocket-Key", "k")];
+    expect(stripHopByHop(input, { keepUpgrade: true })).toEqual([h("Host", "a"), h("Connection", "Upgrade"), h("Upgrade", "websocket"), h("Sec-WebSocket-Key", "k")]);
+    expect(stripHopByHop(input, { keepUpgrade: false })).toEqual([h("Host", "a"), h("Sec-WebSocket-Key", "k")]);
+  });
+  test("keepUpgrade without a Connection: upgrade token does not keep Upgrade", () => {
+    expect(stripHopByHop([h("Upgrade", "websocket"), h("Connection", "keep-alive")], { keepUpgrade: true })).toEqual([]);
+  });
+  test("does not mutate its input", () => {
+    const input = [h("Connection", "close"), h("A", "b")];
+    stripHopByHop(input, { keepUpgrade: false });
+    expect(input).toEqual([h("Connection", "close"), h("A", "b")]);
+  });
+});
+
+describe("withVia", () => {
+  test("adds Via when absent", () => {
+    expect(withVia([h("A", "b")], "1.1", "sidecar-proxy")).toEqual([h("A", "b"), h("Via", "1.1 sidecar-proxy")]);
+  });
+  test("appends to the last existing Via line (RFC 9110 §7.6.3)", () => {
+    const input = [h("via", "1.0 fred"), h("A", "b"), h("Via", "1.1 nowhere.com (Apache/1.1)")];
+    expect(withVia(input, "1.0", "p")).toEqual([h("via", "1.0 fred"), h("A", "b"), h("Via", "1.1 nowhere.com (Apache/1.1), 1.0 p")]);
+    expect(input[2]!.value).toBe("1.1 nowhere.com (Apache/1.1)");
+  });
+});
+
+describe("withForwarded", () => {
+  test("replaces client-sent X-Forwarded-* (not trusted)", () => {
+    const input = [h("Host", "a"), h("X-Forwarded-For", "6.6.6.6"), h("x-forwarded-proto", "https"), h("X-FORWARDED-HOST", "evil"), h("Forwarded", "for=1")];
+    expect(withForwarded(input, { clientIp: "10.0.0.7", proto: "http", host: "a:4143" })).toEqual([
+      h("Host", "a"),
+      h("Forwarded", "for=1"),
+      h("X-Forwarded-For", "10.0.0.7"),
+      h("X-Forwarded-Proto", "http"),
+      h("X-Forwarded-Host", "a:4143"),
+    ]);
+  });
+  test("no X-Forwarded-Host without a host; IPv4-mapped IPv6 shown as IPv4", () => {
+    const out = withForwarded([h("X-Forwarded-Host", "evil")], { clientIp: "::FFFF:192.0.2.1", proto: "https", host: null });
+    expect(out).toEqual([h("X-Forwarded-For", "192.0.2.1"), h("X-Forwarded-Proto", "https")]);
+  });
+  test("displayIp leaves real IPv6 alone", () => {
+    expect([displayIp("::1"), displayIp("2001:db8::ffff:1.2.3.4"), displayIp("127.0.0.1")]).toEqual(["::1", "2001:db8::ffff:1.2.3.4", "127.0.0.1"]);
+  });
+});
+
+describe("header helpers", () => {
+  const hs = [h("Host", "a"), h("accept", "x"), h("Accept", "y")];
+  test("getHeader is case-insensitive and returns the first", () => {
+    expect([getHeader(hs, "ACCEPT"), getHeader(hs, "host"), getHeader(hs, "nope")]).toEqual(["x", "a", undefined]);
+  });
+  test("setHeader replaces in place, drops duplicates, or appends", () => {
+    expect(setHeader(hs, "Accept", "z")).toEqual([h("Host", "a"), h("accept", "z")]);
+    expect(setHeader(hs, "X-New", "1")).toEqual([...hs, h("X-New", "1")]);
+    expect(hs).toHaveLength(3);
+  });
+  test("removeHeader", () => {
+    expect(removeHeader(hs, "ACCEPT")).toEqual([h("Host", "a")]);
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * Bounded, deterministic fuzzing of the HTTP/1.1 machines (fixed-seed PRNG). Inputs are random
+ * bytes or mutations of the wire vectors, pushed through a small driver loop that buffers like a
+ * session does (head -> body -> next head). Properties:
+ * - nothing but a ProxyError with a known kind is ever thrown (no TypeError, RangeError, ...);
+ * - the driver always terminates (a step either consumes bytes or reports "need more");
+ * - the outcome (heads, body sizes, final state or error kind) does not depend on how the input
+ *   was split, nor on whether a HeadScan is reused;
+ * - a parsed request head serializes to bytes that parse back to the same head.
+ */
+import { describe, expect, test } from "bun:test";
+import { ERROR_TABLE, ProxyError } from "../lib/errors.ts";
+import { DEFAULT_LIMITS } from "../lib/limits.ts";
+import { BodyDecoder } from "../lib/protocol/http-body.ts";
+import {
+  HeadScan,
+  parseRequestHead,
+  parseResponseHead,
+  responseFraming,
+  serializeRequestHead,
+  type BodyFraming,
+  type HeadLimits,
+} from "../lib/protocol/http1.ts";
+import { BODY_VECTORS, bytes, REQUEST_VECTORS, RESPONSE_VECTORS, SMALL } from "./helpers/http1-vectors.ts";
+
+const ITERATIONS = 20_000;
+const SEED = 0x5eed_1234;
+
+/** mulberry32: tiny, fast, good enough to spread mutations. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const INTERESTING = [
+  "\r\n", "\n", "\r", " ", "\t", ":", ",", ";", '"', "\\", "0", "f", "\x00", "\x7f", "\x80", "\xff",
+  "Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n", "Host: h\r\n", "Connection: close\r\n",
+  "HTTP/1.1", "\r\n\r\n", "0\r\n\r\n", "ffffffffffffffff", "CONNECT a:1", "http://a/",
+];
+const ALPHABET = "GET / HTTP/1.1\r\n:;,=\"0123456789abcdefABCDEF\t\x00\x80\xffHost";
+
+/** Valid vectors three times over, so mutations often stay close to a valid message. */
+const seedsOf = (vs: readonly { head: string; body?: string; status?: number }[]): string[] => {
+  const all = vs.map((v) => v.head + (v.body ?? ""));
+  const valid = vs.filter((v) => v.status === undefined).map((v) => v.head + (v.body ?? ""));
+  return [...all, ...valid, ...valid, ...valid];
+};
+const requestSeeds = seedsOf(REQUEST_VECTORS);
+const responseSeeds = seedsOf(RESPONSE_VECTORS);
+const bodySeeds = BODY_VECTORS.filter((v) => v.framing.kind === "chunked").map((v) => v.input);
+
+function mutate(rand: () => number, seeds: readonly string[]): string {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  if (rand() < 0.1) {
+    let s = "";
+    for (let n = Math.floor(rand() * 200); n > 0; n--) s += rand() < 0.5 ? pick([...ALPHABET]) : String.fromCharCode(Math.floor(rand() * 256));
+    return s;
+  }
+  let s = pick(seeds);
+  for (let m = 1 + Math.floor(rand() * rand() * 4); m > 0; m--) {
+    const at = Math.floor(rand() * (s.length + 1));
+    switch (Math.floor(rand() * 6)) {
+      case 0: s = s.slice(0, at) + String.fromCharCode(Math.floor(rand() * 256)) + s.slice(at + 1); break;
+      case 1: s = s.slice(0, at) + pick(INTERESTING) + s.slice(at); break;
+      case 2: s = s.slice(0, at) + s.slice(at + 1 + Math.floor(rand() * 8)); break;
+      case 3: s = s.slice(0, at) + s.slice(at, at + Math.floor(rand() * 32)) + s.slice(at); break;
+      case 4: s = s.slice(0, at); break;
+      default: s = s + pick(seeds); break; // pipelining
+    }
+  }
+  return s;
+}
+
+/** Random split of n bytes into pieces (small pieces, sometimes single bytes). */
+function splits(rand: () => number, n: number): number[] {
+  const out: number[] = [];
+  const max = Math.max(16, n >> 3);
+  for (let p = 0; p < n; ) {
+    p = Math.min(n, p + 1 + Math.floor(rand() * (rand() < 0.3 ? 1 : max)));
+    out.push(p);
+  }
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function expectProxyError(err: unknown): string {
+  if (!(err instanceof ProxyError) || !(err.kind in ERROR_TABLE)) throw err;
+  return `error ${err.kind}`;
+}
+
+interface DriveOptions {
+  readonly response: boolean;
+  readonly method: string;
+  readonly limits: HeadLimits;
+  readonly reuseScan: boolean;
+}
+
+/** A session's read loop in miniature; returns its transcript. */
+function drive(input: Uint8Array, cuts: readonly number[], o: DriveOptions): string[] {
+  const events: string[] = [];
+  const scan = new HeadScan();
+  let buf: Uint8Array = new Uint8Array(0);
+  let dec: BodyDecoder | null = null;
+  let bodyBytes = 0;
+  let steps = 0;
+  let from = 0;
+  try {
+    for (const cut of cuts) {
+      buf = concat(buf, input.subarray(from, cut));
+      from = cut;
+      for (let progress = true; progress; ) {
+        if (++steps > 4 * input.length + 100) throw new Error("driver loop does not terminate");
+        progress = false;
+        if (dec === null) {
+          const s = o.reuseScan ? scan : undefined;
+          const r = o.response ? parseResponseHead(buf, o.limits, s) : parseRequestHead(buf, o.limits, s);
+          if (!r.ok) break;
+          events.push(JSON.stringify(r.head));
+          if (!o.response && "method" in r.head) roundTrip(r.head);
+          const framing: BodyFraming = "method" in r.head ? r.head.framing : responseFraming({ method: o.method }, r.head);
+          dec = new BodyDecoder(framing, { response: o.response });
+          buf = buf.subarray(r.consumed);
+          bodyBytes = 0;
+        }
+        const { used, done } = dec.feed(buf);
+        bodyBytes += used;
+        buf = buf.subarray(used);
+        if (done) {
+          events.push(`body ${bodyBytes}`);
+          dec = null;
+          progress = true;
+        }
+      }
+    }
+    if (dec !== null) {
+      dec.finish();
+      events.push(`body ${bodyBytes} at EOF`);
+    } else events.push(buf.length > 0 ? "need more" : "idle");
+  } catch (err) {
+    events.push(expectProxyError(err));
+  }
+  return events;
+}
+
+function roundTrip(head: import("../lib/protocol/http1.ts").RequestHead): void {
+  const again = parseRequestHead(serializeRequestHead(head.method, head.target, head.version, head.headers), {
+    maxRequestLineBytes: Infinity,
+    maxHeaderBytes: Infinity,
+    maxHeaderCount: Infinity,
+  });
+  if (!again.ok) throw new Error("serialized head does not parse");
+  expect(again.head).toEqual(head);
+}
+
+describe("HTTP/1.1 fuzz", () => {
+  test(`${ITERATIONS} head+body streams, split at random, only ProxyError escapes`, () => {
+    const rand = prng(SEED);
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < ITERATIONS; i++) {
+      const response = rand() < 0.4;
+      const input = bytes(mutate(rand, response ? responseSeeds : requestSeeds));
+      const o: DriveOptions = {
+        response,
+        method: ["GET", "HEAD", "CONNECT"][Math.floor(rand() * 3)]!,
+        limits: rand() < 0.3 ? SMALL : DEFAULT_LIMITS,
+        reuseScan: true,
+      };
+      const whole = drive(input, [input.length], o);
+      const split = drive(input, splits(rand, input.length), o);
+      expect(split).toEqual(whole);
+      if (i % 4 === 0) expect(drive(input, splits(rand, input.length), { ...o, reuseScan: false })).toEqual(whole);
+      const last = whole[whole.length - 1]!;
+      kinds.set(last.split(" ")[0]!, (kinds.get(last.split(" ")[0]!) ?? 0) + 1);
+    }
+    if (process.env.FUZZ_DEBUG) console.log(kinds);
+    // The corpus must reach both outcomes often, or the fuzzer is testing nothing.
+    expect(kinds.get("error") ?? 0).toBeGreaterThan(ITERATIONS / 10);
+    expect((kinds.get("idle") ?? 0) + (kinds.get("body") ?? 0)).toBeGreaterThan(ITERATIONS / 20);
+  });
+
+  test(`${ITERATIONS / 2} chunked bodies, split at random, agree with whole-buffer decoding`, () => {
+    const rand = prng(SEED + 1);
+    for (let i = 0; i < ITERATIONS / 2; i++) {
+      const input = bytes(mutate(rand, bodySeeds));
+      const opts = { maxTrailerBytes: rand() < 0.5 ? 16 : 1024, response: rand() < 0.5 };
+      const run = (cuts: readonly number[]): string => {
+        const dec = new BodyDecoder({ kind: "chunked" }, opts);
+        let used = 0;
+        let from = 0;
+        try {
+          for (const cut of cuts) {
+            const r = dec.feed(input.subarray(0, cut), from);
+            used += r.used;
+            from = cut;
+            if (r.done) break;
+          }
+          return `${used} ${dec.done}`;
+        } catch (err) {
+          return expectProxyError(err);
+        }
+      };
+      expect(run(splits(rand, input.length))).toBe(run([input.length]));
+    }
+  });
+});
