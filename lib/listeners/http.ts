@@ -284,7 +284,10 @@ export class HttpSession implements ConnEvents {
     clearTimeout(this.responseTimer);
     ex.response = response;
     const framing = responseFraming(ex.request, response);
-    const clientKeep = ex.keepClient && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
+    // A response that comes before the whole request body (an early 413, 401, ...) ends the
+    // connection: the rest of that body must not be read as the next request.
+    const bodyPending = ex.requestBody !== null;
+    const clientKeep = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
     ex.keepClient = clientKeep;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
     ex.responseStarted = true;
