@@ -63,6 +63,38 @@ export class Holding implements ConnEvents {
 
 const IDLE_TICKS = 4; // the idle limit is checked every limit/4: a tunnel idles out within 1.25x the limit
 
+/**
+ * One interval per idle-limit value checks every tunnel with that limit, instead of one timer per
+ * tunnel: an idle tunnel then costs no timer object (memory per idle tunnel is a benchmark target).
+ */
+class IdleSweeper {
+  private readonly relays = new Set<Relay>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  constructor(private readonly tickMs: number) {}
+  add(relay: Relay): void {
+    this.relays.add(relay);
+    this.timer ??= setInterval(() => {
+      for (const r of this.relays) r.checkIdle();
+    }, this.tickMs);
+  }
+  delete(relay: Relay): void {
+    this.relays.delete(relay);
+    if (this.relays.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+const sweepers = new Map<number, IdleSweeper>();
+
+function sweeperFor(idleTimeoutMs: number): IdleSweeper {
+  const tick = Math.max(1, Math.floor(idleTimeoutMs / IDLE_TICKS));
+  let sweeper = sweepers.get(tick);
+  if (!sweeper) sweepers.set(tick, (sweeper = new IdleSweeper(tick)));
+  return sweeper;
+}
+
 export class Relay {
   bytesUp = 0; // client -> server
   bytesDown = 0; // server -> client
@@ -72,7 +104,7 @@ export class Relay {
   private clientClosed = false;
   private serverClosed = false;
   private firstFin: "client" | "server" | null = null;
-  private idleTimer: ReturnType<typeof setInterval> | undefined;
+  private sweeper: IdleSweeper | null = null;
   private halfTimer: ReturnType<typeof setTimeout> | undefined;
   private idleTicks = 0;
   private lastBytes = -1;
@@ -89,8 +121,8 @@ export class Relay {
   start(held: Holding | null, earlyBytes?: Uint8Array): void {
     this.down.setEvents(new ClientSide(this));
     this.up.setEvents(new ServerSide(this));
-    const tick = Math.max(1, Math.floor(this.options.idleTimeoutMs / IDLE_TICKS));
-    this.idleTimer = setInterval(() => this.checkIdle(), tick);
+    this.sweeper = sweeperFor(this.options.idleTimeoutMs);
+    this.sweeper.add(this);
     if (earlyBytes && earlyBytes.byteLength > 0) this.fromClient(earlyBytes);
     if (held) {
       for (const chunk of held.chunks) this.fromClient(chunk);
@@ -185,7 +217,8 @@ export class Relay {
     this.maybeFinish(false);
   }
 
-  private checkIdle(): void {
+  /** Called by the sweeper every idle-limit/4. */
+  checkIdle(): void {
     const total = this.bytesUp + this.bytesDown;
     if (total !== this.lastBytes) {
       this.lastBytes = total;
@@ -199,7 +232,7 @@ export class Relay {
     if (this.finished) return;
     if (!force && !(this.clientClosed && this.serverClosed)) return;
     this.finished = true;
-    clearInterval(this.idleTimer);
+    this.sweeper?.delete(this);
     clearTimeout(this.halfTimer);
     this.termination ??= this.firstFin === "server" ? "server-fin" : "client-fin";
     this.onDone(this);

@@ -16,39 +16,29 @@ import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime
 
 type BunSocket = Bun.Socket<BunConn | undefined>;
 
-/** Records events that arrive before the owner calls setEvents, to replay them in order. */
-class HeldEvents implements ConnEvents {
-  readonly calls: Array<[keyof ConnEvents, unknown]> = [];
-  onData(chunk: Uint8Array): void {
-    this.calls.push(["onData", chunk]);
-  }
-  onEnd(): void {
-    this.calls.push(["onEnd", undefined]);
-  }
-  onDrain(): void {
-    // Nothing is queued before an owner exists: no one waits for drain.
-  }
-  onClose(err?: Error): void {
-    this.calls.push(["onClose", err]);
-  }
-}
+type HeldEvent = ["onData", Uint8Array] | ["onEnd", undefined] | ["onClose", Error | undefined];
 
 class BunConn implements Conn {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
   queuedBytes = 0;
   closed = false;
-  private events: ConnEvents = new HeldEvents();
-  private readonly queue: Uint8Array[] = [];
+  /** null until the owner calls setEvents; what arrives before is held (rare: connect races). */
+  private events: ConnEvents | null = null;
+  private held: HeldEvent[] | null = null;
+  // Allocated on the first partial write only: an idle tunnel costs no queue arrays.
+  private queue: Uint8Array[] | null = null;
   private shutdownPending = false;
   private endPending = false;
   private writeShut = false;
   private paused = false;
   private error: Error | undefined;
 
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
   constructor(private readonly socket: BunSocket) {
+    // Read once at open: Bun no longer reports them after the socket closes.
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
     this.localAddress = socket.localAddress;
@@ -56,20 +46,25 @@ class BunConn implements Conn {
   }
 
   setEvents(events: ConnEvents): void {
-    const held = this.events;
     this.events = events;
-    if (!(held instanceof HeldEvents)) return;
-    for (const [name, arg] of held.calls) {
-      if (name === "onData") events.onData(arg as Uint8Array);
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    for (const [name, arg] of held) {
+      if (name === "onData") events.onData(arg);
       else if (name === "onEnd") events.onEnd();
-      else if (name === "onClose") events.onClose(arg as Error | undefined);
+      else events.onClose(arg);
     }
+  }
+
+  private hold(event: HeldEvent): void {
+    (this.held ??= []).push(event);
   }
 
   write(chunk: Uint8Array): boolean {
     if (this.closed || this.writeShut) return false;
-    if (this.queue.length > 0) {
-      this.queue.push(chunk);
+    if (this.queuedBytes > 0) {
+      this.queue!.push(chunk);
       this.queuedBytes += chunk.byteLength;
       return false;
     }
@@ -77,7 +72,7 @@ class BunConn implements Conn {
     if (n === chunk.byteLength) return true;
     if (n < 0) return false; // closing: the close event follows
     const rest = chunk.subarray(n);
-    this.queue.push(rest);
+    (this.queue ??= []).push(rest);
     this.queuedBytes += rest.byteLength;
     return false;
   }
@@ -85,7 +80,7 @@ class BunConn implements Conn {
   /** `drain` from Bun: flush our queue; tell the owner once it is empty. */
   flush(): void {
     const queue = this.queue;
-    if (queue.length === 0) return;
+    if (queue === null || queue.length === 0) return;
     while (queue.length > 0) {
       const head = queue[0]!;
       const n = this.socket.write(head);
@@ -98,7 +93,7 @@ class BunConn implements Conn {
       queue.shift();
     }
     this.afterFlush();
-    this.events.onDrain();
+    this.events?.onDrain();
   }
 
   private afterFlush(): void {
@@ -127,29 +122,31 @@ class BunConn implements Conn {
 
   shutdown(): void {
     if (this.closed || this.writeShut) return;
-    if (this.queue.length > 0) this.shutdownPending = true;
+    if (this.queuedBytes > 0) this.shutdownPending = true;
     else this.doShutdown();
   }
 
   end(): void {
     if (this.closed) return;
-    if (this.queue.length > 0) this.endPending = true;
+    if (this.queuedBytes > 0) this.endPending = true;
     else this.socket.end();
   }
 
   destroy(): void {
     if (this.closed) return;
-    this.queue.length = 0;
+    this.queue = null;
     this.queuedBytes = 0;
     this.socket.terminate();
   }
 
   // --- called from the Bun handlers below ---
   gotData(chunk: Uint8Array): void {
-    this.events.onData(chunk);
+    if (this.events) this.events.onData(chunk);
+    else this.hold(["onData", chunk]);
   }
   gotEnd(): void {
-    this.events.onEnd();
+    if (this.events) this.events.onEnd();
+    else this.hold(["onEnd", undefined]);
   }
   gotError(err: Error): void {
     this.error ??= err;
@@ -157,9 +154,10 @@ class BunConn implements Conn {
   gotClose(err?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.length = 0;
+    this.queue = null;
     this.queuedBytes = 0;
-    this.events.onClose(err ?? this.error);
+    if (this.events) this.events.onClose(err ?? this.error);
+    else this.hold(["onClose", err ?? this.error]);
   }
 }
 
