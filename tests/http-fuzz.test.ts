@@ -21,22 +21,11 @@ import {
   type BodyFraming,
   type HeadLimits,
 } from "../lib/protocol/http1.ts";
+import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
 import { BODY_VECTORS, bytes, REQUEST_VECTORS, RESPONSE_VECTORS, SMALL } from "./helpers/http1-vectors.ts";
 
-const ITERATIONS = 20_000;
-const SEED = 0x5eed_1234;
-
-/** mulberry32: tiny, fast, good enough to spread mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const ITERATIONS = fuzzIterations(20_000);
+const SEED = fuzzSeed(0x5eed_1234);
 
 const INTERESTING = [
   "\r\n", "\n", "\r", " ", "\t", ":", ",", ";", '"', "\\", "0", "f", "\x00", "\x7f", "\x80", "\xff",
