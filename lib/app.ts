@@ -13,7 +13,7 @@ import { asProxyError } from "./errors.ts";
 import { driverFor } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import { createMatcher } from "./policy.ts";
-import { bunRuntime } from "./runtime/bun.ts";
+import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
 import type { ListenerContext } from "./tunnel.ts";
@@ -144,8 +144,8 @@ export class ProxyServer {
     this.isDraining = true;
     const { drainDelayMs, gracePeriodMs } = this.config.limits;
     this.log.info("draining", { signal, drainDelayMs, gracePeriodMs, active: this.tracker.active.size });
-    setTimeout(() => {
-      this.stopListeners();
+    setTimeout(async () => {
+      await this.stopListeners();
       const finish = () => {
         if (this.stopped) return;
         this.stopped = true;
@@ -163,8 +163,11 @@ export class ProxyServer {
     }, drainDelayMs);
   }
 
-  private stopListeners(): void {
-    for (const b of this.bound) for (const l of b.listeners) l.stop();
+  /** Resolves once every port is released (Deno frees a port a tick after close). */
+  private async stopListeners(): Promise<void> {
+    const released: Array<void | Promise<void>> = [];
+    for (const b of this.bound) for (const l of b.listeners) released.push(l.stop());
+    await Promise.all(released);
     for (const rec of [...this.tracker.active.values()]) rec.drain?.();
     this.log.info("listeners closed", { active: this.tracker.active.size });
   }
@@ -197,14 +200,16 @@ export function formatPeer(address: string, port: number): string {
 
 export async function runProxy(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);
-  const server = new ProxyServer(config, bunRuntime, log);
+  const server = new ProxyServer(config, await loadRuntime(), log);
+  // Handlers first: a signal that follows the "ready" line must find them installed (under
+  // Deno, process.on for a signal takes effect only after a while).
+  const onSignal = (signal: string) => server.shutdown(signal, (code) => process.exit(code));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
   try {
     server.start();
   } catch (err) {
     log.error("cannot start", { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);
   }
-  const onSignal = (signal: string) => server.shutdown(signal, (code) => process.exit(code));
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
-  process.on("SIGINT", () => onSignal("SIGINT"));
 }

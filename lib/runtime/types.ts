@@ -48,7 +48,8 @@ export interface ListenOptions {
 export interface Listener {
   readonly hostname: string;
   readonly port: number;
-  stop(): void;
+   /** Stops accepting; the promise (if any) settles once the port is released (Deno: a tick later). */
+  stop(): void | Promise<void>;
 }
 
 export interface ConnectOptions {

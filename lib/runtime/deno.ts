@@ -1,0 +1,252 @@
+/**
+ * Deno adapter for the runtime ports (lib/runtime/types.ts), on `Deno.listen` / `Deno.connect`;
+ * the Conn itself is in deno-conn.ts. Loaded only under Deno, by lib/runtime/select.ts.
+ *
+ * Facts this file relies on (Deno 2.9.6 on Linux, measured):
+ * - `Deno.listen` has no IPV6_V6ONLY option (nor does `node:net`'s `ipv6Only` under Deno): a
+ *   `::` socket is dual-stack when net.ipv6.bindv6only=0 (the Linux default), so binding
+ *   `0.0.0.0` and `::` on one port fails with AddrInUse whichever comes second. See `listen`.
+ * - A listener closed while an `accept()` is pending keeps its port until that accept has
+ *   rejected, so a port can be re-bound at once only if no accept was started yet.
+ * - `Deno.connect` takes an AbortSignal, which is how an attempt past its deadline is dropped.
+ * - `node:dns` `lookup` works under Deno and reads /etc/hosts (`Deno.resolveDns` does not).
+ * - /proc/self/limits needs `--allow-all` (plain `--allow-read` is refused with NotCapable).
+ */
+import { lookup } from "node:dns/promises";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { ProxyError, asProxyError } from "../errors.ts";
+import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
+import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
+
+interface DenoTcpListener {
+  readonly addr: DenoNetAddr;
+  accept(): Promise<DenoTcpConn>;
+  close(): void;
+}
+
+/** The part of the `Deno` namespace this adapter uses (tsc runs without Deno's types). */
+interface DenoNamespace {
+  listen(options: { hostname: string; port: number; transport: "tcp" }): DenoTcpListener;
+  connect(options: { hostname: string; port: number; transport: "tcp"; signal: AbortSignal }): Promise<DenoTcpConn>;
+}
+
+const deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
+
+/** After a failed accept (EMFILE and the like) wait this long before the next one, not a spin. */
+const ACCEPT_RETRY_MS = 100;
+
+type Family = 4 | 6;
+type OnAccept = (conn: Conn) => void;
+
+/**
+ * One bound Deno listener and the listeners (`routes`) it serves. A socket on `::` that is
+ * dual-stack serves the IPv4 route with the IPv4-mapped peers and the IPv6 route with the
+ * others; a peer with no route is closed at once (what an IPv6-only `::` would have refused).
+ */
+class Socket {
+  readonly routes: { [F in Family]?: OnAccept } = {};
+  private acceptStarted = false;
+  private closed = false;
+  /** Settles when the accept loop has ended, i.e. once the port is released. */
+  private readonly loopEnded: Promise<void>;
+
+  constructor(
+    public raw: DenoTcpListener,
+    public onV6Wildcard: boolean,
+  ) {
+    // Deferred so that listens made in the same tick can still re-bind this port (see listen).
+    this.loopEnded = new Promise((resolve) => queueMicrotask(() => void this.acceptLoop().then(resolve)));
+  }
+
+  get canRebind(): boolean {
+    return !this.acceptStarted;
+  }
+
+  /**
+   * Resolves once the port is released. `close()` with an `accept()` pending releases the
+   * socket only when that accept has rejected, on a later turn of the event loop: until then
+   * the kernel still completes handshakes for new clients (they are then reset).
+   */
+  stop(family: Family): Promise<void> {
+    delete this.routes[family];
+    if (this.routes[4] || this.routes[6]) return Promise.resolve();
+    if (!this.closed) {
+      this.closed = true;
+      this.raw.close();
+    }
+    return this.loopEnded;
+  }
+
+  private async acceptLoop(): Promise<void> {
+    this.acceptStarted = true;
+    while (!this.closed) {
+      let raw: DenoTcpConn;
+      try {
+        raw = await this.raw.accept();
+      } catch {
+        if (this.closed) return;
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        continue;
+      }
+      if (this.closed) {
+        raw.close(); // accepted as we stopped: the listener is gone for its owner
+        return;
+      }
+      this.dispatch(raw);
+    }
+  }
+
+  private dispatch(raw: DenoTcpConn): void {
+    const peer = raw.remoteAddr.hostname;
+    const mapped = this.onV6Wildcard && peer.startsWith("::ffff:") && peer.includes(".");
+    const onAccept = this.onV6Wildcard ? this.routes[mapped ? 4 : 6] : (this.routes[4] ?? this.routes[6]);
+    if (!onAccept) {
+      try {
+        raw.close();
+      } catch {
+        // already gone
+      }
+      return;
+    }
+    const conn = new DenoConn(raw, mapped);
+    try {
+      onAccept(conn);
+    } catch {
+      conn.destroy(); // the owner failed: the accept loop must go on
+    }
+  }
+}
+
+/** Our own wildcard sockets, by `family/port`: the two halves of one port can share one. */
+const wildcards = new Map<string, Socket>();
+
+function familyOf(hostname: string): Family {
+  return hostname.includes(":") ? 6 : 4;
+}
+
+function isWildcard(hostname: string): boolean {
+  return hostname === "0.0.0.0" || hostname === "::";
+}
+
+function isAddrInUse(err: unknown): boolean {
+  return typeof err === "object" && err !== null && ((err as { code?: unknown }).code === "EADDRINUSE" || (err as { name?: unknown }).name === "AddrInUse");
+}
+
+/**
+ * Binds `hostname:port`. The app binds each `--in-bind` address on its own (Bun binds `::` as
+ * IPv6-only), so for the default `0.0.0.0,::` a second wildcard on the same port that collides
+ * with our own first one shares it instead:
+ * - `::` after `0.0.0.0`: the IPv4 socket (not accepting yet) is closed and one dual-stack `::`
+ *   socket is bound that serves both listeners;
+ * - `0.0.0.0` after `::`: the dual-stack `::` socket takes the IPv4 listener too.
+ * Where `::` is IPv6-only already (bindv6only=1) the second bind succeeds and nothing is shared.
+ */
+function listen(options: ListenOptions): Listener {
+  const { hostname, onAccept } = options;
+  const family = familyOf(hostname);
+  let socket: Socket;
+  try {
+    socket = new Socket(deno.listen({ hostname, port: options.port, transport: "tcp" }), hostname === "::");
+  } catch (err) {
+    const shared = isWildcard(hostname) && isAddrInUse(err) ? shareWildcard(hostname, options.port) : undefined;
+    if (!shared) throw err;
+    socket = shared;
+  }
+  socket.routes[family] = onAccept;
+  const port = socket.raw.addr.port;
+  if (isWildcard(hostname)) wildcards.set(`${family}/${port}`, socket);
+  let stopped = false;
+  return {
+    hostname,
+    port,
+    // Returns a promise (assignable to the port's `stop(): void`) that settles once the port
+    // no longer accepts connections; see Socket.stop.
+    stop: (): Promise<void> => {
+      if (stopped) return Promise.resolve();
+      stopped = true;
+      wildcards.delete(`${family}/${port}`);
+      return socket.stop(family);
+    },
+  };
+}
+
+/** The other wildcard of `port` is ours: serve both from one dual-stack socket, or undefined. */
+function shareWildcard(hostname: string, port: number): Socket | undefined {
+  if (hostname === "0.0.0.0") {
+    const v6 = wildcards.get(`6/${port}`);
+    return v6 && !v6.routes[4] ? v6 : undefined;
+  }
+  const v4 = wildcards.get(`4/${port}`);
+  if (!v4 || v4.onV6Wildcard || !v4.canRebind) return undefined;
+  v4.raw.close();
+  try {
+    v4.raw = deno.listen({ hostname: "::", port, transport: "tcp" });
+  } catch (err) {
+    v4.raw = deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+    throw err;
+  }
+  v4.onV6Wildcard = true;
+  return v4;
+}
+
+function connect(options: ConnectOptions): Promise<Conn> {
+  return new Promise<Conn>((resolve, reject) => {
+    const abort = new AbortController();
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      abort.abort();
+      reject(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
+      (raw) => {
+        clearTimeout(timer);
+        if (settled) {
+          raw.close(); // connected after the deadline: nobody wants it
+          return;
+        }
+        settled = true;
+        resolve(new DenoConn(raw));
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        reject(asProxyError(err));
+      },
+    );
+  });
+}
+
+/** `node:dns` lookup (getaddrinfo: /etc/hosts, then DNS), IPv6 and IPv4, duplicates removed. */
+async function resolve(hostname: string): Promise<string[]> {
+  if (isIP(hostname)) return [hostname];
+  try {
+    const results = await lookup(hostname, { all: true });
+    const addresses = [...new Set(results.map((r) => r.address))];
+    if (addresses.length > 0) return addresses;
+  } catch (err) {
+    // Without /etc/hosts (bare chroot) the resolver does not know localhost; RFC 6761 §6.3 does.
+    if (hostname.toLowerCase() === "localhost") return ["127.0.0.1", "::1"];
+    const e = asProxyError(err);
+    throw e.kind === "internal" ? new ProxyError("dnsFailed", `${hostname}: ${e.message}`) : e;
+  }
+  throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
+}
+
+/** From /proc/self/limits; undefined unless Deno runs with --allow-all (see above). */
+function fdLimit(): number | undefined {
+  try {
+    // "Max open files            1024                 1048576              files"
+    const text = readFileSync("/proc/self/limits", "utf8");
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(text);
+    if (!match || match[1] === "unlimited") return undefined;
+    return Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit };
