@@ -128,8 +128,7 @@ export class HttpSession implements ConnEvents {
     this.closed = true;
     this.clearTimers();
     if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
-    this.upstream?.conn.destroy();
-    this.upstream = null;
+    this.dropUpstream(true);
     this.rec.requests = this.requests;
     this.ctx.tracker.close(this.rec, this.termination ?? "client-fin", this.error);
   }
@@ -193,8 +192,7 @@ export class HttpSession implements ConnEvents {
     this.pending = rest;
     const idle = this.upstream;
     if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
-    if (idle) idle.conn.end();
-    this.upstream = null;
+    if (idle) this.dropUpstream(false);
     const startedMs = Date.now();
     dial(this.ctx.runtime, routed.target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }).then(
       ({ conn }) => {
@@ -222,6 +220,8 @@ export class HttpSession implements ConnEvents {
       this.pending = EMPTY;
       if (body.byteLength > 0) this.relayRequestBody(ex, body);
     }
+    // Reading may have been paused while the dial was pending; resume unless the upstream is full.
+    if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
 
   private relayRequestBody(ex: Exchange, chunk: Uint8Array): void {
@@ -320,8 +320,8 @@ export class HttpSession implements ConnEvents {
     const upstream = ex.upstream;
     // Only an upstream that finished both directions cleanly is reused.
     if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
-      upstream.conn.end();
-      if (this.upstream === upstream) this.upstream = null;
+      if (this.upstream === upstream) this.dropUpstream(false);
+      else upstream.conn.end();
     } else upstream?.conn.resume();
     if (!ex.keepClient) return this.closeClient(this.clientEnded ? "client-fin" : "server-fin");
     this.conn.resume();
@@ -398,9 +398,8 @@ export class HttpSession implements ConnEvents {
     const started = this.exchange?.responseStarted ?? false;
     this.error = err;
     this.termination = terminationFor(err.kind);
-    this.upstream?.conn.destroy();
-    this.upstream = null;
     this.exchange = null;
+    this.dropUpstream(true);
     if (started) return this.destroy(this.termination); // never a second status line
     this.toClient(errorFor(err));
     this.closeClient(this.termination);
@@ -414,8 +413,21 @@ export class HttpSession implements ConnEvents {
 
   private destroy(termination: string): void {
     this.termination ??= termination;
-    this.upstream?.conn.destroy();
+    this.dropUpstream(true);
     this.conn.destroy();
+  }
+
+  /**
+   * Lets go of the upstream connection. It is detached first: closing a Bun socket runs its
+   * close handler synchronously, which must not re-enter this session.
+   */
+  private dropUpstream(abort: boolean): void {
+    const upstream = this.upstream;
+    if (!upstream) return;
+    this.upstream = null;
+    upstream.detach();
+    if (abort) upstream.conn.destroy();
+    else upstream.conn.end();
   }
 
   private armIdle(): void {
