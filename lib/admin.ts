@@ -30,7 +30,7 @@ function serveOne(conn: Conn, state: AdminState): void {
   conn.setEvents({
     onData(chunk) {
       buffered += new TextDecoder("latin1").decode(chunk);
-      if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return reply(conn, 431, "text/plain", "request too large\n");
+      if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return writeReply(conn, 431, "text/plain", "request too large\n");
       if (!buffered.includes("\r\n\r\n")) return;
       clearTimeout(timer);
       const [method = "", target = ""] = buffered.slice(0, buffered.indexOf("\r\n")).split(" ");
@@ -47,7 +47,8 @@ function serveOne(conn: Conn, state: AdminState): void {
 }
 
 function route(conn: Conn, method: string, target: string, state: AdminState): void {
-  if (method !== "GET" && method !== "HEAD") return reply(conn, 405, "text/plain", "method not allowed\n");
+  if (method !== "GET" && method !== "HEAD") return writeReply(conn, 405, "text/plain", "method not allowed\n");
+  const reply = method === "HEAD" ? replyHead : replyFull;
   const path = target.split("?")[0];
   switch (path) {
     case "/healthz":
@@ -66,13 +67,16 @@ function route(conn: Conn, method: string, target: string, state: AdminState): v
 
 const STATUS_TEXT: Record<number, string> = { 200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large", 503: "Service Unavailable" };
 
-function reply(conn: Conn, status: number, type: string, body: string): void {
+function writeReply(conn: Conn, status: number, type: string, body: string, withBody = true): void {
   const bytes = encoder.encode(body);
   const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;
   conn.write(encoder.encode(head));
-  conn.write(bytes);
+  if (withBody) conn.write(bytes); // RFC 9110 §9.3.2: HEAD gets the same head and no content
   conn.end();
 }
+
+const replyFull = (conn: Conn, status: number, type: string, body: string) => writeReply(conn, status, type, body);
+const replyHead = (conn: Conn, status: number, type: string, body: string) => writeReply(conn, status, type, body, false);
 
 function renderConnections(tracker: Tracker): string {
   const now = Date.now();
@@ -111,9 +115,10 @@ function renderMetrics(state: AdminState): string {
     let up = s.bytesUp;
     let down = s.bytesDown;
     for (const r of state.tracker.active.values()) {
-      if (r.listener !== s.listener || !r.live) continue;
-      up += r.live.bytesUp;
-      down += r.live.bytesDown;
+      if (r.listener !== s.listener) continue;
+      const live = r.live ?? r; // a tunnel's relay, or the HTTP session's running counts
+      up += live.bytesUp;
+      down += live.bytesDown;
     }
     out.push(`sidecar_bytes_total${labels(s, ',direction="up"')} ${up}`, `sidecar_bytes_total${labels(s, ',direction="down"')} ${down}`);
   }

@@ -50,13 +50,24 @@ export function parseNets(entries: readonly string[]): Net[] {
   return nets;
 }
 
-/** Parses a peer address (from a socket or resolver) into a host address, unmapping IPv4. */
+/** NAT64 well-known prefix (RFC 6052) and 6to4 (RFC 3056): IPv6 that carries an IPv4 address. */
+const NAT64 = new Address6("64:ff9b::/96");
+const SIX_TO_FOUR = new Address6("2002::/16");
+
+/**
+ * Parses a peer address (from a socket or resolver) into a host address. IPv6 forms that carry
+ * an IPv4 address — mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::)
+ * — are matched as that IPv4 address, so 64:ff9b::a9fe:a9fe is 169.254.169.254 to the policy.
+ */
 export function parseHost(address: string): Net | null {
   const a = address.startsWith("[") ? address.slice(1, -1) : address;
   if (Address4.isValid(a)) return new Address4(a);
   if (!Address6.isValid(a)) return null;
   const six = new Address6(a.replace(/%.*$/, ""));
-  return six.isMapped4() ? six.to4() : six;
+  if (six.isMapped4()) return six.to4();
+  if (six.isInSubnet(NAT64)) return six.to4();
+  if (six.isInSubnet(SIX_TO_FOUR)) return Address4.fromHex(six.toUnsignedByteArray().slice(2, 6).map((b) => b.toString(16).padStart(2, "0")).join(""));
+  return six;
 }
 
 export type AddressMatcher = (address: string) => boolean;

@@ -183,8 +183,24 @@ export class Relay {
       this.down.end();
       this.up.end();
     } else if (this.halfTimer === undefined) {
-      this.halfTimer = setTimeout(() => this.abort("half-closed-timeout"), this.options.halfClosedTimeoutMs);
+      this.armHalfClosed();
     }
+  }
+
+  /**
+   * One direction has ended. The tunnel may stay half-open as long as the other keeps moving
+   * bytes; it is cut after `halfClosedTimeoutMs` without any (HAProxy's client-fin/server-fin
+   * are inactivity timeouts too).
+   */
+  private armHalfClosed(): void {
+    let seen = this.bytesUp + this.bytesDown;
+    const check = () => {
+      const now = this.bytesUp + this.bytesDown;
+      if (now === seen) return this.abort("half-closed-timeout");
+      seen = now;
+      this.halfTimer = setTimeout(check, this.options.halfClosedTimeoutMs);
+    };
+    this.halfTimer = setTimeout(check, this.options.halfClosedTimeoutMs);
   }
 
   /**

@@ -525,8 +525,11 @@ describe("raw client: early data and half-close", () => {
     g.update(echoed);
     expect(g.hex()).toBe(h.hex());
     const line = await connectionLog(fwd, since, (l) => l.target === target("127.0.0.1", echo.port));
-    expect(line.bytesUp).toBe(payload.byteLength);
-    expect(line.bytesDown).toBe(payload.byteLength);
+    // Byte counts include the handshake (as HTTP CONNECT's do): greeting + request up,
+    // method selection + reply down.
+    const handshakeUp = SOCKS5_NO_AUTH_GREETING.length + socks5Request("127.0.0.1", echo.port).byteLength;
+    expect(line.bytesUp).toBe(payload.byteLength + handshakeUp);
+    expect(line.bytesDown).toBe(payload.byteLength + 12);
     expect(line.termination).toBe("client-fin");
     c.close();
   }, T);

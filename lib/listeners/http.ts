@@ -52,6 +52,8 @@ interface Exchange {
   responseHeadBuf: Uint8Array;
   readonly responseScan: HeadScan;
   responseStarted: boolean;
+  /** Bytes received from the upstream (the inactivity clock watches them). */
+  upstreamBytes: number;
   keepClient: boolean;
   reuseUpstream: boolean;
 }
@@ -184,6 +186,7 @@ export class HttpSession implements ConnEvents {
       responseHeadBuf: EMPTY,
       responseScan: new HeadScan(),
       responseStarted: false,
+      upstreamBytes: 0,
       keepClient: request.keepAlive,
       reuseUpstream: false,
     };
@@ -211,10 +214,7 @@ export class HttpSession implements ConnEvents {
     ex.upstream = upstream;
     upstream.attach(this);
     upstream.conn.write(ex.upstreamHead);
-    const ms = this.ctx.limits.responseTimeoutMs;
-    this.responseTimer = setTimeout(() => {
-      if (this.exchange === ex && !ex.response) this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
-    }, ms);
+    this.armExchangeTimer(ex);
     if (ex.requestBody) {
       const body = this.pending;
       this.pending = EMPTY;
@@ -222,6 +222,28 @@ export class HttpSession implements ConnEvents {
     }
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
+  }
+
+  /**
+   * The exchange's inactivity clock, like nginx's proxy_read_timeout / client_body_timeout: it
+   * fires after --response-timeout with no byte moving either way, so a slow upload or a long
+   * download that keeps moving is never cut. Before the response head that is a 504 (or a 408
+   * while the client's body is still due); mid-response the connection is cut.
+   */
+  private armExchangeTimer(ex: Exchange): void {
+    const ms = this.ctx.limits.responseTimeoutMs;
+    const moved = () => this.rec.bytesUp + this.rec.bytesDown + ex.upstreamBytes;
+    let seen = moved();
+    const check = () => {
+      if (this.exchange !== ex) return;
+      if (moved() !== seen) {
+        seen = moved();
+        this.responseTimer = setTimeout(check, ms);
+      } else if (ex.response) this.fail(new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`));
+      else if (ex.requestBody) this.fail(new ProxyError("headerTimeout", `request body stalled for ${ms} ms`));
+      else this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
+    };
+    this.responseTimer = setTimeout(check, ms);
   }
 
   private relayRequestBody(ex: Exchange, chunk: Uint8Array): void {
@@ -251,6 +273,7 @@ export class HttpSession implements ConnEvents {
   fromUpstream(chunk: Uint8Array): void {
     const ex = this.exchange;
     if (!ex) return this.upstreamGone(new ProxyError("upstreamProtocol", "bytes from an idle upstream"));
+    ex.upstreamBytes += chunk.byteLength;
     if (ex.responseBody) return this.relayResponseBody(ex, chunk, 0);
     ex.responseHeadBuf = concat(ex.responseHeadBuf, chunk);
     this.parseResponse(ex);
@@ -281,7 +304,6 @@ export class HttpSession implements ConnEvents {
   }
 
   private startResponse(ex: Exchange, response: ResponseHead, rest: Uint8Array): void {
-    clearTimeout(this.responseTimer);
     ex.response = response;
     const framing = responseFraming(ex.request, response);
     // A response that comes before the whole request body (an early 413, 401, ...) ends the

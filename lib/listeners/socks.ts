@@ -41,12 +41,19 @@ class SocksSession implements ConnEvents {
 
   onData(chunk: Uint8Array): void {
     if (this.done) return;
+    // Handshake bytes count like HTTP CONNECT's head does: bytesUp/Down are all the wire carried.
+    this.rec.bytesUp += chunk.byteLength;
     for (const ev of this.machine.feed(chunk)) this.apply(ev);
+  }
+
+  private send(bytes: Uint8Array): void {
+    this.rec.bytesDown += bytes.byteLength;
+    this.conn.write(bytes);
   }
 
   private apply(ev: SocksEvent): void {
     if (ev.type === "send") {
-      this.conn.write(ev.bytes);
+      this.send(ev.bytes);
     } else if (ev.type === "fail") {
       this.fail(new ProxyError(ev.kind, ev.detail), ev.reply);
     } else {
@@ -61,21 +68,22 @@ class SocksSession implements ConnEvents {
     const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
     this.conn.setEvents(held);
     const machine = this.machine;
-    const conn = this.conn;
+    const early = machine.takeRest();
+    this.rec.bytesUp -= early.byteLength; // the relay counts these as tunnel bytes
     openTunnel(
       this.ctx,
       this.rec,
-      conn,
+      this.conn,
       held,
       routeFor(this.ctx, { host, port }),
       {
-        connected: (up) => conn.write(machine.success({ address: up.localAddress, port: up.localPort })),
+        connected: (up) => this.send(machine.success({ address: up.localAddress, port: up.localPort })),
         failed: (err) => {
           const reply = machine.failure(err.kind);
-          if (reply) conn.write(reply);
+          if (reply) this.send(reply);
         },
       },
-      machine.takeRest(),
+      early,
     );
   }
 
@@ -83,7 +91,7 @@ class SocksSession implements ConnEvents {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
-    if (reply) this.conn.write(reply);
+    if (reply) this.send(reply);
     this.conn.end();
     this.ctx.tracker.close(this.rec, termination ?? terminationFor(err.kind), err);
   }

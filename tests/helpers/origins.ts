@@ -524,7 +524,11 @@ export async function awaitResponses(client: RawClient, count = 1, methods: read
     const { finals } = responsesOf(client, methods);
     return finals.length >= count && finals[count - 1]!.complete;
   };
-  await client.waitFor(done, timeoutMs, `${count} response(s); got so far: ${JSON.stringify(client.text().slice(0, 500))}`);
+  try {
+    await client.waitFor(done, timeoutMs, `${count} response(s)`);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; got so far (${client.receivedBytes} bytes): ${JSON.stringify(client.text().slice(0, 300))}`);
+  }
   return { client, ...responsesOf(client, methods) };
 }
 

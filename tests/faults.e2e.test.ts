@@ -1,0 +1,388 @@
+/**
+ * Fault tests (issue #5 item 5), loopback only, every loop bounded, each test stops by itself:
+ * slowloris on HTTP headers and on the SOCKS handshake, 1000 idle tunnels reaped with fds and
+ * memory back near baseline, an upstream that resets mid-response, an upstream that accepts and
+ * never answers / never completes the connect (504 / 0x06), a client flood above the connection
+ * cap, and a run under `ulimit -n 256` where accept does not spin and service resumes.
+ *
+ * Deadlines are configured short (300 ms) and the tests wait for their observable effect (a
+ * close, a log line, a metric) with generous bounds; nothing asserts that something was fast.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { RawClient, type TestServer, echoServer } from "./helpers/net.ts";
+import { type Origin, httpOrigin, parseResponses, stalledPort } from "./helpers/origins.ts";
+import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import {
+  NetClient,
+  SOCKS5_HEAD_BYTES,
+  adminGet,
+  killWrapped,
+  metricsOf,
+  procCpuSeconds,
+  procFdCount,
+  procFdLimit,
+  procRssKiB,
+  socks5Connect,
+  socks5Rep,
+  startProxyWrapped,
+  until,
+  untilMetric,
+} from "./helpers/hardening.ts";
+
+const T = 30_000;
+const HELLO = "hello from origin";
+const MiB = 1024;
+
+let echo: TestServer;
+let origin: Origin;
+const servers: Array<{ stop(): void }> = [];
+
+beforeAll(() => {
+  echo = echoServer();
+  origin = httpOrigin();
+});
+
+afterAll(() => {
+  killAll();
+  killWrapped();
+  for (const s of [echo, origin, ...servers]) s?.stop();
+});
+
+const reverseTcp = (extra: string[] = []) =>
+  startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port), ...extra]);
+const forwardSocks = (extra: string[] = []) => startProxy(["--proxy-type", "forward", "--proxy-protocol", "socks", ...extra]);
+const forwardHttp = (extra: string[] = []) => startProxy(["--proxy-type", "forward", "--proxy-protocol", "http", ...extra]);
+
+function lineFor(p: RunningProxy, c: NetClient, timeoutMs = 10_000): Promise<LogLine> {
+  const client = `127.0.0.1:${c.localPort}`;
+  return p.waitForLog((l) => l.msg === "connection" && l.client === client, timeoutMs, `connection log line of ${client}`);
+}
+
+const get = (url: string) => `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`;
+
+/** One GET on a fresh connection; the parsed final responses once the first is complete (or the proxy closed). */
+async function fetchVia(port: number, request: string) {
+  const c = await NetClient.connect(port);
+  await c.write(request);
+  const finals = () => parseResponses(Buffer.concat(c.chunks), [], c.ended).responses.filter((r) => r.status >= 200);
+  await c.waitFor(() => c.ended || (finals().length > 0 && finals()[0]!.complete), 10_000, "a response");
+  return { c, finals: finals() };
+}
+
+/**
+ * Sends `bytes` one byte every `stepMs` while the proxy keeps the connection open. Returns how
+ * many bytes were sent. Bounded by bytes.length (<= 50 here).
+ */
+async function dribble(c: NetClient, bytes: Uint8Array, stepMs: number, onByte?: (n: number) => void): Promise<number> {
+  let sent = 0;
+  while (sent < bytes.length && !c.ended) {
+    await c.write(bytes.subarray(sent, sent + 1));
+    sent++;
+    onByte?.(sent);
+    await Bun.sleep(stepMs);
+  }
+  return sent;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("slowloris", () => {
+  test("HTTP headers one byte every 100 ms: closed by --header-timeout 300ms (408 or a close) while a normal client is served", async () => {
+    const p = await forwardHttp(["--header-timeout", "300ms"]);
+    const slow = await NetClient.connect(p.ports.forward!);
+    // 50 bytes of a request head that never ends: 5 s of dribbling if nobody stops it.
+    const head = new TextEncoder().encode(`GET ${origin.url("/hello")} HTTP/1.1\r\nX-Slow: ${"z".repeat(50)}`).subarray(0, 50);
+    let normal: Promise<{ finals: Array<{ status: number; body: Buffer }> }> | null = null;
+    const sent = await dribble(slow, head, 100, (n) => {
+      if (n === 2) normal = fetchVia(p.ports.forward!, get(origin.url("/hello")));
+    });
+    await slow.waitFor(() => slow.ended, 10_000, "the slow client to be closed");
+    // The deadline counts from the first byte and is not pushed back by each new byte: the
+    // client was cut long before its 50 bytes (5 s) were out.
+    expect(sent).toBeLessThan(head.length);
+    const answer = slow.text();
+    if (answer.length > 0) expect(answer).toStartWith("HTTP/1.1 408 ");
+    const line = await lineFor(p, slow);
+    expect(line.termination).toBe("header-timeout");
+    expect(normal).not.toBeNull();
+    const served = await normal!;
+    expect(served.finals[0]?.status).toBe(200);
+    expect(served.finals[0]!.body.toString()).toBe(HELLO);
+    // And after it, too.
+    const after = await fetchVia(p.ports.forward!, get(origin.url("/hello")));
+    expect(after.finals[0]?.status).toBe(200);
+    after.c.close();
+  }, T);
+
+  test("SOCKS5 handshake one byte every 100 ms: closed by --handshake-timeout 300ms while a normal client is served", async () => {
+    const p = await forwardSocks(["--handshake-timeout", "300ms"]);
+    const slow = await NetClient.connect(p.ports.forward!);
+    // RFC 6761 .invalid: should the deadline fail, the request completes and resolves nothing.
+    const handshake = socks5Connect("slowloris.invalid", 80);
+    let normal: Promise<NetClient> | null = null;
+    const sent = await dribble(slow, handshake, 100, (n) => {
+      if (n === 2) {
+        normal = (async () => {
+          const c = await NetClient.connect(p.ports.forward!);
+          await c.write(socks5Connect("127.0.0.1", echo.port));
+          await c.waitFor(() => c.receivedBytes >= SOCKS5_HEAD_BYTES || c.ended, 10_000, "SOCKS reply");
+          await c.roundTrip("served during the slowloris;");
+          return c;
+        })();
+      }
+    });
+    await slow.waitFor(() => slow.ended, 10_000, "the slow handshake to be closed");
+    expect(sent).toBeLessThan(handshake.length);
+    // At most the method selection (05 00) came back: no CONNECT reply.
+    expect(slow.receivedBytes).toBeLessThanOrEqual(2);
+    const line = await lineFor(p, slow);
+    expect(line.termination).toBe("handshake-timeout");
+    expect(normal).not.toBeNull();
+    const ok = await normal!;
+    expect(socks5Rep(ok)).toBe(0x00);
+    ok.close();
+  }, T);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("1000 idle tunnels", () => {
+  test("are all reaped by the tunnel idle timeout; fds back to baseline, memory near it", async () => {
+    const N = 1000;
+    // The test process holds 2 fds per tunnel (client + echo server side).
+    expect(procFdLimit(process.pid), "the test runner needs a soft fd limit of at least 4096").toBeGreaterThanOrEqual(4096);
+    // 2 s: opening 1000 tunnels on loopback takes ~0.1 s here, so all 1000 are open at once
+    // with a wide margin before the first is reaped.
+    const p = await reverseTcp(["--tunnel-idle-timeout", "2s"]);
+    const port = p.ports.reverse!;
+    // Warm up (JIT, allocator arenas, timers) so the baseline is the steady state.
+    for (let i = 0; i < 20; i++) {
+      const c = await RawClient.connect(port);
+      await c.write("w");
+      await c.waitFor(() => c.receivedBytes >= 1, 10_000, "warm-up echo");
+      c.close();
+    }
+    await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 0, 10_000, "warm-up done");
+    const baseFds = procFdCount(p.pid);
+    const baseRssKiB = procRssKiB(p.pid);
+
+    const clients: RawClient[] = [];
+    for (let batch = 0; batch < N / 100; batch++) {
+      const opened = await Promise.all(Array.from({ length: 100 }, () => RawClient.connect(port)));
+      await Promise.all(
+        opened.map(async (c) => {
+          c.keepChunks = false;
+          await c.write("i");
+          await c.waitFor(() => c.receivedBytes >= 1, 10_000, "first echo");
+        }),
+      );
+      clients.push(...opened);
+    }
+    const peak = await metricsOf(p);
+    expect(peak.value("sidecar_connections_active", { listener: "reverse" })).toBe(N);
+    const peakFds = procFdCount(p.pid);
+    expect(peakFds).toBeGreaterThanOrEqual(baseFds + 2 * N); // client side + upstream side
+
+    await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 0, 20_000, "every tunnel reaped");
+    await Promise.all(clients.map((c) => c.waitFor(() => c.closed || c.gotFin, 10_000, "the client side to be closed")));
+    for (const c of clients) c.close();
+    const reaped = p.logs.filter((l) => l.msg === "connection" && l.termination === "idle-timeout").length;
+    expect(reaped).toBe(N);
+    await until(() => echo.open, (v) => v === 0, 10_000, "the echo server to see every upstream closed");
+
+    // fds: exactly what it was, give or take a couple (an fd the runtime opens lazily).
+    const fds = await until(() => procFdCount(p.pid), (v) => v <= baseFds + 2, 10_000, `fds back to ${baseFds}`);
+    expect(Math.abs(fds - baseFds)).toBeLessThanOrEqual(2);
+    // RSS: measured here at ~+9 MiB after 1000 tunnels (Bun keeps freed heap pages for reuse,
+    // so RSS does not drop all the way back). 40 MiB is 4x that; a leak of the per-tunnel state
+    // (sockets, relay, timers, records beyond the 200 recent) at 1000 tunnels would not fit.
+    const rssKiB = procRssKiB(p.pid);
+    expect(rssKiB - baseRssKiB, `RSS ${baseRssKiB} KiB -> ${rssKiB} KiB`).toBeLessThan(40 * MiB);
+    // And the proxy still serves.
+    const after = await NetClient.connect(port);
+    await after.roundTrip("after the storm;");
+    after.close();
+  }, 60_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("misbehaving upstreams", () => {
+  /** An origin that sends `response` (head + part of a body) to a request, then waits to be reset. */
+  function resettingOrigin(response: string | null) {
+    const socks: Array<Bun.Socket<undefined>> = [];
+    const server = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(s, chunk) {
+          if (!Buffer.from(chunk).includes("\r\n\r\n")) return;
+          socks.push(s);
+          if (response === null) s.terminate(); // reset before any byte of a response
+          else s.write(response);
+        },
+      },
+    });
+    servers.push({ stop: () => server.stop(true) });
+    return { port: server.port, resetAll: () => socks.forEach((s) => s.terminate()) };
+  }
+
+  test("an origin that resets mid-body: the client gets the partial body and a close, never a second status line", async () => {
+    const partial = "x".repeat(1000);
+    const bad = resettingOrigin(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n${partial}`);
+    const p = await forwardHttp();
+    const c = await NetClient.connect(p.ports.forward!);
+    await c.write(get(`http://127.0.0.1:${bad.port}/big`));
+    await c.waitFor(() => c.text().endsWith(partial) || c.ended, 10_000, "the head and the partial body");
+    bad.resetAll();
+    await c.waitFor(() => c.ended, 10_000, "the client to be closed");
+    const text = c.text();
+    expect(text.match(/HTTP\/1\.[01] \d{3}/g)).toHaveLength(1);
+    expect(text).toStartWith("HTTP/1.1 200 ");
+    const [r] = parseResponses(Buffer.from(text, "latin1"), [], true).responses;
+    expect(r!.complete).toBe(false);
+    expect(r!.body.length).toBe(partial.length);
+    const line = await lineFor(p, c);
+    expect(line.termination).not.toBe("client-fin");
+    expect(line.error).toBeDefined();
+  }, T);
+
+  test("an origin that resets mid-chunked-body: same, no second status line", async () => {
+    const bad = resettingOrigin(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n${"y".repeat(600)}`);
+    const p = await forwardHttp();
+    const c = await NetClient.connect(p.ports.forward!);
+    await c.write(get(`http://127.0.0.1:${bad.port}/chunked`));
+    await c.waitFor(() => c.text().endsWith("y".repeat(600)) || c.ended, 10_000, "the head and the partial chunk");
+    bad.resetAll();
+    await c.waitFor(() => c.ended, 10_000, "the client to be closed");
+    expect(c.text().match(/HTTP\/1\.[01] \d{3}/g)).toHaveLength(1);
+    expect(c.text()).not.toContain("0\r\n\r\n"); // the body was not "completed" by the proxy
+  }, T);
+
+  test("an origin that resets before answering: 502 with Connection: close", async () => {
+    const bad = resettingOrigin(null);
+    const p = await forwardHttp();
+    const { c, finals } = await fetchVia(p.ports.forward!, get(`http://127.0.0.1:${bad.port}/`));
+    expect(finals[0]?.status).toBe(502);
+    expect(finals[0]!.header("connection")?.toLowerCase()).toBe("close");
+    await c.waitFor(() => c.ended, 10_000, "close after the 502");
+  }, T);
+
+  test("an origin that accepts and never answers: 504 after --response-timeout 300ms", async () => {
+    let accepted = 0;
+    const mute = Bun.listen({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket: { open: () => void accepted++, data() {} } });
+    servers.push({ stop: () => mute.stop(true) });
+    const p = await forwardHttp(["--response-timeout", "300ms"]);
+    const { c, finals } = await fetchVia(p.ports.forward!, get(`http://127.0.0.1:${mute.port}/`));
+    expect(finals[0]?.status).toBe(504);
+    expect(finals[0]!.header("connection")?.toLowerCase()).toBe("close");
+    expect(accepted).toBe(1);
+    await c.waitFor(() => c.ended, 10_000, "close after the 504");
+    expect((await lineFor(p, c)).error).toBe("upstreamTimeout");
+  }, T);
+
+  test("a destination whose connect never completes (full accept queue): SOCKS5 REP 0x06, HTTP 504 (GET and CONNECT) after --connect-timeout 300ms", async () => {
+    const stalled = await stalledPort();
+    servers.push(stalled);
+    const socks = await forwardSocks(["--connect-timeout", "300ms"]);
+    const s = await NetClient.connect(socks.ports.forward!);
+    await s.write(socks5Connect("127.0.0.1", stalled.port));
+    await s.waitFor(() => s.receivedBytes >= SOCKS5_HEAD_BYTES || s.ended, 10_000, "the SOCKS reply");
+    expect(socks5Rep(s)).toBe(0x06);
+    await s.waitFor(() => s.ended, 10_000, "close after 0x06");
+    expect((await lineFor(socks, s)).termination).toBe("connect-timeout");
+
+    const http = await forwardHttp(["--connect-timeout", "300ms"]);
+    const viaGet = await fetchVia(http.ports.forward!, get(`http://127.0.0.1:${stalled.port}/`));
+    expect(viaGet.finals[0]?.status).toBe(504);
+    const viaConnect = await fetchVia(http.ports.forward!, `CONNECT 127.0.0.1:${stalled.port} HTTP/1.1\r\nHost: 127.0.0.1:${stalled.port}\r\n\r\n`);
+    expect(viaConnect.finals[0]?.status).toBe(504);
+    expect(viaConnect.finals[0]!.header("connection")?.toLowerCase()).toBe("close");
+  }, T);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One flood client: connects, sends a byte, and reports "served" (the echo came back) or
+ * "refused" (closed without a byte, or reset before the connect completed). Throws when neither
+ * happens within 10 s (a client left hanging). Connected clients are pushed to `open`.
+ */
+async function floodClient(port: number, open: NetClient[]): Promise<"served" | "refused"> {
+  let c: NetClient;
+  try {
+    c = await NetClient.connect(port, "127.0.0.1", undefined, 10_000);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ECONNRESET") return "refused";
+    throw err;
+  }
+  open.push(c);
+  c.keepChunks = false;
+  await c.write("x");
+  await c.waitFor(() => c.receivedBytes >= 1 || c.ended, 10_000, "an echo or a close");
+  if (c.receivedBytes >= 1) return "served";
+  return "refused";
+}
+
+describe("floods", () => {
+  test("200 clients at once over --max-connections 50: 50 served, 150 closed without a byte, /healthz 200, service resumes", async () => {
+    const CAP = 50;
+    const FLOOD = 200;
+    const p = await reverseTcp(["--max-connections", String(CAP)]);
+    const clients: NetClient[] = [];
+    const outcomes = await Promise.all(Array.from({ length: FLOOD }, () => floodClient(p.ports.reverse!, clients)));
+    const served = clients.filter((c) => c.receivedBytes === 1 && !c.ended);
+    expect(served).toHaveLength(CAP);
+    expect(outcomes.filter((o) => o === "served")).toHaveLength(CAP);
+    expect(outcomes.filter((o) => o === "refused")).toHaveLength(FLOOD - CAP);
+    expect((await adminGet(p, "/healthz")).status).toBe(200);
+    const m = await metricsOf(p);
+    expect(m.value("sidecar_connections_refused_total", { listener: "reverse" })).toBe(FLOOD - CAP);
+    expect(m.value("sidecar_connections_active", { listener: "reverse" })).toBe(CAP);
+    // The admitted ones still work.
+    for (const c of served.slice(0, 5)) await c.roundTrip("y");
+    for (const c of clients) c.close();
+    await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 0, 10_000, "every connection closed");
+    const after = await NetClient.connect(p.ports.reverse!);
+    await after.roundTrip("normal service;");
+    after.close();
+  }, T);
+
+  test("under ulimit -n 256: the cap is lowered below the fd limit, 300 clients never make accept spin, service resumes", async () => {
+    const p = await startProxyWrapped("ulimit -n 256", ["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port)]);
+    expect(procFdLimit(p.pid)).toBe(256);
+    const warn = p.logs.find((l) => l.msg.startsWith("connection cap lowered"));
+    expect(warn, "a log line saying the connection cap was lowered").toBeDefined();
+    expect(warn!.fdLimit).toBe(256);
+    const cap = Number(warn!.effective);
+    expect(cap).toBeGreaterThan(0);
+    expect(2 * cap).toBeLessThan(256); // two fds per tunnel must fit
+
+    // 300 clients: more than the fd limit allows the proxy to hold (2 fds per tunnel).
+    const FLOOD = 300;
+    const clients: NetClient[] = [];
+    // Every client gets an answer (an echo, or a close without a byte); none is left hanging in
+    // an accept queue the proxy cannot drain (floodClient throws after 10 s without either).
+    const outcomes = await Promise.all(Array.from({ length: FLOOD }, () => floodClient(p.ports.reverse!, clients)));
+    const served = outcomes.filter((o) => o === "served").length;
+    expect(outcomes.filter((o) => o === "refused")).toHaveLength(FLOOD - served);
+    expect(served).toBe(cap);
+    expect(procFdCount(p.pid)).toBeLessThan(256);
+    expect((await adminGet(p, "/healthz")).status).toBe(200);
+
+    // CPU while idle with the flood's connections still open: an accept loop spinning on EMFILE
+    // burns a whole core (measured ~0.85 s of CPU per second without the cap); an idle proxy
+    // uses ~0. This is a CPU-usage check over a 1 s window, not a timing check.
+    const cpu0 = procCpuSeconds(p.pid);
+    await Bun.sleep(1_000);
+    const cpuDelta = procCpuSeconds(p.pid) - cpu0;
+    expect(cpuDelta).toBeLessThan(0.5);
+
+    for (const c of clients) c.close();
+    await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 0, 10_000, "every connection closed");
+    const after = await NetClient.connect(p.ports.reverse!);
+    await after.roundTrip("service resumed;");
+    after.close();
+    await p.stop();
+  }, T);
+});

@@ -1,0 +1,343 @@
+/**
+ * HTTP reverse proxy end to end (SPEC §3, §4), through a real proxy process: every request form
+ * (origin-form, absolute-form naming any host, CONNECT to any authority) reaches the workload and
+ * nothing else (never an open relay); Host is kept; X-Forwarded-For/-Proto/-Host are the proxy's
+ * own, whatever the client sent; Via is set; keep-alive and pipelining; WebSocket upgrade; bodies
+ * both ways with Bun's fetch as a real client; half-close; error answers, and malformed requests
+ * that must reach no workload.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { RawClient, closedPort, patternChunk, sha256 } from "./helpers/net.ts";
+import {
+  type Origin,
+  type RawOrigin,
+  type WireResponse,
+  answerEachHead,
+  awaitResponses,
+  headCount,
+  httpOrigin,
+  parseResponses,
+  rawExchange,
+  rawOrigin,
+  responsesOf,
+} from "./helpers/origins.ts";
+import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+
+const HELLO = "hello from origin";
+const NO_SUCH_HOST = "nonexistent.invalid";
+const MiB = 1024 * 1024;
+
+let workload: Origin;
+let rev: RunningProxy; // reverse http -> workload
+const extra: Array<{ stop(): void }> = [];
+
+function reverseHttp(port: number, more: string[] = []): Promise<RunningProxy> {
+  return startProxy(["--proxy-type", "reverse", "--proxy-protocol", "http", "--proxy-host", "127.0.0.1", "--proxy-port", String(port), ...more]);
+}
+
+beforeAll(async () => {
+  workload = httpOrigin("127.0.0.1");
+  rev = await reverseHttp(workload.port);
+}, 60_000);
+
+afterAll(() => {
+  killAll();
+  for (const s of [workload, ...extra]) s?.stop();
+});
+
+function sha256Hex(b: Uint8Array): string {
+  const h = sha256();
+  h.update(b);
+  return h.hex();
+}
+
+function json(r: WireResponse): Record<string, string> {
+  return JSON.parse(r.body.toString()) as Record<string, string>;
+}
+
+async function expectErrorAnswer(client: RawClient, r: WireResponse | undefined, status: number): Promise<string> {
+  expect(r, `expected a ${status} answer, got ${JSON.stringify(client.text().slice(0, 300))}`).toBeDefined();
+  expect(r!.status).toBe(status);
+  expect(r!.header("connection")?.toLowerCase()).toBe("close");
+  expect(r!.header("content-type")?.toLowerCase() ?? "").toStartWith("text/plain");
+  const body = r!.body.toString("utf8");
+  expect(body.trim().length).toBeGreaterThan(0);
+  expect(body.length).toBeLessThan(512);
+  await client.waitFor(() => client.closed || client.gotFin, 10_000, "the proxy to close after an error answer");
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("reverse http: everything goes to the workload, with the proxy's forwarding fields", () => {
+  test("origin-form: Host kept, client X-Forwarded-* replaced by the real client, Via set", async () => {
+    const x = await rawExchange(
+      rev.ports.reverse!,
+      "GET /echo-headers HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n" +
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Custom: kept\r\n\r\n",
+    );
+    expect(x.finals[0]!.status).toBe(200);
+    const seen = json(x.finals[0]!);
+    expect(seen.host).toBe("app.example.com");
+    expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(seen["x-forwarded-proto"]).toBe("http");
+    expect(seen["x-forwarded-host"]).toBe("app.example.com");
+    expect(seen.via).toContain("1.1 sidecar-proxy");
+    expect(seen["x-custom"]).toBe("kept");
+    x.client.close();
+  });
+
+  test("without client X-Forwarded-*: the proxy adds them", async () => {
+    const x = await rawExchange(rev.ports.reverse!, "GET /echo-headers HTTP/1.1\r\nHost: svc.local:8080\r\n\r\n");
+    const seen = json(x.finals[0]!);
+    expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(seen["x-forwarded-proto"]).toBe("http");
+    expect(seen["x-forwarded-host"]).toBe("svc.local:8080");
+    expect(seen.host).toBe("svc.local:8080");
+    x.client.close();
+  });
+
+  test("absolute-form naming another host and port still reaches the workload (never an open relay)", async () => {
+    const other = closedPort(); // nothing listens there: reaching it would fail
+    const before = workload.requests;
+    const x = await rawExchange(
+      rev.ports.reverse!,
+      `GET http://127.0.0.1:${other}/hello HTTP/1.1\r\nHost: 127.0.0.1:${other}\r\n\r\n` +
+        `GET http://${NO_SUCH_HOST}/echo-headers HTTP/1.1\r\nHost: ${NO_SUCH_HOST}\r\n\r\n`,
+      { count: 2 },
+    );
+    expect(x.finals.map((r) => r.status)).toEqual([200, 200]);
+    expect(x.finals[0]!.body.toString()).toBe(HELLO);
+    const seen = json(x.finals[1]!);
+    expect(seen.host).toBe(NO_SUCH_HOST);
+    expect(seen["x-forwarded-host"]).toBe(NO_SUCH_HOST);
+    expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(workload.requests - before).toBe(2);
+    x.client.close();
+  });
+
+  test("CONNECT to any authority: 200, and the tunnel leads to the workload", async () => {
+    for (const authority of [`127.0.0.1:${closedPort()}`, `${NO_SUCH_HOST}:443`]) {
+      const c = await RawClient.connect(rev.ports.reverse!);
+      await c.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+      await c.waitFor(() => c.text().includes("\r\n\r\n") || c.closed, 10_000, "CONNECT answer");
+      const head = responsesOf(c, ["CONNECT"]);
+      expect(head.finals[0]!.status).toBe(200);
+      const headLen = c.text().indexOf("\r\n\r\n") + 4;
+      // Inside the tunnel: plain HTTP to the workload.
+      await c.write("GET /hello HTTP/1.1\r\nHost: inside\r\nConnection: close\r\n\r\n");
+      await c.waitFor(() => c.gotFin || c.closed, 10_000, "the workload's answer through the tunnel");
+      const inner = parseResponses(c.bytes().subarray(headLen), ["GET"], true).responses;
+      expect(inner.length).toBe(1);
+      expect(inner[0]!.status).toBe(200);
+      expect(inner[0]!.body.toString()).toBe(HELLO);
+      c.close();
+    }
+  });
+
+  test("the request line and fields reach a raw workload as sent, plus the forwarding fields", async () => {
+    const raw = rawOrigin(answerEachHead("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw"));
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
+    const x = await rawExchange(
+      p.ports.reverse!,
+      "GET /a/b?c=d&e=%2F HTTP/1.1\r\nHost: app.example.com\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Keep: 2\r\n\r\n",
+    );
+    expect(x.finals[0]!.body.toString()).toBe("raw");
+    const got = raw.received();
+    expect(got).toStartWith("GET /a/b?c=d&e=%2F HTTP/1.1\r\n");
+    const fields = got
+      .slice(0, got.indexOf("\r\n\r\n"))
+      .split("\r\n")
+      .slice(1)
+      .map((l) => l.slice(0, l.indexOf(":")).toLowerCase());
+    expect(fields).toContain("host");
+    expect(fields).toContain("x-keep");
+    expect(fields).toContain("x-forwarded-for");
+    expect(fields).not.toContain("proxy-connection");
+    expect(fields).not.toContain("x-hop");
+    x.client.close();
+    await p.stop();
+  });
+
+  test("keep-alive: sequential and pipelined requests on one connection, in order", async () => {
+    const c = await RawClient.connect(rev.ports.reverse!);
+    await c.write("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    let x = await awaitResponses(c, 1);
+    expect(x.finals[0]!.body.toString()).toBe(HELLO);
+    await c.write(
+      "GET /bytes?n=100000&seed=3 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo-headers HTTP/1.1\r\nHost: second\r\n\r\nGET /ip HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    x = await awaitResponses(c, 4);
+    expect(x.ended).toBe(false);
+    expect(x.finals.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(x.finals[1]!.body.length).toBe(100_000);
+    expect(sha256Hex(x.finals[1]!.body)).toBe(x.finals[1]!.header("x-sha256")!);
+    expect(json(x.finals[2]!).host).toBe("second");
+    expect(x.finals[3]!.body.toString()).toBe("127.0.0.1");
+    c.close();
+  });
+
+  test("a 4 MiB body written right behind its head (no Expect) arrives intact", async () => {
+    const body = patternChunk(124, 4 * MiB);
+    const c = await RawClient.connect(rev.ports.reverse!);
+    void c.write(Buffer.concat([Buffer.from(`POST /sha256 HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.byteLength}\r\n\r\n`), body]));
+    const x = await awaitResponses(c, 1, [], 20_000);
+    expect(x.finals[0]?.status).toBe(200);
+    expect(x.finals[0]!.body.toString()).toBe(sha256Hex(body));
+    c.close();
+  });
+
+  test("Bun fetch as a client: 10 MiB up and 10 MiB down intact", async () => {
+    const body = patternChunk(123, 10 * MiB);
+    const up = await fetch(`http://127.0.0.1:${rev.ports.reverse}/sha256`, { method: "POST", body, signal: AbortSignal.timeout(30_000) });
+    expect(up.status).toBe(200);
+    expect(await up.text()).toBe(sha256Hex(body));
+    const down = await fetch(`http://127.0.0.1:${rev.ports.reverse}/bytes?n=${10 * MiB}&seed=8`, { signal: AbortSignal.timeout(30_000) });
+    expect(down.status).toBe(200);
+    const got = new Uint8Array(await down.arrayBuffer());
+    expect(got.byteLength).toBe(10 * MiB);
+    expect(sha256Hex(got)).toBe(down.headers.get("x-sha256")!);
+  });
+
+  test("a client that half-closes after its request still gets the whole response", async () => {
+    const c = await RawClient.connect(rev.ports.reverse!);
+    await c.write(`GET /bytes?n=${MiB}&seed=6 HTTP/1.1\r\nHost: a\r\n\r\n`);
+    c.halfClose();
+    await c.waitFor(() => (responsesOf(c).finals[0]?.complete ?? false) || c.closed, 20_000, "the whole response");
+    const r = responsesOf(c).finals[0]!;
+    expect(r.status).toBe(200);
+    expect(r.body.length).toBe(MiB);
+    expect(sha256Hex(r.body)).toBe(r.header("x-sha256")!);
+    c.close();
+  });
+});
+
+describe("reverse http: WebSocket upgrade", () => {
+  test("a WebSocket through the reverse proxy: text and 256 KiB binary echoed, forwarding fields on the upgrade", async () => {
+    let upgradeHeaders: Record<string, string> = {};
+    const ws = Bun.serve<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req, server) {
+        upgradeHeaders = {};
+        req.headers.forEach((v, k) => (upgradeHeaders[k] = v));
+        if (server.upgrade(req)) return undefined;
+        return new Response("upgrade expected", { status: 426 });
+      },
+      websocket: {
+        message(socket, message) {
+          socket.send(typeof message === "string" ? `echo: ${message}` : message);
+        },
+      },
+    });
+    extra.push({ stop: () => void ws.stop(true) });
+    const p = await reverseHttp(ws.port!);
+    const client = new WebSocket(`ws://127.0.0.1:${p.ports.reverse}/chat`);
+    client.binaryType = "arraybuffer";
+    const messages: Array<string | ArrayBuffer> = [];
+    let waiter: (() => void) | null = null;
+    client.onmessage = (e) => {
+      messages.push(e.data as string | ArrayBuffer);
+      waiter?.();
+    };
+    const next = (n: number) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for message ${n}`)), 10_000);
+        const check = () => {
+          if (messages.length >= n) {
+            clearTimeout(t);
+            resolve();
+          }
+        };
+        waiter = check;
+        check();
+      });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("WebSocket open timed out")), 10_000);
+      client.onopen = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      client.onerror = () => {
+        clearTimeout(t);
+        reject(new Error("WebSocket error before open"));
+      };
+    });
+    client.send("hi");
+    await next(1);
+    expect(messages[0]).toBe("echo: hi");
+    const blob = patternChunk(31, 256 * 1024);
+    client.send(blob);
+    await next(2);
+    expect(messages[1]).toBeInstanceOf(ArrayBuffer);
+    expect(sha256Hex(new Uint8Array(messages[1] as ArrayBuffer))).toBe(sha256Hex(blob));
+    expect(upgradeHeaders.upgrade?.toLowerCase()).toBe("websocket");
+    expect(upgradeHeaders["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(upgradeHeaders.via).toContain("1.1 sidecar-proxy");
+    const closed = new Promise<number>((resolve) => (client.onclose = (e) => resolve(e.code)));
+    client.close(1000, "done");
+    expect(await closed).toBe(1000);
+    await p.stop();
+  });
+});
+
+describe("reverse http: errors", () => {
+  test("a refused workload: 502 with Connection: close", async () => {
+    const p = await reverseHttp(closedPort());
+    const x = await rawExchange(p.ports.reverse!, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect(x.finals.length).toBe(1);
+    await expectErrorAnswer(x.client, x.finals[0], 502);
+    await p.stop();
+  });
+
+  describe("malformed requests reach no workload", () => {
+    let raw: RawOrigin;
+    let p: RunningProxy;
+    beforeAll(async () => {
+      raw = rawOrigin(answerEachHead("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+      extra.push(raw);
+      p = await reverseHttp(raw.port);
+    });
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    const cases: Array<[string, string, number]> = [
+      ["Content-Length with Transfer-Encoding", `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`, 400],
+      ["obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n", 400],
+      ["space before the colon", `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n${smuggled}`, 400],
+      ["HTTP/1.1 without Host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400],
+      ["two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400],
+      ["request line over 8 KiB", `GET /${"a".repeat(9 * 1024)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414],
+      ["101 header fields", `GET / HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 101 }, (_, i) => `X-F${i}: v\r\n`).join("")}\r\n`, 431],
+    ];
+    for (const [name, request, status] of cases) {
+      test(`${name}: ${status}`, async () => {
+        const before = { conns: raw.connections, bytes: raw.received().length };
+        const x = await rawExchange(p.ports.reverse!, request);
+        expect(x.finals.length).toBe(1);
+        await expectErrorAnswer(x.client, x.finals[0], status);
+        // Barrier: a valid request on a new connection; then the workload must hold only it.
+        const ok = await rawExchange(p.ports.reverse!, "GET /after-barrier HTTP/1.1\r\nHost: a\r\n\r\n");
+        expect(ok.finals[0]!.body.toString()).toBe("ok");
+        ok.client.close();
+        const got = raw.received().slice(before.bytes);
+        expect(got).toStartWith("GET /after-barrier HTTP/1.1\r\n");
+        expect(headCount(got)).toBe(1);
+        expect(raw.connections - before.conns).toBe(1);
+      });
+    }
+
+    test("a bad chunk size: 400, and neither the bad chunk nor what follows it reaches the workload", async () => {
+      const before = raw.received().length;
+      const x = await rawExchange(p.ports.reverse!, `POST /chunky HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n${smuggled}`);
+      expect(x.finals.length).toBe(1);
+      await expectErrorAnswer(x.client, x.finals[0], 400);
+      const ok = await rawExchange(p.ports.reverse!, "GET /after-barrier HTTP/1.1\r\nHost: a\r\n\r\n");
+      expect(ok.finals[0]!.body.toString()).toBe("ok");
+      ok.client.close();
+      const got = raw.received().slice(before);
+      expect(got).not.toContain("zz\r\n");
+      expect(got).not.toContain("hello");
+      expect(got).not.toContain("/smuggled");
+    });
+  });
+});
