@@ -75,7 +75,12 @@ export class ProxyServer {
   private connectionCap(listenerCount: number): number {
     const configured = this.config.limits.maxConnections;
     const fds = this.runtime.fdLimit();
-    if (fds === undefined || listenerCount === 0) return configured;
+    if (listenerCount === 0) return configured;
+    if (fds === undefined) {
+      // Deno without --allow-all cannot read /proc/self/limits.
+      this.log.warn("file-descriptor limit unknown: the connection cap is not lowered to fit it; keep --max-connections below half of `ulimit -n`", { maxConnections: configured });
+      return configured;
+    }
     const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS) / 2 / listenerCount));
     if (byFds < configured) {
       this.log.warn("connection cap lowered to fit the file-descriptor limit", { configured, effective: byFds, fdLimit: fds });
