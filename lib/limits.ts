@@ -17,13 +17,15 @@ export interface Limits {
   readonly handshakeTimeoutMs: number;
   /** Upstream TCP connect; over it -> 504 / REP 0x06. Envoy edge recommendation 15 s. */
   readonly connectTimeoutMs: number;
-  /** Upstream response head after the request was sent; over it -> 504. nginx proxy_read_timeout 60 s. */
+  /** HTTP exchange with no byte moving either way: before the response head -> 504 (408 while the
+   *  client's body is due), after it the connection is cut. nginx proxy_read_timeout 60 s (also
+   *  an inactivity timer), client_body_timeout 60 s. */
   readonly responseTimeoutMs: number;
   /** Idle HTTP keep-alive client connection between requests. nginx keepalive_timeout 75 s. */
   readonly idleTimeoutMs: number;
   /** Tunnel with no bytes either way. Envoy tcp_proxy idle_timeout 1 h. */
   readonly tunnelIdleTimeoutMs: number;
-  /** After one side half-closed, how long the other may keep the tunnel open. HAProxy client-fin/server-fin. */
+  /** After one side half-closed, how long the tunnel may go with no byte moving. HAProxy client-fin/server-fin. */
   readonly halfClosedTimeoutMs: number;
   /** Bytes queued toward one side before the other side is paused. Envoy per-connection buffer 1 MiB; 64 KiB keeps 1000s of tunnels cheap. */
   readonly maxBufferedBytes: number;
