@@ -161,7 +161,10 @@ export class ProxyServer {
       this.tracker.onIdle = finish;
       setTimeout(() => {
         const cut = this.tracker.active.size;
-        for (const rec of [...this.tracker.active.values()]) rec.abort?.();
+        for (const rec of [...this.tracker.active.values()]) {
+          if (rec.live) rec.live.abort("shutdown");
+          else rec.abort?.();
+        }
         if (cut > 0) this.log.warn("grace period over: connections cut", { cut });
         finish();
       }, gracePeriodMs).unref?.();

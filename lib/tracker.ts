@@ -8,6 +8,12 @@ import type { Logger } from "./log.ts";
 
 export type ListenerName = "reverse" | "forward";
 
+export interface LiveTunnel {
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  abort(termination: "shutdown"): void;
+}
+
 export interface ConnRecord {
   readonly id: number;
   readonly listener: ListenerName;
@@ -22,8 +28,8 @@ export interface ConnRecord {
   termination: string | null;
   error: string | null;
   endedMs: number | null;
-  /** Live byte counters while a relay runs. */
-  live: { bytesUp: number; bytesDown: number } | null;
+  /** The relay while a tunnel runs: live byte counters, and how to cut it at shutdown. */
+  live: LiveTunnel | null;
   /** Cuts the connection now (end of the shutdown grace period). */
   abort: (() => void) | null;
   /** Listeners closed: end the connection if it is idle between requests (HTTP keep-alive). */

@@ -80,13 +80,7 @@ export function openTunnel(
         return;
       }
       hooks.connected?.(up);
-      const relay = new Relay(down, up, relayOptions(ctx.limits), (r) => ctx.tracker.close(rec, r.termination ?? "client-fin"));
-      // Bytes of the handshake (HTTP CONNECT head, SOCKS request) count too.
-      relay.bytesUp = rec.bytesUp;
-      relay.bytesDown = rec.bytesDown;
-      rec.live = relay;
-      rec.abort = () => relay.abort("shutdown");
-      relay.start(held, earlyBytes);
+      startRelay(ctx, rec, down, up, held, earlyBytes);
     },
     (err: unknown) => {
       const e = asProxyError(err);
@@ -96,6 +90,23 @@ export function openTunnel(
       ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(e.kind), e);
     },
   );
+}
+
+/**
+ * Hands both sockets to a new relay. Kept out of openTunnel on purpose: a closure made inside
+ * openTunnel would keep its whole scope (the driver's hooks, the handshake machine, the holding
+ * buffer) alive for the tunnel's lifetime, and idle tunnels are meant to be cheap. The record
+ * reaches the relay through `rec.live` (bytes, and abort at shutdown).
+ */
+export function startRelay(ctx: ListenerContext, rec: ConnRecord, down: Conn, up: Conn, held: Holding | null, earlyBytes?: Uint8Array): Relay {
+  const relay = new Relay(down, up, relayOptions(ctx.limits), (r) => ctx.tracker.close(rec, r.termination ?? "client-fin"));
+  // Bytes of the handshake (HTTP CONNECT head, SOCKS greeting and request) count too.
+  relay.bytesUp = rec.bytesUp;
+  relay.bytesDown = rec.bytesDown;
+  rec.live = relay;
+  rec.abort = null;
+  relay.start(held, earlyBytes);
+  return relay;
 }
 
 export function relayOptions(limits: Limits) {

@@ -20,10 +20,10 @@ import { createVerifier, type Verifier } from "../auth.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder } from "../protocol/http-body.ts";
 import { HeadScan, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
-import { Holding, Relay } from "../relay.ts";
+import { Holding } from "../relay.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
-import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, relayOptions, routeFor } from "../tunnel.ts";
+import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, routeFor, startRelay } from "../tunnel.ts";
 import { Upstream } from "./http-upstream.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { dial } from "../dial.ts";
@@ -396,12 +396,8 @@ export class HttpSession implements ConnEvents {
     const up = ex.upstream!.conn;
     const clientBytes = this.pending;
     this.handOff();
-    const relay = new Relay(this.conn, up, relayOptions(this.ctx.limits), (r) => this.ctx.tracker.close(this.rec, r.termination ?? "client-fin"));
-    relay.bytesUp = this.rec.bytesUp - clientBytes.byteLength; // the relay counts those again
-    relay.bytesDown = this.rec.bytesDown;
-    this.rec.live = relay;
-    this.rec.abort = () => relay.abort("shutdown");
-    relay.start(null, clientBytes);
+    this.rec.bytesUp -= clientBytes.byteLength; // the relay counts those again
+    const relay = startRelay(this.ctx, this.rec, this.conn, up, null, clientBytes);
     if (rest.byteLength > 0) relay.fromServer(rest);
   }
 
