@@ -93,7 +93,7 @@ function renderConnections(tracker: Tracker): string {
     termination: r.termination,
     error: r.error,
   });
-  return JSON.stringify({ active: [...tracker.active.values()].map(view), recent: tracker.recent.map(view).reverse() }, null, 2) + "\n";
+  return JSON.stringify({ active: [...tracker.active.values()].map(view), recent: tracker.recent().map(view) }, null, 2) + "\n";
 }
 
 function renderMetrics(state: AdminState): string {

@@ -67,16 +67,31 @@ export interface ListenerStats {
 }
 
 const RECENT_KEPT = 200; // closed connections kept for /connections
+const LEVEL_WARN = 1; // consola's numeric levels (lib/log.ts)
+const LEVEL_INFO = 3;
 
 export class Tracker {
   readonly active = new Map<number, ConnRecord>();
-  readonly recent: ConnRecord[] = [];
+  /** Ring of the last RECENT_KEPT closed connections (no array shifting per close). */
+  private readonly ring: Array<ConnRecord | undefined> = new Array(RECENT_KEPT);
+  private ringNext = 0;
   readonly stats = new Map<ListenerName, ListenerStats>();
   private nextId = 1;
   /** Called when the last active connection finishes (shutdown waits on it). */
   onIdle: (() => void) | null = null;
 
   constructor(private readonly log: Logger) {}
+
+  /** Closed connections, newest first. */
+  recent(): ConnRecord[] {
+    const out: ConnRecord[] = [];
+    for (let i = 1; i <= RECENT_KEPT; i++) {
+      const rec = this.ring[(this.ringNext - i + RECENT_KEPT) % RECENT_KEPT];
+      if (rec === undefined) break;
+      out.push(rec);
+    }
+    return out;
+  }
 
   register(listener: ListenerName, protocol: string): ListenerStats {
     const s: ListenerStats = {
@@ -155,8 +170,8 @@ export class Tracker {
     rec.drain = null;
     if (error) rec.error = error.message;
     this.active.delete(rec.id);
-    this.recent.push(rec);
-    if (this.recent.length > RECENT_KEPT) this.recent.shift();
+    this.ring[this.ringNext] = rec;
+    this.ringNext = (this.ringNext + 1) % RECENT_KEPT;
     const s = this.stats.get(rec.listener);
     if (s) {
       s.active--;
@@ -164,7 +179,8 @@ export class Tracker {
       s.bytesDown += rec.bytesDown;
       if (error) s.errors.set(error.kind, (s.errors.get(error.kind) ?? 0) + 1);
     }
-    this.logLine(rec, error?.kind);
+    // Building the line costs more than the rest of a short connection: skip it when filtered.
+    if (this.log.level >= (error && error.kind !== "authFailed" ? LEVEL_WARN : LEVEL_INFO)) this.logLine(rec, error?.kind);
     if (this.active.size === 0) this.onIdle?.();
   }
 
