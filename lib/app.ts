@@ -12,7 +12,7 @@ import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
 import { driverFor } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
-import { createMatcher } from "./policy.ts";
+import type { AddressMatcher } from "./policy.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
@@ -39,6 +39,8 @@ export class ProxyServer {
     readonly config: Config,
     readonly runtime: Runtime,
     readonly log: Logger,
+    /** Built by loadMatchers(): ip-address is only loaded when a policy is configured. */
+    private readonly matchers: Matchers = { allow: null, deny: null },
   ) {
     this.tracker = new Tracker(log);
   }
@@ -101,10 +103,10 @@ export class ProxyServer {
       log: this.log,
       tracker: this.tracker,
       workload: name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null,
-      allowAddress: name === "forward" && this.config.denyDestinations.length > 0 ? negate(createMatcher(this.config.denyDestinations)) : undefined,
+      allowAddress: name === "forward" && this.matchers.deny ? negate(this.matchers.deny) : undefined,
       draining: () => this.isDraining,
     };
-    const allowClient = this.config.allowClients.length > 0 ? createMatcher(this.config.allowClients) : null;
+    const allowClient = this.matchers.allow;
     const onAccept = (conn: Conn) => {
       if (allowClient && !allowClient(conn.remoteAddress)) {
         this.tracker.countRefused(name, "denied");
@@ -196,6 +198,21 @@ export class ProxyServer {
   }
 }
 
+export interface Matchers {
+  readonly allow: AddressMatcher | null;
+  readonly deny: AddressMatcher | null;
+}
+
+/** Loads lib/policy.ts (and ip-address) only when --allow-clients or --deny-destinations is set: start-up time. */
+export async function loadMatchers(config: Config): Promise<Matchers> {
+  if (config.allowClients.length === 0 && config.denyDestinations.length === 0) return { allow: null, deny: null };
+  const { createMatcher } = await import("./policy.ts");
+  return {
+    allow: config.allowClients.length > 0 ? createMatcher(config.allowClients) : null,
+    deny: config.denyDestinations.length > 0 ? createMatcher(config.denyDestinations) : null,
+  };
+}
+
 function negate(match: (address: string) => boolean): (address: string) => boolean {
   return (address) => !match(address);
 }
@@ -208,7 +225,7 @@ export function formatPeer(address: string, port: number): string {
 
 export async function runProxy(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);
-  const server = new ProxyServer(config, await loadRuntime(), log);
+  const server = new ProxyServer(config, await loadRuntime(), log, await loadMatchers(config));
   // Handlers first: a signal that follows the "ready" line must find them installed (under
   // Deno, process.on for a signal takes effect only after a while).
   const onSignal = (signal: string) => server.shutdown(signal, (code) => process.exit(code));

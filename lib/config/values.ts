@@ -4,7 +4,7 @@
  * Nothing is guessed: no trimming of single values, no case folding, no unit assumed.
  * Comma lists are the one exception: spaces around the commas are ignored ("a, b").
  */
-import { Address4, Address6 } from "ip-address";
+import { isIP } from "node:net";
 import { DurationError, parseDuration } from "../duration.ts";
 import { InvalidValue } from "./error.ts";
 
@@ -70,13 +70,18 @@ export function nonEmpty(text: string): string {
 
 /** A plain IPv4 or IPv6 address: no prefix length, no zone, no brackets. */
 export function ipAddress(text: string): string {
-  if (!/[/%]/.test(text) && (Address4.isValid(text) || Address6.isValid(text))) return text;
+  if (!/[/%]/.test(text) && isIP(text) !== 0) return text;
   throw new InvalidValue(text.startsWith("[") ? "IPv6 addresses are written without brackets" : "not an IP address");
 }
 
 /** An IP address or CIDR (`10.0.0.0/8`, `fd00::/8`, a bare IP = /32 or /128); no zone. */
 export function cidr(text: string): string {
-  if (!text.includes("%") && (Address4.isValid(text) || Address6.isValid(text))) return text;
+  // Checked with node:net rather than ip-address: validating must not load the matcher's
+  // library at start-up (lib/policy.ts loads it only when a policy is configured).
+  const [address = "", prefix, extra] = text.split("/");
+  const family = text.includes("%") || extra !== undefined ? 0 : isIP(address);
+  const maxPrefix = family === 4 ? 32 : 128;
+  if (family !== 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix))) return text;
   throw new InvalidValue("not an IP address or CIDR");
 }
 
@@ -103,7 +108,7 @@ export function list(item: Parser<string>, words: readonly string[] = []): Parse
 /** RFC 1123 host name (underscores tolerated, as in some service names) or an IP address. */
 export function host(text: string): string {
   if (text === "") throw new InvalidValue("empty");
-  if (!/[/%]/.test(text) && (Address4.isValid(text) || Address6.isValid(text))) return text;
+  if (!/[/%]/.test(text) && isIP(text) !== 0) return text;
   if (text.startsWith("[")) throw new InvalidValue("IPv6 addresses are written without brackets");
   if (/^[^:]+:\d+$/.test(text)) throw new InvalidValue("a host without a port (the port is proxy-port)");
   const label = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";

@@ -213,13 +213,12 @@ export class HttpSession implements ConnEvents {
     this.upstream = upstream;
     ex.upstream = upstream;
     upstream.attach(this);
-    upstream.conn.write(ex.upstreamHead);
     this.armExchangeTimer(ex);
-    if (ex.requestBody) {
-      const body = this.pending;
+    const body = ex.requestBody ? this.pending : EMPTY;
+    if (body.byteLength > 0) {
       this.pending = EMPTY;
-      if (body.byteLength > 0) this.relayRequestBody(ex, body);
-    }
+      this.relayRequestBody(ex, body, ex.upstreamHead); // head and body in one write
+    } else upstream.conn.write(ex.upstreamHead);
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
@@ -246,7 +245,8 @@ export class HttpSession implements ConnEvents {
     this.responseTimer = setTimeout(check, ms);
   }
 
-  private relayRequestBody(ex: Exchange, chunk: Uint8Array): void {
+  /** Relays what of `chunk` belongs to the request body; `head` goes out in the same write. */
+  private relayRequestBody(ex: Exchange, chunk: Uint8Array, head?: Uint8Array): void {
     let used;
     try {
       ({ used } = ex.requestBody!.feed(chunk));
@@ -254,7 +254,9 @@ export class HttpSession implements ConnEvents {
       return this.fail(asProxyError(err));
     }
     const up = ex.upstream!.conn;
-    if (used > 0 && !up.write(used === chunk.byteLength ? chunk : chunk.subarray(0, used))) {
+    const body = used === chunk.byteLength ? chunk : chunk.subarray(0, used);
+    const out = head ? (used > 0 ? concat(head, body) : head) : body;
+    if (out.byteLength > 0 && !up.write(out)) {
       if (up.queuedBytes >= this.ctx.limits.maxBufferedBytes) this.conn.pause();
     }
     if (ex.requestBody!.done) {
@@ -312,21 +314,31 @@ export class HttpSession implements ConnEvents {
     const clientKeep = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
     ex.keepClient = clientKeep;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    ex.responseStarted = true;
-    this.toClient(clientResponseHead(response, ex.request.version, clientKeep));
+    const head = clientResponseHead(response, ex.request.version, clientKeep);
     ex.responseBody = new BodyDecoder(framing, { response: true });
-    if (ex.responseBody.done) return this.finishExchange(ex, rest);
-    if (rest.byteLength > 0) this.relayResponseBody(ex, rest, 0);
+    if (!ex.responseBody.done && rest.byteLength > 0) return this.relayResponseBody(ex, rest, 0, head);
+    ex.responseStarted = true;
+    this.toClient(head);
+    if (ex.responseBody.done) this.finishExchange(ex, rest);
   }
 
-  private relayResponseBody(ex: Exchange, chunk: Uint8Array, offset: number): void {
+  /**
+   * Relays what of `chunk` belongs to the response body. `head` (the response head, on the
+   * first call) goes out in the same write: one send per small response instead of two, and a
+   * body that turns out malformed is answered with a 502 rather than a cut-off response.
+   */
+  private relayResponseBody(ex: Exchange, chunk: Uint8Array, offset: number, head?: Uint8Array): void {
     let used;
     try {
       ({ used } = ex.responseBody!.feed(chunk, offset));
     } catch (err) {
       return this.fail(asProxyError(err));
     }
-    if (used > 0) this.toClient(offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used));
+    const body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
+    if (head) {
+      ex.responseStarted = true;
+      this.toClient(used > 0 ? concat(head, body) : head);
+    } else if (used > 0) this.toClient(body);
     if (this.conn.queuedBytes >= this.ctx.limits.maxBufferedBytes) ex.upstream?.conn.pause();
     if (ex.responseBody!.done) this.finishExchange(ex, chunk.subarray(offset + used));
   }

@@ -16,6 +16,11 @@ import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime
 
 type BunSocket = Bun.Socket<BunConn | undefined>;
 
+interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
 type HeldEvent = ["onData", Uint8Array] | ["onEnd", undefined] | ["onClose", Error | undefined];
 
 class BunConn implements Conn {
@@ -32,17 +37,33 @@ class BunConn implements Conn {
   private paused = false;
   private error: Error | undefined;
 
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+  /**
+   * Each Bun address getter is a syscall (getpeername/getsockname), and a short connection is
+   * mostly syscalls: the peer of an accepted socket is read once at accept (policy and logs
+   * need it, and Bun no longer reports it after close); everything else only when asked
+   * (the SOCKS reply's local address), while the socket is open.
+   */
+  private remote: Endpoint | null;
+  private local: Endpoint | null = null;
 
-  constructor(private readonly socket: BunSocket) {
-    // Read once at open: Bun no longer reports them after the socket closes.
-    this.remoteAddress = socket.remoteAddress;
-    this.remotePort = socket.remotePort;
-    this.localAddress = socket.localAddress;
-    this.localPort = socket.localPort;
+  constructor(
+    private readonly socket: BunSocket,
+    readPeerNow: boolean,
+  ) {
+    this.remote = readPeerNow ? { address: socket.remoteAddress, port: socket.remotePort } : null;
+  }
+
+  get remoteAddress(): string {
+    return (this.remote ??= { address: this.socket.remoteAddress, port: this.socket.remotePort }).address;
+  }
+  get remotePort(): number {
+    return (this.remote ??= { address: this.socket.remoteAddress, port: this.socket.remotePort }).port;
+  }
+  get localAddress(): string {
+    return (this.local ??= { address: this.socket.localAddress, port: this.socket.localPort }).address;
+  }
+  get localPort(): number {
+    return (this.local ??= { address: this.socket.localAddress, port: this.socket.localPort }).port;
   }
 
   setEvents(events: ConnEvents): void {
@@ -161,10 +182,10 @@ class BunConn implements Conn {
   }
 }
 
-function attach(socket: BunSocket): BunConn {
-  const conn = new BunConn(socket);
+/** Bun already sets TCP_NODELAY on accepted and connected sockets (checked with strace). */
+function attach(socket: BunSocket, accepted: boolean): BunConn {
+  const conn = new BunConn(socket, accepted);
   socket.data = conn;
-  socket.setNoDelay(true);
   return conn;
 }
 
@@ -191,7 +212,7 @@ const COMMON_HANDLERS = {
 const CONNECT_HANDLERS = {
   ...COMMON_HANDLERS,
   open(socket: BunSocket) {
-    attach(socket);
+    attach(socket, false);
   },
   connectError() {
     // The Bun.connect promise rejects with the same error; handled there.
@@ -210,7 +231,7 @@ function listen(options: ListenOptions): Listener {
     socket: {
       ...COMMON_HANDLERS,
       open(socket: BunSocket) {
-        options.onAccept(attach(socket));
+        options.onAccept(attach(socket, true));
       },
     },
   };
@@ -239,7 +260,7 @@ function connect(options: ConnectOptions): Promise<Conn> {
     }).then(
       (socket) => {
         clearTimeout(timer);
-        const conn = socket.data ?? attach(socket);
+        const conn = socket.data ?? attach(socket, false);
         if (settled) {
           conn.destroy(); // connected after the deadline: nobody wants it
           return;
