@@ -4,6 +4,8 @@
  *
  *   sidecar-proxy [flags]          run the proxy
  *   sidecar-proxy config [flags]   print the effective configuration with the source of each value
+ *   sidecar-proxy inject [-f FILE|-] [--image IMAGE]
+ *                                  print a Deployment (JSON) with the sidecar added (lib/inject.ts)
  *
  * A configuration error prints one line `sidecar-proxy: <message>` on stderr and exits 2.
  * argv is parsed strictly by lib/config/argv.ts (citty's parse is lenient, see there); citty
@@ -13,6 +15,7 @@
 import { readFileSync } from "node:fs";
 import { type ArgsDef, type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { ConfigError, OPTIONS, type ParsedArgv, type ResolvedConfig, parseArgv, resolveConfig } from "./lib/config.ts";
+import { INJECT_FLAGS } from "./lib/config/argv.ts";
 
 const NAME = "sidecar-proxy";
 
@@ -36,8 +39,48 @@ function resolve(flags: ParsedArgv["flags"]): ResolvedConfig {
   });
 }
 
-function commands(): { main: CommandDef; config: CommandDef } {
+/** The manifest text for inject: a file, or stdin for `-`. */
+async function readManifest(file: string): Promise<{ text: string; name: string }> {
+  if (file !== "-") {
+    try {
+      return { text: readFileSync(file, "utf8"), name: file };
+    } catch (err) {
+      throw new ConfigError(`cannot read ${JSON.stringify(file)} (from flag --file): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (process.stdin.isTTY === true) throw new ConfigError("inject reads a Deployment as JSON from -f FILE or from stdin, and stdin is a terminal");
+  // No Buffer: it is not a global under Deno.
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of process.stdin) text += typeof chunk === "string" ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
+  return { text: text + decoder.decode(), name: "stdin" };
+}
+
+function injectCommand(): CommandDef {
+  const args: ArgsDef = {};
+  for (const f of INJECT_FLAGS) args[f.flag] = { type: "string", description: f.description, valueHint: f.valueHint, ...(f.short ? { alias: [f.short] } : {}) };
+  return defineCommand({
+    meta: {
+      name: "inject",
+      description:
+        "Print a Deployment with the sidecar added according to its pod template's sidecar.speedscale.com/* annotations. " +
+        "Reads JSON only (no YAML): kubectl get deploy NAME -o json | sidecar-proxy inject | kubectl apply -f -",
+    },
+    args,
+    run: async ({ data }) => {
+      const flags = (data as ParsedArgv).flags;
+      const { text, name } = await readManifest(typeof flags.file === "string" ? flags.file : "-");
+      // Loaded only for this command: the proxy's start-up does not pay for it.
+      const { inject, parseManifest } = await import("./lib/inject.ts");
+      const out = inject(parseManifest(text, name), { image: typeof flags.image === "string" ? flags.image : undefined });
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    },
+  });
+}
+
+function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef } {
   const args = argsFromOptions();
+  const inject = injectCommand();
   const config = defineCommand({
     meta: { name: "config", description: "Print the effective configuration as JSON, with the source of each value" },
     args,
@@ -49,7 +92,7 @@ function commands(): { main: CommandDef; config: CommandDef } {
   const main = defineCommand({
     meta: { name: NAME, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5" },
     args,
-    subCommands: { config },
+    subCommands: { config, inject },
     run: async ({ data }) => {
       const { config: resolved } = resolve((data as ParsedArgv).flags);
       // Loaded only when the proxy really runs: `config` and `--help` stay cheap.
@@ -57,16 +100,16 @@ function commands(): { main: CommandDef; config: CommandDef } {
       await runProxy(resolved);
     },
   });
-  return { main, config };
+  return { main, config, inject };
 }
 
 async function main(argv: readonly string[]): Promise<void> {
   try {
     const parsed = parseArgv(argv);
     const cmds = commands();
-    const cmd = parsed.command === "config" ? cmds.config : cmds.main;
+    const cmd = parsed.command === "run" ? cmds.main : cmds[parsed.command];
     if (parsed.help) {
-      const usage = await renderUsage(cmd, parsed.command === "config" ? cmds.main : undefined);
+      const usage = await renderUsage(cmd, parsed.command === "run" ? undefined : cmds.main);
       const text = (process.stdout.isTTY === true ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")).replace(/[ \t]+$/gm, "");
       process.stdout.write(`${text}\n`);
       return;

@@ -6,7 +6,7 @@
  *   close -> open connections get the grace period -> the rest are cut -> exit 0.
  *   A second signal exits at once (exit code 1: the shutdown was not clean).
  */
-import { writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
@@ -63,7 +63,12 @@ export class ProxyServer {
     }
     this.isReady = true;
     this.log.info("ready", { listeners: this.addresses() });
-    if (config.readyFile) writeFileSync(config.readyFile, JSON.stringify(this.addresses()) + "\n");
+    if (config.readyFile) {
+      // Written then renamed: a script polling for the file never reads half of it.
+      const partial = `${config.readyFile}.${process.pid}.tmp`;
+      writeFileSync(partial, JSON.stringify(this.addresses()) + "\n");
+      renameSync(partial, config.readyFile);
+    }
   }
 
   addresses(): Record<string, Array<{ address: string; port: number }>> {
@@ -194,6 +199,8 @@ export class ProxyServer {
       for (const n of s.errors.values()) errors += n;
     }
     this.admin?.stop();
+    // Not listening any more: a script waiting on the ready file must not find a stale one.
+    if (this.config.readyFile) rmSync(this.config.readyFile, { force: true });
     this.log.info("stopped", { connections, bytesUp, bytesDown, errors });
   }
 }

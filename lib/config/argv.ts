@@ -8,14 +8,42 @@
  * of that, so argv is parsed here against OPTIONS and citty only renders help and runs commands.
  *
  * Rules: a flag appears at most once; a value starting with `-` must be attached with `=`
- * (`--auth=-x:y`), else it is taken for a missing value; no positional arguments besides the
- * command. Error messages never repeat a value (it could be a password).
+ * (`--auth=-x:y`), else it is taken for a missing value (for inject a lone `-`, stdin, is a
+ * value); no positional arguments besides the command. Error messages never repeat a value (it
+ * could be a password).
+ *
+ * `inject` takes its own flags (INJECT_FLAGS), not the proxy's: it reads a manifest and prints
+ * it; the proxy configuration comes from the manifest's annotations (lib/inject.ts).
  */
 import { ConfigError } from "./error.ts";
 import { optionByFlag } from "./options.ts";
 
-export const COMMANDS = ["config"] as const;
+export const COMMANDS = ["config", "inject"] as const;
 export type Command = "run" | (typeof COMMANDS)[number];
+
+export interface CommandFlag {
+  readonly flag: string;
+  /** One-letter alias (`-f`), written as its own argument followed by the value. */
+  readonly short?: string;
+  readonly type: "string" | "boolean";
+  readonly valueHint?: string;
+  readonly description: string;
+}
+
+export const INJECT_FLAGS: readonly CommandFlag[] = Object.freeze([
+  { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "Deployment to read, as JSON (YAML is not read); - for stdin (default: -)" },
+  { flag: "image", type: "string", valueHint: "IMAGE", description: "sidecar image (default: sidecar-proxy:latest)" },
+]);
+
+type FlagLookup = (name: string) => Pick<CommandFlag, "type" | "valueHint"> | undefined;
+
+interface FlagRules {
+  readonly lookup: FlagLookup;
+  /** Said after an unknown option. */
+  readonly known: string;
+  /** A lone `-` is a value (stdin) rather than a missing one. */
+  readonly dashIsValue: boolean;
+}
 
 export interface ParsedArgv {
   readonly command: Command;
@@ -37,10 +65,19 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     rest = argv.slice(1);
   }
   if (rest.includes("--help") || rest.includes("-h")) return { command, flags: {}, help: true };
-  return { command, flags: parseFlags(rest, argv.length - rest.length), help: false };
+  const offset = argv.length - rest.length;
+  if (command === "inject") {
+    const byFlag = new Map(INJECT_FLAGS.map((f) => [f.flag, f]));
+    const shorts = new Map<string, string>(INJECT_FLAGS.flatMap((f) => (f.short ? [[`-${f.short}`, `--${f.flag}`] as const] : [])));
+    // `-f X` is `--file X`; only as its own argument (no `-fX`, no `-f=X`).
+    const long = rest.map((a) => shorts.get(a) ?? a);
+    const rules = { lookup: (name: string) => byFlag.get(name), known: "inject takes -f/--file, --image", dashIsValue: true };
+    return { command, flags: parseFlags(long, offset, rules), help: false };
+  }
+  return { command, flags: parseFlags(rest, offset, { lookup: optionByFlag, known: "see --help", dashIsValue: false }), help: false };
 }
 
-function parseFlags(args: readonly string[], offset: number): Record<string, string | boolean> {
+function parseFlags(args: readonly string[], offset: number, { lookup, known, dashIsValue }: FlagRules): Record<string, string | boolean> {
   const flags: Record<string, string | boolean> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
@@ -49,12 +86,12 @@ function parseFlags(args: readonly string[], offset: number): Record<string, str
     }
     if (!arg.startsWith("--") || arg === "--") {
       const what = arg.startsWith("-") && arg.length > 1 && arg !== "--" ? `unknown option ${arg.split("=")[0]}` : `unexpected argument #${offset + i + 1}`;
-      throw new ConfigError(`${what}; options are --name VALUE or --name=VALUE (see --help)`);
+      throw new ConfigError(`${what}; options are --name VALUE or --name=VALUE (${known})`);
     }
     const eq = arg.indexOf("=");
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    const option = optionByFlag(name);
-    if (option === undefined) throw new ConfigError(`unknown option --${name} (see --help)`);
+    const option = lookup(name);
+    if (option === undefined) throw new ConfigError(`unknown option --${name} (${known})`);
     if (name in flags) throw new ConfigError(`option --${name} is given more than once`);
     if (option.type === "boolean") {
       if (eq !== -1) throw new ConfigError(`option --${name} takes no value`);
@@ -66,7 +103,7 @@ function parseFlags(args: readonly string[], offset: number): Record<string, str
       continue;
     }
     const next = args[i + 1];
-    if (next === undefined || next.startsWith("-")) {
+    if (next === undefined || (next.startsWith("-") && !(dashIsValue && next === "-"))) {
       throw new ConfigError(`option --${name} needs a value: --${name} ${option.valueHint ?? "VALUE"} (attach a value starting with "-" as --${name}=VALUE)`);
     }
     flags[name] = next;

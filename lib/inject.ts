@@ -1,0 +1,239 @@
+/**
+ * `sidecar-proxy inject`: adds the sidecar to a Kubernetes Deployment according to its pod
+ * template's `sidecar.speedscale.com/*` annotations (SPEC §2), like `istioctl kube-inject`.
+ * Pure: a parsed manifest in, a new manifest out; proxy.ts reads the file and prints the result.
+ *
+ * Input is JSON only (`kubectl get deploy NAME -o json`, `kubectl create ... --dry-run=client
+ * -o json`): reading YAML would need a YAML dependency in a binary that otherwise has no use for
+ * one. One apps/v1 Deployment; a List, a Pod or another workload kind is refused.
+ *
+ * What is added (deploy/example.yaml is this output for deploy/workload.json, annotated):
+ * - a `sidecar-proxy` container: `--annotations /etc/podinfo/annotations --admin-bind 0.0.0.0`,
+ *   the reverse and admin ports, readiness `/readyz` and liveness `/healthz` on the admin port;
+ * - a downward-API volume with `metadata.annotations`, mounted read-only at /etc/podinfo, so the
+ *   running sidecar reads the same annotations this command validated;
+ * - when there is a forward listener, the proxy variables on every other container (not on
+ *   initContainers: they run before the sidecar starts);
+ * - `terminationGracePeriodSeconds` at least drain delay + grace period + a margin.
+ *
+ * Idempotent: the container, the volume and each variable are matched by name and replaced, so
+ * injecting an injected Deployment changes nothing (and re-injecting after an annotation change
+ * updates in place). Invalid input throws ConfigError with one line; annotation errors are the
+ * ones the sidecar itself would print at start-up, from resolveConfig.
+ */
+import { type Config, ConfigError, resolveConfig } from "./config.ts";
+import { quote } from "./config/error.ts";
+import { ANNOTATION_PREFIX } from "./config/options.ts";
+
+export const DEFAULT_IMAGE = "sidecar-proxy:latest";
+export const SIDECAR_NAME = "sidecar-proxy";
+export const PODINFO_VOLUME = "sidecar-proxy-podinfo";
+export const PODINFO_DIR = "/etc/podinfo";
+export const ANNOTATIONS_PATH = `${PODINFO_DIR}/annotations`;
+/**
+ * Kubelet probes come from the node to the pod IP, so a loopback-only admin endpoint cannot be
+ * probed with httpGet, and an exec probe needs a shell or client the distroless image does not
+ * have. The admin endpoint therefore listens on all IPv4 addresses (on an IPv6-only cluster,
+ * edit it to `::`); /metrics and /connections become reachable from the pod network: restrict
+ * that with a NetworkPolicy if it matters.
+ */
+export const ADMIN_BIND = "0.0.0.0";
+const LOOPBACK_NO_PROXY = ["localhost", "127.0.0.1", "::1"];
+/** Seconds added to drain + grace so the kubelet's SIGKILL never lands on a clean shutdown. */
+const TERMINATION_MARGIN_S = 5;
+
+export interface InjectOptions {
+  /** Sidecar image; DEFAULT_IMAGE when omitted. */
+  readonly image?: string;
+}
+
+type Json = Record<string, unknown>;
+
+/** Parses the input text; `name` is how the input is called in messages (a path or "stdin"). */
+export function parseManifest(text: string, name: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    const yaml = /^\s*(apiVersion|kind|---)/.test(text) ? " (this looks like YAML)" : "";
+    throw new ConfigError(`${name} is not JSON${yaml}: ${why}; inject reads JSON only, e.g. kubectl get deploy NAME -o json | sidecar-proxy inject`);
+  }
+}
+
+/** The Deployment with the sidecar added. Throws ConfigError on invalid input. */
+export function inject(manifest: unknown, options: InjectOptions = {}): Json {
+  const image = options.image ?? DEFAULT_IMAGE;
+  if (image === "") throw new ConfigError("invalid --image \"\": empty; allowed: an image reference");
+  if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : typeof manifest}, not a Deployment object`);
+  const out = structuredClone(manifest) as Json;
+  const kind = out.kind;
+  if (kind !== "Deployment") {
+    const hint = kind === "List" ? "; pass one Deployment: kubectl get deploy NAME -o json" : "";
+    throw new ConfigError(`input is ${typeof kind === "string" ? `a ${kind}` : "not a Kubernetes object (no kind)"}, not a Deployment${hint}`);
+  }
+  const meta = isObject(out.metadata) ? out.metadata : {};
+  const what = `deployment/${typeof meta.name === "string" ? meta.name : "?"}`;
+  const template = objectAt(out, ["spec", "template"], what);
+  const podMeta = (template.metadata ??= {}) as Json;
+  if (!isObject(podMeta)) throw new ConfigError(`${what}: spec.template.metadata is not an object`);
+  const podSpec = objectAt(template, ["spec"], `${what} spec.template`);
+  const containers = podSpec.containers;
+  if (!Array.isArray(containers) || containers.length === 0 || !containers.every(isObject)) {
+    throw new ConfigError(`${what} has no containers in spec.template.spec.containers`);
+  }
+
+  const config = configFromAnnotations(podMeta.annotations, what);
+  checkPorts(containers as Json[], config, what);
+
+  const sidecar = sidecarContainer(config, image);
+  const at = containers.findIndex((c) => (c as Json).name === SIDECAR_NAME);
+  if (at === -1) containers.push(sidecar);
+  else containers[at] = sidecar;
+  for (const c of containers as Json[]) if (c !== sidecar) setEnv(c, proxyEnv(config), what);
+  podSpec.volumes = upsertByName(podSpec.volumes, podinfoVolume(), `${what} spec.template.spec.volumes`);
+  const needS = Math.ceil((config.limits.drainDelayMs + config.limits.gracePeriodMs) / 1000) + TERMINATION_MARGIN_S;
+  const current = podSpec.terminationGracePeriodSeconds;
+  if (typeof current !== "number" || current < needS) podSpec.terminationGracePeriodSeconds = needS;
+  return out;
+}
+
+/**
+ * The configuration the sidecar will run with: the pod template's annotations (as the kubelet
+ * would write them to the downward-API file) plus the sidecar's own flags, through resolveConfig,
+ * so an invalid annotation reads exactly as at start-up.
+ */
+function configFromAnnotations(annotations: unknown, what: string): Config {
+  if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: spec.template.metadata.annotations is not an object`);
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(annotations ?? {})) {
+    if (!key.startsWith(ANNOTATION_PREFIX)) continue;
+    if (typeof value !== "string") throw new ConfigError(`${what}: annotation ${key} is ${JSON.stringify(value)}; annotation values are strings (quote it)`);
+    // JSON string escapes are a subset of what Go's strconv.Unquote reads (lib/config/annotations.ts).
+    lines.push(`${key}=${JSON.stringify(value)}`);
+  }
+  const file = `the pod template of ${what}`;
+  return resolveConfig({
+    flags: { annotations: file, "admin-bind": ADMIN_BIND },
+    env: {},
+    readFile: () => lines.join("\n"),
+    stdoutIsTTY: false,
+  }).config;
+}
+
+/** The sidecar's listeners share the pod's network namespace with every container. */
+function checkPorts(containers: Json[], config: Config, what: string): void {
+  const ours: Array<[number | null, string]> = [
+    [config.reverseProtocol ? config.inPort : null, "proxy-in-port"],
+    [config.forwardProtocol ? config.outPort : null, "proxy-out-port"],
+    [config.adminPort, "admin port (--admin-port)"],
+  ];
+  for (const [port, name] of ours) {
+    if (port === 0) throw new ConfigError(`${what}: ${name} 0 (any free port) cannot be injected: the Service and the workload need a fixed port; allowed: 1-65535`);
+  }
+  for (const c of containers) {
+    if (c.name === SIDECAR_NAME || !Array.isArray(c.ports)) continue;
+    for (const p of c.ports) {
+      const hit = ours.find(([port]) => isObject(p) && p.containerPort === port);
+      if (hit) throw new ConfigError(`${what}: container ${quote(String(c.name))} uses port ${hit[0]}, which the sidecar's ${hit[1]} needs; change one of them`);
+    }
+  }
+}
+
+function sidecarContainer(config: Config, image: string): Json {
+  const ports: Json[] = [];
+  if (config.reverseProtocol) ports.push({ name: "sidecar-in", containerPort: config.inPort });
+  // The forward listener binds loopback only (--out-bind): nothing outside the pod reaches it.
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({ httpGet: { path, port: "sidecar-admin" }, periodSeconds, failureThreshold });
+  const container: Json = {
+    name: SIDECAR_NAME,
+    image,
+    args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", ADMIN_BIND],
+    ports,
+  };
+  if (config.adminPort !== null) {
+    ports.push({ name: "sidecar-admin", containerPort: config.adminPort });
+    container.readinessProbe = probe("/readyz", 5, 1);
+    container.livenessProbe = probe("/healthz", 10, 3);
+  }
+  container.volumeMounts = [{ name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true }];
+  // Idle RSS is ~32 MiB; the limit leaves room for buffers under load (64 KiB per direction per tunnel).
+  container.resources = { requests: { cpu: "25m", memory: "48Mi" }, limits: { memory: "256Mi" } };
+  container.securityContext = {
+    runAsNonRoot: true,
+    runAsUser: 65532, // distroless "nonroot"
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+  };
+  return container;
+}
+
+function podinfoVolume(): Json {
+  return { name: PODINFO_VOLUME, downwardAPI: { items: [{ path: "annotations", fieldRef: { fieldPath: "metadata.annotations" } }] } };
+}
+
+/**
+ * Proxy variables for the workload: both spellings, because curl reads only the lower-case
+ * http_proxy (httpoxy) while Go, Python and most others read either. NO_PROXY keeps loopback
+ * direct (the reverse path and the sidecar itself live there).
+ */
+function proxyEnv(config: Config): Array<[string, string]> {
+  if (config.forwardProtocol === null) return [];
+  const vars: Array<[string, string]> = [];
+  if (config.forwardProtocol === "http") {
+    const url = `http://127.0.0.1:${config.outPort}`;
+    vars.push(["HTTP_PROXY", url], ["HTTPS_PROXY", url]);
+  } else {
+    // socks5h: the proxy resolves names. Go's net/http reads only HTTP(S)_PROXY: set those to this URL by hand for Go.
+    vars.push(["ALL_PROXY", `socks5h://127.0.0.1:${config.outPort}`]);
+  }
+  vars.push(["NO_PROXY", LOOPBACK_NO_PROXY.join(",")]);
+  return [...vars, ...vars.map(([k, v]): [string, string] => [k.toLowerCase(), v])];
+}
+
+/**
+ * Sets each variable by name. NO_PROXY / no_proxy keep the workload's own entries (from either
+ * spelling, so both end up equal) followed by the loopback ones.
+ */
+function setEnv(container: Json, vars: Array<[string, string]>, what: string): void {
+  if (vars.length === 0) return;
+  if (container.env !== undefined && !Array.isArray(container.env)) throw new ConfigError(`${what}: env of container ${quote(String(container.name))} is not a list`);
+  const env = (container.env ??= []) as unknown[];
+  const valueOf = (name: string) => {
+    const e = env.find((x) => isObject(x) && x.name === name) as Json | undefined;
+    return typeof e?.value === "string" ? e.value : "";
+  };
+  const noProxy: string[] = [];
+  for (const item of `${valueOf("NO_PROXY")},${valueOf("no_proxy")}`.split(",")) {
+    const s = item.trim();
+    if (s !== "" && !noProxy.includes(s)) noProxy.push(s);
+  }
+  for (const [name, value] of vars) {
+    const merged = name.toLowerCase() === "no_proxy" ? [...noProxy, ...value.split(",").filter((v) => !noProxy.includes(v))].join(",") : value;
+    const at = env.findIndex((e) => isObject(e) && e.name === name);
+    if (at === -1) env.push({ name, value: merged });
+    else env[at] = { name, value: merged };
+  }
+}
+
+function upsertByName(list: unknown, item: Json, what: string): unknown[] {
+  if (list !== undefined && !Array.isArray(list)) throw new ConfigError(`${what} is not a list`);
+  const out = [...((list as unknown[] | undefined) ?? [])];
+  const at = out.findIndex((e) => isObject(e) && e.name === item.name);
+  if (at === -1) out.push(item);
+  else out[at] = item;
+  return out;
+}
+
+function objectAt(root: Json, path: string[], what: string): Json {
+  let node: unknown = root;
+  for (const key of path) {
+    node = isObject(node) ? node[key] : undefined;
+    if (!isObject(node)) throw new ConfigError(`${what} has no ${path.slice(0, path.indexOf(key) + 1).join(".")} object`);
+  }
+  return node as Json;
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

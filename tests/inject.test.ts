@@ -1,0 +1,324 @@
+/**
+ * `sidecar-proxy inject` (lib/inject.ts): on the example manifests in deploy/, idempotence,
+ * per-annotation variants and invalid input; then the real CLI, spawned.
+ *
+ * deploy/example.yaml must be exactly inject(deploy/workload.json) plus comments and a Service:
+ * it is parsed with Bun.YAML (tests only; the proxy itself reads no YAML) and compared whole.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../lib/config.ts";
+import { inject, parseManifest } from "../lib/inject.ts";
+import { ROOT, cleanEnv, proxyCommand, runProxyOnce } from "./helpers/proc.ts";
+
+type Json = Record<string, any>;
+
+const WORKLOAD_PATH = join(ROOT, "deploy", "workload.json");
+const workload = (): Json => JSON.parse(readFileSync(WORKLOAD_PATH, "utf8")) as Json;
+const exampleDocs = Bun.YAML.parse(readFileSync(join(ROOT, "deploy", "example.yaml"), "utf8")) as Json[];
+const exampleDeployment = exampleDocs.find((d) => d.kind === "Deployment") as Json;
+const exampleService = exampleDocs.find((d) => d.kind === "Service") as Json;
+
+const podSpec = (d: Json): Json => d.spec.template.spec;
+const container = (d: Json, name: string): Json => podSpec(d).containers.find((c: Json) => c.name === name);
+const envOf = (c: Json): Record<string, string> => Object.fromEntries((c.env ?? []).map((e: Json) => [e.name, e.value]));
+
+function withAnnotations(annotations: Record<string, unknown>): Json {
+  const d = workload();
+  d.spec.template.metadata.annotations = annotations;
+  return d;
+}
+
+function injectError(manifest: unknown): string {
+  try {
+    inject(manifest);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).not.toContain("\n");
+    return message;
+  }
+  throw new Error("inject accepted invalid input");
+}
+
+describe("inject on deploy/workload.json", () => {
+  test("the output is deploy/example.yaml's Deployment, field for field", () => {
+    expect(inject(workload())).toEqual(exampleDeployment);
+  });
+
+  test("example.yaml: SPEC §2 annotations, probes on the admin port, drain-matching grace, Service on the in-port", () => {
+    const annotations = exampleDeployment.spec.template.metadata.annotations;
+    expect(annotations).toMatchObject({
+      "sidecar.speedscale.com/proxy-type": "dual",
+      "sidecar.speedscale.com/proxy-protocol": "tcp:http",
+      "sidecar.speedscale.com/proxy-host": "localhost",
+      "sidecar.speedscale.com/proxy-port": "8080",
+    });
+    const sidecar = container(exampleDeployment, "sidecar-proxy");
+    expect(sidecar.args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0"]);
+    expect(sidecar.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "sidecar-admin" });
+    expect(sidecar.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "sidecar-admin" });
+    expect(sidecar.ports).toContainEqual({ name: "sidecar-admin", containerPort: 4100 });
+    expect(podSpec(exampleDeployment).volumes).toContainEqual({
+      name: "sidecar-proxy-podinfo",
+      downwardAPI: { items: [{ path: "annotations", fieldRef: { fieldPath: "metadata.annotations" } }] },
+    });
+    expect(podSpec(exampleDeployment).terminationGracePeriodSeconds).toBe(5 + 25 + 5);
+    expect(envOf(container(exampleDeployment, "web"))).toMatchObject({
+      HTTP_PROXY: "http://127.0.0.1:4140",
+      HTTPS_PROXY: "http://127.0.0.1:4140",
+      NO_PROXY: "localhost,127.0.0.1,::1",
+    });
+    expect(exampleService.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "sidecar-in" }]);
+    expect(sidecar.ports).toContainEqual({ name: "sidecar-in", containerPort: 4143 });
+    expect(exampleService.spec.selector).toEqual(exampleDeployment.spec.template.metadata.labels);
+  });
+
+  test("the annotations the sidecar will read resolve to the example's listeners", () => {
+    const annotations = exampleDeployment.spec.template.metadata.annotations as Record<string, string>;
+    const file = Object.entries(annotations)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join("\n");
+    const { config } = resolveConfig({ flags: { annotations: "/etc/podinfo/annotations", "admin-bind": "0.0.0.0" }, env: {}, readFile: () => file, stdoutIsTTY: false });
+    expect(config).toMatchObject({ reverseProtocol: "tcp", forwardProtocol: "http", proxyHost: "localhost", proxyPort: 8080, inPort: 4143, outPort: 4140, adminPort: 4100 });
+  });
+
+  test("idempotent: injecting twice equals injecting once; the input is not modified", () => {
+    const input = workload();
+    const once = inject(input);
+    expect(input).toEqual(workload());
+    expect(inject(once)).toEqual(once);
+    expect(inject(inject(once))).toEqual(once);
+    expect(podSpec(inject(once)).containers.filter((c: Json) => c.name === "sidecar-proxy")).toHaveLength(1);
+  });
+
+  test("re-injecting after an annotation change updates in place", () => {
+    const once = inject(workload()) as Json;
+    once.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-out-port"] = "4150";
+    const again = inject(once);
+    expect(podSpec(again).containers).toHaveLength(2);
+    expect(podSpec(again).volumes).toHaveLength(1);
+    expect(envOf(container(again, "web")).HTTP_PROXY).toBe("http://127.0.0.1:4150");
+    expect(container(again, "web").env).toHaveLength(6);
+  });
+
+  test("--image", () => {
+    expect(container(inject(workload(), { image: "registry.example.com/sidecar-proxy:0.1.0" }), "sidecar-proxy").image).toBe("registry.example.com/sidecar-proxy:0.1.0");
+  });
+});
+
+describe("inject follows the annotations", () => {
+  test("reverse tcp only: no proxy variables, the in-port is declared", () => {
+    const out = inject(withAnnotations({ "sidecar.speedscale.com/proxy-type": "reverse", "sidecar.speedscale.com/proxy-protocol": "tcp", "sidecar.speedscale.com/proxy-port": "8080" }));
+    expect(container(out, "web").env).toBeUndefined();
+    expect(container(out, "sidecar-proxy").ports).toEqual([
+      { name: "sidecar-in", containerPort: 4143 },
+      { name: "sidecar-admin", containerPort: 4100 },
+    ]);
+  });
+
+  test("forward http on another port (legacy camelCase key): variables point at it, no in-port", () => {
+    const out = inject(withAnnotations({ "sidecar.speedscale.com/proxyType": "forward", "sidecar.speedscale.com/proxyOutPort": "5140" }));
+    expect(envOf(container(out, "web"))).toEqual({
+      HTTP_PROXY: "http://127.0.0.1:5140",
+      HTTPS_PROXY: "http://127.0.0.1:5140",
+      NO_PROXY: "localhost,127.0.0.1,::1",
+      http_proxy: "http://127.0.0.1:5140",
+      https_proxy: "http://127.0.0.1:5140",
+      no_proxy: "localhost,127.0.0.1,::1",
+    });
+    expect(container(out, "sidecar-proxy").ports).toEqual([{ name: "sidecar-admin", containerPort: 4100 }]);
+  });
+
+  test("forward socks: ALL_PROXY with socks5h", () => {
+    const out = inject(withAnnotations({ "sidecar.speedscale.com/proxy-type": "dual", "sidecar.speedscale.com/proxy-protocol": "tcp:socks" }));
+    expect(envOf(container(out, "web"))).toEqual({
+      ALL_PROXY: "socks5h://127.0.0.1:4140",
+      NO_PROXY: "localhost,127.0.0.1,::1",
+      all_proxy: "socks5h://127.0.0.1:4140",
+      no_proxy: "localhost,127.0.0.1,::1",
+    });
+  });
+
+  test("no sidecar annotations: the SPEC defaults (dual http)", () => {
+    const out = inject(withAnnotations({ "team.example.com/owner": "web" }));
+    expect(envOf(container(out, "web")).HTTP_PROXY).toBe("http://127.0.0.1:4140");
+    expect(container(out, "sidecar-proxy").ports[0]).toEqual({ name: "sidecar-in", containerPort: 4143 });
+  });
+
+  test("the workload's env stays; its NO_PROXY entries (either spelling) are kept in both; proxy variables are replaced", () => {
+    const d = workload();
+    podSpec(d).containers[0].env = [
+      { name: "LOG_LEVEL", value: "debug" },
+      { name: "no_proxy", value: "metadata.google.internal, .corp" },
+      { name: "HTTP_PROXY", value: "http://old-proxy:3128" },
+    ];
+    const out = inject(d);
+    const env = envOf(container(out, "web"));
+    expect(env.LOG_LEVEL).toBe("debug");
+    expect(env.HTTP_PROXY).toBe("http://127.0.0.1:4140");
+    expect(env.no_proxy).toBe("metadata.google.internal,.corp,localhost,127.0.0.1,::1");
+    expect(env.NO_PROXY).toBe(env.no_proxy);
+    expect(inject(out)).toEqual(out);
+  });
+
+  test("every workload container gets the variables, initContainers do not; a longer grace period is kept", () => {
+    const d = workload();
+    podSpec(d).containers.push({ name: "worker", image: "busybox" });
+    podSpec(d).initContainers = [{ name: "migrate", image: "busybox" }];
+    podSpec(d).terminationGracePeriodSeconds = 120;
+    const out = inject(d);
+    expect(envOf(container(out, "worker")).HTTPS_PROXY).toBe("http://127.0.0.1:4140");
+    expect(podSpec(out).initContainers[0].env).toBeUndefined();
+    expect(podSpec(out).containers.map((c: Json) => c.name)).toEqual(["web", "worker", "sidecar-proxy"]);
+    expect(podSpec(out).terminationGracePeriodSeconds).toBe(120);
+  });
+
+  test("existing volumes stay", () => {
+    const d = workload();
+    podSpec(d).volumes = [{ name: "cache", emptyDir: {} }];
+    expect(podSpec(inject(d)).volumes.map((v: Json) => v.name)).toEqual(["cache", "sidecar-proxy-podinfo"]);
+  });
+});
+
+describe("inject refuses invalid input with one line", () => {
+  test("not JSON (YAML gets a hint)", () => {
+    expect(() => parseManifest("{", "x.json")).toThrow(/^x\.json is not JSON: .*; inject reads JSON only, e\.g\. kubectl get deploy NAME -o json \| sidecar-proxy inject$/);
+    expect(() => parseManifest("apiVersion: apps/v1\nkind: Deployment\n", "d.yaml")).toThrow(/^d\.yaml is not JSON \(this looks like YAML\): /);
+  });
+
+  test("not a Deployment", () => {
+    expect(injectError(null)).toBe("input is null, not a Deployment object");
+    expect(injectError([workload()])).toBe("input is object, not a Deployment object");
+    expect(injectError("Deployment")).toBe("input is string, not a Deployment object");
+    expect(injectError({ apiVersion: "v1", kind: "Pod", spec: { containers: [] } })).toBe("input is a Pod, not a Deployment");
+    expect(injectError({ apiVersion: "v1", kind: "List", items: [workload()] })).toBe("input is a List, not a Deployment; pass one Deployment: kubectl get deploy NAME -o json");
+    expect(injectError({ metadata: { name: "x" } })).toBe("input is not a Kubernetes object (no kind), not a Deployment");
+  });
+
+  test("no pod template, no containers", () => {
+    expect(injectError({ kind: "Deployment", metadata: { name: "web" }, spec: {} })).toBe("deployment/web has no spec.template object");
+    const d = workload();
+    podSpec(d).containers = [];
+    expect(injectError(d)).toBe("deployment/web has no containers in spec.template.spec.containers");
+    delete podSpec(d).containers;
+    expect(injectError(d)).toBe("deployment/web has no containers in spec.template.spec.containers");
+  });
+
+  test("invalid annotations: the same message the sidecar prints at start-up", () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ "sidecar.speedscale.com/proxy-port": "http" }, "invalid proxy-port \"http\" from annotation sidecar.speedscale.com/proxy-port in LOCATION: not a whole number; allowed: an integer 1-65535"],
+      [{ "sidecar.speedscale.com/proxy-type": "transparent" }, "invalid proxy-type \"transparent\" from annotation sidecar.speedscale.com/proxy-type in LOCATION: transparent is not supported: sidecar-proxy is an inline proxy; use reverse, forward or dual; allowed: reverse, forward, dual"],
+      [
+        { "sidecar.speedscale.com/proxy-type": "forward", "sidecar.speedscale.com/proxy-protocol": "tcp" },
+        "invalid proxy-protocol \"tcp\" from annotation sidecar.speedscale.com/proxy-protocol in LOCATION with proxy-type \"forward\" from annotation sidecar.speedscale.com/proxy-type in LOCATION: tcp applies only to a reverse proxy; allowed with forward: http, socks",
+      ],
+      [
+        { "sidecar.speedscale.com/proxy-port": "8080", "sidecar.speedscale.com/proxyPort": "9090" },
+        "conflicting annotations sidecar.speedscale.com/proxy-port=\"8080\" and sidecar.speedscale.com/proxyPort=\"9090\" in LOCATION; allowed: one of them, or both with the same value",
+      ],
+    ];
+    for (const [annotations, expected] of cases) {
+      expect(injectError(withAnnotations(annotations))).toBe(expected.replaceAll("LOCATION", "the pod template of deployment/web"));
+      // At start-up, from the downward-API file holding the same annotations:
+      const file = Object.entries(annotations)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join("\n");
+      const startup = () => resolveConfig({ flags: { annotations: "/etc/podinfo/annotations" }, env: {}, readFile: () => file, stdoutIsTTY: false });
+      expect(startup).toThrow(expected.replaceAll("LOCATION", "/etc/podinfo/annotations"));
+    }
+  });
+
+  test("annotation values that are not strings, ports the pod cannot have", () => {
+    expect(injectError(withAnnotations({ "sidecar.speedscale.com/proxy-port": 8080 }))).toBe(
+      "deployment/web: annotation sidecar.speedscale.com/proxy-port is 8080; annotation values are strings (quote it)",
+    );
+    expect(injectError(withAnnotations({ "sidecar.speedscale.com/proxy-in-port": "0" }))).toBe(
+      "deployment/web: proxy-in-port 0 (any free port) cannot be injected: the Service and the workload need a fixed port; allowed: 1-65535",
+    );
+    const d = workload();
+    podSpec(d).containers[0].ports = [{ containerPort: 4100 }];
+    expect(injectError(d)).toBe(`deployment/web: container "web" uses port 4100, which the sidecar's admin port (--admin-port) needs; change one of them`);
+    const e = withAnnotations({ "sidecar.speedscale.com/proxy-in-port": "8080", "sidecar.speedscale.com/proxy-port": "8081" });
+    expect(injectError(e)).toBe(`deployment/web: container "web" uses port 8080, which the sidecar's proxy-in-port needs; change one of them`);
+  });
+
+  test("malformed pod template parts", () => {
+    const d = workload();
+    podSpec(d).containers[0].env = { HTTP_PROXY: "x" };
+    expect(injectError(d)).toBe(`deployment/web: env of container "web" is not a list`);
+    const v = workload();
+    podSpec(v).volumes = {};
+    expect(injectError(v)).toBe("deployment/web spec.template.spec.volumes is not a list");
+    expect(injectError(withAnnotations("a=b" as unknown as Record<string, unknown>))).toBe("deployment/web: spec.template.metadata.annotations is not an object");
+  });
+});
+
+describe("sidecar-proxy inject (CLI)", () => {
+  const expected = JSON.stringify(inject(workload()), null, 2) + "\n";
+
+  test("inject -f deploy/workload.json prints the injected Deployment as JSON", async () => {
+    const r = await runProxyOnce(["inject", "-f", WORKLOAD_PATH]);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe(expected);
+    expect(JSON.parse(r.stdout)).toEqual(exampleDeployment);
+  });
+
+  test("stdin (no -f, and -f -), --image, and its own output again", async () => {
+    const viaStdin = async (args: string[], input: string) => {
+      const proc = Bun.spawn(proxyCommand(["inject", ...args]), { env: cleanEnv(), stdin: new Blob([input]), stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+      const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      clearTimeout(timer);
+      return { stdout, stderr, exitCode };
+    };
+    const text = readFileSync(WORKLOAD_PATH, "utf8");
+    const plain = await viaStdin([], text);
+    expect(plain).toEqual({ stdout: expected, stderr: "", exitCode: 0 });
+    const again = await viaStdin(["-f", "-"], plain.stdout);
+    expect(again).toEqual({ stdout: expected, stderr: "", exitCode: 0 });
+    const image = await viaStdin(["--image=registry.example.com/sp:1"], text);
+    expect(image.exitCode).toBe(0);
+    expect(JSON.parse(image.stdout).spec.template.spec.containers[1].image).toBe("registry.example.com/sp:1");
+  });
+
+  test("invalid input and flags: exit 2, one line on stderr", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-inject-"));
+    try {
+      const yaml = join(dir, "d.yaml");
+      writeFileSync(yaml, "apiVersion: apps/v1\nkind: Deployment\n");
+      const bad = join(dir, "bad.json");
+      writeFileSync(bad, JSON.stringify(withAnnotations({ "sidecar.speedscale.com/proxy-type": "sideways" })));
+      const cases: Array<[string[], RegExp]> = [
+        [["inject", "-f", yaml], /^sidecar-proxy: .*d\.yaml is not JSON \(this looks like YAML\): .*kubectl get deploy NAME -o json/],
+        [["inject", "-f", bad], /^sidecar-proxy: invalid proxy-type "sideways" from annotation sidecar\.speedscale\.com\/proxy-type in the pod template of deployment\/web: /],
+        [["inject", "-f", join(dir, "missing.json")], /^sidecar-proxy: cannot read ".*missing\.json" \(from flag --file\): /],
+        [["inject", "--proxy-type", "forward"], /^sidecar-proxy: unknown option --proxy-type \(inject takes -f\/--file, --image\)$/],
+        [["inject", "-f"], /^sidecar-proxy: option --file needs a value: --file FILE /],
+        [["inject", "-f", WORKLOAD_PATH, "--file", WORKLOAD_PATH], /^sidecar-proxy: option --file is given more than once$/],
+        [["inject", WORKLOAD_PATH], /^sidecar-proxy: unexpected argument #2; /],
+        [["--proxy-type", "forward", "inject"], /^sidecar-proxy: the command inject must come first: sidecar-proxy inject \[flags\]$/],
+      ];
+      for (const [args, pattern] of cases) {
+        const r = await runProxyOnce(args);
+        expect(r.stdout).toBe("");
+        expect(r.stderr.trimEnd()).toMatch(pattern);
+        expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+        expect(r.exitCode).toBe(2);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("inject --help says JSON only and names the flags", async () => {
+    const r = await runProxyOnce(["inject", "--help"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("Reads JSON only (no YAML)");
+    expect(r.stdout).toContain("-f, --file=<FILE>");
+    expect(r.stdout).toContain("--image=<IMAGE>");
+  });
+});
