@@ -4,6 +4,7 @@
  *
  *   bun build.ts                 all targets
  *   bun build.ts linux-x64       only the named ones
+ *   bun build.ts --outdir DIR    elsewhere than dist/ (bench/run.sh builds into bench/.work)
  *
  * --no-compile-autoload-bunfig / -dotenv: otherwise the binary would read ./bunfig.toml and
  * ./.env of whatever directory it is started in (RUNTIME-NOTES).
@@ -25,8 +26,14 @@ const TARGETS: Record<string, string> = {
 };
 
 const root = import.meta.dir;
-const wanted = process.argv.slice(2);
-const names = wanted.length > 0 ? wanted : Object.keys(TARGETS);
+const args = process.argv.slice(2);
+const outdirAt = args.indexOf("--outdir");
+const outdir = outdirAt >= 0 ? args.splice(outdirAt, 2)[1] : join(root, "dist");
+if (!outdir) {
+  console.error("--outdir needs a directory");
+  process.exit(2);
+}
+const names = args.length > 0 ? args : Object.keys(TARGETS);
 let failed = false;
 
 for (const name of names) {
@@ -35,7 +42,7 @@ for (const name of names) {
     console.error(`unknown target ${name}; known: ${Object.keys(TARGETS).join(", ")}`);
     process.exit(2);
   }
-  const outfile = join(root, "dist", `sidecar-proxy-${name}`);
+  const outfile = join(outdir, `sidecar-proxy-${name}`);
   const started = performance.now();
   const proc = Bun.spawnSync(
     [

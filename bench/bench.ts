@@ -446,7 +446,7 @@ async function main(): Promise<void> {
   const md = [
     `## Run ${new Date(started).toISOString().slice(0, 16).replace("T", " ")} UTC — \`${command}\``,
     "",
-    ...machine(opts.source ? "`bun proxy.ts` (sources)" : opts.bin ? `the binary ${opts.bin}` : "compiled binary built from the working tree by bench/run.sh (`bun build --compile`, same flags as build.ts)", ROOT),
+    ...machine(opts.source ? "`bun proxy.ts` (sources)" : opts.bin ? `the binary ${opts.bin}` : "compiled binary built from the working tree by bench/run.sh with build.ts (`bun build --compile --bytecode`)", ROOT),
     `- conditions: ${elapsedS.toFixed(0)} s wall; load average ${load0.map((x) => x.toFixed(2)).join(" ")} at start, ${load1.map((x) => x.toFixed(2)).join(" ")} at end; all CPUs ${(((cpu1.busy - cpu0.busy) / (cpu1.total - cpu0.total)) * 100).toFixed(0)}% busy over the run (this benchmark plus anything else running on the machine)`,
     `- parameters: ${opts.rounds} round(s), contestant order rotated each round, each contestant started fresh per mode and round; rr/pingpong ${P.warmupS} s warm-up + ${P.durationS} s measured; bulk ${BULK_TUNNELS} × ${P.bulkBytes / 2 ** 20} MiB each way; idle ${P.idleTunnels} tunnels; http ${P.httpWarmupS ? `${P.httpWarmupS} s warm-up + ` : ""}${P.httpS} s per wrk run (1 thread); startup ${P.startupRuns} starts per round`,
     `- loopback only; one worker/thread for HAProxy, nginx and Squid (sidecar-proxy has one event loop); microsocks and tinyproxy (thread per client) and Dante (process pool) cannot be limited and may use both CPUs`,

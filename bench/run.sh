@@ -41,9 +41,8 @@ done
 if [ -n "$bin" ]; then
   [ -x "$bin" ] || { echo "bench: --bin $bin is not an executable" >&2; exit 2; }
 elif [ $source_mode = 0 ]; then
-  # Same flags as build.ts, but into bench/.work so dist/ is left alone.
-  (cd "$ROOT" && "$BUN" build --compile --minify --sourcemap=none --no-compile-autoload-bunfig \
-    --no-compile-autoload-dotenv proxy.ts --outfile "$HERE/.work/sidecar-proxy" >/dev/null)
+  # build.ts itself (same flags as the release binaries), into bench/.work so dist/ is left alone.
+  (cd "$ROOT" && "$BUN" build.ts linux-x64 --outdir "$HERE/.work" >/dev/null)
 fi
 
 RUN=$(mktemp -d /tmp/sidecar-bench.XXXXXX)
@@ -69,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LOADGEN="$HERE/.work/loadgen" SIDECAR_BIN="${bin:-$HERE/.work/sidecar-proxy}" BENCH_RUN="$RUN" BENCH_PIDFILE="$PIDFILE" \
+LOADGEN="$HERE/.work/loadgen" SIDECAR_BIN="${bin:-$HERE/.work/sidecar-proxy-linux-x64}" BENCH_RUN="$RUN" BENCH_PIDFILE="$PIDFILE" \
   "$BUN" "$HERE/bench.ts" "$@" &
 runner=$!
 wait $runner

@@ -20,6 +20,10 @@ import type { ListenerContext } from "./tunnel.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
+/** Accepts quiet for one tick after a burst: collect the burst's garbage (see quietGc). */
+const QUIET_GC_TICK_MS = 250;
+/** At most one such collection this often: a full GC of a small heap costs a few ms. */
+const QUIET_GC_MIN_INTERVAL_MS = 5_000;
 
 interface BoundListener {
   readonly name: ListenerName;
@@ -34,6 +38,7 @@ export class ProxyServer {
   private isReady = false;
   private isDraining = false;
   private stopped = false;
+  private accepted = 0;
 
   constructor(
     readonly config: Config,
@@ -62,6 +67,7 @@ export class ProxyServer {
       this.log.info("listening", { listener: "admin", address: config.adminBind, port: this.admin.port });
     }
     this.isReady = true;
+    this.quietGc();
     this.log.info("ready", { listeners: this.addresses() });
     if (config.readyFile) {
       // Written then renamed: a script polling for the file never reads half of it.
@@ -69,6 +75,30 @@ export class ProxyServer {
       writeFileSync(partial, JSON.stringify(this.addresses()) + "\n");
       renameSync(partial, config.readyFile);
     }
+  }
+
+  /**
+   * Handshakes leave garbage (parsers, promises, buffers), and an idle proxy allocates nothing,
+   * so nothing would trigger a collection: after a burst of connections, once accepts have been
+   * quiet for a tick, collect once (at most every QUIET_GC_MIN_INTERVAL_MS). Idle tunnels then
+   * cost what they hold, not the garbage of their handshakes.
+   */
+  private quietGc(): void {
+    const gc = this.runtime.gc;
+    if (!gc) return;
+    let last = 0;
+    let collected = 0;
+    let collectedAtMs = 0;
+    const timer = setInterval(() => {
+      const now = this.accepted;
+      if (now !== last) last = now; // still busy
+      else if (now !== collected && Date.now() - collectedAtMs >= QUIET_GC_MIN_INTERVAL_MS) {
+        collected = now;
+        collectedAtMs = Date.now();
+        gc();
+      }
+    }, QUIET_GC_TICK_MS);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   addresses(): Record<string, Array<{ address: string; port: number }>> {
@@ -123,6 +153,7 @@ export class ProxyServer {
         this.log.debug("connection refused: over the connection cap", { listener: name, cap });
         return driver.refuse(conn);
       }
+      this.accepted++;
       const rec = this.tracker.open(name, protocol, formatPeer(conn.remoteAddress, conn.remotePort));
       try {
         driver.handle(ctx, conn, rec);

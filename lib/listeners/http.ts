@@ -416,6 +416,7 @@ export class HttpSession implements ConnEvents {
   /** The relay owns both sockets from here; this session stops reacting to them. */
   private handOff(): void {
     this.handedOff = true;
+    this.rec.drain = null; // the tunnel must not keep this session (and its buffers) alive
     this.clearTimers();
     this.upstream?.detach();
     this.rec.requests = this.requests;

@@ -305,4 +305,4 @@ function fdLimit(): number | undefined {
   }
 }
 
-export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit };
+export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit, gc: () => Bun.gc(true) };

@@ -69,4 +69,6 @@ export interface Runtime {
   resolve(hostname: string): Promise<string[]>;
   /** Soft limit on open file descriptors, or undefined if unknown. */
   fdLimit(): number | undefined;
+  /** Full garbage collection, where the runtime offers one (used when the proxy goes quiet). */
+  readonly gc?: () => void;
 }
