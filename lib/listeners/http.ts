@@ -63,9 +63,17 @@ export class HttpSession implements ConnEvents {
   private readonly scan = new HeadScan();
   private exchange: Exchange | null = null;
   private upstream: Upstream | null = null;
-  private headTimer: ReturnType<typeof setTimeout> | undefined;
-  private idleTimer: ReturnType<typeof setTimeout> | undefined;
-  private responseTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * One clock per session, whatever it waits for (`phase`): moving a deadline is a field write,
+   * and the timer is re-armed only when it would fire too late — not three setTimeout /
+   * clearTimeout pairs per request.
+   */
+  private phase: "none" | "idle" | "head" | "exchange" = "none";
+  private deadlineMs = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAtMs = 0;
+  /** Bytes moved in the exchange when its deadline was last set (the inactivity check). */
+  private exchangeSeen = 0;
   private clientEnded = false;
   private closed = false;
   private handedOff = false;
@@ -139,11 +147,8 @@ export class HttpSession implements ConnEvents {
 
   private parseNext(): void {
     if (this.pending.byteLength === 0 || this.exchange || this.closed) return;
-    clearTimeout(this.idleTimer);
-    if (this.headTimer === undefined) {
-      const ms = this.ctx.limits.headerTimeoutMs;
-      this.headTimer = setTimeout(() => this.fail(new ProxyError("headerTimeout", `request head not complete in ${ms} ms`)), ms);
-    }
+    // The header deadline runs from the head's first byte, not from each byte.
+    if (this.phase !== "head") this.setDeadline("head", this.ctx.limits.headerTimeoutMs);
     let result;
     try {
       result = parseRequestHead(this.pending, this.ctx.limits, this.scan);
@@ -154,8 +159,7 @@ export class HttpSession implements ConnEvents {
       if (this.clientEnded) this.closeClient("client-fin");
       return;
     }
-    clearTimeout(this.headTimer);
-    this.headTimer = undefined;
+    this.phase = "none"; // dialling: the connect timeout rules
     const rest = this.pending.subarray(result.consumed);
     this.pending = EMPTY;
     if (this.requests++ === 0) this.ctx.tracker.handshakeDone(this.rec);
@@ -230,19 +234,43 @@ export class HttpSession implements ConnEvents {
    * while the client's body is still due); mid-response the connection is cut.
    */
   private armExchangeTimer(ex: Exchange): void {
+    this.exchangeSeen = this.bytesMoved(ex);
+    this.setDeadline("exchange", this.ctx.limits.responseTimeoutMs);
+  }
+
+  private bytesMoved(ex: Exchange): number {
+    return this.rec.bytesUp + this.rec.bytesDown + ex.upstreamBytes;
+  }
+
+  private exchangeDeadline(ex: Exchange): void {
     const ms = this.ctx.limits.responseTimeoutMs;
-    const moved = () => this.rec.bytesUp + this.rec.bytesDown + ex.upstreamBytes;
-    let seen = moved();
-    const check = () => {
-      if (this.exchange !== ex) return;
-      if (moved() !== seen) {
-        seen = moved();
-        this.responseTimer = setTimeout(check, ms);
-      } else if (ex.response) this.fail(new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`));
-      else if (ex.requestBody) this.fail(new ProxyError("headerTimeout", `request body stalled for ${ms} ms`));
-      else this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
-    };
-    this.responseTimer = setTimeout(check, ms);
+    if (this.bytesMoved(ex) !== this.exchangeSeen) return this.armExchangeTimer(ex); // still moving
+    if (ex.response) this.fail(new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`));
+    else if (ex.requestBody) this.fail(new ProxyError("headerTimeout", `request body stalled for ${ms} ms`));
+    else this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
+  }
+
+  private setDeadline(phase: "idle" | "head" | "exchange", ms: number): void {
+    this.phase = phase;
+    this.deadlineMs = Date.now() + ms;
+    if (this.timer === undefined || this.deadlineMs < this.timerAtMs) this.armTimer();
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.timer);
+    this.timerAtMs = this.deadlineMs;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, this.deadlineMs - Date.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    if (this.closed || this.handedOff || this.phase === "none") return;
+    if (Date.now() < this.deadlineMs) return this.armTimer(); // the deadline moved on
+    const phase = this.phase;
+    this.phase = "none";
+    if (phase === "idle") this.closeClient("idle-timeout");
+    else if (phase === "head") this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
+    else if (this.exchange) this.exchangeDeadline(this.exchange);
   }
 
   /** Relays what of `chunk` belongs to the request body; `head` goes out in the same write. */
@@ -350,7 +378,7 @@ export class HttpSession implements ConnEvents {
 
   private finishExchange(ex: Exchange, extra: Uint8Array): void {
     this.exchange = null;
-    clearTimeout(this.responseTimer);
+    this.phase = "none";
     const upstream = ex.upstream;
     // Only an upstream that finished both directions cleanly is reused.
     if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
@@ -403,7 +431,6 @@ export class HttpSession implements ConnEvents {
   }
 
   private upgradeTunnel(ex: Exchange, response: ResponseHead, rest: Uint8Array): void {
-    clearTimeout(this.responseTimer);
     this.toClient(interimResponseHead(response));
     const up = ex.upstream!.conn;
     const clientBytes = this.pending;
@@ -462,17 +489,13 @@ export class HttpSession implements ConnEvents {
   }
 
   private armIdle(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      if (!this.exchange && this.pending.byteLength === 0) this.closeClient("idle-timeout");
-    }, this.ctx.limits.idleTimeoutMs);
+    this.setDeadline("idle", this.ctx.limits.idleTimeoutMs);
   }
 
   private clearTimers(): void {
-    clearTimeout(this.headTimer);
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.responseTimer);
-    this.headTimer = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.phase = "none";
   }
 }
 
