@@ -216,7 +216,10 @@ describe("/metrics", () => {
     const p = await reverseTcp();
     const TUNNELS = 20;
     const CHUNK = patternChunk(5, 16 * 1024);
-    const MAX_CHUNKS = 400; // per tunnel: at most 6.25 MiB each way
+    // The writers stream until the scrapes are done (`stop`); this only bounds a broken run:
+    // per tunnel at most 64 MiB each way. (A small bound let fast runs finish streaming before
+    // the fifth scrape, which then waited for progress that could not come.)
+    const MAX_CHUNKS = 4096;
     let stop = false;
     const clients = await Promise.all(Array.from({ length: TUNNELS }, () => NetClient.connect(p.ports.reverse!)));
     const sent = new Array<number>(TUNNELS).fill(0);

@@ -14,29 +14,25 @@
  * A response that has started is never followed by an error response: if the upstream dies
  * mid-body the client connection is closed.
  *
- * Clocks owned here: header deadline (408), keep-alive idle, upstream response head (504).
+ * The response side is lib/listeners/http-response.ts (this session is its sink). Clocks owned
+ * here, on one PhaseClock: keep-alive idle, header deadline (408), and the exchange's
+ * inactivity limit (504 before the response head, a cut after it).
  */
 import { createVerifier, type Verifier } from "../auth.ts";
+import { dial } from "../dial.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder } from "../protocol/http-body.ts";
-import { HeadScan, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
+import { type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import { Holding } from "../relay.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, routeFor, startRelay } from "../tunnel.ts";
-import { Upstream } from "./http-upstream.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
-import { dial } from "../dial.ts";
+import { ResponseReader, type ResponseSink, concat } from "./http-response.ts";
+import { Upstream } from "./http-upstream.ts";
+import { PhaseClock } from "./phase-clock.ts";
 
 const EMPTY = new Uint8Array(0);
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.byteLength === 0) return b;
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
-}
 
 /** One request/response in flight. */
 interface Exchange {
@@ -46,32 +42,18 @@ interface Exchange {
   /** Request body still to relay (null once complete). */
   requestBody: BodyDecoder | null;
   upstream: Upstream | null;
-  response: ResponseHead | null;
-  responseBody: BodyDecoder | null;
-  /** Bytes of the upstream's response head seen so far. */
-  responseHeadBuf: Uint8Array;
-  readonly responseScan: HeadScan;
-  responseStarted: boolean;
-  /** Bytes received from the upstream (the inactivity clock watches them). */
-  upstreamBytes: number;
+  readonly response: ResponseReader;
   keepClient: boolean;
   reuseUpstream: boolean;
 }
 
-export class HttpSession implements ConnEvents {
+export class HttpSession implements ConnEvents, ResponseSink {
   private pending: Uint8Array = EMPTY;
   private readonly scan = new HeadScan();
   private exchange: Exchange | null = null;
   private upstream: Upstream | null = null;
-  /**
-   * One clock per session, whatever it waits for (`phase`): moving a deadline is a field write,
-   * and the timer is re-armed only when it would fire too late — not three setTimeout /
-   * clearTimeout pairs per request.
-   */
-  private phase: "none" | "idle" | "head" | "exchange" = "none";
-  private deadlineMs = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAtMs = 0;
+  /** One clock for the keep-alive idle, header and exchange deadlines (see PhaseClock). */
+  private readonly clock = new PhaseClock<"idle" | "head" | "exchange">((phase) => this.expired(phase));
   /** Bytes moved in the exchange when its deadline was last set (the inactivity check). */
   private exchangeSeen = 0;
   private clientEnded = false;
@@ -148,7 +130,7 @@ export class HttpSession implements ConnEvents {
   private parseNext(): void {
     if (this.pending.byteLength === 0 || this.exchange || this.closed) return;
     // The header deadline runs from the head's first byte, not from each byte.
-    if (this.phase !== "head") this.setDeadline("head", this.ctx.limits.headerTimeoutMs);
+    if (this.clock.phase !== "head") this.clock.set("head", this.ctx.limits.headerTimeoutMs);
     let result;
     try {
       result = parseRequestHead(this.pending, this.ctx.limits, this.scan);
@@ -159,7 +141,7 @@ export class HttpSession implements ConnEvents {
       if (this.clientEnded) this.closeClient("client-fin");
       return;
     }
-    this.phase = "none"; // dialling: the connect timeout rules
+    this.clock.pause(); // dialling: the connect timeout rules
     const rest = this.pending.subarray(result.consumed);
     this.pending = EMPTY;
     if (this.requests++ === 0) this.ctx.tracker.handshakeDone(this.rec);
@@ -185,12 +167,8 @@ export class HttpSession implements ConnEvents {
       targetKey: key,
       requestBody: new BodyDecoder(request.framing),
       upstream: null,
-      response: null,
-      responseBody: null,
-      responseHeadBuf: EMPTY,
-      responseScan: new HeadScan(),
-      responseStarted: false,
-      upstreamBytes: 0,
+      // The session is the reader's sink: only the current exchange's upstream reaches it.
+      response: new ResponseReader(request, this.ctx.limits, this),
       keepClient: request.keepAlive,
       reuseUpstream: false,
     };
@@ -235,39 +213,23 @@ export class HttpSession implements ConnEvents {
    */
   private armExchangeTimer(ex: Exchange): void {
     this.exchangeSeen = this.bytesMoved(ex);
-    this.setDeadline("exchange", this.ctx.limits.responseTimeoutMs);
+    this.clock.set("exchange", this.ctx.limits.responseTimeoutMs);
   }
 
   private bytesMoved(ex: Exchange): number {
-    return this.rec.bytesUp + this.rec.bytesDown + ex.upstreamBytes;
+    return this.rec.bytesUp + this.rec.bytesDown + ex.response.upstreamBytes;
   }
 
   private exchangeDeadline(ex: Exchange): void {
     const ms = this.ctx.limits.responseTimeoutMs;
     if (this.bytesMoved(ex) !== this.exchangeSeen) return this.armExchangeTimer(ex); // still moving
-    if (ex.response) this.fail(new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`));
+    if (ex.response.response) this.fail(new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`));
     else if (ex.requestBody) this.fail(new ProxyError("headerTimeout", `request body stalled for ${ms} ms`));
     else this.fail(new ProxyError("upstreamTimeout", `no response head within ${ms} ms`));
   }
 
-  private setDeadline(phase: "idle" | "head" | "exchange", ms: number): void {
-    this.phase = phase;
-    this.deadlineMs = Date.now() + ms;
-    if (this.timer === undefined || this.deadlineMs < this.timerAtMs) this.armTimer();
-  }
-
-  private armTimer(): void {
-    clearTimeout(this.timer);
-    this.timerAtMs = this.deadlineMs;
-    this.timer = setTimeout(() => this.onTimer(), Math.max(0, this.deadlineMs - Date.now()));
-  }
-
-  private onTimer(): void {
-    this.timer = undefined;
-    if (this.closed || this.handedOff || this.phase === "none") return;
-    if (Date.now() < this.deadlineMs) return this.armTimer(); // the deadline moved on
-    const phase = this.phase;
-    this.phase = "none";
+  private expired(phase: "idle" | "head" | "exchange"): void {
+    if (this.closed || this.handedOff) return;
     if (phase === "idle") this.closeClient("idle-timeout");
     else if (phase === "head") this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
     else if (this.exchange) this.exchangeDeadline(this.exchange);
@@ -303,82 +265,38 @@ export class HttpSession implements ConnEvents {
   fromUpstream(chunk: Uint8Array): void {
     const ex = this.exchange;
     if (!ex) return this.upstreamGone(new ProxyError("upstreamProtocol", "bytes from an idle upstream"));
-    ex.upstreamBytes += chunk.byteLength;
-    if (ex.responseBody) return this.relayResponseBody(ex, chunk, 0);
-    ex.responseHeadBuf = concat(ex.responseHeadBuf, chunk);
-    this.parseResponse(ex);
+    ex.response.feed(chunk);
   }
 
-  private parseResponse(ex: Exchange): void {
-    for (;;) {
-      let result;
-      try {
-        result = parseResponseHead(ex.responseHeadBuf, this.ctx.limits, ex.responseScan);
-      } catch (err) {
-        return this.fail(asProxyError(err));
-      }
-      if (!result.ok) return;
-      const response = result.head;
-      const rest = ex.responseHeadBuf.subarray(result.consumed);
-      ex.responseHeadBuf = EMPTY;
-      if (response.status === 101 && ex.request.upgrade !== null) return this.upgradeTunnel(ex, response, rest);
-      if (response.status >= 100 && response.status < 200) {
-        // 100 Continue, 103 Early Hints: relayed; the final response follows.
-        this.toClient(interimResponseHead(response));
-        ex.responseHeadBuf = rest;
-        if (rest.byteLength === 0) return;
-        continue;
-      }
-      return this.startResponse(ex, response, rest);
-    }
-  }
-
-  private startResponse(ex: Exchange, response: ResponseHead, rest: Uint8Array): void {
-    ex.response = response;
-    const framing = responseFraming(ex.request, response);
+  /** ResponseSink: the final head arrived; decide keep-alive on both sides. */
+  responseHead(response: ResponseHead, framing: BodyFraming): Uint8Array {
+    const ex = this.exchange!;
     // A response that comes before the whole request body (an early 413, 401, ...) ends the
     // connection: the rest of that body must not be read as the next request.
     const bodyPending = ex.requestBody !== null;
-    const clientKeep = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
-    ex.keepClient = clientKeep;
+    ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    const head = clientResponseHead(response, ex.request.version, clientKeep);
-    ex.responseBody = new BodyDecoder(framing, { response: true });
-    if (!ex.responseBody.done && rest.byteLength > 0) return this.relayResponseBody(ex, rest, 0, head);
-    ex.responseStarted = true;
-    this.toClient(head);
-    if (ex.responseBody.done) this.finishExchange(ex, rest);
+    return clientResponseHead(response, ex.request.version, ex.keepClient);
   }
 
-  /**
-   * Relays what of `chunk` belongs to the response body. `head` (the response head, on the
-   * first call) goes out in the same write: one send per small response instead of two, and a
-   * body that turns out malformed is answered with a 502 rather than a cut-off response.
-   */
-  private relayResponseBody(ex: Exchange, chunk: Uint8Array, offset: number, head?: Uint8Array): void {
-    let used;
-    try {
-      ({ used } = ex.responseBody!.feed(chunk, offset));
-    } catch (err) {
-      return this.fail(asProxyError(err));
-    }
-    const body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
-    if (head) {
-      ex.responseStarted = true;
-      this.toClient(used > 0 ? concat(head, body) : head);
-    } else if (used > 0) this.toClient(body);
-    if (this.conn.queuedBytes >= this.ctx.limits.maxBufferedBytes) ex.upstream?.conn.pause();
-    if (ex.responseBody!.done) this.finishExchange(ex, chunk.subarray(offset + used));
+  responseUpgrade(response: ResponseHead, rest: Uint8Array): void {
+    this.upgradeTunnel(this.exchange!, response, rest);
   }
 
-  private toClient(bytes: Uint8Array): void {
+  responseDone(extra: Uint8Array): void {
+    this.finishExchange(this.exchange!, extra);
+  }
+
+  /** ResponseSink: bytes for the client; a client that reads slowly pauses the upstream. */
+  toClient(bytes: Uint8Array): void {
     this.rec.bytesDown += bytes.byteLength;
     this.conn.write(bytes);
+    if (this.conn.queuedBytes >= this.ctx.limits.maxBufferedBytes) this.exchange?.upstream?.conn.pause();
   }
 
   private finishExchange(ex: Exchange, extra: Uint8Array): void {
     this.exchange = null;
-    this.phase = "none";
+    this.clock.pause();
     const upstream = ex.upstream;
     // Only an upstream that finished both directions cleanly is reused.
     if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
@@ -400,15 +318,8 @@ export class HttpSession implements ConnEvents {
       if (upstream && this.upstream === upstream) this.upstream = null;
       return;
     }
-    if (ex.responseBody && !err) {
-      try {
-        ex.responseBody.finish(); // read-until-close bodies end here; others were truncated
-        return this.finishExchange(ex, EMPTY);
-      } catch (e) {
-        return this.fail(asProxyError(e));
-      }
-    }
-    this.fail(err ?? new ProxyError("upstreamProtocol", "upstream closed before a complete response"));
+    if (err) this.fail(err);
+    else ex.response.end(); // read-until-close bodies end here; others were cut short
   }
 
   // ---- tunnels ----
@@ -416,6 +327,7 @@ export class HttpSession implements ConnEvents {
   private connectTunnel(request: RequestHead, rest: Uint8Array): void {
     const authority = request.authority!;
     const target = routeFor(this.ctx, { host: authority.host, port: authority.port });
+    this.dropUpstream(false); // a kept-alive upstream of earlier requests is not the tunnel's
     this.handOff();
     this.rec.bytesUp -= rest.byteLength; // counted again by the relay as early tunnel bytes
     const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
@@ -451,9 +363,10 @@ export class HttpSession implements ConnEvents {
 
   // ---- endings ----
 
-  private fail(err: ProxyError): void {
+  /** ResponseSink too: answers with an error response, or cuts the connection once a response has started. */
+  fail(err: ProxyError): void {
     if (this.closed) return;
-    const started = this.exchange?.responseStarted ?? false;
+    const started = this.exchange?.response.started ?? false;
     this.error = err;
     this.termination = terminationFor(err.kind);
     this.exchange = null;
@@ -489,13 +402,11 @@ export class HttpSession implements ConnEvents {
   }
 
   private armIdle(): void {
-    this.setDeadline("idle", this.ctx.limits.idleTimeoutMs);
+    this.clock.set("idle", this.ctx.limits.idleTimeoutMs);
   }
 
   private clearTimers(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.phase = "none";
+    this.clock.stop();
   }
 }
 

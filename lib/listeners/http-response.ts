@@ -1,0 +1,122 @@
+/**
+ * The response side of one HTTP exchange: upstream bytes in, client bytes out. It parses heads
+ * (relaying 1xx, handing a 101 to the session when the request asked for an upgrade), lets the
+ * session decide the final head (keep-alive is a session matter), relays the body unchanged
+ * while BodyDecoder finds its end, and reports where the message ended. Errors go to the sink;
+ * once any byte of the final head has been written, `started` is true and the session must cut
+ * the connection rather than answer with a second status line.
+ */
+import { ProxyError, asProxyError } from "../errors.ts";
+import { BodyDecoder } from "../protocol/http-body.ts";
+import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
+import { interimResponseHead } from "./http-message.ts";
+
+export interface ResponseSink {
+  /** Bytes for the client: interim heads, the final head, body bytes. */
+  toClient(bytes: Uint8Array): void;
+  /** The final head arrived: returns the head to send (the session decides keep-alive). */
+  responseHead(response: ResponseHead, framing: BodyFraming): Uint8Array;
+  /** 101 to an Upgrade request: the connection becomes a tunnel; `rest` is already tunnel data. */
+  responseUpgrade(response: ResponseHead, rest: Uint8Array): void;
+  /** The message is complete; `extra` are bytes the upstream sent after it. */
+  responseDone(extra: Uint8Array): void;
+  fail(err: ProxyError): void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.byteLength === 0) return b;
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+export class ResponseReader {
+  /** The final response head, once parsed. */
+  response: ResponseHead | null = null;
+  /** The final head has been written to the client. */
+  started = false;
+  /** Bytes received from the upstream (the exchange's inactivity clock watches them). */
+  upstreamBytes = 0;
+  private body: BodyDecoder | null = null;
+  private headBuf: Uint8Array = EMPTY;
+  private readonly scan = new HeadScan();
+
+  constructor(
+    private readonly request: RequestHead,
+    private readonly limits: HeadLimits,
+    private readonly sink: ResponseSink,
+  ) {}
+
+  feed(chunk: Uint8Array): void {
+    this.upstreamBytes += chunk.byteLength;
+    if (this.body) return this.relayBody(chunk, 0);
+    this.headBuf = concat(this.headBuf, chunk);
+    this.parseHeads();
+  }
+
+  /** The upstream finished sending (FIN): ends a read-until-close body; anything else is cut short. */
+  end(): void {
+    if (!this.body) return this.sink.fail(new ProxyError("upstreamProtocol", "upstream closed before a complete response"));
+    try {
+      this.body.finish();
+    } catch (err) {
+      return this.sink.fail(asProxyError(err));
+    }
+    this.sink.responseDone(EMPTY);
+  }
+
+  private parseHeads(): void {
+    for (;;) {
+      let result;
+      try {
+        result = parseResponseHead(this.headBuf, this.limits, this.scan);
+      } catch (err) {
+        return this.sink.fail(asProxyError(err));
+      }
+      if (!result.ok) return;
+      const response = result.head;
+      const rest = this.headBuf.subarray(result.consumed);
+      this.headBuf = EMPTY;
+      if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, rest);
+      if (response.status >= 200) return this.start(response, rest);
+      // 100 Continue, 103 Early Hints: relayed; the final response follows.
+      this.sink.toClient(interimResponseHead(response));
+      this.headBuf = rest;
+      if (rest.byteLength === 0) return;
+    }
+  }
+
+  private start(response: ResponseHead, rest: Uint8Array): void {
+    this.response = response;
+    const framing = responseFraming(this.request, response);
+    const head = this.sink.responseHead(response, framing);
+    this.body = new BodyDecoder(framing, { response: true });
+    if (!this.body.done && rest.byteLength > 0) return this.relayBody(rest, 0, head);
+    this.started = true;
+    this.sink.toClient(head);
+    if (this.body.done) this.sink.responseDone(rest);
+  }
+
+  /**
+   * Relays what of `chunk` belongs to the body. `head` (on the first call) goes out in the same
+   * write: one send per small response instead of two, and a body that turns out malformed is
+   * answered with a 502 rather than a cut-off response.
+   */
+  private relayBody(chunk: Uint8Array, offset: number, head?: Uint8Array): void {
+    let used;
+    try {
+      ({ used } = this.body!.feed(chunk, offset));
+    } catch (err) {
+      return this.sink.fail(asProxyError(err));
+    }
+    const body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
+    if (head) {
+      this.started = true;
+      this.sink.toClient(used > 0 ? concat(head, body) : head);
+    } else if (used > 0) this.sink.toClient(body);
+    if (this.body!.done) this.sink.responseDone(chunk.subarray(offset + used));
+  }
+}
