@@ -16,7 +16,6 @@ import {
   NetClient,
   SOCKS5_HEAD_BYTES,
   adminGet,
-  killWrapped,
   metricsOf,
   procCpuSeconds,
   procFdCount,
@@ -44,7 +43,6 @@ beforeAll(() => {
 
 afterAll(() => {
   killAll();
-  killWrapped();
   for (const s of [echo, origin, ...servers]) s?.stop();
 });
 

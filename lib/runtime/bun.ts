@@ -10,8 +10,8 @@
  * - The `open` handler runs before the `Bun.connect` promise resolves, and `data` can follow
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  */
-import { readFileSync } from "node:fs";
 import { ProxyError, asProxyError } from "../errors.ts";
+import { readFdLimit } from "./fd-limit.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
 type BunSocket = Bun.Socket<BunConn | undefined>;
@@ -293,16 +293,5 @@ async function resolve(hostname: string): Promise<string[]> {
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
 
-function fdLimit(): number | undefined {
-  try {
-    // /proc/self/limits: "Max open files            1024                 1048576              files"
-    const text = readFileSync("/proc/self/limits", "utf8");
-    const match = /^Max open files\s+(\d+|unlimited)/m.exec(text);
-    if (!match || match[1] === "unlimited") return undefined;
-    return Number(match[1]);
-  } catch {
-    return undefined;
-  }
-}
 
-export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit, gc: () => Bun.gc(true) };
+export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, gc: () => Bun.gc(true) };

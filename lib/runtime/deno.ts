@@ -13,9 +13,9 @@
  * - /proc/self/limits needs `--allow-all` (plain `--allow-read` is refused with NotCapable).
  */
 import { lookup } from "node:dns/promises";
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { ProxyError, asProxyError } from "../errors.ts";
+import { readFdLimit } from "./fd-limit.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
 import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -236,17 +236,5 @@ async function resolve(hostname: string): Promise<string[]> {
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
 
-/** From /proc/self/limits; undefined unless Deno runs with --allow-all (see above). */
-function fdLimit(): number | undefined {
-  try {
-    // "Max open files            1024                 1048576              files"
-    const text = readFileSync("/proc/self/limits", "utf8");
-    const match = /^Max open files\s+(\d+|unlimited)/m.exec(text);
-    if (!match || match[1] === "unlimited") return undefined;
-    return Number(match[1]);
-  } catch {
-    return undefined;
-  }
-}
 
-export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit };
+export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit };

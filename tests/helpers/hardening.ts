@@ -10,8 +10,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import net from "node:net";
-import { cleanEnv, proxyCommand } from "./proc.ts";
-import type { LogLine, RunningProxy } from "./proxy.ts";
+import { type RunningProxy, startProxy } from "./proxy.ts";
 
 // ---------------------------------------------------------------------------------------------
 // A raw client with a chosen source address
@@ -140,97 +139,12 @@ export async function until<T>(probe: () => Promise<T> | T, cond: (v: T) => bool
 // ---------------------------------------------------------------------------------------------
 // A proxy started through a wrapper command
 
-const wrapped = new Set<RunningProxy>();
-
-export function killWrapped(): void {
-  for (const p of wrapped) p.signal("SIGKILL");
-  wrapped.clear();
-}
-
 /**
- * Like startProxy (tests/helpers/proxy.ts), but the proxy command is run through `bash -c` with
- * `shell` first (e.g. `ulimit -n 256`) and then `exec`, so the pid is the proxy's own.
+ * startProxy (tests/helpers/proxy.ts) with `shell` run first (e.g. `ulimit -n 256`); the proxy
+ * is then exec'ed, so the pid is its own. killAll() from proxy.ts stops it too.
  */
-export async function startProxyWrapped(shell: string, args: string[], timeoutMs = 20_000): Promise<RunningProxy> {
-  const full = [...args, "--log-format", "json"];
-  const has = (n: string) => args.some((a) => a === n || a.startsWith(`${n}=`));
-  if (!has("--admin-port") && !has("--no-admin")) full.push("--admin-port", "0");
-  if (!has("--proxy-in-port")) full.push("--proxy-in-port", "0");
-  if (!has("--proxy-out-port")) full.push("--proxy-out-port", "0");
-  if (!has("--in-bind")) full.push("--in-bind", "127.0.0.1");
-  const cmd = ["bash", "-c", `${shell} || exit 97; exec "$@"`, "bash", ...proxyCommand(full)];
-  const proc = Bun.spawn(cmd, { env: cleanEnv(), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const logs: LogLine[] = [];
-  const waiters: Array<() => void> = [];
-  let stderr = "";
-  let done = false;
-  const wake = () => {
-    for (const w of waiters.splice(0)) w();
-  };
-  (async () => {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of proc.stdout) {
-      partial += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        try {
-          logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          logs.push({ level: "raw", msg: line });
-        }
-      }
-      wake();
-    }
-  })();
-  (async () => {
-    stderr = await new Response(proc.stderr).text();
-  })();
-  const exited = proc.exited.then((code) => {
-    done = true;
-    wake();
-    return code;
-  });
-  const dump = () => `logs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}\n${stderr}`;
-  const waitForLog = (pred: (l: LogLine) => boolean, ms = 20_000, what = "log line"): Promise<LogLine> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; ${dump()}`)), ms);
-      const check = () => {
-        const hit = logs.find(pred);
-        if (hit) {
-          clearTimeout(timer);
-          return resolve(hit);
-        }
-        if (done) {
-          clearTimeout(timer);
-          return reject(new Error(`proxy exited while waiting for ${what}; ${dump()}`));
-        }
-        waiters.push(check);
-      };
-      check();
-    });
-  const ready = await waitForLog((l) => l.msg === "ready", timeoutMs, "ready");
-  const listeners = ready.listeners as Record<string, Array<{ port: number }>>;
-  const handle: RunningProxy = {
-    pid: proc.pid,
-    ports: { reverse: listeners.reverse?.[0]?.port, forward: listeners.forward?.[0]?.port, admin: listeners.admin?.[0]?.port },
-    logs,
-    exited,
-    waitForLog,
-    signal: (sig) => {
-      if (!done) proc.kill(sig);
-    },
-    stop: async () => {
-      if (!done) proc.kill("SIGKILL");
-      wrapped.delete(handle);
-      return exited;
-    },
-    rssKiB: () => procRssKiB(proc.pid),
-  };
-  wrapped.add(handle);
-  return handle;
+export function startProxyWrapped(shell: string, args: string[], timeoutMs = 20_000): Promise<RunningProxy> {
+  return startProxy(args, {}, timeoutMs, { shell });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,13 +34,22 @@ function hasFlag(args: string[], ...names: string[]): boolean {
   return args.some((a) => names.some((n) => a === n || a.startsWith(`${n}=`)));
 }
 
-export async function startProxy(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<RunningProxy> {
+export interface StartOptions {
+  /**
+   * Shell commands run first (e.g. `ulimit -n 256`), then the proxy is `exec`ed by bash, so the
+   * pid is still the proxy's own.
+   */
+  shell?: string;
+}
+
+export async function startProxy(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, options: StartOptions = {}): Promise<RunningProxy> {
   const full = [...args, "--log-format", "json"];
   if (!hasFlag(args, "--admin-port", "--no-admin")) full.push("--admin-port", "0");
   if (!hasFlag(args, "--proxy-in-port")) full.push("--proxy-in-port", "0");
   if (!hasFlag(args, "--proxy-out-port")) full.push("--proxy-out-port", "0");
   if (!hasFlag(args, "--in-bind")) full.push("--in-bind", "127.0.0.1");
-  const proc = Bun.spawn(proxyCommand(full), { env: cleanEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const command = options.shell === undefined ? proxyCommand(full) : ["bash", "-c", `${options.shell} || exit 97; exec "$@"`, "bash", ...proxyCommand(full)];
+  const proc = Bun.spawn(command, { env: cleanEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
   let stderr = "";
