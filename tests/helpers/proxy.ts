@@ -102,7 +102,13 @@ export async function startProxy(args: string[], env: Record<string, string> = {
       check();
     });
 
-  const ready = await waitForLog((l) => l.msg === "ready", timeoutMs, "ready");
+  let ready: LogLine;
+  try {
+    ready = await waitForLog((l) => l.msg === "ready", timeoutMs, "ready");
+  } catch (err) {
+    proc.kill("SIGKILL"); // never leave a proxy behind that no test can reach
+    throw err;
+  }
   const listeners = ready.listeners as Record<string, Array<{ port: number }>>;
   const ports = {
     reverse: listeners.reverse?.[0]?.port,
