@@ -73,7 +73,7 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
   test("origin-form: Host kept, client X-Forwarded-* replaced by the real client, Via set", async () => {
     const x = await rawExchange(
       rev.ports.reverse!,
-      "GET /echo-headers HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n" +
+      "GET /echo-headers HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 127.6.6.6\r\nX-Forwarded-For: 127.7.7.7\r\n" +
         "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nX-Custom: kept\r\n\r\n",
     );
     expect(x.finals[0]!.status).toBe(200);

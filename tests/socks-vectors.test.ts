@@ -64,7 +64,7 @@ const VECTORS: Vector[] = [
     input: cat(GREET_NOAUTH, REQ_V4),
     events: [SEND_00, connect5("ipv4", "127.0.0.1", 8080)],
     state: "connecting",
-    success: { address: "10.1.2.3", port: 54321, reply: h("05 00 00 01 0a010203 d431") },
+    success: { address: "127.1.2.3", port: 54321, reply: h("05 00 00 01 7f010203 d431") },
   },
   {
     name: "socks5 CONNECT IPv6, bound IPv6",
@@ -90,7 +90,7 @@ const VECTORS: Vector[] = [
   ...[
     ["00000000000000000000000000000000", "::"],
     ["00000000000000000000000000000001", "::1"],
-    ["00000000000000000000ffffc0000201", "::ffff:192.0.2.1"],
+    ["00000000000000000000ffff7f000201", "::ffff:127.0.2.1"],
     ["20010db8000000010001000100010001", "2001:db8:0:1:1:1:1:1"],
     ["20010000000000010000000000000001", "2001:0:0:1::1"],
     ["00010000000000020000000000030004", "1::2:0:0:3:4"],
@@ -195,10 +195,10 @@ const VECTORS: Vector[] = [
   // ---- SOCKS4 / 4a ----
   {
     name: "socks4 CONNECT with USERID",
-    input: cat(h("04 01 0050 c0000201"), a("bob"), h("00")),
-    events: [connect4("ipv4", "192.0.2.1", 80, "bob")],
+    input: cat(h("04 01 0050 7f000201"), a("bob"), h("00")),
+    events: [connect4("ipv4", "127.0.2.1", 80, "bob")],
     state: "connecting",
-    success: { address: "10.0.0.7", port: 40000, reply: h("00 5a 9c40 0a000007") },
+    success: { address: "127.0.0.7", port: 40000, reply: h("00 5a 9c40 7f000007") },
   },
   {
     name: "socks4 CONNECT, empty USERID, bound IPv6 -> zero DSTIP",
@@ -344,9 +344,9 @@ describe("machine contract", () => {
   });
   test("success() before connect is a driver bug: ProxyError internal", () => {
     const m = createSocksMachine(NO_AUTH);
-    expect(() => m.success({ address: "1.2.3.4", port: 1 })).toThrow(ProxyError);
+    expect(() => m.success({ address: "127.0.0.4", port: 1 })).toThrow(ProxyError);
     m.feed(GREET_NOAUTH);
-    expect(() => m.success({ address: "1.2.3.4", port: 1 })).toThrow(/awaitRequest/);
+    expect(() => m.success({ address: "127.0.0.4", port: 1 })).toThrow(/awaitRequest/);
   });
   test("failure() before a request can be answered closes without a reply", () => {
     const m = createSocksMachine(NO_AUTH);
