@@ -6,6 +6,7 @@
  * unchanged on both runtimes. It reads one small GET request per connection and answers with
  * `Connection: close`: probes and scrapers need nothing more.
  */
+import { reasonPhrase } from "./protocol/http1.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
 
@@ -19,6 +20,7 @@ export interface AdminState {
 const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
 const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in Kubernetes
 const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
 
 export function startAdmin(runtime: Runtime, hostname: string, port: number, state: AdminState): Listener {
   return runtime.listen({ hostname, port, onAccept: (conn) => serveOne(conn, state) });
@@ -29,7 +31,7 @@ function serveOne(conn: Conn, state: AdminState): void {
   const timer = setTimeout(() => conn.destroy(), ADMIN_READ_TIMEOUT_MS);
   conn.setEvents({
     onData(chunk) {
-      buffered += new TextDecoder("latin1").decode(chunk);
+      buffered += latin1.decode(chunk);
       if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return writeReply(conn, 431, "text/plain", "request too large\n");
       if (!buffered.includes("\r\n\r\n")) return;
       clearTimeout(timer);
@@ -65,11 +67,10 @@ function route(conn: Conn, method: string, target: string, state: AdminState): v
   }
 }
 
-const STATUS_TEXT: Record<number, string> = { 200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large", 503: "Service Unavailable" };
 
 function writeReply(conn: Conn, status: number, type: string, body: string, withBody = true): void {
   const bytes = encoder.encode(body);
-  const head = `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;
+  const head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;
   conn.write(encoder.encode(head));
   if (withBody) conn.write(bytes); // RFC 9110 §9.3.2: HEAD gets the same head and no content
   conn.end();

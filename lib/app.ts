@@ -7,6 +7,7 @@
  *   A second signal exits at once (exit code 1: the shutdown was not clean).
  */
 import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { hostPort, unmapIPv4 } from "./address.ts";
 import { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
@@ -154,7 +155,7 @@ export class ProxyServer {
         return driver.refuse(conn);
       }
       this.accepted++;
-      const rec = this.tracker.open(name, protocol, formatPeer(conn.remoteAddress, conn.remotePort));
+      const rec = this.tracker.open(name, protocol, hostPort(unmapIPv4(conn.remoteAddress), conn.remotePort));
       try {
         driver.handle(ctx, conn, rec);
       } catch (err) {
@@ -255,11 +256,7 @@ function negate(match: (address: string) => boolean): (address: string) => boole
   return (address) => !match(address);
 }
 
-/** `::ffff:127.0.0.1` (an IPv4 client on a `::` listener) is shown as the IPv4 it is. */
-export function formatPeer(address: string, port: number): string {
-  const a = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
-}
+
 
 export async function runProxy(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);

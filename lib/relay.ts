@@ -117,13 +117,16 @@ export class Relay {
     private readonly onDone: (relay: Relay) => void,
   ) {}
 
-  /** Takes over both sockets. `held` is what the client did while the upstream was dialled. */
+  /**
+   * Takes over both sockets. `earlyBytes` came with the handshake (the caller has counted them
+   * already); `held` is what the client did while the upstream was dialled.
+   */
   start(held: Holding | null, earlyBytes?: Uint8Array): void {
     this.down.setEvents(new ClientSide(this));
     this.up.setEvents(new ServerSide(this));
     this.sweeper = sweeperFor(this.options.idleTimeoutMs);
     this.sweeper.add(this);
-    if (earlyBytes && earlyBytes.byteLength > 0) this.fromClient(earlyBytes);
+    if (earlyBytes && earlyBytes.byteLength > 0) this.up.write(earlyBytes);
     if (held) {
       for (const chunk of held.chunks) this.fromClient(chunk);
       held.chunks.length = 0;

@@ -3,6 +3,7 @@
  * the driver answer its client (SOCKS reply, `200 Connection established`, nothing for TCP),
  * then hand both sockets to the relay. Every path ends in exactly one `tracker.close`.
  */
+import { hostPort } from "./address.ts";
 import type { Config } from "./config.ts";
 import { dial, type DialTarget } from "./dial.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
@@ -118,5 +119,5 @@ export function relayOptions(limits: Limits) {
 }
 
 export function formatTarget(target: DialTarget): string {
-  return target.host.includes(":") && !target.host.startsWith("[") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return hostPort(target.host, target.port);
 }

@@ -21,10 +21,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type ClientResult,
+  type ClientJson,
   SYSTEM_PYTHON,
   buildGoProgram,
   describeRun,
+  mustRun,
+  parseJsonLine,
   requirePythonModules,
   requireTool,
   runClient,
@@ -39,7 +41,6 @@ const BIG = 10 * MiB;
 const HELLO = "hello from origin";
 const VIA = "1.1 sidecar-proxy";
 const INTEROP = join(ROOT, "tests", "interop");
-const CLIENT_TIMEOUT_MS = 90_000;
 const T = 60_000;
 const T2 = 150_000;
 
@@ -79,32 +80,8 @@ afterAll(() => {
 
 const proxyUrl = () => `http://127.0.0.1:${fwd.ports.forward}`;
 
-async function mustRun(cmd: string[], env?: Record<string, string>, timeoutMs = CLIENT_TIMEOUT_MS): Promise<ClientResult> {
-  const r = await runClient(cmd, { timeoutMs, env, cwd: ROOT });
-  if (r.exitCode !== 0 || r.timedOut) throw new Error(`client failed:\n${describeRun(cmd, r)}`);
-  return r;
-}
-
-interface ClientJson {
-  status: number;
-  bytes: number;
-  sha256: string;
-  xSha256: string;
-  text: string;
-  sentSha256?: string;
-  proxy?: string;
-}
-
-function parseJsonLine(cmd: string[], r: ClientResult): ClientJson {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ClientJson;
-  } catch {
-    throw new Error(`client printed no JSON:\n${describeRun(cmd, r)}`);
-  }
-}
-
 async function runJson(cmd: string[], env?: Record<string, string>): Promise<ClientJson> {
-  return parseJsonLine(cmd, await mustRun(cmd, env));
+  return parseJsonLine(cmd, await mustRun(cmd, { env }));
 }
 
 /** The request headers the origin saw (its /echo-headers route), from a client's body. */

@@ -12,10 +12,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type ClientResult,
+  CLIENT_TIMEOUT_MS,
+  type ClientJson,
   SYSTEM_PYTHON,
   buildGoProgram,
   describeRun,
+  mustRun,
+  parseJsonLine,
   removeGoBuilds,
   requirePythonModules,
   requireTool,
@@ -33,7 +36,6 @@ const HELLO = "hello from origin";
 const NO_SUCH_HOST = "nonexistent.invalid";
 const INTEROP = join(ROOT, "tests", "interop");
 /** One client run; below the test timeouts so a hung client is reported as such. */
-const CLIENT_TIMEOUT_MS = 45_000;
 /** Per-test timeouts: one client run / several client runs in a row. */
 const T = 60_000;
 const T2 = 150_000;
@@ -151,29 +153,6 @@ async function waitConnections(p: RunningProxy, cond: (v: ConnectionsView) => bo
     last = await connections(p);
   }
   return last;
-}
-
-async function mustRun(cmd: string[], timeoutMs = CLIENT_TIMEOUT_MS, env?: Record<string, string>): Promise<ClientResult> {
-  const r = await runClient(cmd, { timeoutMs, env, cwd: ROOT });
-  if (r.exitCode !== 0 || r.timedOut) throw new Error(`client failed:\n${describeRun(cmd, r)}`);
-  return r;
-}
-
-interface ClientJson {
-  status: number;
-  bytes: number;
-  sha256: string;
-  xSha256: string;
-  text: string;
-  sentSha256?: string;
-}
-
-function parseJsonLine(cmd: string[], r: ClientResult): ClientJson {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ClientJson;
-  } catch {
-    throw new Error(`client printed no JSON:\n${describeRun(cmd, r)}`);
-  }
 }
 
 async function fileSha256(path: string): Promise<{ bytes: number; sha: string }> {

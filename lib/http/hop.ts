@@ -16,6 +16,7 @@
  * - X-Forwarded-* sent by the client are not trusted: they are replaced, never appended to.
  *   `Forwarded` (RFC 7239) is left alone: the proxy neither sets nor reads it.
  */
+import { unmapIPv4 } from "../address.ts";
 import { fieldNameIs, type Header } from "../protocol/http1.ts";
 
 /** Fields that describe one connection only, lower-case (RFC 9110 §7.6.1 and predecessors). */
@@ -88,7 +89,6 @@ export function withVia(headers: Header[], version: "1.0" | "1.1", pseudonym: st
 }
 
 const FORWARDED_NAMES = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
-const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
 
 /** Replaces any client-sent X-Forwarded-For/-Proto/-Host with what this proxy saw. */
 export function withForwarded(
@@ -102,11 +102,8 @@ export function withForwarded(
   return out;
 }
 
-/** A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; show them as a.b.c.d. */
-export function displayIp(ip: string): string {
-  const m = MAPPED_V4.exec(ip);
-  return m ? m[1]! : ip;
-}
+/** A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; shown as a.b.c.d. */
+export const displayIp = unmapIPv4;
 
 /** The first value of a field, case-insensitive (list fields: split the value yourself). */
 export function getHeader(headers: readonly Header[], name: string): string | undefined {

@@ -329,7 +329,6 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const target = routeFor(this.ctx, { host: authority.host, port: authority.port });
     this.dropUpstream(false); // a kept-alive upstream of earlier requests is not the tunnel's
     this.handOff();
-    this.rec.bytesUp -= rest.byteLength; // counted again by the relay as early tunnel bytes
     const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
     this.conn.setEvents(held);
     const conn = this.conn;
@@ -347,7 +346,6 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const up = ex.upstream!.conn;
     const clientBytes = this.pending;
     this.handOff();
-    this.rec.bytesUp -= clientBytes.byteLength; // the relay counts those again
     const relay = startRelay(this.ctx, this.rec, this.conn, up, null, clientBytes);
     if (rest.byteLength > 0) relay.fromServer(rest);
   }

@@ -69,7 +69,6 @@ class SocksSession implements ConnEvents {
     this.conn.setEvents(held);
     const machine = this.machine;
     const early = machine.takeRest();
-    this.rec.bytesUp -= early.byteLength; // the relay counts these as tunnel bytes
     openTunnel(
       this.ctx,
       this.rec,

@@ -15,6 +15,7 @@
  * Deno's types are not visible to tsc here (the project typechecks with bun-types), so the few
  * members used are declared below; `deno check` sees the real globals and accepts the casts.
  */
+import { unmapIPv4 } from "../address.ts";
 import type { Conn, ConnEvents } from "./types.ts";
 
 export interface DenoNetAddr {
@@ -66,11 +67,6 @@ class HeldEvents implements ConnEvents {
   onClose(err?: Error): void {
     this.calls.push(["onClose", err]);
   }
-}
-
-/** `::ffff:a.b.c.d` -> `a.b.c.d`: an IPv4 client of a dual-stack `::` socket shown as what it is. */
-export function unmapIPv4(address: string): string {
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
 export class DenoConn implements Conn {

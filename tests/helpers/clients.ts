@@ -6,6 +6,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ROOT } from "./proc.ts";
 
 /** Proxy variables that would silently change what a client does. */
 const PROXY_VARS = ["NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy"];
@@ -103,4 +104,33 @@ const goBuilds: string[] = [];
 /** Deletes the binaries this process built (call from afterAll; the shared cache stays). */
 export function removeGoBuilds(): void {
   for (const path of goBuilds.splice(0)) rmSync(path, { force: true });
+}
+
+/** Bound on one client run (a Go or Java client may compile or start a JVM first). */
+export const CLIENT_TIMEOUT_MS = 90_000;
+
+/** Runs a client from the repository root and fails the test with its output unless it exits 0. */
+export async function mustRun(cmd: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ClientResult> {
+  const r = await runClient(cmd, { timeoutMs: options.timeoutMs ?? CLIENT_TIMEOUT_MS, env: options.env, cwd: ROOT });
+  if (r.exitCode !== 0 || r.timedOut) throw new Error(`client failed:\n${describeRun(cmd, r)}`);
+  return r;
+}
+
+/** What the interop programs (tests/interop/*) print as their last line. */
+export interface ClientJson {
+  status: number;
+  bytes: number;
+  sha256: string;
+  xSha256: string;
+  text: string;
+  sentSha256?: string;
+  proxy?: string;
+}
+
+export function parseJsonLine(cmd: string[], r: ClientResult): ClientJson {
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ClientJson;
+  } catch {
+    throw new Error(`client printed no JSON:\n${describeRun(cmd, r)}`);
+  }
 }

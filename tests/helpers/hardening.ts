@@ -10,6 +10,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import net from "node:net";
+import { Waiters } from "./net.ts";
 import { type RunningProxy, startProxy } from "./proxy.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -23,7 +24,7 @@ export class NetClient {
   hadError: Error | undefined;
   keepChunks = true;
   onChunk: ((c: Buffer) => void) | null = null;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Waiters();
 
   private constructor(private readonly sock: net.Socket) {}
 
@@ -77,23 +78,11 @@ export class NetClient {
   }
 
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.waiters.wake();
   }
 
   waitFor(cond: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what} (got ${this.receivedBytes} bytes, fin ${this.gotFin}, closed ${this.closed})`)), timeoutMs);
-      const check = () => {
-        if (cond()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.waiters.push(check);
-      };
-      this.waiters.push(check);
-    });
+    return this.waiters.waitFor(cond, timeoutMs, () => `timed out waiting for ${what} (got ${this.receivedBytes} bytes, fin ${this.gotFin}, closed ${this.closed})`);
   }
 
   /** Writes and waits until the kernel took it (or the socket is gone). */

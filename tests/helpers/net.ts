@@ -179,6 +179,32 @@ export function streamServer(totalBytes: number, chunkBytes = 64 * 1024, hostnam
   return { port: server.port, result, stop: () => server.stop(true) };
 }
 
+/** Conditions waited on by a client, re-checked whenever something happens to it. */
+export class Waiters {
+  private pending: Array<() => void> = [];
+
+  wake(): void {
+    const w = this.pending;
+    this.pending = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when cond() holds (checked at each wake); rejects with message() after timeoutMs. */
+  waitFor(cond: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(message())), timeoutMs);
+      const check = () => {
+        if (cond()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.pending.push(check);
+      };
+      this.pending.push(check);
+    });
+  }
+}
+
 /** A raw TCP client with explicit half-close and bounded waits. */
 export class RawClient {
   readonly chunks: Uint8Array[] = [];
@@ -187,7 +213,7 @@ export class RawClient {
   closed = false;
   closeError: Error | undefined;
   private sock!: Sock;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Waiters();
   onChunk: ((c: Uint8Array) => void) | null = null;
   keepChunks = true;
 
@@ -225,24 +251,12 @@ export class RawClient {
   }
 
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.waiters.wake();
   }
 
   /** Resolves when cond() holds; rejects after timeoutMs. */
   waitFor(cond: () => boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-      const check = () => {
-        if (cond()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.waiters.push(check);
-      };
-      this.waiters.push(check);
-    });
+    return this.waiters.waitFor(cond, timeoutMs, () => `timed out waiting for ${what}`);
   }
 
   /** Writes all bytes, waiting for drain as needed. */
