@@ -12,7 +12,7 @@
  * Java bypasses loopback unless -Dhttp.nonProxyHosts= is empty, Python honours NO_PROXY (cleared
  * by clientEnv), undici tunnels http: targets unless proxyTunnel is false.
  *
- * Client programs live in tests/interop/ (http_client.py, http_client.go, HttpClientTest.java,
+ * Client programs live in tests/interop/ (proxy_client.py, proxy_client.go, HttpClientTest.java,
  * http_global_agent.mjs, http_undici.mjs). A missing client fails its tests with the package to
  * install (nothing is skipped).
  */
@@ -250,7 +250,7 @@ describe("curl -x http://127.0.0.1:P", () => {
 function python(lib: "urllib" | "requests", url: string, extra: string[] = []): Promise<ClientJson> {
   requireTool(SYSTEM_PYTHON, 'the "python3" package');
   requirePythonModules(["requests"], 'the "python3-requests" package');
-  return runJson([SYSTEM_PYTHON, join(INTEROP, "http_client.py"), "--lib", lib, "--proxy", proxyUrl(), "--url", url, ...extra]);
+  return runJson([SYSTEM_PYTHON, join(INTEROP, "proxy_client.py"), "--lib", lib, "--proxy", proxyUrl(), "--url", url, ...extra]);
 }
 
 for (const lib of ["urllib", "requests"] as const) {
@@ -297,7 +297,7 @@ for (const lib of ["urllib", "requests"] as const) {
 
 let goBinary: Promise<string> | undefined;
 function goClient(): Promise<string> {
-  goBinary ??= buildGoProgram(join(INTEROP, "http_client.go"), 180_000);
+  goBinary ??= buildGoProgram(join(INTEROP, "proxy_client.go"), 180_000);
   return goBinary;
 }
 const GO_T = 240_000; // the first test may include the Go build

@@ -272,7 +272,7 @@ for (const { mode, remoteDns, ipv6 } of CURL_MODES) {
 function pythonCmd(args: string[]): string[] {
   requireTool(SYSTEM_PYTHON, 'the "python3" package');
   requirePythonModules(["requests", "socks"], 'the "python3-requests" and "python3-socks" packages');
-  return [SYSTEM_PYTHON, join(INTEROP, "socks_client.py"), ...args];
+  return [SYSTEM_PYTHON, join(INTEROP, "proxy_client.py"), "--lib", "requests", ...args];
 }
 
 async function python(proxyUrl: string, url: string, extra: string[] = []): Promise<ClientJson> {
@@ -344,7 +344,7 @@ describe("Python requests + PySocks", () => {
 let goBinary: Promise<string> | undefined;
 /** Built once per test file (cold build on a 2-core machine can take a while). */
 function goClient(): Promise<string> {
-  goBinary ??= buildGoProgram(join(INTEROP, "socks_client.go"), 180_000);
+  goBinary ??= buildGoProgram(join(INTEROP, "proxy_client.go"), 180_000);
   return goBinary;
 }
 

@@ -1,12 +1,16 @@
-"""Python HTTP-proxy clients for the HTTP end-to-end tests (tests/http-clients.e2e.test.ts).
+"""Python proxy clients for the HTTP and SOCKS end-to-end tests (tests/http-clients.e2e.test.ts,
+tests/socks.e2e.test.ts).
 
-Run with the system interpreter, which has python3-requests:
-    /usr/bin/python3 tests/interop/http_client.py --lib urllib|requests --proxy http://127.0.0.1:P
-        --url URL [--verify CAFILE] [--post N]
+Run with the system interpreter, which has python3-requests and python3-socks:
+    /usr/bin/python3 tests/interop/proxy_client.py --lib urllib|requests
+        --proxy http://127.0.0.1:P | socks5h://127.0.0.1:P | socks5://... --url URL
+        [--verify CAFILE] [--post N]
 
-Both libraries get the proxy explicitly, for http and https URLs alike: an http:// URL goes out as
-an absolute-form request to the proxy, an https:// URL through a CONNECT tunnel. Both also honour
-NO_PROXY / no_proxy from the environment, which the tests clear (see tests/helpers/clients.ts).
+Both libraries get the proxy explicitly, for http and https URLs alike: through an HTTP proxy an
+http:// URL goes out as an absolute-form request, an https:// URL through a CONNECT tunnel.
+`requests` also speaks SOCKS through PySocks: `socks5h://` sends the host name (the proxy
+resolves it), `socks5://` resolves locally and sends the address. The `requests` session does not
+read proxy settings from the environment (trust_env=False); the tests clear them for urllib.
 
 Prints one JSON line {"status", "bytes", "sha256", "xSha256", "text"[, "sentSha256"]} and exits 0
 (an HTTP error status is still a result); a transport exception is printed on stderr, exit 1.
@@ -57,6 +61,7 @@ def with_requests(a, body):
     import requests
 
     s = requests.Session()
+    s.trust_env = False
     proxies = {"http": a.proxy, "https": a.proxy}
     verify = a.verify if a.verify else True
     if body is not None:

@@ -1,5 +1,7 @@
-// A Go net/http client for the HTTP proxy end-to-end tests (tests/http-clients.e2e.test.ts).
-// Standard library only.
+// A Go net/http client for the HTTP and SOCKS end-to-end tests (tests/http-clients.e2e.test.ts,
+// tests/socks.e2e.test.ts). Standard library only. net/http speaks SOCKS5 itself for socks5://
+// proxy URLs (it sends the host name, so the proxy resolves it), with RFC 1929 username/password
+// from the URL's user info.
 //
 // By default the proxy comes from the environment (HTTP_PROXY / HTTPS_PROXY, through
 // http.ProxyFromEnvironment), as a Go program normally gets it. Go never proxies requests to
@@ -7,7 +9,7 @@
 // name (which resolves to 127.0.0.1). -proxy URL sets Transport.Proxy = http.ProxyURL(URL) instead,
 // for machines whose host name does not resolve to loopback.
 //
-// Usage: http_client -url URL [-proxy URL] [-cacert FILE] [-servername NAME] [-post N] [-require-proxy]
+// Usage: proxy_client -url URL [-proxy URL] [-cacert FILE] [-servername NAME] [-post N] [-require-proxy]
 //   -servername: the TLS name to verify (the test certificate covers localhost / 127.0.0.1 / ::1,
 //                not the machine's host name)
 //   -require-proxy: fail unless a proxy was selected for the URL (catches a silent bypass)
