@@ -12,7 +12,7 @@
  * Java bypasses loopback unless -Dhttp.nonProxyHosts= is empty, Python honours NO_PROXY (cleared
  * by clientEnv), undici tunnels http: targets unless proxyTunnel is false.
  *
- * Client programs live in tests/interop/ (proxy_client.py, proxy_client.go, HttpClientTest.java,
+ * Client programs live in tests/interop/ (proxy_client.py, proxy_client.go, ProxyClient.java,
  * http_global_agent.mjs, http_undici.mjs). A missing client fails its tests with the package to
  * install (nothing is skipped).
  */
@@ -400,7 +400,7 @@ function java(api: "urlconn" | "httpclient", args: string[], jvmArgs: string[] =
     "-Dhttp.nonProxyHosts=",
     "-Djava.net.useSystemProxies=false",
     ...jvmArgs,
-    join(INTEROP, "HttpClientTest.java"),
+    join(INTEROP, "ProxyClient.java"),
     api,
     ...args,
   ]);

@@ -426,7 +426,7 @@ function javaCmd(proxyPort: number, jvmArgs: string[], args: string[]): string[]
     "-DsocksNonProxyHosts=",
     "-Djava.net.useSystemProxies=false",
     ...jvmArgs,
-    join(INTEROP, "SocksClient.java"),
+    join(INTEROP, "ProxyClient.java"),
     ...args,
   ];
 }
@@ -439,7 +439,7 @@ async function java(jvmArgs: string[], args: string[], proxyPort = fwd.ports.for
 describe("Java (-DsocksProxyHost)", () => {
   test("HttpURLConnection GET through SOCKS5 (the proxy really is used)", async () => {
     const since = fwd.logs.length;
-    const r = await java([], ["get", http4.url("/hello")]);
+    const r = await java([], ["urlconn", "get", http4.url("/hello")]);
     expect(r.status).toBe(200);
     expect(r.text).toBe(HELLO);
     // Proof the JVM did not bypass the proxy for a loopback target.
@@ -448,24 +448,24 @@ describe("Java (-DsocksProxyHost)", () => {
 
   test("SOCKS4 (-DsocksProxyVersion=4)", async () => {
     const since = fwd.logs.length;
-    const r = await java(["-DsocksProxyVersion=4"], ["get", `http://localhost:${http4.port}/hello`]);
+    const r = await java(["-DsocksProxyVersion=4"], ["urlconn", "get", `http://localhost:${http4.port}/hello`]);
     expect(r.status).toBe(200);
     expect(r.text).toBe(HELLO);
     await connectionLog(fwd, since, (l) => l.target === target("127.0.0.1", http4.port));
   }, T);
 
   test("10 MiB download and 10 MiB POST arrive intact", async () => {
-    const down = await java([], ["get", http4.url(`/bytes?n=${BIG}&seed=31`)]);
+    const down = await java([], ["urlconn", "get", http4.url(`/bytes?n=${BIG}&seed=31`)]);
     expect(down.status).toBe(200);
     expect(down.bytes).toBe(BIG);
     expect(down.sha256).toBe(down.xSha256);
-    const up = await java([], ["post", http4.url("/sha256"), String(BIG)]);
+    const up = await java([], ["urlconn", "post", http4.url("/sha256"), String(BIG)]);
     expect(up.status).toBe(200);
     expect(up.text).toBe(up.sentSha256!);
   }, T2);
 
   test("HTTPS to localhost with the test CA in a PKCS12 truststore", async () => {
-    const r = await java(javaTrustStore().jvmArgs, ["get", `https://localhost:${https4.port}/hello`]);
+    const r = await java(javaTrustStore().jvmArgs, ["urlconn", "get", `https://localhost:${https4.port}/hello`]);
     expect(r.status).toBe(200);
     expect(r.text).toBe(HELLO);
   }, T);

@@ -1,13 +1,15 @@
 /*
- * Java clients for the HTTP proxy end-to-end tests (tests/http-clients.e2e.test.ts), run as a
- * single-file source program: `java [-D...] tests/interop/HttpClientTest.java <api> <mode> ...`.
+ * Java clients for the HTTP and SOCKS end-to-end tests (tests/http-clients.e2e.test.ts,
+ * tests/socks.e2e.test.ts), run as a single-file source program:
+ * `java [-D...] tests/interop/ProxyClient.java <api> <mode> ...` or `... raw HOST PORT TEXT`.
  *
  * The proxy comes from the standard system properties, as a user would configure a JVM:
- * -Dhttp.proxyHost/-Dhttp.proxyPort (http: URLs, absolute-form requests) and
- * -Dhttps.proxyHost/-Dhttps.proxyPort (https: URLs, CONNECT tunnels). The JDK's
- * DefaultProxySelector skips the proxy for localhost, 127.* and [::1] unless
- * -Dhttp.nonProxyHosts= is given as the empty string (a non-empty value gets the loopback
- * defaults appended); it covers https URLs too.
+ * -Dhttp.proxyHost/-Dhttp.proxyPort (http: URLs, absolute-form requests),
+ * -Dhttps.proxyHost/-Dhttps.proxyPort (https: URLs, CONNECT tunnels), or -DsocksProxyHost/
+ * -DsocksProxyPort (-DsocksProxyVersion=4 for SOCKS4). The JDK's DefaultProxySelector skips the
+ * proxy for localhost, 127.* and [::1] unless the matching *nonProxyHosts property is the empty
+ * string (a non-empty value gets the loopback defaults appended): -Dhttp.nonProxyHosts= covers
+ * http and https URLs, -DsocksNonProxyHosts= plain sockets.
  *
  * APIs:
  *   urlconn     java.net.HttpURLConnection (DefaultProxySelector, i.e. the properties above)
@@ -18,6 +20,8 @@
  *   get URL      GET; prints status, body length, body sha256, X-Sha256 header, body head
  *   post URL N   POSTs N deterministic bytes; prints status, the response body (the origin's
  *                sha256 of what it got) and the sha256 of what was sent
+ *   raw HOST PORT TEXT   a plain java.net.Socket to HOST:PORT through the SOCKS proxy: writes
+ *                TEXT, half-closes (shutdownOutput), reads to EOF; prints what came back
  * For https the trust store comes from -Djavax.net.ssl.trustStore (the test CA).
  */
 import java.io.ByteArrayOutputStream;
@@ -26,6 +30,7 @@ import java.io.OutputStream;
 import java.net.HttpURLConnection;
 import java.net.InetSocketAddress;
 import java.net.ProxySelector;
+import java.net.Socket;
 import java.net.URI;
 import java.net.URL;
 import java.net.http.HttpClient;
@@ -35,9 +40,13 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 
-public class HttpClientTest {
+public class ProxyClient {
     public static void main(String[] args) throws Exception {
         try {
+            if (args[0].equals("raw")) {
+                raw(args[1], Integer.parseInt(args[2]), args[3]);
+                return;
+            }
             String api = args[0], mode = args[1], url = args[2];
             long n = mode.equals("post") ? Long.parseLong(args[3]) : -1;
             switch (api) {
@@ -112,7 +121,10 @@ public class HttpClientTest {
         try (InputStream in = status < 400 ? c.getInputStream() : c.getErrorStream()) {
             if (in != null) in.transferTo(all);
         }
-        if (!c.usingProxy()) throw new IllegalStateException("HttpURLConnection did not use the proxy for " + url);
+        // usingProxy() reports HTTP proxies only (a SOCKS proxy sits below the connection).
+        if (System.getProperty("http.proxyHost") != null && !c.usingProxy()) {
+            throw new IllegalStateException("HttpURLConnection did not use the proxy for " + url);
+        }
         print(status, all.toByteArray(), c.getHeaderField("X-Sha256"), sent);
     }
 
@@ -133,5 +145,18 @@ public class HttpClientTest {
         }
         HttpResponse<byte[]> r = client.send(b.build(), HttpResponse.BodyHandlers.ofByteArray());
         print(r.statusCode(), r.body(), r.headers().firstValue("X-Sha256").orElse(""), sent);
+    }
+
+    static void raw(String host, int port, String text) throws Exception {
+        try (Socket s = new Socket()) {
+            s.setSoTimeout(30_000);
+            // An unresolved address: with a SOCKS proxy the JDK then sends the name (SOCKS5
+            // ATYP 0x03 / SOCKS4a) and the proxy resolves it.
+            s.connect(InetSocketAddress.createUnresolved(host, port), 30_000);
+            s.getOutputStream().write(text.getBytes(StandardCharsets.UTF_8));
+            s.shutdownOutput();
+            String back = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            System.out.println("{\"text\":" + json(back) + "}");
+        }
     }
 }
