@@ -167,7 +167,9 @@ export class Relay {
     if (this.clientReadDone) return;
     this.clientReadDone = true;
     this.firstFin ??= "client";
-    this.up.shutdown();
+    // With the other direction already done, afterFin closes both sockets, and the close sends
+    // the same FIN: a shutdown first would be one more syscall per connection for nothing.
+    if (!this.serverReadDone) this.up.shutdown();
     this.afterFin();
   }
 
@@ -175,7 +177,7 @@ export class Relay {
     if (this.serverReadDone) return;
     this.serverReadDone = true;
     this.firstFin ??= "server";
-    this.down.shutdown();
+    if (!this.clientReadDone) this.down.shutdown();
     this.afterFin();
   }
 

@@ -5,8 +5,10 @@
  * - `socket.write` takes what the kernel takes and returns the count (or -1 once closed); the
  *   rest is ours to queue and resume in `drain`, which may also fire with nothing queued.
  * - `allowHalfOpen: true` is required on both sides, or a peer FIN closes the socket.
- * - `shutdown()` is the real half-close; `end()` closes the whole socket and runs `close`
- *   synchronously, so both are only called once our queue is empty.
+ * - `shutdown()` is the real half-close; `end()` and `close()` close the whole socket and run
+ *   `close` synchronously, so they are only called once our queue is empty. `close()` is used:
+ *   `end()` also clears TCP_CORK first, one more syscall per socket (Bun never corks these).
+ *   Either sends a FIN, or an RST when unread bytes are left, as close(2) does.
  * - The `open` handler runs before the `Bun.connect` promise resolves, and `data` can follow
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  */
@@ -118,7 +120,7 @@ class BunConn implements Conn {
   }
 
   private afterFlush(): void {
-    if (this.endPending) this.socket.end();
+    if (this.endPending) this.socket.close();
     else if (this.shutdownPending) this.doShutdown();
   }
 
@@ -150,7 +152,7 @@ class BunConn implements Conn {
   end(): void {
     if (this.closed) return;
     if (this.queuedBytes > 0) this.endPending = true;
-    else this.socket.end();
+    else this.socket.close();
   }
 
   destroy(): void {
