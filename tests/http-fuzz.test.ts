@@ -6,12 +6,14 @@
  * - the driver always terminates (a step either consumes bytes or reports "need more");
  * - the outcome (heads, body sizes, final state or error kind) does not depend on how the input
  *   was split, nor on whether a HeadScan is reused;
- * - a parsed request head serializes to bytes that parse back to the same head.
+ * - a parsed request head serializes to bytes that parse back to the same head;
+ * - de-chunking (BodyDecoder data spans, for HTTP/1.0 clients) yields exactly the payload that was
+ *   encoded, however the chunks and the feeds are cut, and asking for spans changes no outcome.
  */
 import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
-import { BodyDecoder } from "../lib/protocol/http-body.ts";
+import { BodyDecoder, joinSpans } from "../lib/protocol/http-body.ts";
 import {
   HeadScan,
   parseRequestHead,
@@ -75,6 +77,60 @@ function splits(rand: () => number, n: number): number[] {
     out.push(p);
   }
   return out;
+}
+
+const LOOKALIKES = "\r\n0;aF:";
+
+/** A random payload: usually small, sometimes empty, sometimes several KiB; every octet value. */
+function randomPayload(rand: () => number): Uint8Array {
+  const n = rand() < 0.1 ? 0 : Math.floor(rand() * (rand() < 0.2 ? 8192 : 300));
+  const out = new Uint8Array(n);
+  // Framing look-alikes are more interesting than noise: CR, LF, "0", ";", ":" and hex digits.
+  for (let i = 0; i < n; i++) out[i] = rand() < 0.3 ? LOOKALIKES.charCodeAt(Math.floor(rand() * LOOKALIKES.length)) : Math.floor(rand() * 256);
+  return out;
+}
+
+const EXTENSIONS = ["", "", ";a", ";a=b", " ;q=\"x\\\"y;\"", "\t; n = 1 ;m", ";ext=\"\""];
+const TRAILERS = ["", "", "X-Sum: 1\r\n", "A: b\r\nEmpty:\r\n"];
+
+/**
+ * A random valid chunked encoding of `payload` (Latin-1): chunk sizes from 1 byte to all of it,
+ * hex in either case with leading zeros at times, chunk extensions, a trailer section at times.
+ */
+function encodeChunked(rand: () => number, payload: Uint8Array): string {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  let out = "";
+  for (let p = 0; p < payload.length; ) {
+    const n = Math.min(payload.length - p, 1 + Math.floor(rand() * (rand() < 0.3 ? 4 : payload.length)));
+    const hex = n.toString(16);
+    out += `${rand() < 0.2 ? "00" : ""}${rand() < 0.5 ? hex : hex.toUpperCase()}${pick(EXTENSIONS)}\r\n`;
+    out += String.fromCharCode(...payload.subarray(p, p + n)) + "\r\n";
+    p += n;
+  }
+  return `${out}0${pick(EXTENSIONS)}\r\n${pick(TRAILERS)}\r\n`;
+}
+
+/** Decodes `input` fed as growing prefixes cut at `cuts`, asking for data spans, as ResponseReader does. */
+function dechunk(input: Uint8Array, cuts: readonly number[], opts: { response: boolean; maxTrailerBytes?: number }): { outcome: string; data: Uint8Array } {
+  const dec = new BodyDecoder({ kind: "chunked" }, opts);
+  const spans: number[] = [];
+  let data: Uint8Array = new Uint8Array(0);
+  let used = 0;
+  let from = 0;
+  try {
+    for (const cut of cuts) {
+      spans.length = 0;
+      const piece = input.subarray(0, cut);
+      const r = dec.feed(piece, from, spans);
+      data = concat(data, joinSpans(piece, spans));
+      used += r.used;
+      from = cut;
+      if (r.done) break;
+    }
+    return { outcome: `${used} ${dec.done}`, data };
+  } catch (err) {
+    return { outcome: expectProxyError(err), data: new Uint8Array(0) };
+  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -202,5 +258,48 @@ describe("HTTP/1.1 fuzz", () => {
       };
       expect(run(splits(rand, input.length))).toBe(run([input.length]));
     }
+  });
+
+  test(`${ITERATIONS / 4} random payloads, chunk sizes and feed splits: de-chunking yields exactly the payload`, () => {
+    const rand = prng(SEED + 2);
+    const next = bytes("GET /next HTTP/1.1\r\n\r\n");
+    for (let i = 0; i < ITERATIONS / 4; i++) {
+      const payload = randomPayload(rand);
+      const wire = bytes(encodeChunked(rand, payload));
+      const input = rand() < 0.5 ? concat(wire, next) : wire; // a pipelined message after it is not body
+      const { outcome, data } = dechunk(input, splits(rand, input.length), { response: rand() < 0.5 });
+      expect(outcome).toBe(`${wire.length} true`);
+      if (!Buffer.from(data).equals(Buffer.from(payload))) {
+        throw new Error(`iteration ${i}: de-chunked ${data.length} bytes differ from the ${payload.length}-byte payload`);
+      }
+    }
+  });
+
+  test(`${ITERATIONS / 2} mutated chunked bodies: data spans change no outcome and do not depend on the split`, () => {
+    const rand = prng(SEED + 3);
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < ITERATIONS / 2; i++) {
+      const seeds = rand() < 0.5 ? bodySeeds : [encodeChunked(rand, randomPayload(rand))];
+      const input = bytes(mutate(rand, seeds));
+      const opts = { maxTrailerBytes: rand() < 0.5 ? 16 : 1024, response: rand() < 0.5 };
+      const plain = new BodyDecoder({ kind: "chunked" }, opts);
+      let expected: string;
+      try {
+        const r = plain.feed(input);
+        expected = `${r.used} ${r.done}`;
+      } catch (err) {
+        expected = expectProxyError(err);
+      }
+      const whole = dechunk(input, [input.length], opts);
+      expect(whole.outcome).toBe(expected); // validation is exactly as strict with spans as without
+      const split = dechunk(input, splits(rand, input.length), opts);
+      expect(split.outcome).toBe(whole.outcome);
+      expect(Buffer.from(split.data).equals(Buffer.from(whole.data))).toBe(true);
+      const kind = expected.startsWith("error") ? "error" : expected.endsWith("true") ? "done" : "more";
+      outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+    }
+    if (process.env.FUZZ_DEBUG) console.log(outcomes);
+    expect(outcomes.get("error") ?? 0).toBeGreaterThan(ITERATIONS / 20);
+    expect(outcomes.get("done") ?? 0).toBeGreaterThan(ITERATIONS / 20);
   });
 });

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
-import { BodyDecoder } from "../lib/protocol/http-body.ts";
+import { BodyDecoder, joinSpans } from "../lib/protocol/http-body.ts";
 import {
   errorResponse,
   HeadScan,
@@ -55,6 +55,24 @@ function decodeBytewise(dec: BodyDecoder, raw: Uint8Array, from: number): number
   let used = 0;
   for (let i = from; i < raw.length && !dec.done; i++) used += dec.feed(raw.subarray(i, i + 1)).used;
   return used;
+}
+
+/**
+ * Feeds raw[from..] in pieces of `step` bytes (Infinity: one feed) asking for data spans, as
+ * ResponseReader does when de-chunking; returns bytes used and the content (Latin-1).
+ */
+function decodeData(dec: BodyDecoder, raw: Uint8Array, from: number, step: number): { used: number; data: string } {
+  let used = 0;
+  let data = "";
+  const spans: number[] = [];
+  for (let p = from; p < raw.length && !dec.done; p += step) {
+    spans.length = 0;
+    const piece = raw.subarray(0, Math.min(raw.length, p + step)); // offsets into a buffer that starts before `p`
+    used += dec.feed(piece, p, spans).used;
+    for (let i = 0; i < spans.length; i += 2) expect(spans[i]! >= p && spans[i]! < spans[i + 1]! && spans[i + 1]! <= piece.length).toBe(true);
+    data += text(joinSpans(piece, spans));
+  }
+  return { used, data };
 }
 
 function headSuite<T extends RequestHead | ResponseHead>(
@@ -153,7 +171,43 @@ describe("body decoder", () => {
       expect(dec.feed(raw, 0)).toEqual({ used, done: true });
       expect(dec.feed(raw, used)).toEqual({ used: 0, done: true });
     });
+    // The content without framing, as relayed to an HTTP/1.0 client (data spans).
+    const data = v.data ?? v.input.slice(0, used);
+    const prefix = "HTTP/1.1 200 OK\r\n\r\n"; // spans are offsets into the whole buffer, head included
+    test(`${v.name} data [whole]`, () => {
+      expect(decodeData(new BodyDecoder(v.framing, opts), bytes(prefix + v.input), prefix.length, Infinity)).toEqual({ used, data });
+    });
+    test(`${v.name} data [byte by byte]`, () => {
+      const dec = new BodyDecoder(v.framing, opts);
+      expect(decodeData(dec, bytes(prefix + v.input), prefix.length, 1)).toEqual({ used, data });
+      expect(dec.done).toBe(true);
+    });
+    test(`${v.name} data [coalesced]`, () => {
+      const dec = new BodyDecoder(v.framing, opts);
+      expect(decodeData(dec, bytes(prefix + v.input + tail), prefix.length, Infinity)).toEqual({ used, data });
+      expect(dec.done).toBe(true);
+    });
   }
+
+  test("malformed chunked bodies fail the same with data spans asked for", () => {
+    for (const v of BODY_VECTORS.filter((x) => x.status !== undefined)) {
+      const opts = { response: v.response ?? false };
+      for (const step of [1, 3, Infinity]) {
+        expect(statusOf(() => decodeData(new BodyDecoder(v.framing, opts), bytes(v.input), 0, step)), `${v.name}, step ${step}`).toBe(v.status!);
+      }
+    }
+  });
+  test("joinSpans: nothing, one view without a copy, several spans in one buffer", () => {
+    const buf = bytes("3\r\nabc\r\n2;x\r\nde\r\n");
+    expect(joinSpans(buf, []).byteLength).toBe(0);
+    const one = joinSpans(buf, [3, 6]);
+    expect(text(one)).toBe("abc");
+    expect(one.buffer).toBe(buf.buffer);
+    const spans: number[] = [];
+    expect(new BodyDecoder({ kind: "chunked" }).feed(buf, 0, spans)).toEqual({ used: buf.length, done: false });
+    expect(spans).toEqual([3, 6, 13, 15]);
+    expect(text(joinSpans(buf, spans))).toBe("abcde");
+  });
 
   test("read-until-close takes everything and ends only at EOF", () => {
     const dec = new BodyDecoder({ kind: "close" }, { response: true });

@@ -9,7 +9,8 @@
  *
  * Choices:
  * - Transfer-Encoding and Trailer are kept: we relay bodies unchanged (chunked stays chunked,
- *   trailers included), so the next hop needs the framing field that matches the bytes.
+ *   trailers included), so the next hop needs the framing field that matches the bytes. (The
+ *   one exception, de-chunking for an HTTP/1.0 client, is clientResponseHead's to handle.)
  * - A Connection token can never remove Content-Length, Transfer-Encoding or Host: the body
  *   is relayed as received, so dropping its framing field would let the rest of the body be read
  *   as the next request ("Connection: Content-Length" smuggling).

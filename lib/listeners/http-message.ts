@@ -7,7 +7,8 @@
 import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, removeHeader, setHeader, stripHopByHop, withForwarded, withVia } from "../http/hop.ts";
-import { type Header, type RequestHead, type ResponseHead, errorResponse, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
+import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
+import { listTokens } from "../protocol/http1-framing.ts";
 import type { DialTarget } from "../dial.ts";
 
 /** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
@@ -60,13 +61,37 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   return { target, head: serializeRequestHead(request.method, path, "1.1", headers) };
 }
 
-/** The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. */
-export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
+/**
+ * The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. With
+ * `dechunk` (a chunked response to an HTTP/1.0 client, see http-response.ts) the head names no
+ * chunked coding; the caller passes keepAlive false, as closing is what ends that body.
+ */
+export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, dechunk: boolean): Uint8Array {
   let headers: Header[] = stripHopByHop(response.headers, { keepUpgrade: false });
+  if (dechunk) headers = withoutChunked(headers);
   headers = withVia(headers, response.version, VIA_PSEUDONYM);
   if (!keepAlive) headers.push({ name: "Connection", value: "close" });
   else if (clientVersion === "1.0") headers.push({ name: "Connection", value: "keep-alive" });
   return serializeResponseHead(response.status, response.reason, headers);
+}
+
+/**
+ * The fields of a response whose chunked coding we remove: Transfer-Encoding goes, and no
+ * Content-Length is added (the length is not known before the end; closing delimits the body,
+ * as nginx does for HTTP/1.0 clients). Trailer goes too: the trailer section is dropped, since a
+ * head already sent cannot take its fields. A coding applied before chunked ("gzip, chunked",
+ * rare) is still named, because the bytes are still in that coding and nothing else says so.
+ */
+function withoutChunked(headers: readonly Header[]): Header[] {
+  const codings: string[] = [];
+  const out: Header[] = [];
+  for (const h of headers) {
+    if (fieldNameIs(h.name, "transfer-encoding")) listTokens(h.value, codings);
+    else if (!fieldNameIs(h.name, "trailer")) out.push(h);
+  }
+  codings.pop(); // the final coding is chunked: responseFieldFraming framed it so
+  if (codings.length > 0) out.push({ name: "Transfer-Encoding", value: codings.join(", ") });
+  return out;
 }
 
 /** A 101 Switching Protocols (or other 1xx) relayed as received, plus Via. Upgrade fields stay. */

@@ -5,17 +5,26 @@
  * while BodyDecoder finds its end, and reports where the message ended. Errors go to the sink;
  * once any byte of the final head has been written, `started` is true and the session must cut
  * the connection rather than answer with a second status line.
+ *
+ * One exception to "unchanged": a chunked response to an HTTP/1.0 request. We always ask the
+ * upstream in HTTP/1.1 (RFC 9110 §6.2), so it may chunk, but a 1.0 client cannot decode chunked
+ * and must not be sent Transfer-Encoding (RFC 9112 §6.1). As nginx does, the body then goes out
+ * as its chunk-data only, delimited by closing the client connection (see `dechunk`).
  */
 import { ProxyError, asProxyError } from "../errors.ts";
-import { BodyDecoder } from "../protocol/http-body.ts";
+import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
 import { interimResponseHead } from "./http-message.ts";
 
 export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */
   toClient(bytes: Uint8Array): void;
-  /** The final head arrived: returns the head to send (the session decides keep-alive). */
-  responseHead(response: ResponseHead, framing: BodyFraming): Uint8Array;
+  /**
+   * The final head arrived: returns the head to send (the session decides keep-alive). With
+   * `dechunk` the body is relayed without its chunked framing: the head must not name chunked,
+   * and the client connection must close after the body, since that is what delimits it.
+   */
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean): Uint8Array;
   /** 101 to an Upgrade request: the connection becomes a tunnel; `rest` is already tunnel data. */
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void;
   /** The message is complete; `extra` are bytes the upstream sent after it. */
@@ -41,6 +50,8 @@ export class ResponseReader {
   /** Bytes received from the upstream (the exchange's inactivity clock watches them). */
   upstreamBytes = 0;
   private body: BodyDecoder | null = null;
+  /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
+  private spans: number[] | undefined;
   private headBuf: Uint8Array = EMPTY;
   private readonly scan = new HeadScan();
 
@@ -82,8 +93,9 @@ export class ResponseReader {
       this.headBuf = EMPTY;
       if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, rest);
       if (response.status >= 200) return this.start(response, rest);
-      // 100 Continue, 103 Early Hints: relayed; the final response follows.
-      this.sink.toClient(interimResponseHead(response));
+      // 100 Continue, 103 Early Hints: relayed; the final response follows. Not to an HTTP/1.0
+      // client, which does not expect them (RFC 9110 §15.2: a server MUST NOT send it a 1xx).
+      if (this.request.version !== "1.0") this.sink.toClient(interimResponseHead(response));
       this.headBuf = rest;
       if (rest.byteLength === 0) return;
     }
@@ -92,7 +104,10 @@ export class ResponseReader {
   private start(response: ResponseHead, rest: Uint8Array): void {
     this.response = response;
     const framing = responseFraming(this.request, response);
-    const head = this.sink.responseHead(response, framing);
+    // HEAD, 1xx, 204 and 304 have framing "none" here, so they are never de-chunked.
+    const dechunk = this.request.version === "1.0" && framing.kind === "chunked";
+    if (dechunk) this.spans = [];
+    const head = this.sink.responseHead(response, framing, dechunk);
     this.body = new BodyDecoder(framing, { response: true });
     if (!this.body.done && rest.byteLength > 0) return this.relayBody(rest, 0, head);
     this.started = true;
@@ -106,17 +121,21 @@ export class ResponseReader {
    * answered with a 502 rather than a cut-off response.
    */
   private relayBody(chunk: Uint8Array, offset: number, head?: Uint8Array): void {
+    const spans = this.spans;
+    if (spans) spans.length = 0;
     let used;
     try {
-      ({ used } = this.body!.feed(chunk, offset));
+      ({ used } = this.body!.feed(chunk, offset, spans));
     } catch (err) {
       return this.sink.fail(asProxyError(err));
     }
-    const body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
+    let body: Uint8Array;
+    if (spans) body = joinSpans(chunk, spans);
+    else body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
     if (head) {
       this.started = true;
-      this.sink.toClient(used > 0 ? concat(head, body) : head);
-    } else if (used > 0) this.sink.toClient(body);
+      this.sink.toClient(body.byteLength > 0 ? concat(head, body) : head);
+    } else if (body.byteLength > 0) this.sink.toClient(body);
     if (this.body!.done) this.sink.responseDone(chunk.subarray(offset + used));
   }
 }

@@ -8,7 +8,7 @@
  *             -> awaitHead again (keep-alive; pipelined requests wait in `pending`
  *                and are answered in order, one exchange at a time)
  *
- * Bodies are relayed unchanged (chunked stays chunked); BodyDecoder only finds their end.
+ * Bodies are relayed unchanged but for HTTP/1.0 clients (http-response.ts); BodyDecoder finds their end.
  * Upstream connections are kept per client connection and reused while the next request goes
  * to the same host:port (keep-alive across requests, new dial when the origin changes).
  * A response that has started is never followed by an error response: if the upstream dies
@@ -269,14 +269,14 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   /** ResponseSink: the final head arrived; decide keep-alive on both sides. */
-  responseHead(response: ResponseHead, framing: BodyFraming): Uint8Array {
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean): Uint8Array {
     const ex = this.exchange!;
     // A response that comes before the whole request body (an early 413, 401, ...) ends the
     // connection: the rest of that body must not be read as the next request.
     const bodyPending = ex.requestBody !== null;
-    ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close";
+    ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    return clientResponseHead(response, ex.request.version, ex.keepClient);
+    return clientResponseHead(response, ex.request.version, ex.keepClient, dechunk);
   }
 
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void {

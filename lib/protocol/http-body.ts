@@ -8,6 +8,11 @@
  * every framing byte, because a lenient chunk parser in front of a strict one (or the reverse)
  * is a request-smuggling vector.
  *
+ * The one caller that needs the content without its framing (a chunked response to an HTTP/1.0
+ * client, which cannot decode chunked: RFC 9112 §6.1) passes a `spans` array to feed() and gets
+ * the offsets of the chunk-data; joinSpans() turns them into bytes. Validation is the same
+ * either way, and without `spans` nothing extra is allocated or computed.
+ *
  * Choices:
  * - chunk-size is 1*HEXDIG of at most MAX_CHUNK_SIZE_DIGITS digits and at most 2^53-1.
  * - Whitespace after chunk-size only before ";" (RFC 9112 §7.1.1 BWS); "5 \r\n" is rejected.
@@ -107,8 +112,13 @@ export class BodyDecoder {
   /**
    * Consumes body bytes from chunk[offset..]: `used` of them belong to this body (forward them
    * unchanged); whatever follows starts the next message. Throws ProxyError on bad framing.
+   *
+   * With `spans`, the content among the used bytes is appended to it as [start, end) offset
+   * pairs into `chunk`: the chunk-data of a chunked body (never chunk-size, chunk-ext, CRLF,
+   * last-chunk or trailer octets), all used bytes otherwise. On a throw, discard what was
+   * appended: the framing after it was bad, and the caller writes nothing of that feed.
    */
-  feed(chunk: Uint8Array, offset = 0): { used: number; done: boolean } {
+  feed(chunk: Uint8Array, offset = 0, spans?: number[]): { used: number; done: boolean } {
     const avail = chunk.length - offset;
     if (this.#state === "done" || avail <= 0) return { used: 0, done: this.#state === "done" };
     switch (this.framing.kind) {
@@ -116,12 +126,14 @@ export class BodyDecoder {
         const n = Math.min(this.#remaining, avail);
         this.#remaining -= n;
         if (this.#remaining === 0) this.#state = "done";
+        spans?.push(offset, offset + n);
         return { used: n, done: this.#state === "done" };
       }
       case "close":
+        spans?.push(offset, chunk.length);
         return { used: avail, done: false };
       case "chunked":
-        return this.#chunked(chunk, offset);
+        return this.#chunked(chunk, offset, spans);
       default:
         return { used: 0, done: true };
     }
@@ -134,12 +146,13 @@ export class BodyDecoder {
     else throw new ProxyError(this.#kind, `connection closed inside the body (${this.#state})`);
   }
 
-  #chunked(chunk: Uint8Array, offset: number): { used: number; done: boolean } {
+  #chunked(chunk: Uint8Array, offset: number, spans: number[] | undefined): { used: number; done: boolean } {
     const end = chunk.length;
     let p = offset;
     while (p < end && this.#state !== "done") {
       if (this.#state === "chunkData") {
         const n = Math.min(this.#remaining, end - p);
+        spans?.push(p, p + n);
         p += n;
         this.#remaining -= n;
         if (this.#remaining === 0) this.#state = "chunkDataCr";
@@ -241,4 +254,24 @@ export class BodyDecoder {
     const octet = `0x${c.toString(16).padStart(2, "0")}`;
     throw new ProxyError(this.#kind, `bad chunked body: expected ${expected}, got ${octet} (state ${this.#state})`);
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The bytes of `chunk` that `spans` (from BodyDecoder.feed) name, in order: a view when there is
+ * one span (the common case: one read inside one chunk), one copy when there are several, so a
+ * read holding many small chunks still becomes one write.
+ */
+export function joinSpans(chunk: Uint8Array, spans: readonly number[]): Uint8Array {
+  if (spans.length === 0) return EMPTY;
+  if (spans.length === 2) return chunk.subarray(spans[0]!, spans[1]!);
+  let total = 0;
+  for (let i = 0; i < spans.length; i += 2) total += spans[i + 1]! - spans[i]!;
+  const out = new Uint8Array(total);
+  for (let i = 0, at = 0; i < spans.length; i += 2) {
+    out.set(chunk.subarray(spans[i]!, spans[i + 1]!), at);
+    at += spans[i + 1]! - spans[i]!;
+  }
+  return out;
 }

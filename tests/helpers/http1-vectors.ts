@@ -26,6 +26,8 @@ export interface BodyVector {
   readonly used?: number;
   readonly status?: number;
   readonly response?: boolean;
+  /** Content of a valid body without its framing (the chunk-data); default the used input. */
+  readonly data?: string;
 }
 
 export const SMALL: HeadLimits = Object.freeze({ maxRequestLineBytes: 64, maxHeaderBytes: 256, maxHeaderCount: 5 });
@@ -222,18 +224,26 @@ export const RESPONSE_VECTORS: readonly HeadVector<ResponseHead>[] = [
 ];
 
 const chunked: BodyFraming = { kind: "chunked" };
+const ALL_OCTETS = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join("");
 
 export const BODY_VECTORS: readonly BodyVector[] = [
   { name: "length 5", framing: { kind: "length", length: 5 }, input: "hello" },
   { name: "length 0 is done at once", framing: { kind: "length", length: 0 }, input: "" },
   { name: "none", framing: { kind: "none" }, input: "" },
-  { name: "one chunk", framing: chunked, input: "5\r\nhello\r\n0\r\n\r\n" },
-  { name: "upper-case hex and leading zeros", framing: chunked, input: "000A\r\n0123456789\r\n00\r\n\r\n" },
-  { name: "chunk data containing CRLF", framing: chunked, input: "4\r\n\r\n\r\n\r\n0\r\n\r\n" },
-  { name: "extensions with BWS and quoted-string", framing: chunked, input: '1 \t; a = b ;c="x\\"y;\\\\" ;d\r\nz\r\n0;last\r\n\r\n' },
-  { name: "trailers", framing: chunked, input: "1\r\na\r\n0\r\nExpires: never\r\nX-Empty:\r\n\r\n" },
-  { name: "zero-length chunked body", framing: chunked, input: "0\r\n\r\n" },
-  { name: "15 hex digits of size are fine", framing: chunked, input: "000000000000001\r\na\r\n0\r\n\r\n" },
+  { name: "one chunk", framing: chunked, input: "5\r\nhello\r\n0\r\n\r\n", data: "hello" },
+  { name: "upper-case hex and leading zeros", framing: chunked, input: "000A\r\n0123456789\r\n00\r\n\r\n", data: "0123456789" },
+  { name: "chunk data containing CRLF", framing: chunked, input: "4\r\n\r\n\r\n\r\n0\r\n\r\n", data: "\r\n\r\n" },
+  { name: "extensions with BWS and quoted-string", framing: chunked, input: '1 \t; a = b ;c="x\\"y;\\\\" ;d\r\nz\r\n0;last\r\n\r\n', data: "z" },
+  { name: "trailers", framing: chunked, input: "1\r\na\r\n0\r\nExpires: never\r\nX-Empty:\r\n\r\n", data: "a" },
+  { name: "zero-length chunked body", framing: chunked, input: "0\r\n\r\n", data: "" },
+  { name: "15 hex digits of size are fine", framing: chunked, input: "000000000000001\r\na\r\n0\r\n\r\n", data: "a" },
+  {
+    name: "several chunks, data that looks like framing, extensions and a trailer",
+    framing: chunked,
+    input: '3;a=1\r\n0\r\n\r\n2\r\n;x\r\n11;q="1;2" \r\nHTTP/1.1 200 OK\r\n\r\n0;z\r\nX-Sum: 9\r\n\r\n',
+    data: "0\r\n;xHTTP/1.1 200 OK\r\n",
+  },
+  { name: "chunk-data of every octet value", framing: chunked, input: `100\r\n${ALL_OCTETS}\r\n0\r\n\r\n`, data: ALL_OCTETS },
   { name: "invalid hex size", framing: chunked, input: "g\r\n", status: 400 },
   { name: "empty size", framing: chunked, input: "\r\n", status: 400 },
   { name: "negative size", framing: chunked, input: "-5\r\nhello\r\n", status: 400 },
