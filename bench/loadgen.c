@@ -234,10 +234,10 @@ static void print_procstat(const char *key, struct procstat ps) {
 
 /* ------------------------------------------------------------------ server */
 
-enum { SV_FIRST, SV_ECHO, SV_BULKUP, SV_BULKDN, SV_DONE, SV_HTTP };
+enum { SV_FIRST, SV_ECHO, SV_ONCE, SV_BULKUP, SV_BULKDN, SV_DONE, SV_HTTP };
 
 struct sconn {
-  int fd, state, want_out, close_after;
+  int fd, state, want_out, close_after, fin_after; /* fin_after: shutdown(SHUT_WR) once pend is flushed */
   uint8_t head[MSG];
   size_t headlen;
   uint64_t len, seed, pos, bad;
@@ -362,7 +362,9 @@ static int sv_readable(struct sconn *c) {
     return serve_http(c);
   }
   if (c->state == SV_FIRST) {
-    if (rbuf[0] != '#') {
+    if (rbuf[0] == '!') {
+      c->state = SV_ONCE;
+    } else if (rbuf[0] != '#') {
       c->state = SV_ECHO;
     } else {
       size_t take = MSG - c->headlen < n ? MSG - c->headlen : n;
@@ -386,6 +388,16 @@ static int sv_readable(struct sconn *c) {
     }
   }
   if (c->state == SV_ECHO) return squeue(c, rbuf, n);
+  if (c->state == SV_ONCE) { /* rr: echo one MSG, then the server closes first (FIN after the reply) */
+    if (c->pos + n > MSG) return -1;
+    c->pos += n;
+    if (squeue(c, rbuf, n) != 0) return -1;
+    if (c->pos < MSG) return 0;
+    c->state = SV_DONE;
+    if (c->pendlen > c->pendoff) c->fin_after = 1;
+    else shutdown(c->fd, SHUT_WR);
+    return 0;
+  }
   if (c->state == SV_BULKUP) {
     size_t left = n - off;
     if (c->pos + left > c->len) return -1; /* more than announced */
@@ -414,6 +426,10 @@ static int sv_writable(struct sconn *c) {
     c->pendoff += (size_t)w;
     if (c->pendoff < c->pendlen) return 0;
     if (c->close_after) return -1;
+    if (c->fin_after) {
+      c->fin_after = 0;
+      shutdown(c->fd, SHUT_WR);
+    }
   }
   if (c->state == SV_BULKDN) {
     if (sv_bulkdn_fill(c) != 0) return -1;
@@ -480,7 +496,7 @@ static int run_server(int argc, char **argv) {
 
 enum { M_RR, M_PINGPONG, M_BULKUP, M_BULKDN, M_IDLE };
 enum { P_PLAIN, P_SOCKS5, P_CONNECT }; /* plain: no handshake (direct, or a TCP reverse proxy) */
-enum { C_FREE, C_CONNECTING, C_GREET, C_SOCKSREP, C_HTTPREP, C_READY, C_ECHO, C_BULKUP, C_BULKDN, C_HELD };
+enum { C_FREE, C_CONNECTING, C_GREET, C_SOCKSREP, C_HTTPREP, C_READY, C_ECHO, C_WAITFIN, C_BULKUP, C_BULKDN, C_HELD };
 
 struct cconn {
   int fd, state, want_out, idx;
@@ -495,7 +511,7 @@ struct cconn {
 };
 
 static struct {
-  int mode, proto, conns, src_ips;
+  int mode, proto, conns, src_ips, server_closes;
   double duration_s, warmup_s, timeout_s;
   uint64_t bytes;
   int watch_pid, has_proxy;
@@ -616,6 +632,7 @@ static double hist_pct(double p) {
 static int send_request(struct cconn *c) {
   for (int i = 0; i < MSG; i += 8) put64(c->req + i, xorshift(&c->rng));
   c->req[0] = (uint8_t)('a' + c->req[0] % 26); /* never '#': that would be a server command */
+  if (cfg.mode == M_RR && cfg.server_closes) c->req[0] = '!'; /* the server closes after its reply */
   c->got = 0;
   c->t_op = now_ns();
   c->state = C_ECHO;
@@ -709,6 +726,10 @@ static int c_readable(struct cconn *c) {
     cfail(c, c->state <= C_HTTPREP ? E_HANDSHAKE : E_RESET, "read");
     return -1;
   }
+  if (r == 0 && c->state == C_WAITFIN) { /* rr: the server's FIN came through; now we close */
+    cclose(c);
+    return -1;
+  }
   if (r == 0) {
     errno = 0;
     cfail(c, c->state <= C_HTTPREP ? E_HANDSHAKE : E_EOF, "unexpected EOF");
@@ -747,6 +768,10 @@ static int c_readable(struct cconn *c) {
       return 0;
     }
     op_done(c, t);
+    if (cfg.mode == M_RR && cfg.server_closes) {
+      c->state = C_WAITFIN;
+      return 0;
+    }
     if (cfg.mode == M_RR) {
       cclose(c);
       return -1;
@@ -915,6 +940,7 @@ static int run_client(int argc, char **argv) {
   cfg.timeout_s = 10;
   cfg.bytes = 256ull << 20;
   cfg.src_ips = 1;
+  cfg.server_closes = 1;
   const char *proxy = NULL, *target = NULL;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -936,6 +962,10 @@ static int run_client(int argc, char **argv) {
     else if (!strcmp(a, "--bytes")) cfg.bytes = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--watch-pid")) cfg.watch_pid = atoi(v);
     else if (!strcmp(a, "--src-ips")) cfg.src_ips = atoi(v);
+    else if (!strcmp(a, "--close-first")) {
+      if (strcmp(v, "server") && strcmp(v, "client")) die("--close-first server|client");
+      cfg.server_closes = !strcmp(v, "server");
+    }
     else die("client: unknown argument %s", a);
   }
   if (!target) die("client: --target is required");

@@ -19,12 +19,6 @@ export interface DialOptions {
   readonly allowAddress?: (address: string) => boolean;
 }
 
-export interface Dialled {
-  readonly conn: Conn;
-  /** The address actually connected to. */
-  readonly address: string;
-}
-
 /** Rank of the error kinds when every address failed: the most telling one is reported. */
 const KIND_RANK: Record<string, number> = {
   connectRefused: 5,
@@ -34,12 +28,34 @@ const KIND_RANK: Record<string, number> = {
   denied: 1,
 };
 
-export async function dial(runtime: Runtime, target: DialTarget, options: DialOptions): Promise<Dialled> {
+/**
+ * Calls `done` once, never before dial returns, with the open Conn or the most telling
+ * ProxyError. Callback-driven (an IP literal, the common case, is one runtime connect and no
+ * promise); a name is resolved first, within the same deadline.
+ */
+export function dial(runtime: Runtime, target: DialTarget, options: DialOptions, done: (result: Conn | ProxyError) => void): void {
   const deadline = Date.now() + options.timeoutMs;
   const host = stripBrackets(target.host);
-  const addresses = isIP(host) ? [host] : await withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs);
-  let failure: ProxyError | null = null;
-  for (const address of addresses) {
+  if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
+  withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs).then(
+    (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
+    (err: unknown) => done(asProxyError(err)),
+  );
+}
+
+/** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */
+function tryAddresses(
+  runtime: Runtime,
+  target: DialTarget,
+  addresses: readonly string[],
+  i: number,
+  deadline: number,
+  options: DialOptions,
+  failure: ProxyError | null,
+  done: (result: Conn | ProxyError) => void,
+): void {
+  for (; i < addresses.length; i++) {
+    const address = addresses[i]!;
     if (options.allowAddress && !options.allowAddress(address)) {
       failure = pick(failure, new ProxyError("denied", `${target.host} -> ${address} is denied by policy`));
       continue;
@@ -49,14 +65,18 @@ export async function dial(runtime: Runtime, target: DialTarget, options: DialOp
       failure = pick(failure, timeoutError(target, options.timeoutMs));
       break;
     }
-    try {
-      const conn = await runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs });
-      return { conn, address };
-    } catch (err) {
-      failure = pick(failure, asProxyError(err));
-    }
+    const next = i + 1;
+    const failed = failure;
+    runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs }, (result) => {
+      if (!(result instanceof ProxyError)) return done(result);
+      tryAddresses(runtime, target, addresses, next, deadline, options, pick(failed, result), done);
+    });
+    return;
   }
-  throw failure ?? new ProxyError("dnsFailed", `${target.host}: no addresses`);
+  const err = failure ?? new ProxyError("dnsFailed", `${target.host}: no addresses`);
+  // Every address was refused by policy before any connect: still answer asynchronously, as the
+  // callers' handshake code expects (it may be in the middle of parsing).
+  queueMicrotask(() => done(err));
 }
 
 function pick(previous: ProxyError | null, next: ProxyError): ProxyError {

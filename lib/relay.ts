@@ -12,6 +12,7 @@
  * no clock reads: the idle check samples the counters from a timer instead of stamping each chunk.
  */
 import type { Conn, ConnEvents } from "./runtime/types.ts";
+import { type SweptSet, sweptSetFor } from "./sweep.ts";
 
 export type Termination =
   | "client-fin" // both directions ended cleanly; the client finished first
@@ -63,36 +64,12 @@ export class Holding implements ConnEvents {
 
 const IDLE_TICKS = 4; // the idle limit is checked every limit/4: a tunnel idles out within 1.25x the limit
 
-/**
- * One interval per idle-limit value checks every tunnel with that limit, instead of one timer per
- * tunnel: an idle tunnel then costs no timer object (memory per idle tunnel is a benchmark target).
- */
-class IdleSweeper {
-  private readonly relays = new Set<Relay>();
-  private timer: ReturnType<typeof setInterval> | undefined;
-  constructor(private readonly tickMs: number) {}
-  add(relay: Relay): void {
-    this.relays.add(relay);
-    this.timer ??= setInterval(() => {
-      for (const r of this.relays) r.checkIdle();
-    }, this.tickMs);
-  }
-  delete(relay: Relay): void {
-    this.relays.delete(relay);
-    if (this.relays.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-}
+// One interval per idle-limit value checks every tunnel with that limit (lib/sweep.ts).
+const sweepers = new Map<number, SweptSet<Relay>>();
+const checkIdle = (relay: Relay): void => relay.checkIdle();
 
-const sweepers = new Map<number, IdleSweeper>();
-
-function sweeperFor(idleTimeoutMs: number): IdleSweeper {
-  const tick = Math.max(1, Math.floor(idleTimeoutMs / IDLE_TICKS));
-  let sweeper = sweepers.get(tick);
-  if (!sweeper) sweepers.set(tick, (sweeper = new IdleSweeper(tick)));
-  return sweeper;
+function sweeperFor(idleTimeoutMs: number): SweptSet<Relay> {
+  return sweptSetFor(sweepers, Math.max(1, Math.floor(idleTimeoutMs / IDLE_TICKS)), checkIdle);
 }
 
 export class Relay {
@@ -104,7 +81,7 @@ export class Relay {
   private clientClosed = false;
   private serverClosed = false;
   private firstFin: "client" | "server" | null = null;
-  private sweeper: IdleSweeper | null = null;
+  private sweeper: SweptSet<Relay> | null = null;
   private halfTimer: ReturnType<typeof setTimeout> | undefined;
   private idleTicks = 0;
   private lastBytes = -1;

@@ -6,7 +6,7 @@
 import { hostPort } from "./address.ts";
 import type { Config } from "./config.ts";
 import { dial, type DialTarget } from "./dial.ts";
-import { ProxyError, asProxyError } from "./errors.ts";
+import { ProxyError } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { Holding, Relay } from "./relay.ts";
@@ -71,26 +71,23 @@ export function openTunnel(
     cancelled = true;
     ctx.tracker.close(rec, "client-aborted");
   };
-  dial(ctx.runtime, target, { timeoutMs: ctx.limits.connectTimeoutMs, allowAddress: ctx.allowAddress }).then(
-    ({ conn: up }) => {
-      ctx.tracker.connected(rec, Date.now() - startedMs);
-      held.onGone = null;
-      if (cancelled) {
-        up.destroy();
-        ctx.tracker.close(rec, "shutdown");
-        return;
-      }
-      hooks.connected?.(up);
-      startRelay(ctx, rec, down, up, held, earlyBytes);
-    },
-    (err: unknown) => {
-      const e = asProxyError(err);
-      held.onGone = null;
-      if (!held.closed) hooks.failed?.(e);
+  dial(ctx.runtime, target, { timeoutMs: ctx.limits.connectTimeoutMs, allowAddress: ctx.allowAddress }, (result) => {
+    held.onGone = null;
+    if (result instanceof ProxyError) {
+      if (!held.closed) hooks.failed?.(result);
       down.end();
-      ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(e.kind), e);
-    },
-  );
+      ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
+      return;
+    }
+    ctx.tracker.connected(rec, Date.now() - startedMs);
+    if (cancelled) {
+      result.destroy();
+      ctx.tracker.close(rec, "shutdown");
+      return;
+    }
+    hooks.connected?.(result);
+    startRelay(ctx, rec, down, result, held, earlyBytes);
+  });
 }
 
 /**

@@ -179,16 +179,15 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
     if (idle) this.dropUpstream(false);
     const startedMs = Date.now();
-    dial(this.ctx.runtime, routed.target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }).then(
-      ({ conn }) => {
-        this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
-        if (this.closed || this.exchange !== ex) return conn.destroy();
-        this.useUpstream(ex, new Upstream(key, conn));
-      },
-      (err: unknown) => {
-        if (this.exchange === ex) this.fail(asProxyError(err));
-      },
-    );
+    dial(this.ctx.runtime, routed.target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }, (result) => {
+      if (result instanceof ProxyError) {
+        if (this.exchange === ex) this.fail(result);
+        return;
+      }
+      this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
+      if (this.closed || this.exchange !== ex) return result.destroy();
+      this.useUpstream(ex, new Upstream(key, result));
+    });
   }
 
   private useUpstream(ex: Exchange, upstream: Upstream): void {

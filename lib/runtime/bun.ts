@@ -13,6 +13,7 @@
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
+import { type Expiring, deadlinesFor } from "./deadlines.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -211,13 +212,59 @@ const COMMON_HANDLERS = {
   },
 };
 
+/**
+ * One `Bun.connect` in flight. It settles once: by the `open` handler, a connect error, or its
+ * deadline (a shared sweeper, not a timer per connect: lib/runtime/deadlines.ts). Bun cannot
+ * cancel a connect, so one that completes after its deadline is closed at once.
+ */
+class PendingConnect implements Expiring {
+  readonly deadline: number;
+  private settled = false;
+  private readonly deadlines;
+
+  constructor(
+    private readonly options: ConnectOptions,
+    private readonly done: (result: Conn | ProxyError) => void,
+  ) {
+    this.deadline = Date.now() + options.timeoutMs;
+    this.deadlines = deadlinesFor(options.timeoutMs);
+    this.deadlines.add(this);
+  }
+
+  opened(socket: BunSocket): void {
+    const conn = attach(socket, false);
+    if (this.settled) return conn.destroy(); // connected after the deadline: nobody wants it
+    this.settle();
+    this.done(conn);
+  }
+
+  failed(err: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.done(asProxyError(err));
+  }
+
+  expire(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { hostname, port, timeoutMs } = this.options;
+    this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
+  }
+
+  private settle(): void {
+    this.settled = true;
+    this.deadlines.delete(this);
+  }
+}
+
+// Until `open`, a connecting socket's data is its PendingConnect; `attach` then replaces it.
 const CONNECT_HANDLERS = {
   ...COMMON_HANDLERS,
   open(socket: BunSocket) {
-    attach(socket, false);
+    (socket.data as unknown as PendingConnect).opened(socket);
   },
-  connectError() {
-    // The Bun.connect promise rejects with the same error; handled there.
+  connectError(socket: BunSocket, err: Error) {
+    (socket.data as unknown as PendingConnect).failed(err);
   },
 };
 
@@ -245,39 +292,26 @@ function listen(options: ListenOptions): Listener {
   };
 }
 
-function connect(options: ConnectOptions): Promise<Conn> {
-  return new Promise<Conn>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      reject(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
-    }, options.timeoutMs);
+function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
+  const pending = new PendingConnect(options, done);
+  try {
     Bun.connect<BunConn | undefined>({
       hostname: options.hostname,
       port: options.port,
       allowHalfOpen: true,
-      data: undefined,
+      data: pending as unknown as undefined,
       socket: CONNECT_HANDLERS,
     }).then(
+      // `open` has normally run already (it runs before the promise resolves): then data is the Conn.
       (socket) => {
-        clearTimeout(timer);
-        const conn = socket.data ?? attach(socket, false);
-        if (settled) {
-          conn.destroy(); // connected after the deadline: nobody wants it
-          return;
-        }
-        settled = true;
-        resolve(conn);
+        if (socket.data === (pending as unknown)) pending.opened(socket);
       },
-      (err: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        reject(asProxyError(err));
-      },
+      // The connectError handler has normally settled it; this covers errors Bun reports only here.
+      (err: unknown) => pending.failed(err),
     );
-  });
+  } catch (err) {
+    queueMicrotask(() => pending.failed(err)); // `done` never runs before connect returns
+  }
 }
 
 async function resolve(hostname: string): Promise<string[]> {

@@ -15,6 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ProxyError, asProxyError } from "../errors.ts";
+import { type Expiring, deadlinesFor } from "./deadlines.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
 import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -190,34 +191,37 @@ function shareWildcard(hostname: string, port: number): Socket | undefined {
   return v4;
 }
 
-function connect(options: ConnectOptions): Promise<Conn> {
-  return new Promise<Conn>((resolve, reject) => {
-    const abort = new AbortController();
-    let settled = false;
-    const timer = setTimeout(() => {
+function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
+  const abort = new AbortController();
+  const deadlines = deadlinesFor(options.timeoutMs);
+  let settled = false;
+  const pending: Expiring = {
+    deadline: Date.now() + options.timeoutMs,
+    expire() {
       if (settled) return;
       settled = true;
       abort.abort();
-      reject(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
-    }, options.timeoutMs);
-    deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
-      (raw) => {
-        clearTimeout(timer);
-        if (settled) {
-          raw.close(); // connected after the deadline: nobody wants it
-          return;
-        }
-        settled = true;
-        resolve(new DenoConn(raw));
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        reject(asProxyError(err));
-      },
-    );
-  });
+      done(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
+    },
+  };
+  deadlines.add(pending);
+  deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
+    (raw) => {
+      if (settled) {
+        raw.close(); // connected after the deadline: nobody wants it
+        return;
+      }
+      settled = true;
+      deadlines.delete(pending);
+      done(new DenoConn(raw));
+    },
+    (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      deadlines.delete(pending);
+      done(asProxyError(err));
+    },
+  );
 }
 
 /** `node:dns` lookup (getaddrinfo: /etc/hosts, then DNS), IPv6 and IPv4, duplicates removed. */

@@ -10,6 +10,7 @@
  * - `onClose` fires exactly once, when the socket is gone for any reason, with the error if any.
  * - Events that happen before `setEvents` is called are held and replayed in order.
  */
+import type { ProxyError } from "../errors.ts";
 
 export interface ConnEvents {
   onData(chunk: Uint8Array): void;
@@ -63,8 +64,13 @@ export interface Runtime {
   readonly name: "bun" | "deno";
   /** Binds synchronously; throws on EADDRINUSE and the like. */
   listen(options: ListenOptions): Listener;
-  /** Resolves with an open Conn or rejects with a ProxyError (kinds from `kindFromErrno`, or connectTimeout). */
-  connect(options: ConnectOptions): Promise<Conn>;
+  /**
+   * Opens a connection and calls `done` exactly once, never before `connect` returns: with the
+   * open Conn, or with a ProxyError (kinds from `kindFromErrno`, or connectTimeout). A callback,
+   * not a promise: a short connection is mostly syscalls, and the promise layers measured ~5 %
+   * of the reverse-TCP connection rate (bench/RESULTS.md).
+   */
+  connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void;
   /** All addresses for a name, IPv6 and IPv4; rejects with ProxyError("dnsFailed"). */
   resolve(hostname: string): Promise<string[]>;
   /** Soft limit on open file descriptors, or undefined if unknown. */
