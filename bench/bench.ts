@@ -207,7 +207,7 @@ function tunnelVariants(mode: "rr" | "pingpong" | "bulk" | "idle", up: Upstream)
     return CLIENTS.map((n) => ({
       table: {
         key: `${mode}-${n}`,
-        title: mode === "rr" ? `rr: connect + handshake + 64 B request/reply + close, ${n} clients` : `pingpong: 64 B round trips on ${n} open tunnels`,
+        title: mode === "rr" ? `rr: connect + handshake + 64 B request/reply + server FIN + close, ${n} clients` : `pingpong: 64 B round trips on ${n} open tunnels`,
         unit: mode === "rr" ? "conn/s" : "round trips/s",
         higherIsBetter: true,
         cpuUnit: mode === "rr" ? "µs/conn" : "µs/round trip",

@@ -6,6 +6,8 @@
  *
  *   loadgen server  [--port P] [--http-port P]
  *       Echo upstream on 127.0.0.1 (prints {"echo":P,"http":P} once listening). A connection
+ *       whose first byte is '!' is an rr request: 64 bytes are echoed, then the server sends
+ *       its FIN (it closes first) and closes at the client's. A connection
  *       whose first byte is '#' carries a 64-byte command instead of echo data:
  *         "#BULKUP " len seed   -> the server reads len bytes, checks every byte against the
  *                                  pattern, answers "#RESULT " received mismatches
@@ -14,8 +16,14 @@
  *
  *   loadgen client --mode rr|pingpong|bulkup|bulkdown|idle --proto plain|socks5|connect
  *                  [--proxy HOST:PORT] --target HOST:PORT [--conns N] [--duration S] [--warmup S]
- *                  [--bytes N] [--watch-pid PID] [--timeout S]
- *       rr:       connect, handshake, 64-byte request, 64-byte echo, close; N in parallel
+ *                  [--bytes N] [--watch-pid PID] [--timeout S] [--src-ips N] [--close-first server|client]
+ *       rr:       connect, handshake, 64-byte request, 64-byte echo, close; N in parallel.
+ *                 --close-first server (default): the server's FIN must come through the proxy
+ *                 after the reply, then the client closes; the TIME_WAIT sockets then sit on the
+ *                 two listening ports. With `client`, the client closes after the reply, and every
+ *                 proxy leaves one TIME_WAIT per connection on an ephemeral port: connect()'s port
+ *                 search then costs 5-30 % of a proxy's CPU depending on how full the machine's
+ *                 TIME_WAIT table is from the contestant before (bench/RESULTS.md).
  *       pingpong: N long-lived tunnels, 64-byte request/echo in a loop
  *       bulkup / bulkdown: N tunnels, each moves --bytes, every byte checked
  *       idle:     hold N tunnels (each proven with one echo), report proxy memory per tunnel
