@@ -12,7 +12,7 @@
  * no clock reads: the idle check samples the counters from a timer instead of stamping each chunk.
  */
 import type { Conn, ConnEvents } from "./runtime/types.ts";
-import { type SweptSet, sweptSetFor } from "./sweep.ts";
+import { type Expiring, type SweptSet, deadlinesFor, sweptSetFor } from "./sweep.ts";
 
 export type Termination =
   | "client-fin" // both directions ended cleanly; the client finished first
@@ -72,7 +72,7 @@ function sweeperFor(idleTimeoutMs: number): SweptSet<Relay> {
   return sweptSetFor(sweepers, Math.max(1, Math.floor(idleTimeoutMs / IDLE_TICKS)), checkIdle);
 }
 
-export class Relay {
+export class Relay implements Expiring {
   bytesUp = 0; // client -> server
   bytesDown = 0; // server -> client
   termination: Termination | null = null;
@@ -82,7 +82,9 @@ export class Relay {
   private serverClosed = false;
   private firstFin: "client" | "server" | null = null;
   private sweeper: SweptSet<Relay> | null = null;
-  private halfTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Half-closed inactivity deadline (Expiring): set while exactly one direction has ended. */
+  deadline = 0;
+  private halfSeenBytes = -1; // bytes moved when the half-closed deadline was (re)armed; -1: unarmed
   private idleTicks = 0;
   private lastBytes = -1;
   private finished = false;
@@ -160,11 +162,11 @@ export class Relay {
 
   private afterFin(): void {
     if (this.clientReadDone && this.serverReadDone) {
-      clearTimeout(this.halfTimer);
+      this.disarmHalfClosed();
       // Both directions are done: close each socket once its queue has flushed.
       this.down.end();
       this.up.end();
-    } else if (this.halfTimer === undefined) {
+    } else if (this.halfSeenBytes < 0) {
       this.armHalfClosed();
     }
   }
@@ -175,14 +177,22 @@ export class Relay {
    * are inactivity timeouts too).
    */
   private armHalfClosed(): void {
-    let seen = this.bytesUp + this.bytesDown;
-    const check = () => {
-      const now = this.bytesUp + this.bytesDown;
-      if (now === seen) return this.abort("half-closed-timeout");
-      seen = now;
-      this.halfTimer = setTimeout(check, this.options.halfClosedTimeoutMs);
-    };
-    this.halfTimer = setTimeout(check, this.options.halfClosedTimeoutMs);
+    this.halfSeenBytes = this.bytesUp + this.bytesDown;
+    this.deadline = Date.now() + this.options.halfClosedTimeoutMs;
+    deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
+  }
+
+  private disarmHalfClosed(): void {
+    if (this.halfSeenBytes < 0) return;
+    this.halfSeenBytes = -1;
+    deadlinesFor(this.options.halfClosedTimeoutMs).delete(this);
+  }
+
+  /** The half-closed deadline passed (from the shared sweep): cut, unless bytes moved since. */
+  expire(): void {
+    if (this.finished || this.halfSeenBytes < 0) return;
+    if (this.bytesUp + this.bytesDown === this.halfSeenBytes) return this.abort("half-closed-timeout");
+    this.armHalfClosed();
   }
 
   /**
@@ -231,7 +241,7 @@ export class Relay {
     if (!force && !(this.clientClosed && this.serverClosed)) return;
     this.finished = true;
     this.sweeper?.delete(this);
-    clearTimeout(this.halfTimer);
+    this.disarmHalfClosed();
     this.termination ??= this.firstFin === "server" ? "server-fin" : "client-fin";
     this.onDone(this);
   }

@@ -1,10 +1,9 @@
 /**
- * lib/sweep.ts and lib/runtime/deadlines.ts: the shared intervals behind idle limits and connect
+ * lib/sweep.ts: the shared intervals behind idle limits and connect
  * deadlines. No timing assertion beyond "never early": waits are bounded and only check order.
  */
 import { describe, expect, test } from "bun:test";
-import { deadlinesFor, type Expiring } from "../lib/runtime/deadlines.ts";
-import { SweptSet } from "../lib/sweep.ts";
+import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,46 +1,51 @@
 /**
  * One deadline clock for a connection that waits for different things in turn (HTTP: the next
- * request, the rest of a head, an exchange). Moving the deadline is a field write; the single
- * timer is re-armed only when it would otherwise fire too late, so a request/response cycle
- * costs no setTimeout/clearTimeout pairs. When the deadline passes, `onExpire(phase)` runs once.
+ * request, the rest of a head, an exchange). Moving the deadline is a field write, and there is
+ * no timer of its own: the clock sits in the shared deadline set of its current wait
+ * (lib/sweep.ts, checked every tenth of the timeout), so a connection and each
+ * request/response cycle cost no setTimeout/clearTimeout. When the deadline passes,
+ * `onExpire(phase)` runs once; like every deadline here it fires up to 10 % late, never early.
  */
-export class PhaseClock<P extends string> {
+import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
+
+export class PhaseClock<P extends string> implements Expiring {
   phase: P | null = null;
-  private deadlineMs = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAtMs = 0;
+  deadline = 0;
+  /** The deadline set the clock is in, and the timeout that set is swept for. */
+  private set_: SweptSet<Expiring> | null = null;
+  private setForMs = 0;
 
   constructor(private readonly onExpire: (phase: P) => void) {}
 
   /** Waits for `phase` from now on, for at most `ms`. */
   set(phase: P, ms: number): void {
     this.phase = phase;
-    this.deadlineMs = Date.now() + ms;
-    if (this.timer === undefined || this.deadlineMs < this.timerAtMs) this.arm();
+    this.deadline = Date.now() + ms;
+    // A set swept for a longer timeout would check this one too rarely: move to ms's own set.
+    if (this.set_ === null || ms < this.setForMs) {
+      this.set_?.delete(this);
+      this.set_ = deadlinesFor(ms);
+      this.setForMs = ms;
+      this.set_.add(this);
+    }
   }
 
-  /** Waiting for nothing (another clock rules, e.g. a connect timeout). The timer may stay armed. */
+  /** Waiting for nothing (another clock rules, e.g. a connect timeout). */
   pause(): void {
     this.phase = null;
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.set_?.delete(this);
+    this.set_ = null;
     this.phase = null;
   }
 
-  private arm(): void {
-    clearTimeout(this.timer);
-    this.timerAtMs = this.deadlineMs;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, this.deadlineMs - Date.now()));
-  }
-
-  private fire(): void {
-    this.timer = undefined;
+  /** From the sweep (which has already taken the clock out of its set). */
+  expire(): void {
+    this.set_ = null;
     const phase = this.phase;
     if (phase === null) return;
-    if (Date.now() < this.deadlineMs) return this.arm(); // the deadline moved on since arming
     this.phase = null;
     this.onExpire(phase);
   }

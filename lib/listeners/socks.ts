@@ -7,6 +7,7 @@ import { createVerifier } from "../auth.ts";
 import { ProxyError } from "../errors.ts";
 import { type SocksEvent, type SocksMachine, createSocksMachine } from "../protocol/socks.ts";
 import { Holding } from "../relay.ts";
+import { type Expiring, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
@@ -14,9 +15,10 @@ import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from 
 /** SOCKS4 USERID limit: longer is refused (0x5B). Dante and microsocks use 255 too. */
 const MAX_USERID_BYTES = 255;
 
-class SocksSession implements ConnEvents {
+/** The handshake deadline is an entry in a shared deadline set, not a timer per connection. */
+class SocksSession implements ConnEvents, Expiring {
   private readonly machine: SocksMachine;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  deadline = 0;
   private done = false;
 
   constructor(
@@ -33,10 +35,17 @@ class SocksSession implements ConnEvents {
 
   start(): void {
     this.conn.setEvents(this);
-    this.timer = setTimeout(() => {
-      const ms = this.ctx.limits.handshakeTimeoutMs;
-      this.fail(new ProxyError("headerTimeout", `SOCKS handshake not complete in ${ms} ms`), null, "handshake-timeout");
-    }, this.ctx.limits.handshakeTimeoutMs);
+    this.deadline = Date.now() + this.ctx.limits.handshakeTimeoutMs;
+    deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
+  }
+
+  expire(): void {
+    const ms = this.ctx.limits.handshakeTimeoutMs;
+    this.fail(new ProxyError("headerTimeout", `SOCKS handshake not complete in ${ms} ms`), null, "handshake-timeout");
+  }
+
+  private stopClock(): void {
+    deadlinesFor(this.ctx.limits.handshakeTimeoutMs).delete(this);
   }
 
   onData(chunk: Uint8Array): void {
@@ -63,7 +72,7 @@ class SocksSession implements ConnEvents {
 
   private connect(host: string, port: number): void {
     this.done = true;
-    clearTimeout(this.timer);
+    this.stopClock();
     this.ctx.tracker.handshakeDone(this.rec);
     const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
     this.conn.setEvents(held);
@@ -89,7 +98,7 @@ class SocksSession implements ConnEvents {
   private fail(err: ProxyError, reply: Uint8Array | null, termination?: string): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    this.stopClock();
     if (reply) this.send(reply);
     this.conn.end();
     this.ctx.tracker.close(this.rec, termination ?? terminationFor(err.kind), err);
@@ -105,7 +114,7 @@ class SocksSession implements ConnEvents {
   onClose(): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    this.stopClock();
     this.ctx.tracker.close(this.rec, "client-aborted");
   }
 }

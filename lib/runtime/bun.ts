@@ -13,7 +13,7 @@
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
-import { type Expiring, deadlinesFor } from "./deadlines.ts";
+import { type Expiring, deadlinesFor } from "../sweep.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -214,7 +214,7 @@ const COMMON_HANDLERS = {
 
 /**
  * One `Bun.connect` in flight. It settles once: by the `open` handler, a connect error, or its
- * deadline (a shared sweeper, not a timer per connect: lib/runtime/deadlines.ts). Bun cannot
+ * deadline (a shared sweeper, not a timer per connect: lib/sweep.ts). Bun cannot
  * cancel a connect, so one that completes after its deadline is closed at once.
  */
 class PendingConnect implements Expiring {

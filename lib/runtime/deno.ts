@@ -15,7 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ProxyError, asProxyError } from "../errors.ts";
-import { type Expiring, deadlinesFor } from "./deadlines.ts";
+import { type Expiring, deadlinesFor } from "../sweep.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
 import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
