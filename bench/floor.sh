@@ -18,7 +18,7 @@ cc -O2 -Wall -Wextra -o "$W/loadgen" "$HERE/loadgen.c"
 "$BUN" build --compile "$HERE/floor/relay.ts" --outfile "$W/floor-relay" >/dev/null
 RUN=$(mktemp -d /tmp/sidecar-floor.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do pkill -9 -P "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done; rm -rf "$RUN"; }
+cleanup() { exec 2>/dev/null; for p in "${pids[@]}"; do pkill -9 -P "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done; rm -rf "$RUN"; }
 trap cleanup EXIT
 
 "$W/loadgen" server >"$RUN/srv" & pids+=($!)
