@@ -62,13 +62,14 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 }
 
 /**
- * The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. With
- * `dechunk` (a chunked response to an HTTP/1.0 client, see http-response.ts) the head names no
- * chunked coding; the caller passes keepAlive false, as closing is what ends that body.
+ * The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. An
+ * HTTP/1.0 client is never sent the chunked coding (RFC 9112 §6.1), whether its body is then
+ * de-chunked (http-response.ts; the caller passes keepAlive false, as closing ends that body)
+ * or there is none (HEAD, 204, 304 name the coding a GET would have had).
  */
-export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, dechunk: boolean): Uint8Array {
+export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
   let headers: Header[] = stripHopByHop(response.headers, { keepUpgrade: false });
-  if (dechunk) headers = withoutChunked(headers);
+  if (clientVersion === "1.0") headers = withoutChunked(headers);
   headers = withVia(headers, response.version, VIA_PSEUDONYM);
   if (!keepAlive) headers.push({ name: "Connection", value: "close" });
   else if (clientVersion === "1.0") headers.push({ name: "Connection", value: "keep-alive" });
@@ -83,13 +84,18 @@ export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" 
  * rare) is still named, because the bytes are still in that coding and nothing else says so.
  */
 function withoutChunked(headers: readonly Header[]): Header[] {
+  let chunked = false;
+  for (const h of headers) if (fieldNameIs(h.name, "transfer-encoding")) chunked = true;
+  if (!chunked) return headers as Header[]; // the common case: nothing to do, nothing copied
   const codings: string[] = [];
   const out: Header[] = [];
   for (const h of headers) {
     if (fieldNameIs(h.name, "transfer-encoding")) listTokens(h.value, codings);
     else if (!fieldNameIs(h.name, "trailer")) out.push(h);
   }
-  codings.pop(); // the final coding is chunked: responseFieldFraming framed it so
+  // Only a final chunked is ours to remove; any other coding is a property of the bytes.
+  if (codings[codings.length - 1] === "chunked") codings.pop(); // listTokens lower-cases
+  else return headers as Header[];
   if (codings.length > 0) out.push({ name: "Transfer-Encoding", value: codings.join(", ") });
   return out;
 }

@@ -275,7 +275,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const bodyPending = ex.requestBody !== null;
     ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    return clientResponseHead(response, ex.request.version, ex.keepClient, dechunk);
+    return clientResponseHead(response, ex.request.version, ex.keepClient);
   }
 
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void {
