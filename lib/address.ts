@@ -4,9 +4,11 @@
  * hosts in brackets (RFC 3986 §3.2.2).
  */
 const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+const COLON = 0x3a;
 
-/** `::ffff:a.b.c.d` -> `a.b.c.d`; anything else unchanged. */
+/** `::ffff:a.b.c.d` -> `a.b.c.d`; anything else unchanged. Called per connection: no regex unless it may match. */
 export function unmapIPv4(address: string): string {
+  if (address.length < 14 || address.charCodeAt(0) !== COLON) return address;
   const m = MAPPED_V4.exec(address);
   return m ? m[1]! : address;
 }
