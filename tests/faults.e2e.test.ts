@@ -186,7 +186,9 @@ describe("1000 idle tunnels", () => {
       await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 0, 20_000, "every tunnel reaped");
       await Promise.all(clients.map((c) => c.waitFor(() => c.closed || c.gotFin, 10_000, "the client side to be closed")));
       for (const c of clients) c.close();
-      const reaped = p.logs.filter((l) => l.msg === "connection" && l.termination === "idle-timeout").length;
+      // The log lines come through a pipe and may trail the metrics endpoint by a moment.
+      const reapedLines = () => p.logs.filter((l) => l.msg === "connection" && l.termination === "idle-timeout").length;
+      const reaped = await until(reapedLines, (v) => v >= N * round, 10_000, "an idle-timeout log line per tunnel");
       expect(reaped).toBe(N * round);
       await until(() => echo.open, (v) => v === 0, 10_000, "the echo server to see every upstream closed");
 
