@@ -156,6 +156,7 @@ describe("ResponseReader: everything else is relayed unchanged", () => {
     ["HTTP/1.0 GET, Content-Length", request("GET", "1.0"), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"],
     ["HTTP/1.0 HEAD, chunked head", request("HEAD", "1.0"), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"],
     ["HTTP/1.0 GET, 204", request("GET", "1.0"), "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"],
+    ["HTTP/1.1 GET, 204 with Transfer-Encoding and Content-Length", request("GET", "1.1"), "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n"],
     ["HTTP/1.0 GET, 304", request("GET", "1.0"), "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"],
   ];
   for (const [name, req, wire] of cases) {
@@ -168,8 +169,12 @@ describe("ResponseReader: everything else is relayed unchanged", () => {
         expect(split(o.client).body).toBe(wire.slice(head.length));
         const fields = split(o.client).fields;
         // RFC 9112 §6.1: an HTTP/1.0 client is never sent the chunked coding, even in a head without a body.
-        if (wire.includes("Transfer-Encoding") && req.version === "1.1") expect(fields).toContain("transfer-encoding: chunked");
+        if (wire.includes("Transfer-Encoding") && req.version === "1.1" && !wire.startsWith("HTTP/1.1 204")) expect(fields).toContain("transfer-encoding: chunked");
+        expect(fields).toContain("via: 1.1 sidecar-proxy");
+        if (wire.includes("X-Kept")) expect(fields).toContain("x-kept: 1");
         if (req.version === "1.0") expect(fields.some((f) => f.startsWith("transfer-encoding"))).toBe(false);
+        // A 204 never names a body length or coding (RFC 9112 §6.1, RFC 9110 §8.6), for any client.
+        if (wire.startsWith("HTTP/1.1 204")) expect(fields.some((f) => f.startsWith("transfer-encoding") || f.startsWith("content-length"))).toBe(false);
       }
     });
   }

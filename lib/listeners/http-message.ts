@@ -70,6 +70,9 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
   let headers: Header[] = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
+  // RFC 9112 §6.1 and RFC 9110 §8.6: a 204 carries neither Transfer-Encoding nor Content-Length;
+  // an origin that sends them anyway is corrected here (the 204 has no body whatever they say).
+  if (response.status === 204) headers = headers.filter((h) => !fieldNameIs(h.name, "transfer-encoding") && !fieldNameIs(h.name, "content-length"));
   headers = withVia(headers, response.version, VIA_PSEUDONYM);
   if (!keepAlive) headers.push({ name: "Connection", value: "close" });
   else if (clientVersion === "1.0") headers.push({ name: "Connection", value: "keep-alive" });
