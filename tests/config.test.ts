@@ -94,7 +94,7 @@ describe("defaults", () => {
   });
 
   test("config and nested objects are frozen", () => {
-    const { config } = resolve({ flags: { auth: "u:p", "allow-clients": "10.0.0.0/8" } });
+    const { config } = resolve({ flags: { auth: "u:p", "allow-clients": "127.0.0.0/8" } });
     for (const part of [config, config.limits, config.inBind, config.outBind, config.auth, config.allowClients, config.denyDestinations]) {
       expect(Object.isFrozen(part)).toBe(true);
     }
@@ -139,12 +139,12 @@ const SAMPLES: readonly Sample[] = [
   { flag: "proxy-port", texts: ["1", "8080", "65535"], get: (c) => c.proxyPort, values: [1, 8080, 65535] },
   { flag: "proxy-in-port", texts: ["0", "5000", "65535"], get: (c) => c.inPort, values: [0, 5000, 65535] },
   { flag: "proxy-out-port", texts: ["0", "5001", "1"], get: (c) => c.outPort, values: [0, 5001, 1] },
-  { flag: "in-bind", texts: ["127.0.0.1", "10.0.0.1, ::1", "::"], get: (c) => c.inBind, values: [["127.0.0.1"], ["10.0.0.1", "::1"], ["::"]] },
+  { flag: "in-bind", texts: ["127.0.0.1", "127.0.0.2, ::1", "::"], get: (c) => c.inBind, values: [["127.0.0.1"], ["127.0.0.2", "::1"], ["::"]] },
   { flag: "out-bind", texts: ["::1", "127.0.0.2", "0.0.0.0"], get: (c) => c.outBind, values: [["::1"], ["127.0.0.2"], ["0.0.0.0"]] },
   { flag: "allow-clients", texts: ["127.16.0.0/12", "::1/128,127.0.0.2", "::ffff:127.0.0.3"], get: (c) => c.allowClients, values: [["127.16.0.0/12"], ["::1/128", "127.0.0.2"], ["::ffff:127.0.0.3"]] },
   { flag: "deny-destinations", texts: ["private", "private,127.0.0.9/32", "::/0"], get: (c) => c.denyDestinations, values: [["private"], ["private", "127.0.0.9/32"], ["::/0"]] },
   { flag: "admin-port", texts: ["0", "9901", "4101"], get: (c) => c.adminPort, values: [0, 9901, 4101] },
-  { flag: "admin-bind", texts: ["0.0.0.0", "::1", "10.1.2.3"], get: (c) => c.adminBind, values: ["0.0.0.0", "::1", "10.1.2.3"] },
+  { flag: "admin-bind", texts: ["0.0.0.0", "::1", "127.1.2.3"], get: (c) => c.adminBind, values: ["0.0.0.0", "::1", "127.1.2.3"] },
   { flag: "max-connections", texts: ["1", "10000", "1000000"], get: limit("maxConnections"), values: [1, 10_000, 1_000_000] },
   { flag: "connect-timeout", texts: ["500ms", "2m", "1m30s"], get: limit("connectTimeoutMs"), values: [500, 120_000, 90_000] },
   { flag: "handshake-timeout", texts: ["1s", "30s", "1.5s"], get: limit("handshakeTimeoutMs"), values: [1_000, 30_000, 1_500] },
@@ -307,14 +307,14 @@ describe("invalid values: one line with key, value, source and allowed values", 
     ["proxy-out-port", "4140.0", "an integer 0-65535"],
     ["admin-port", "http", "an integer 0-65535"],
     ["in-bind", "localhost", "comma-separated IP addresses"],
-    ["in-bind", "10.0.0.0/8", "comma-separated IP addresses"],
+    ["in-bind", "127.0.0.0/8", "comma-separated IP addresses"],
     ["in-bind", "127.0.0.1,,::", "comma-separated IP addresses"],
     ["in-bind", "::1,::1", "comma-separated IP addresses"],
     ["out-bind", "[::1]", "comma-separated IP addresses"],
     ["admin-bind", "localhost", "an IP address"],
-    ["allow-clients", "10.0.0.0/33", "comma-separated IP addresses or CIDRs"],
+    ["allow-clients", "127.0.0.0/33", "comma-separated IP addresses or CIDRs"],
     ["allow-clients", "private", "comma-separated IP addresses or CIDRs"],
-    ["allow-clients", "fe80::1%eth0", "comma-separated IP addresses or CIDRs"],
+    ["allow-clients", "::1%lo", "comma-separated IP addresses or CIDRs"],
     ["deny-destinations", "private,example.com", "comma-separated IP addresses or CIDRs and the word private"],
     ["deny-destinations", "Private", "comma-separated IP addresses or CIDRs and the word private"],
     ["max-connections", "0", "an integer 1-1000000"],

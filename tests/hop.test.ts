@@ -77,7 +77,7 @@ describe("withForwarded", () => {
     expect(out).toEqual([h("X-Forwarded-For", "127.0.2.1"), h("X-Forwarded-Proto", "https")]);
   });
   test("displayIp leaves real IPv6 alone", () => {
-    expect([displayIp("::1"), displayIp("2001:db8::ffff:1.2.3.4"), displayIp("127.0.0.1")]).toEqual(["::1", "2001:db8::ffff:1.2.3.4", "127.0.0.1"]);
+    expect([displayIp("::1"), displayIp("::ffff:0:127.0.0.1"), displayIp("127.0.0.1")]).toEqual(["::1", "::ffff:0:127.0.0.1", "127.0.0.1"]);
   });
 });
 

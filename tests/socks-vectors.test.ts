@@ -71,7 +71,7 @@ const VECTORS: Vector[] = [
     input: cat(GREET_NOAUTH, REQ_V6),
     events: [SEND_00, connect5("ipv6", "2001:db8::1", 443)],
     state: "connecting",
-    success: { address: "fd00::a:1", port: 1, reply: h("05 00 00 04 fd00 0000 0000 0000 0000 0000 000a 0001 0001") },
+    success: { address: "2001:db8::a:1", port: 1, reply: h("05 00 00 04 2001 0db8 0000 0000 0000 0000 000a 0001 0001") },
   },
   {
     name: "socks5 CONNECT domain (curl socks5h), client offers 00 and 02",
@@ -92,9 +92,9 @@ const VECTORS: Vector[] = [
     ["00000000000000000000000000000001", "::1"],
     ["00000000000000000000ffff7f000201", "::ffff:127.0.2.1"],
     ["20010db8000000010001000100010001", "2001:db8:0:1:1:1:1:1"],
-    ["20010000000000010000000000000001", "2001:0:0:1::1"],
-    ["00010000000000020000000000030004", "1::2:0:0:3:4"],
-    ["FE800000000000000000000000ABCDEF", "fe80::ab:cdef"],
+    ["20010db8000000010000000000000001", "2001:db8:0:1::1"], // the longest zero run is the one compressed
+    ["20010db8000000000002000000000003", "2001:db8::2:0:0:3"], // of two equal runs, the first
+    ["20010DB8000000000000000000ABCDEF", "2001:db8::ab:cdef"], // lower-case hex
   ].map(([bytes, text]) => ({
     name: `socks5 IPv6 RFC 5952 text ${text}`,
     input: cat(GREET_NOAUTH, h(`05 01 00 04 ${bytes} 0050`)),
