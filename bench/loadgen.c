@@ -915,6 +915,22 @@ static void loop(uint64_t until_ns, int (*stop)(void)) {
   }
 }
 
+/* rr and pingpong: a warm-up from `start`, then the measured window. */
+static void set_window(uint64_t start) {
+  st.window_start = start + (uint64_t)(cfg.warmup_s * 1e9);
+  st.window_end = st.window_start + (uint64_t)(cfg.duration_s * 1e9);
+}
+
+/* Runs through the warm-up, snapshots the proxy and ourselves, then counts until the window ends. */
+static void measure_window(struct procstat *before, struct rusage *ru0) {
+  loop(st.window_start, NULL);
+  *before = proc_tree(cfg.watch_pid);
+  getrusage(RUSAGE_SELF, ru0);
+  st.measuring = 1;
+  loop(st.window_end, NULL);
+  st.measuring = 0;
+}
+
 static int target_ready;
 static int all_ready(void) { return ready_conns + (int)st.errors >= target_ready; }
 static int all_done(void) { return done_conns + (int)st.errors >= cfg.conns; }
@@ -1001,15 +1017,9 @@ static int run_client(int argc, char **argv) {
   uint64_t t0 = now_ns(), hard = t0 + (uint64_t)((cfg.warmup_s + cfg.duration_s + cfg.timeout_s + 60) * 1e9);
 
   if (cfg.mode == M_RR) {
-    st.window_start = t0 + (uint64_t)(cfg.warmup_s * 1e9);
-    st.window_end = st.window_start + (uint64_t)(cfg.duration_s * 1e9);
+    set_window(t0);
     for (int i = 0; i < cfg.conns; i++) cstart(&conns[i]);
-    loop(st.window_start, NULL);
-    before = proc_tree(cfg.watch_pid);
-    getrusage(RUSAGE_SELF, &ru0);
-    st.measuring = 1;
-    loop(st.window_end, NULL);
-    st.measuring = 0;
+    measure_window(&before, &ru0);
     after = proc_tree(cfg.watch_pid);
     getrusage(RUSAGE_SELF, &ru1);
     wall = cfg.duration_s;
@@ -1049,16 +1059,10 @@ static int run_client(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t ts = now_ns();
     if (cfg.mode == M_PINGPONG) {
-      st.window_start = ts + (uint64_t)(cfg.warmup_s * 1e9);
-      st.window_end = st.window_start + (uint64_t)(cfg.duration_s * 1e9);
+      set_window(ts);
       for (int i = 0; i < cfg.conns; i++)
         if (send_request(&conns[i]) != 0) cfail(&conns[i], E_RESET, "write");
-      loop(st.window_start, NULL);
-      before = proc_tree(cfg.watch_pid);
-      getrusage(RUSAGE_SELF, &ru0);
-      st.measuring = 1;
-      loop(st.window_end, NULL);
-      st.measuring = 0;
+      measure_window(&before, &ru0);
       wall = cfg.duration_s;
     } else {
       done_conns = 0;
