@@ -1,7 +1,7 @@
 /**
  * Side-by-side benchmark of sidecar-proxy against real peers on loopback (issue #7).
  * Run it through bench/run.sh, which compiles bench/loadgen.c and the sidecar-proxy binary,
- * then calls this with LOADGEN, BENCH_RUN, BENCH_PIDFILE and SIDECAR_BIN set.
+ * then calls this with LOADGEN, BENCH_RUN, BENCH_PIDFILE, SIDECAR_BIN and FLOOR_BIN set.
  *
  *   bench/run.sh [--quick] [--rounds N] [--only ID,ID] [--source | --bin PATH] [modes...]
  *   modes: rr pingpong bulk idle http startup (default: all)
@@ -75,6 +75,7 @@ const BULK_TUNNELS = 4;
 const LOADGEN = must("LOADGEN");
 const RUN = must("BENCH_RUN");
 const SIDECAR = opts.source ? [process.execPath, join(ROOT, "proxy.ts")] : [must("SIDECAR_BIN")];
+const FLOOR = opts.source ? [process.execPath, join(HERE, "floor", "relay.ts")] : [must("FLOOR_BIN")];
 
 function must(name: string): string {
   const v = process.env[name];
@@ -111,11 +112,11 @@ async function startUpstream(): Promise<Upstream> {
 
 // ------------------------------------------------------------------------------- contestants
 
-const ALL = contestants({ sidecar: SIDECAR }, join(HERE, "peers"));
+const ALL = contestants({ sidecar: SIDECAR, floor: FLOOR }, join(HERE, "peers"));
 const DIRECT_KEY = "direct";
 
-function selected(kinds: Kind[]): Contestant[] {
-  return ALL.filter((c) => kinds.includes(c.kind) && (!opts.only || opts.only.has(c.id)));
+function selected(kinds: Kind[], mode: Mode): Contestant[] {
+  return ALL.filter((c) => kinds.includes(c.kind) && (!c.modes || c.modes.includes(mode)) && (!opts.only || opts.only.has(c.id)));
 }
 
 async function launch(c: Contestant, up: Upstream, tag: string): Promise<Running> {
@@ -135,8 +136,8 @@ function rowOf(table: Table, c: Contestant | null): Row {
   let row = table.rows.find((r) => r.key === key);
   if (!row) {
     row = c
-      ? { key, group: c.kind, label: KIND_TITLE[c.kind], id: c.id, ours: c.ours, samples: [] }
-      : { key, group: null, label: "—", id: "direct (no proxy)", ours: false, samples: [] };
+      ? { key, group: c.kind, label: KIND_TITLE[c.kind], id: c.id, ours: c.ours, reference: c.reference ?? false, samples: [] }
+      : { key, group: null, label: "—", id: "direct (no proxy)", ours: false, reference: false, samples: [] };
     table.rows.push(row);
   }
   return row;
@@ -314,7 +315,7 @@ async function runRounds(label: string, list: Array<Contestant | null>, variants
 // ------------------------------------------------------------------------------- http
 
 async function httpMode(up: Upstream): Promise<Table[]> {
-  const list: Array<Contestant | null> = [null, ...selected(["http-fwd", "http-rev"])];
+  const list: Array<Contestant | null> = [null, ...selected(["http-fwd", "http-rev"], "http")];
   const checkLua = join(HERE, "wrk", "check.lua");
   const wrk = async (c: Contestant | null, running: Running | null, conns: number, seconds: number) => {
     const url = `http://127.0.0.1:${running ? running.port : up.http}/`;
@@ -378,7 +379,7 @@ async function startupMode(up: Upstream): Promise<Table[]> {
   const entries: Array<{ c: Contestant; id: string; ours: boolean }> = [
     { c: ours, id: opts.source ? "sidecar-proxy (bun proxy.ts)" : "sidecar-proxy (compiled binary)", ours: true },
     ...(opts.source ? [] : [{ c: { ...ours, cmd: (v: Vars) => [process.execPath, join(ROOT, "proxy.ts"), ...ours.cmd(v).slice(1)] }, id: "sidecar-proxy (bun proxy.ts, for reference)", ours: false }]),
-    ...ALL.filter((c) => !c.ours && (c.kind === "socks" || c.kind === "connect" || c.kind === "tcp")).map((c) => ({ c, id: c.id, ours: false })),
+    ...selected(TUNNEL_KINDS, "startup").filter((c) => !c.ours).map((c) => ({ c, id: c.id, ours: false })),
   ].filter((e) => !opts.only || opts.only.has(e.c.id));
   const readyNotes: number[] = [];
   for (let round = 0; round < opts.rounds; round++) {
@@ -388,7 +389,7 @@ async function startupMode(up: Upstream): Promise<Table[]> {
       if (!row) {
         // The `bun proxy.ts` row is for reference only: it is not a peer to beat.
         const reference = e.c.ours && !e.ours;
-        row = { key, group: reference ? "reference" : "startup", label: KIND_TITLE[e.c.kind], id: e.id, ours: e.ours, samples: [] };
+        row = { key, group: "startup", label: KIND_TITLE[e.c.kind], id: e.id, ours: e.ours, reference, samples: [] };
         table.rows.push(row);
       }
       try {
@@ -433,7 +434,7 @@ async function main(): Promise<void> {
     if (mode === "http") tables.push(...(await httpMode(up)));
     else if (mode === "startup") tables.push(...(await startupMode(up)));
     else {
-      const list: Array<Contestant | null> = [...(mode === "idle" ? [] : [null]), ...selected(TUNNEL_KINDS)];
+      const list: Array<Contestant | null> = [...(mode === "idle" ? [] : [null]), ...selected(TUNNEL_KINDS, mode)];
       tables.push(...(await runRounds(mode, list, tunnelVariants(mode, up), up)));
     }
     log(`${mode} done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

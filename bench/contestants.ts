@@ -38,12 +38,20 @@ export interface Contestant {
   readonly config?: string;
   /** Discard output: microsocks logs every client to stderr and has no switch to stop it. */
   readonly quiet?: boolean;
+  /**
+   * A yardstick, not a peer (bench/floor/relay.ts, the smallest correct Bun relay): never the
+   * best peer, and run only in `modes` (it has no write queue, so no bulk or idle).
+   */
+  readonly reference?: boolean;
+  readonly modes?: readonly string[];
   cmd(v: Vars): string[];
 }
 
 export interface Binaries {
   /** How to run sidecar-proxy: the compiled binary, or `bun proxy.ts`. */
   readonly sidecar: string[];
+  /** How to run bench/floor/relay.ts: compiled like sidecar-proxy, or with bun. */
+  readonly floor: string[];
 }
 
 /** Flags every sidecar-proxy contestant gets: no admin, no per-connection log, fast stop. */
@@ -85,6 +93,7 @@ export function contestants(bin: Binaries, peersDir: string): Contestant[] {
     sidecar("tcp", "plain", reverse("tcp", "ECHO_PORT")),
     peer("haproxy", "tcp", "plain", "haproxy-tcp.cfg", (v) => ["haproxy", "-db", "-f", v.CONF]),
     peer("nginx", "tcp", "plain", "nginx-stream.conf", (v) => ["nginx", "-e", join(v.RUN, "nginx-stream.err"), "-p", v.RUN, "-c", v.CONF]),
+    { id: "bun-floor", kind: "tcp", ours: false, reference: true, modes: ["rr", "pingpong"], proto: "plain", cmd: (v) => [...bin.floor, v.PORT, v.ECHO_PORT] },
 
     sidecar("http-fwd", "plain", forward("http")),
     peer("squid", "http-fwd", "plain", "squid.conf", squid),

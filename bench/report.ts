@@ -26,6 +26,8 @@ export interface Row {
   readonly label: string;
   readonly id: string;
   readonly ours: boolean;
+  /** A yardstick (the Bun floor relay): shown, never the best peer. */
+  readonly reference: boolean;
   readonly samples: Sample[];
 }
 
@@ -66,11 +68,11 @@ export function rowMedian(row: Row): number | undefined {
   return medianOf(clean(row), (s) => s.value);
 }
 
-/** Best peer (not ours, not direct) of a group. */
+/** Best peer (not ours, not a reference, not direct) of a group. */
 export function bestPeer(table: Table, group: string): { id: string; value: number } | null {
   let best: { id: string; value: number } | null = null;
   for (const row of table.rows) {
-    if (row.group !== group || row.ours) continue;
+    if (row.group !== group || row.ours || row.reference) continue;
     const v = rowMedian(row);
     if (v === undefined) continue;
     if (!best || (table.higherIsBetter ? v > best.value : v < best.value)) best = { id: row.id, value: v };

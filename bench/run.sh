@@ -4,7 +4,8 @@
 #   bench/run.sh [--quick] [--rounds N] [--only ID,ID] [--source | --bin PATH] [MODE...]
 #     MODE     rr pingpong bulk idle http startup (default: all; a full run takes ~15 min)
 #     --quick  1 round, 1 s measurements, 64 MiB bulk (~3 min): checks the harness, not the numbers
-#     --only   contestant ids, e.g. sidecar-proxy,haproxy (direct always runs)
+#     --only   contestant ids, e.g. sidecar-proxy,haproxy (direct always runs); bun-floor is the
+#              smallest correct Bun relay (bench/floor/relay.ts), a yardstick in TCP rr/pingpong
 #     --source run `bun proxy.ts` instead of the compiled binary (for profiling)
 #     --bin    benchmark this sidecar-proxy binary instead of building one (A/B of a change)
 #
@@ -44,6 +45,8 @@ elif [ $source_mode = 0 ]; then
   # build.ts itself (same flags as the release binaries), into bench/.work so dist/ is left alone.
   (cd "$ROOT" && "$BUN" build.ts linux-x64 --outdir "$HERE/.work" >/dev/null)
 fi
+# The Bun floor relay (the bun-floor contestant, TCP rr and pingpong), compiled like sidecar-proxy.
+"$BUN" build --compile "$HERE/floor/relay.ts" --outfile "$HERE/.work/floor-relay" >/dev/null
 
 RUN=$(mktemp -d /tmp/sidecar-bench.XXXXXX)
 chmod 777 "$RUN" # Squid, tinyproxy and Dante drop privileges and still write their logs here
@@ -68,7 +71,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LOADGEN="$HERE/.work/loadgen" SIDECAR_BIN="${bin:-$HERE/.work/sidecar-proxy-linux-x64}" BENCH_RUN="$RUN" BENCH_PIDFILE="$PIDFILE" \
+LOADGEN="$HERE/.work/loadgen" SIDECAR_BIN="${bin:-$HERE/.work/sidecar-proxy-linux-x64}" FLOOR_BIN="$HERE/.work/floor-relay" \
+  BENCH_RUN="$RUN" BENCH_PIDFILE="$PIDFILE" \
   "$BUN" "$HERE/bench.ts" "$@" &
 runner=$!
 wait $runner

@@ -1,6 +1,7 @@
 /**
- * The smallest correct Bun TCP relay, for bench/floor.sh: what Bun itself costs per connection
- * and per round trip, to tell our overhead from the runtime's. It keeps what any TCP proxy must
+ * The smallest correct Bun TCP relay, the `bun-floor` contestant of bench/run.sh (TCP rr and
+ * pingpong): what Bun itself costs per connection and per round trip, to tell our overhead from
+ * the runtime's. It keeps what any TCP proxy must
  * (bytes sent before the upstream is connected are delivered, a FIN goes on as a write-shutdown
  * and both sides close once both directions ended) and nothing else: no write queue (so no
  * backpressure: fine for 64-byte echoes only), no timers, no logs, no counters.
