@@ -35,7 +35,6 @@ const HELLO = "hello from origin";
 /** RFC 6761: `.invalid` never resolves, anywhere. */
 const NO_SUCH_HOST = "nonexistent.invalid";
 const INTEROP = join(ROOT, "tests", "interop");
-/** One client run; below the test timeouts so a hung client is reported as such. */
 /** Per-test timeouts: one client run / several client runs in a row. */
 const T = 60_000;
 const T2 = 150_000;

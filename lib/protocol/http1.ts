@@ -84,10 +84,15 @@ const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
 
 /** Parses one request head from the start of buf; `consumed` is where the body (or next message) starts. */
 export function parseRequestHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan()): HeadResult<RequestHead> {
-  const end = scan.scan(buf, limits, true);
+  return parseHead(buf, limits, scan, true, buildRequest);
+}
+
+/** Finds the head (resuming `scan`), builds it, and leaves the scan ready for the next message. */
+function parseHead<T>(buf: Uint8Array, limits: HeadLimits, scan: HeadScan, request: boolean, build: (buf: Uint8Array, scan: HeadScan, end: number) => T): HeadResult<T> {
+  const end = scan.scan(buf, limits, request);
   if (end < 0) return NEED_MORE;
   try {
-    return { ok: true, head: buildRequest(buf, scan, end), consumed: end };
+    return { ok: true, head: build(buf, scan, end), consumed: end };
   } finally {
     scan.reset();
   }
@@ -126,13 +131,7 @@ function buildRequest(buf: Uint8Array, scan: HeadScan, end: number): RequestHead
 
 /** Parses one response head (1xx included: call again for the final one). Errors: upstreamProtocol. */
 export function parseResponseHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan()): HeadResult<ResponseHead> {
-  const end = scan.scan(buf, limits, false);
-  if (end < 0) return NEED_MORE;
-  try {
-    return { ok: true, head: buildResponse(buf, scan, end), consumed: end };
-  } finally {
-    scan.reset();
-  }
+  return parseHead(buf, limits, scan, false, buildResponse);
 }
 
 const STATUS_LINE_MIN = 12; // "HTTP/1.1 200"
