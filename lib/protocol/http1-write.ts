@@ -64,15 +64,15 @@ const UTF8 = new TextEncoder();
  * RequestHead) or a full "HTTP/1.1".
  */
 export function serializeRequestHead(method: string, target: string, version: string, headers: readonly Header[]): Uint8Array {
-  const v = version.startsWith("HTTP/") ? version : `HTTP/${version}`;
+  const v = version.startsWith("HTTP/") ? version : HTTP_VERSION[version] ?? `HTTP/${version}`;
   if (!isToken(method) || !isVisible(target)) throw new ProxyError("internal", "invalid request-line to serialize");
-  return writeHead(`${method} ${target} ${v}`, headers);
+  return writeHead(method, target, v, headers);
 }
 
 /** `HTTP/1.1 SP status SP reason CRLF fields CRLF`: we always speak HTTP/1.1 (RFC 9110 §6.2). */
 export function serializeResponseHead(status: number, reason: string, headers: readonly Header[]): Uint8Array {
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new ProxyError("internal", `invalid status ${status}`);
-  return writeHead(`HTTP/1.1 ${status} ${reason}`, headers);
+  return writeHead("HTTP/1.1", String(status), reason, headers);
 }
 
 /**
@@ -94,13 +94,21 @@ export function errorResponse(status: number, reasonText: string, extraHeaders: 
   return out;
 }
 
+const HTTP_VERSION: Readonly<Record<string, string>> = Object.freeze({ "1.0": "HTTP/1.0", "1.1": "HTTP/1.1" });
+
 // One pass writes and checks each char; measured faster on Bun than building a string and
-// encoding it (TextEncoder, regex validation) for typical 300-600 byte heads.
-function writeHead(startLine: string, headers: readonly Header[]): Uint8Array {
-  let size = startLine.length + 4; // start-line CRLF, final CRLF
+// encoding it (TextEncoder, regex validation) for typical 300-600 byte heads. The start-line
+// comes in its three parts: joined first, it would be a rope string that the first charCodeAt
+// has to flatten (a native call and a copy per head, measured in bench/profile.sh).
+function writeHead(first: string, second: string, third: string, headers: readonly Header[]): Uint8Array {
+  let size = first.length + second.length + third.length + 6; // 2 SP, start-line CRLF, final CRLF
   for (const h of headers) size += h.name.length + h.value.length + 4; // ": " and CRLF
   const out = new Uint8Array(size);
-  let p = putText(out, 0, startLine, true);
+  let p = putText(out, 0, first, false);
+  out[p++] = SP;
+  p = putText(out, p, second, false);
+  out[p++] = SP;
+  p = putText(out, p, third, true);
   for (const h of headers) {
     if (!isToken(h.name)) throw new ProxyError("internal", `invalid header name ${JSON.stringify(h.name)}`);
     p = putText(out, p, h.name, false);
