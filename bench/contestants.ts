@@ -39,8 +39,9 @@ export interface Contestant {
   /** Discard output: microsocks logs every client to stderr and has no switch to stop it. */
   readonly quiet?: boolean;
   /**
-   * A yardstick, not a peer (bench/floor/relay.ts, the smallest correct Bun relay): never the
-   * best peer, and run only in `modes` (it has no write queue, so no bulk or idle).
+   * A yardstick, not a peer: never the best peer. bench/floor/relay.ts (the smallest correct Bun
+   * relay) runs only in `modes` (it has no write queue, so no bulk or idle); in HTTP reverse it
+   * and sidecar-proxy's TCP mode (`sidecar-proxy-tcp`) relay the HTTP bytes unparsed.
    */
   readonly reference?: boolean;
   readonly modes?: readonly string[];
@@ -102,5 +103,9 @@ export function contestants(bin: Binaries, peersDir: string): Contestant[] {
     sidecar("http-rev", "plain", reverse("http", "HTTP_PORT")),
     peer("nginx", "http-rev", "plain", "nginx-http.conf", (v) => ["nginx", "-e", join(v.RUN, "nginx-http.err"), "-p", v.RUN, "-c", v.CONF]),
     peer("haproxy", "http-rev", "plain", "haproxy-http.cfg", (v) => ["haproxy", "-db", "-f", v.CONF]),
+    // Yardsticks for what HTTP processing costs us: the same wrk traffic relayed as plain bytes
+    // (no parsing, no rewriting) by the Bun floor relay and by sidecar-proxy's own TCP mode.
+    { id: "bun-floor", kind: "http-rev", ours: false, reference: true, modes: ["http"], proto: "plain", cmd: (v) => [...bin.floor, v.PORT, v.HTTP_PORT] },
+    { ...sidecar("http-rev", "plain", reverse("tcp", "HTTP_PORT")), id: "sidecar-proxy-tcp", ours: false, reference: true },
   ];
 }
