@@ -22,6 +22,7 @@ import {
   type RequestHead,
   type ResponseHead,
 } from "../lib/protocol/http1.ts";
+import { parseContentLength } from "../lib/protocol/http1-framing.ts";
 import { BODY_VECTORS, bytes, REQUEST_VECTORS, RESPONSE_VECTORS, type HeadVector } from "./helpers/http1-vectors.ts";
 
 const text = (b: Uint8Array): string => String.fromCharCode(...b);
@@ -233,6 +234,25 @@ describe("body decoder", () => {
     const input = bytes(`0\r\nX: ${"a".repeat(100)}\r\n\r\n`);
     expect(statusOf(() => new BodyDecoder({ kind: "chunked" }, { maxTrailerBytes: 50 }).feed(input))).toBe(431);
     expect(statusOf(() => new BodyDecoder({ kind: "chunked" }, { maxTrailerBytes: 50, response: true }).feed(input))).toBe(502);
+  });
+});
+
+describe("Content-Length numbers (RFC 9110 §8.6)", () => {
+  test("1*DIGIT up to 2^53-1, leading zeros allowed; nothing else", () => {
+    const cases: Array<[string, number | null]> = [
+      ["0", 0],
+      ["007", 7],
+      ["9007199254740991", 9007199254740991], // 2^53-1, the largest accepted
+      ["9007199254740992", null], // 2^53
+      ["9007199254740993", null], // rounds to 2^53 in a double
+      ["9999999999999999", null],
+      ["00000000000000001", null], // 17 digits
+      ["", null],
+      ["1e3", null],
+      [" 1", null],
+      ["-1", null],
+    ];
+    expect(cases.map(([v]) => parseContentLength(v))).toEqual(cases.map(([, n]) => n));
   });
 });
 

@@ -22,28 +22,31 @@
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming, Header } from "./http1.ts";
-import { fieldNameIs } from "./http1-scan.ts";
+import { fieldNameIs, parseDigits } from "./http1-scan.ts";
 
 /** Number.MAX_SAFE_INTEGER has 16 digits; longer is over 2^53 whatever the digits. */
 const MAX_LENGTH_DIGITS = 16;
 const CHUNKED = "chunked";
 
 export interface FieldFacts {
-  readonly hosts: string[];
-  readonly contentLengths: string[];
-  readonly transferEncodings: string[];
+  readonly hosts: readonly string[];
+  readonly contentLengths: readonly string[];
+  readonly transferEncodings: readonly string[];
   /** Lower-cased tokens of every Connection line. */
-  readonly connection: string[];
+  readonly connection: readonly string[];
   readonly upgrade: string | null;
   readonly expect: string | null;
 }
 
+/** What a fact list is until its first value: most heads fill one or two of the four. */
+const NONE: readonly string[] = Object.freeze([]);
+
 /** One pass over the fields, collecting what framing and routing depend on. */
 export function collectFacts(headers: readonly Header[]): FieldFacts {
-  const hosts: string[] = [];
-  const contentLengths: string[] = [];
-  const transferEncodings: string[] = [];
-  const connection: string[] = [];
+  let hosts: string[] | null = null;
+  let contentLengths: string[] | null = null;
+  let transferEncodings: string[] | null = null;
+  let connection: string[] | null = null;
   let upgrade: string | null = null;
   let expect: string | null = null;
   for (const h of headers) {
@@ -51,7 +54,7 @@ export function collectFacts(headers: readonly Header[]): FieldFacts {
     // Dispatch on length first: most fields are none of these and cost one comparison.
     switch (n.length) {
       case 4:
-        if (fieldNameIs(n, "host")) hosts.push(h.value);
+        if (fieldNameIs(n, "host")) (hosts ??= []).push(h.value);
         break;
       case 6:
         if (fieldNameIs(n, "expect")) expect = h.value;
@@ -60,17 +63,17 @@ export function collectFacts(headers: readonly Header[]): FieldFacts {
         if (fieldNameIs(n, "upgrade")) upgrade = upgrade === null ? h.value : `${upgrade}, ${h.value}`;
         break;
       case 10:
-        if (fieldNameIs(n, "connection")) listTokens(h.value, connection);
+        if (fieldNameIs(n, "connection")) listTokens(h.value, (connection ??= []));
         break;
       case 14:
-        if (fieldNameIs(n, "content-length")) contentLengths.push(h.value);
+        if (fieldNameIs(n, "content-length")) (contentLengths ??= []).push(h.value);
         break;
       case 17:
-        if (fieldNameIs(n, "transfer-encoding")) transferEncodings.push(h.value);
+        if (fieldNameIs(n, "transfer-encoding")) (transferEncodings ??= []).push(h.value);
         break;
     }
   }
-  return { hosts, contentLengths, transferEncodings, connection, upgrade, expect };
+  return { hosts: hosts ?? NONE, contentLengths: contentLengths ?? NONE, transferEncodings: transferEncodings ?? NONE, connection: connection ?? NONE, upgrade, expect };
 }
 
 /** RFC 9110 §5.6.1 #list elements, trimmed and lower-cased, empty elements dropped. */
@@ -90,13 +93,8 @@ export function keepAliveOf(version: "1.0" | "1.1", connection: readonly string[
 
 /** Content-Length = 1*DIGIT (RFC 9110 §8.6), at most 2^53-1; null when invalid. */
 export function parseContentLength(v: string): number | null {
-  if (v.length === 0 || v.length > MAX_LENGTH_DIGITS) return null;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return null;
-  }
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : null;
+  const n = parseDigits(v, MAX_LENGTH_DIGITS);
+  return n !== null && Number.isSafeInteger(n) ? n : null;
 }
 
 /** Codings of one Transfer-Encoding value; null when the list syntax is broken (empty member). */
@@ -159,6 +157,9 @@ export function responseFieldFraming(version: "1.0" | "1.1", status: number, hea
   }
   if (cl.length === 0) return { framing: noBodyStatus(status) ? { kind: "none" } : { kind: "close" }, headers };
   let length = -1;
+  // The usual head: one line, one value.
+  if (cl.length === 1) length = parseContentLength(cl[0]!) ?? -1;
+  if (length >= 0) return { framing: noBodyStatus(status) ? { kind: "none" } : { kind: "length", length }, headers };
   for (const v of cl) {
     // A line may itself be a list of identical values ("42, 42"), RFC 9110 §8.6.
     for (const part of v.split(",")) {

@@ -20,7 +20,7 @@
  * - "*" only with OPTIONS (§3.2.4); authority-form only with CONNECT, and CONNECT only with it.
  */
 import { ProxyError } from "../errors.ts";
-import { charClass, SP, TCHAR } from "./http1-scan.ts";
+import { charClass, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 export interface HttpUrl {
@@ -42,6 +42,7 @@ export interface ParsedTarget {
 /** RFC 9110 §4.2.1: the http scheme's default port. */
 export const HTTP_DEFAULT_PORT = 80;
 const MAX_PORT = 65535;
+const MAX_PORT_DIGITS = 5;
 const HASH = 0x23;
 
 /** request-target octets: VCHAR except "#". */
@@ -50,7 +51,6 @@ const TARGET_CHAR = charClass((c) => c > SP && c < 0x7f && c !== HASH);
 const REG_NAME_CHAR = charClass((c) => /[A-Za-z0-9\-._~!$&'()*+,;=]/.test(String.fromCharCode(c)));
 const IPV6_CHAR = charClass((c) => /[0-9A-Fa-f:.]/.test(String.fromCharCode(c)));
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
-const PORT_RE = /^[0-9]{1,5}$/;
 
 export interface RequestLineSpans {
   readonly methodEnd: number;
@@ -146,9 +146,8 @@ export function parseAuthority(s: string, defaultPort: number | null): Authority
     if (host === "" || !allIn(host, REG_NAME_CHAR)) return null;
   }
   if (portText === null) return defaultPort === null ? null : { host, port: defaultPort };
-  if (!PORT_RE.test(portText)) return null;
-  const port = Number(portText);
-  return port >= 1 && port <= MAX_PORT ? { host, port } : null;
+  const port = parseDigits(portText, MAX_PORT_DIGITS);
+  return port !== null && port >= 1 && port <= MAX_PORT ? { host, port } : null;
 }
 
 function isIpv6Literal(h: string): boolean {

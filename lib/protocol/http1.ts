@@ -22,7 +22,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, HeadScan, headersFromSpans, latin1, OBS_TEXT_MIN, scanFieldLines, SP } from "./http1-scan.ts";
+import { FIELD_CHAR, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -101,11 +101,11 @@ function parseHead<T>(buf: Uint8Array, limits: HeadLimits, scan: HeadScan, reque
 function buildRequest(buf: Uint8Array, scan: HeadScan, end: number): RequestHead {
   const s = scan.startLine;
   const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
-  const fields = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
-  const text = latin1(buf, s, end, fields.ascii); // the request-line is ASCII by construction
+  const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
+  const text = latin1(buf, s, end);
   const method = text.slice(0, line.methodEnd - s);
   const target = text.slice(line.targetStart - s, line.targetEnd - s);
-  const headers = headersFromSpans(text, s, fields.spans);
+  const headers = headersFromSpans(text, s, spans);
   const facts = collectFacts(headers);
   const { version } = line;
   // RFC 9112 §3.2: 400 for a missing Host (HTTP/1.1), more than one, or an invalid value.
@@ -154,16 +154,13 @@ function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHe
     status = status * 10 + (c - DIGIT_0);
   }
   if (status < 100 || status > 599) throw new ProxyError("upstreamProtocol", `status code ${status} out of range`);
-  let ascii = true;
   for (let i = s + STATUS_LINE_MIN + 1; i < e; i++) {
-    const c = buf[i]!;
-    if (FIELD_CHAR[c] !== 1) throw new ProxyError("upstreamProtocol", "control character in reason-phrase");
-    if (c >= OBS_TEXT_MIN) ascii = false;
+    if (FIELD_CHAR[buf[i]!] !== 1) throw new ProxyError("upstreamProtocol", "control character in reason-phrase");
   }
-  const fields = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
-  const text = latin1(buf, s, end, ascii && fields.ascii);
+  const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
+  const text = latin1(buf, s, end);
   const reason = e > s + STATUS_LINE_MIN ? text.slice(STATUS_LINE_MIN + 1, e - s) : "";
-  const raw = headersFromSpans(text, s, fields.spans);
+  const raw = headersFromSpans(text, s, spans);
   const facts = collectFacts(raw);
   const { framing, headers } = responseFieldFraming(version, status, raw, facts);
   return { version, status, reason, headers, keepAlive: keepAliveOf(version, facts.connection), headerFraming: framing };
