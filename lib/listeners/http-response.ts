@@ -33,6 +33,7 @@ export interface ResponseSink {
 }
 
 const EMPTY = new Uint8Array(0);
+const RESPONSE_BODY = Object.freeze({ response: true });
 
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.byteLength === 0) return b;
@@ -108,7 +109,7 @@ export class ResponseReader {
     const dechunk = this.request.version === "1.0" && framing.kind === "chunked";
     if (dechunk) this.spans = [];
     const head = this.sink.responseHead(response, framing, dechunk);
-    this.body = new BodyDecoder(framing, { response: true });
+    this.body = new BodyDecoder(framing, RESPONSE_BODY);
     if (!this.body.done && rest.byteLength > 0) return this.relayBody(rest, 0, head);
     this.started = true;
     this.sink.toClient(head);

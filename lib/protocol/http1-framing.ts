@@ -38,6 +38,11 @@ export interface FieldFacts {
   readonly expect: string | null;
 }
 
+/** The framings without a length, shared: a head's framing is never mutated. */
+export const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
+const CHUNKED_BODY: BodyFraming = Object.freeze({ kind: "chunked" });
+const CLOSE_BODY: BodyFraming = Object.freeze({ kind: "close" });
+
 /** What a fact list is until its first value: most heads fill one or two of the four. */
 const NONE: readonly string[] = Object.freeze([]);
 
@@ -123,9 +128,9 @@ export function requestFraming(version: "1.0" | "1.1", method: string, f: FieldF
     }
     if (list.length > 1) throw new ProxyError("commandNotSupported", `transfer coding ${list[0]} not supported`);
     if (method === "CONNECT") throw new ProxyError("protocol", "CONNECT with a body");
-    return { kind: "chunked" };
+    return CHUNKED_BODY;
   }
-  if (cl.length === 0) return { kind: "none" };
+  if (cl.length === 0) return NO_BODY;
   if (cl.length > 1) throw new ProxyError("protocol", "more than one Content-Length line");
   const length = parseContentLength(cl[0]!);
   if (length === null) throw new ProxyError("protocol", "invalid Content-Length");
@@ -152,14 +157,14 @@ export function responseFieldFraming(version: "1.0" | "1.1", status: number, hea
     const chunkedAt = list.indexOf(CHUNKED);
     if (chunkedAt >= 0 && chunkedAt !== list.length - 1) throw new ProxyError(kind, "chunked applied twice or not last");
     const out = cl.length > 0 ? headers.filter((h) => !fieldNameIs(h.name, "content-length")) : headers;
-    const framing: BodyFraming = noBodyStatus(status) ? { kind: "none" } : chunkedAt >= 0 ? { kind: "chunked" } : { kind: "close" };
+    const framing = noBodyStatus(status) ? NO_BODY : chunkedAt >= 0 ? CHUNKED_BODY : CLOSE_BODY;
     return { framing, headers: out };
   }
-  if (cl.length === 0) return { framing: noBodyStatus(status) ? { kind: "none" } : { kind: "close" }, headers };
+  if (cl.length === 0) return { framing: noBodyStatus(status) ? NO_BODY : CLOSE_BODY, headers };
   let length = -1;
   // The usual head: one line, one value.
   if (cl.length === 1) length = parseContentLength(cl[0]!) ?? -1;
-  if (length >= 0) return { framing: noBodyStatus(status) ? { kind: "none" } : { kind: "length", length }, headers };
+  if (length >= 0) return { framing: noBodyStatus(status) ? NO_BODY : { kind: "length", length }, headers };
   for (const v of cl) {
     // A line may itself be a list of identical values ("42, 42"), RFC 9110 §8.6.
     for (const part of v.split(",")) {
@@ -169,7 +174,7 @@ export function responseFieldFraming(version: "1.0" | "1.1", status: number, hea
     }
   }
   const merged = cl.length > 1 || cl[0]!.includes(",") ? mergeContentLength(headers, length) : headers;
-  return { framing: noBodyStatus(status) ? { kind: "none" } : { kind: "length", length }, headers: merged };
+  return { framing: noBodyStatus(status) ? NO_BODY : { kind: "length", length }, headers: merged };
 }
 
 function mergeContentLength(headers: Header[], length: number): Header[] {

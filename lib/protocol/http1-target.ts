@@ -88,6 +88,9 @@ export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protoc
   return minor === DIGIT_1 ? "1.1" : "1.0";
 }
 
+const ORIGIN_FORM: ParsedTarget = Object.freeze({ form: "origin" });
+const ASTERISK_FORM: ParsedTarget = Object.freeze({ form: "asterisk" });
+
 /** RFC 9112 §3.2: which form the target has, checked against the method. */
 export function parseTarget(method: string, target: string): ParsedTarget {
   if (method === "CONNECT") {
@@ -96,10 +99,10 @@ export function parseTarget(method: string, target: string): ParsedTarget {
     return { form: "authority", authority };
   }
   const first = target.charCodeAt(0);
-  if (first === 0x2f /* "/" */) return { form: "origin" };
+  if (first === 0x2f /* "/" */) return ORIGIN_FORM;
   if (target === "*") {
     if (method !== "OPTIONS") throw new ProxyError("protocol", "asterisk-form is only for OPTIONS");
-    return { form: "asterisk" };
+    return ASTERISK_FORM;
   }
   const colon = target.indexOf(":");
   const scheme = target.slice(0, colon);

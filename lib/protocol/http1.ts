@@ -21,7 +21,7 @@
  * http (501), obs-fold (400 / 502), transfer codings other than chunked on requests (501).
  */
 import { ProxyError } from "../errors.ts";
-import { collectFacts, keepAliveOf, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
+import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
 import { FIELD_CHAR, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
@@ -80,7 +80,6 @@ export interface HeadLimits {
 }
 
 const NEED_MORE: { ok: false; needMore: true } = Object.freeze({ ok: false, needMore: true });
-const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
 
 /** Parses one request head from the start of buf; `consumed` is where the body (or next message) starts. */
 export function parseRequestHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan()): HeadResult<RequestHead> {
