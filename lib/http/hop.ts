@@ -51,7 +51,12 @@ function isFixedHop(name: string): boolean {
  * Upgrade field stays and a single `Connection: Upgrade` replaces the client's Connection lines,
  * which the next hop needs to see the upgrade at all.
  */
-export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: boolean }): Header[] {
+export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: boolean }): readonly Header[] {
+  // Copy on write: Connection is on the fixed list, so a head without a fixed field (the
+  // common case) has nothing to remove and is returned as it is.
+  let anyHop = false;
+  for (let i = 0; i < headers.length && !anyHop; i++) anyHop = isFixedHop(headers[i]!.name);
+  if (!anyHop) return headers;
   // Tokens beyond the fixed list; usually none ("Connection: keep-alive" names a listed field).
   let named: Set<string> | null = null;
   let upgradeToken = false;
@@ -76,29 +81,51 @@ export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: b
   return out;
 }
 
-/** Adds this proxy to Via ("1.1 pseudonym"), appended to the last existing Via line if any. */
-export function withVia(headers: Header[], version: "1.0" | "1.1", pseudonym: string): Header[] {
-  const entry = `${version} ${pseudonym}`;
-  for (let i = headers.length - 1; i >= 0; i--) {
-    const h = headers[i]!;
+/**
+ * Adds this proxy to Via ("1.1 pseudonym"), appended to the last existing Via line if any.
+ * Always a new array, which the caller may extend.
+ */
+export function withVia(headers: readonly Header[], version: "1.0" | "1.1", pseudonym: string): Header[] {
+  const via = viaField(version, pseudonym);
+  const out = headers.slice();
+  for (let i = out.length - 1; i >= 0; i--) {
+    const h = out[i]!;
     if (!fieldNameIs(h.name, "via")) continue;
-    const out = headers.slice();
-    out[i] = { name: h.name, value: h.value === "" ? entry : `${h.value}, ${entry}` };
+    out[i] = { name: h.name, value: h.value === "" ? via.value : `${h.value}, ${via.value}` };
     return out;
   }
-  return [...headers, { name: "Via", value: entry }];
+  out.push(via);
+  return out;
 }
 
-const FORWARDED_NAMES = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+// The Via field of a head that has none, built once per version and pseudonym.
+const VIA_FIELDS: Partial<Record<"1.0" | "1.1", { readonly pseudonym: string; readonly field: Header }>> = {};
+function viaField(version: "1.0" | "1.1", pseudonym: string): Header {
+  const cached = VIA_FIELDS[version];
+  if (cached !== undefined && cached.pseudonym === pseudonym) return cached.field;
+  const field: Header = Object.freeze({ name: "Via", value: `${version} ${pseudonym}` });
+  VIA_FIELDS[version] = { pseudonym, field };
+  return field;
+}
 
-/** Replaces any client-sent X-Forwarded-For/-Proto/-Host with what this proxy saw. */
+const FORWARDED_PROTO: Readonly<Record<"http" | "https", Header>> = Object.freeze({
+  http: Object.freeze({ name: "X-Forwarded-Proto", value: "http" }),
+  https: Object.freeze({ name: "X-Forwarded-Proto", value: "https" }),
+});
+
+function isForwardedName(name: string): boolean {
+  return fieldNameIs(name, "x-forwarded-for") || fieldNameIs(name, "x-forwarded-proto") || fieldNameIs(name, "x-forwarded-host");
+}
+
+/** Replaces any client-sent X-Forwarded-For/-Proto/-Host with what this proxy saw. A new array. */
 export function withForwarded(
-  headers: Header[],
+  headers: readonly Header[],
   info: { readonly clientIp: string; readonly proto: "http" | "https"; readonly host: string | null },
 ): Header[] {
-  const out = headers.filter((h) => !FORWARDED_NAMES.some((n) => fieldNameIs(h.name, n)));
+  const out: Header[] = [];
+  for (const h of headers) if (!isForwardedName(h.name)) out.push(h);
   out.push({ name: "X-Forwarded-For", value: displayIp(info.clientIp) });
-  out.push({ name: "X-Forwarded-Proto", value: info.proto });
+  out.push(FORWARDED_PROTO[info.proto]);
   if (info.host !== null) out.push({ name: "X-Forwarded-Host", value: info.host });
   return out;
 }
@@ -114,7 +141,7 @@ export function getHeader(headers: readonly Header[], name: string): string | un
 }
 
 /** Sets one field: replaces the first occurrence in place, drops the others, or appends. */
-export function setHeader(headers: Header[], name: string, value: string): Header[] {
+export function setHeader(headers: readonly Header[], name: string, value: string): Header[] {
   const lower = name.toLowerCase();
   const out: Header[] = [];
   let set = false;
@@ -129,8 +156,10 @@ export function setHeader(headers: Header[], name: string, value: string): Heade
   return out;
 }
 
-/** Removes every occurrence of a field, case-insensitive. */
-export function removeHeader(headers: readonly Header[], name: string): Header[] {
+/** Removes every occurrence of a field, case-insensitive; the input itself when it has none. */
+export function removeHeader(headers: readonly Header[], name: string): readonly Header[] {
   const lower = name.toLowerCase();
-  return headers.filter((h) => !fieldNameIs(h.name, lower));
+  let found = false;
+  for (let i = 0; i < headers.length && !found; i++) found = fieldNameIs(headers[i]!.name, lower);
+  return found ? headers.filter((h) => !fieldNameIs(h.name, lower)) : headers;
 }

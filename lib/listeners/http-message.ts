@@ -68,16 +68,19 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
  * or there is none (HEAD, 204, 304 name the coding a GET would have had).
  */
 export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
-  let headers: Header[] = stripHopByHop(response.headers, { keepUpgrade: false });
+  let headers = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
   // RFC 9112 §6.1 and RFC 9110 §8.6: a 204 carries neither Transfer-Encoding nor Content-Length;
   // an origin that sends them anyway is corrected here (the 204 has no body whatever they say).
   if (response.status === 204) headers = headers.filter((h) => !fieldNameIs(h.name, "transfer-encoding") && !fieldNameIs(h.name, "content-length"));
-  headers = withVia(headers, response.version, VIA_PSEUDONYM);
-  if (!keepAlive) headers.push({ name: "Connection", value: "close" });
-  else if (clientVersion === "1.0") headers.push({ name: "Connection", value: "keep-alive" });
-  return serializeResponseHead(response.status, response.reason, headers);
+  const out = withVia(headers, response.version, VIA_PSEUDONYM); // a new array: ours to extend
+  if (!keepAlive) out.push(CONNECTION_CLOSE);
+  else if (clientVersion === "1.0") out.push(CONNECTION_KEEP_ALIVE);
+  return serializeResponseHead(response.status, response.reason, out);
 }
+
+const CONNECTION_CLOSE: Header = Object.freeze({ name: "Connection", value: "close" });
+const CONNECTION_KEEP_ALIVE: Header = Object.freeze({ name: "Connection", value: "keep-alive" });
 
 /**
  * The fields of a response whose chunked coding we remove: Transfer-Encoding goes, and no
@@ -86,10 +89,10 @@ export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" 
  * head already sent cannot take its fields. A coding applied before chunked ("gzip, chunked",
  * rare) is still named, because the bytes are still in that coding and nothing else says so.
  */
-function withoutChunked(headers: readonly Header[]): Header[] {
+function withoutChunked(headers: readonly Header[]): readonly Header[] {
   let chunked = false;
   for (const h of headers) if (fieldNameIs(h.name, "transfer-encoding")) chunked = true;
-  if (!chunked) return headers as Header[]; // the common case: nothing to do, nothing copied
+  if (!chunked) return headers; // the common case: nothing to do, nothing copied
   const codings: string[] = [];
   const out: Header[] = [];
   for (const h of headers) {
@@ -98,7 +101,7 @@ function withoutChunked(headers: readonly Header[]): Header[] {
   }
   // Only a final chunked is ours to remove; any other coding is a property of the bytes.
   if (codings[codings.length - 1] === "chunked") codings.pop(); // listTokens lower-cases
-  else return headers as Header[];
+  else return headers;
   if (codings.length > 0) out.push({ name: "Transfer-Encoding", value: codings.join(", ") });
   return out;
 }
