@@ -48,11 +48,21 @@ describe("stripHopByHop", () => {
     stripHopByHop(input, { keepUpgrade: false });
     expect(input).toEqual([h("Connection", "close"), h("A", "b")]);
   });
+  test("copy on write: a head without hop-by-hop fields is returned as it is", () => {
+    const input = [h("Host", "a"), h("Accept", "*/*")];
+    expect(stripHopByHop(input, { keepUpgrade: true })).toBe(input);
+    expect(removeHeader(input, "forwarded")).toBe(input);
+  });
 });
 
 describe("withVia", () => {
-  test("adds Via when absent", () => {
-    expect(withVia([h("A", "b")], "1.1", "sidecar-proxy")).toEqual([h("A", "b"), h("Via", "1.1 sidecar-proxy")]);
+  test("adds Via when absent, in a new array (callers extend it)", () => {
+    const input = [h("A", "b")];
+    const out = withVia(input, "1.1", "sidecar-proxy");
+    expect(out).toEqual([h("A", "b"), h("Via", "1.1 sidecar-proxy")]);
+    expect(out).not.toBe(input);
+    expect(input).toHaveLength(1);
+    expect(withVia(input, "1.0", "other")).toEqual([h("A", "b"), h("Via", "1.0 other")]);
   });
   test("appends to the last existing Via line (RFC 9110 §7.6.3)", () => {
     const input = [h("via", "1.0 fred"), h("A", "b"), h("Via", "1.1 nowhere.com (Apache/1.1)")];
