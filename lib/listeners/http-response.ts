@@ -54,13 +54,16 @@ export class ResponseReader {
   /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
   private spans: number[] | undefined;
   private headBuf: Uint8Array = EMPTY;
-  private readonly scan = new HeadScan();
 
+  /** `scan` may be shared by the readers of one connection's exchanges (it is reset here). */
   constructor(
     private readonly request: RequestHead,
     private readonly limits: HeadLimits,
     private readonly sink: ResponseSink,
-  ) {}
+    private readonly scan: HeadScan = new HeadScan(),
+  ) {
+    scan.reset();
+  }
 
   feed(chunk: Uint8Array): void {
     this.upstreamBytes += chunk.byteLength;

@@ -21,7 +21,7 @@
 import { createVerifier, type Verifier } from "../auth.ts";
 import { dial } from "../dial.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
-import { BodyDecoder } from "../protocol/http-body.ts";
+import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import { Holding } from "../relay.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
@@ -50,6 +50,8 @@ interface Exchange {
 export class HttpSession implements ConnEvents, ResponseSink {
   private pending: Uint8Array = EMPTY;
   private readonly scan = new HeadScan();
+  /** Response heads are scanned one exchange at a time: one scan for all of them. */
+  private readonly responseScan = new HeadScan();
   private exchange: Exchange | null = null;
   private upstream: Upstream | null = null;
   /** One clock for the keep-alive idle, header and exchange deadlines (see PhaseClock). */
@@ -165,14 +167,13 @@ export class HttpSession implements ConnEvents, ResponseSink {
       request,
       upstreamHead: routed.head,
       targetKey: key,
-      requestBody: new BodyDecoder(request.framing),
+      requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
       upstream: null,
       // The session is the reader's sink: only the current exchange's upstream reaches it.
-      response: new ResponseReader(request, this.ctx.limits, this),
+      response: new ResponseReader(request, this.ctx.limits, this, this.responseScan),
       keepClient: request.keepAlive,
       reuseUpstream: false,
     };
-    if (ex.requestBody!.done) ex.requestBody = null;
     this.exchange = ex;
     this.pending = rest;
     const idle = this.upstream;

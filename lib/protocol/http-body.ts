@@ -79,6 +79,11 @@ export interface BodyDecoderOptions {
   readonly maxTrailerBytes?: number;
 }
 
+/** False for a framing with nothing to read (none, or a length of 0). */
+export function hasBody(framing: BodyFraming): boolean {
+  return !(framing.kind === "none" || (framing.kind === "length" && framing.length === 0));
+}
+
 export class BodyDecoder {
   readonly framing: BodyFraming;
   #state: ChunkState;
@@ -96,8 +101,7 @@ export class BodyDecoder {
     this.#trailerKind = opts.response ? "upstreamProtocol" : "headersTooLarge";
     this.#maxTrailerBytes = opts.maxTrailerBytes ?? DEFAULT_MAX_TRAILER_BYTES;
     this.#remaining = framing.kind === "length" ? framing.length : 0;
-    const empty = framing.kind === "none" || (framing.kind === "length" && framing.length === 0);
-    this.#state = empty ? "done" : "chunkSize";
+    this.#state = hasBody(framing) ? "chunkSize" : "done";
   }
 
   get done(): boolean {
