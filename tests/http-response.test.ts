@@ -40,10 +40,10 @@ function run(req: RequestHead, wire: string, step = Infinity): Outcome {
   let reader: ResponseReader;
   const sink: ResponseSink = {
     toClient: (b) => void (out.client += text(b)),
-    responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean) {
+    responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array) {
       out.dechunk = dechunk;
       out.keepAlive = req.keepAlive && framing.kind !== "close" && !dechunk;
-      return clientResponseHead(response, req.version, out.keepAlive);
+      return clientResponseHead(response, req.version, out.keepAlive, body);
     },
     responseUpgrade: () => {
       throw new Error("no upgrade here");
@@ -119,7 +119,7 @@ describe("ResponseReader: a chunked response to an HTTP/1.0 request is de-chunke
     const req = request("GET", "1.0");
     const reader = new ResponseReader(req, DEFAULT_LIMITS, {
       toClient: (b) => void writes.push(text(b)),
-      responseHead: (r) => clientResponseHead(r, req.version, false),
+      responseHead: (r, _framing, _dechunk, body) => clientResponseHead(r, req.version, false, body),
       responseUpgrade: () => {},
       responseDone: () => writes.push("<done>"),
       fail: (err) => writes.push(`<fail ${err.kind}>`),
@@ -199,4 +199,20 @@ describe("ResponseReader: interim responses", () => {
       expect(out.extra).toBe("");
     });
   }
+});
+
+describe("ResponseReader: writes", () => {
+  test("a small response read whole goes to the client in one write, head and body together", () => {
+    const writes: string[] = [];
+    const req = request("GET", "1.1");
+    const reader = new ResponseReader(req, DEFAULT_LIMITS, {
+      toClient: (b) => void writes.push(text(b)),
+      responseHead: (r, _framing, _dechunk, body) => clientResponseHead(r, req.version, true, body),
+      responseUpgrade: () => {},
+      responseDone: (extra) => writes.push(`<done ${text(extra)}>`),
+      fail: (err) => writes.push(`<fail ${err.kind}>`),
+    });
+    reader.feed(bytes("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP"));
+    expect(writes).toEqual(["HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 sidecar-proxy\r\n\r\nhello", "<done HTTP>"]);
+  });
 });

@@ -62,12 +62,13 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 }
 
 /**
- * The head relayed to the client: hop-by-hop removed, Via added, our Connection decision. An
+ * The head relayed to the client (followed by `body`, in the same buffer): hop-by-hop removed,
+ * Via added, our Connection decision. An
  * HTTP/1.0 client is never sent the chunked coding (RFC 9112 §6.1), whether its body is then
  * de-chunked (http-response.ts; the caller passes keepAlive false, as closing ends that body)
  * or there is none (HEAD, 204, 304 name the coding a GET would have had).
  */
-export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array {
+export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
   let headers = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
   // RFC 9112 §6.1 and RFC 9110 §8.6: a 204 carries neither Transfer-Encoding nor Content-Length;
@@ -76,7 +77,7 @@ export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" 
   const out = withVia(headers, response.version, VIA_PSEUDONYM); // a new array: ours to extend
   if (!keepAlive) out.push(CONNECTION_CLOSE);
   else if (clientVersion === "1.0") out.push(CONNECTION_KEEP_ALIVE);
-  return serializeResponseHead(response.status, response.reason, out);
+  return serializeResponseHead(response.status, response.reason, out, body);
 }
 
 const CONNECTION_CLOSE: Header = Object.freeze({ name: "Connection", value: "close" });

@@ -20,11 +20,12 @@ export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */
   toClient(bytes: Uint8Array): void;
   /**
-   * The final head arrived: returns the head to send (the session decides keep-alive). With
-   * `dechunk` the body is relayed without its chunked framing: the head must not name chunked,
-   * and the client connection must close after the body, since that is what delimits it.
+   * The final head arrived: returns the bytes to send, the head (the session decides
+   * keep-alive) followed by `body`, the body bytes that came with it. With `dechunk` the body is
+   * relayed without its chunked framing: the head must not name chunked, and the client
+   * connection must close after the body, since that is what delimits it.
    */
-  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean): Uint8Array;
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array): Uint8Array;
   /** 101 to an Upgrade request: the connection becomes a tunnel; `rest` is already tunnel data. */
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void;
   /** The message is complete; `extra` are bytes the upstream sent after it. */
@@ -53,6 +54,8 @@ export class ResponseReader {
   private body: BodyDecoder | null = null;
   /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
   private spans: number[] | undefined;
+  /** Bytes the body took from the last chunk fed (bodyBytes). */
+  private fed = 0;
   private headBuf: Uint8Array = EMPTY;
 
   /** `scan` may be shared by the readers of one connection's exchanges (it is reset here). */
@@ -111,35 +114,40 @@ export class ResponseReader {
     // HEAD, 1xx, 204 and 304 have framing "none" here, so they are never de-chunked.
     const dechunk = this.request.version === "1.0" && framing.kind === "chunked";
     if (dechunk) this.spans = [];
-    const head = this.sink.responseHead(response, framing, dechunk);
     this.body = new BodyDecoder(framing, RESPONSE_BODY);
-    if (!this.body.done && rest.byteLength > 0) return this.relayBody(rest, 0, head);
+    // The body bytes that came with the head go out in the same write (one buffer, one send per
+    // small response), and a body that turns out malformed is answered with a 502 rather than a
+    // cut-off response.
+    const first = this.bodyBytes(rest, 0);
+    if (first === null) return;
     this.started = true;
-    this.sink.toClient(head);
-    if (this.body.done) this.sink.responseDone(rest);
+    this.sink.toClient(this.sink.responseHead(response, framing, dechunk, first));
+    if (this.body.done) this.sink.responseDone(this.fed === 0 ? rest : rest.subarray(this.fed));
+  }
+
+  /** Relays what of `chunk` belongs to the body; what follows it is reported as extra. */
+  private relayBody(chunk: Uint8Array, offset: number): void {
+    const body = this.bodyBytes(chunk, offset);
+    if (body === null) return;
+    if (body.byteLength > 0) this.sink.toClient(body);
+    if (this.body!.done) this.sink.responseDone(chunk.subarray(offset + this.fed));
   }
 
   /**
-   * Relays what of `chunk` belongs to the body. `head` (on the first call) goes out in the same
-   * write: one send per small response instead of two, and a body that turns out malformed is
-   * answered with a 502 rather than a cut-off response.
+   * Feeds chunk[offset..] to the body decoder and returns the body bytes to relay (the
+   * chunk-data only, when de-chunking); `fed` is how many bytes the body took. Null after a
+   * framing error, which has been reported to the sink.
    */
-  private relayBody(chunk: Uint8Array, offset: number, head?: Uint8Array): void {
+  private bodyBytes(chunk: Uint8Array, offset: number): Uint8Array | null {
     const spans = this.spans;
     if (spans) spans.length = 0;
-    let used;
     try {
-      ({ used } = this.body!.feed(chunk, offset, spans));
+      this.fed = this.body!.feed(chunk, offset, spans).used;
     } catch (err) {
-      return this.sink.fail(asProxyError(err));
+      this.sink.fail(asProxyError(err));
+      return null;
     }
-    let body: Uint8Array;
-    if (spans) body = joinSpans(chunk, spans);
-    else body = offset === 0 && used === chunk.byteLength ? chunk : chunk.subarray(offset, offset + used);
-    if (head) {
-      this.started = true;
-      this.sink.toClient(body.byteLength > 0 ? concat(head, body) : head);
-    } else if (body.byteLength > 0) this.sink.toClient(body);
-    if (this.body!.done) this.sink.responseDone(chunk.subarray(offset + used));
+    if (spans) return joinSpans(chunk, spans);
+    return offset === 0 && this.fed === chunk.byteLength ? chunk : chunk.subarray(offset, offset + this.fed);
   }
 }

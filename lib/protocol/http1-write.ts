@@ -69,10 +69,13 @@ export function serializeRequestHead(method: string, target: string, version: st
   return writeHead(method, target, v, headers);
 }
 
-/** `HTTP/1.1 SP status SP reason CRLF fields CRLF`: we always speak HTTP/1.1 (RFC 9110 §6.2). */
-export function serializeResponseHead(status: number, reason: string, headers: readonly Header[]): Uint8Array {
+/**
+ * `HTTP/1.1 SP status SP reason CRLF fields CRLF`: we always speak HTTP/1.1 (RFC 9110 §6.2).
+ * `body` bytes, if any, follow the head in the same buffer.
+ */
+export function serializeResponseHead(status: number, reason: string, headers: readonly Header[], body?: Uint8Array): Uint8Array {
   if (!Number.isInteger(status) || status < 100 || status > 599) throw new ProxyError("internal", `invalid status ${status}`);
-  return writeHead("HTTP/1.1", String(status), reason, headers);
+  return writeHead("HTTP/1.1", String(status), reason, headers, body);
 }
 
 /**
@@ -87,11 +90,7 @@ export function errorResponse(status: number, reasonText: string, extraHeaders: 
     { name: "Content-Length", value: String(body.length) },
     ...extraHeaders,
   ];
-  const head = serializeResponseHead(status, reasonPhrase(status), headers);
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head, 0);
-  out.set(body, head.length);
-  return out;
+  return serializeResponseHead(status, reasonPhrase(status), headers, body);
 }
 
 const HTTP_VERSION: Readonly<Record<string, string>> = Object.freeze({ "1.0": "HTTP/1.0", "1.1": "HTTP/1.1" });
@@ -100,10 +99,10 @@ const HTTP_VERSION: Readonly<Record<string, string>> = Object.freeze({ "1.0": "H
 // encoding it (TextEncoder, regex validation) for typical 300-600 byte heads. The start-line
 // comes in its three parts: joined first, it would be a rope string that the first charCodeAt
 // has to flatten (a native call and a copy per head, measured in bench/profile.sh).
-function writeHead(first: string, second: string, third: string, headers: readonly Header[]): Uint8Array {
+function writeHead(first: string, second: string, third: string, headers: readonly Header[], tail?: Uint8Array): Uint8Array {
   let size = first.length + second.length + third.length + 6; // 2 SP, start-line CRLF, final CRLF
   for (const h of headers) size += h.name.length + h.value.length + 4; // ": " and CRLF
-  const out = new Uint8Array(size);
+  const out = new Uint8Array(tail ? size + tail.byteLength : size);
   let p = putText(out, 0, first, false);
   out[p++] = SP;
   p = putText(out, p, second, false);
@@ -118,6 +117,7 @@ function writeHead(first: string, second: string, third: string, headers: readon
   }
   out[p++] = CR;
   out[p++] = LF;
+  if (tail && tail.byteLength > 0) out.set(tail, p);
   return out;
 }
 
