@@ -60,6 +60,19 @@ function run(req: RequestHead, wire: string, step = Infinity): Outcome {
   return out;
 }
 
+/** A reader whose sink logs each client write, then "<done EXTRA>" or "<fail KIND>". */
+function writeLog(req: RequestHead, keepAlive: boolean): { reader: ResponseReader; writes: string[] } {
+  const writes: string[] = [];
+  const reader = new ResponseReader(req, DEFAULT_LIMITS, {
+    toClient: (b) => void writes.push(text(b)),
+    responseHead: (r, _framing, _dechunk, body) => clientResponseHead(r, req.version, keepAlive, body),
+    responseUpgrade: () => {},
+    responseDone: (extra) => writes.push(`<done ${text(extra)}>`),
+    fail: (err) => writes.push(`<fail ${err.kind}>`),
+  });
+  return { reader, writes };
+}
+
 /** Splits what the client got into its head's field lines and its body. */
 function split(client: string): { status: string; fields: string[]; body: string } {
   const end = client.indexOf("\r\n\r\n");
@@ -115,15 +128,7 @@ describe("ResponseReader: a chunked response to an HTTP/1.0 request is de-chunke
   });
 
   test("a large chunk arriving in many reads is streamed: each read's chunk-data goes out at once", () => {
-    const writes: string[] = [];
-    const req = request("GET", "1.0");
-    const reader = new ResponseReader(req, DEFAULT_LIMITS, {
-      toClient: (b) => void writes.push(text(b)),
-      responseHead: (r, _framing, _dechunk, body) => clientResponseHead(r, req.version, false, body),
-      responseUpgrade: () => {},
-      responseDone: () => writes.push("<done>"),
-      fail: (err) => writes.push(`<fail ${err.kind}>`),
-    });
+    const { reader, writes } = writeLog(request("GET", "1.0"), false);
     reader.feed(bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
     expect(writes.length).toBe(1); // the head, nothing buffered behind it
     reader.feed(bytes(`10000\r\n${"a".repeat(1000)}`));
@@ -203,15 +208,7 @@ describe("ResponseReader: interim responses", () => {
 
 describe("ResponseReader: writes", () => {
   test("a small response read whole goes to the client in one write, head and body together", () => {
-    const writes: string[] = [];
-    const req = request("GET", "1.1");
-    const reader = new ResponseReader(req, DEFAULT_LIMITS, {
-      toClient: (b) => void writes.push(text(b)),
-      responseHead: (r, _framing, _dechunk, body) => clientResponseHead(r, req.version, true, body),
-      responseUpgrade: () => {},
-      responseDone: (extra) => writes.push(`<done ${text(extra)}>`),
-      fail: (err) => writes.push(`<fail ${err.kind}>`),
-    });
+    const { reader, writes } = writeLog(request("GET", "1.1"), true);
     reader.feed(bytes("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP"));
     expect(writes).toEqual(["HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 sidecar-proxy\r\n\r\nhello", "<done HTTP>"]);
   });
