@@ -4,8 +4,9 @@
 #   bench/run.sh [--quick] [--rounds N] [--only ID,ID] [--source | --bin PATH] [MODE...]
 #     MODE     rr pingpong bulk idle http startup (default: all; a full run takes ~15 min)
 #     --quick  1 round, 1 s measurements, 64 MiB bulk (~3 min): checks the harness, not the numbers
-#     --only   contestant ids, e.g. sidecar-proxy,haproxy (direct always runs); bun-floor is the
-#              smallest correct Bun relay (bench/floor/relay.ts), a yardstick in TCP rr/pingpong
+#     --only   contestant ids, e.g. sidecar-proxy,haproxy (direct always runs). Yardsticks:
+#              bun-floor, the smallest correct Bun relay (bench/floor/relay.ts), in TCP rr/pingpong
+#              and HTTP reverse; sidecar-proxy-tcp (our TCP mode relaying HTTP) in HTTP reverse
 #     --source run `bun proxy.ts` instead of the compiled binary (for profiling)
 #     --bin    benchmark this sidecar-proxy binary instead of building one (A/B of a change)
 #
@@ -45,7 +46,7 @@ elif [ $source_mode = 0 ]; then
   # build.ts itself (same flags as the release binaries), into bench/.work so dist/ is left alone.
   (cd "$ROOT" && "$BUN" build.ts linux-x64 --outdir "$HERE/.work" >/dev/null)
 fi
-# The Bun floor relay (the bun-floor contestant, TCP rr and pingpong), compiled like sidecar-proxy.
+# The Bun floor relay (the bun-floor yardstick), compiled like sidecar-proxy.
 "$BUN" build --compile "$HERE/floor/relay.ts" --outfile "$HERE/.work/floor-relay" >/dev/null
 
 RUN=$(mktemp -d /tmp/sidecar-bench.XXXXXX)
