@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Where sidecar-proxy's CPU goes under load, with JavaScript functions named (issue #7).
 #
-#   bench/profile.sh [http|tcp-rr|tcp-pingpong] [SECONDS]     (default: http 3)
+#   bench/profile.sh [http|tcp-rr|tcp-pingpong|connect-rr|socks-rr] [SECONDS]   (default: http 3)
 #
 # Runs `bun proxy.ts` (the npm bun binary keeps its symbol table; the compiled binary does not)
-# as an HTTP or TCP reverse proxy in front of bench/loadgen's upstream, loads it with wrk (http,
-# 64 connections) or loadgen (tcp, 64 clients), and records it with `perf record -g`.
+# as an HTTP or TCP reverse proxy in front of bench/loadgen's upstream (or as a forward CONNECT
+# or SOCKS5 proxy to it), loads it with wrk (http, 64 connections) or loadgen (64 clients), and
+# records it with `perf record -g`.
 # JavaScriptCore writes a JITDump (BUN_JSC_useJITDump); its name (jit-TID-PID.dump) is not the
 # one `perf inject --jit` looks for, so the script turns it into /tmp/perf-PID.map, which
 # `perf report` reads for [JIT] frames. Prints CPU per request, the split kernel / Bun native /
@@ -20,7 +21,7 @@ BUN=$(readlink -f "$ROOT/node_modules/.bin/bun")
 for tool in perf wrk cc python3; do
   command -v "$tool" >/dev/null || { echo "profile: needs $tool" >&2; exit 2; }
 done
-case $MODE in http | tcp-rr | tcp-pingpong) ;; *) echo "profile: mode is http, tcp-rr or tcp-pingpong" >&2; exit 2 ;; esac
+case $MODE in http | tcp-rr | tcp-pingpong | connect-rr | socks-rr) ;; *) echo "profile: mode is http, tcp-rr, tcp-pingpong, connect-rr or socks-rr" >&2; exit 2 ;; esac
 
 OUT=$(mktemp -d /tmp/sidecar-profile.XXXXXX)
 mkdir -p "$HERE/.work" "$OUT/jit"
@@ -32,21 +33,28 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 pids+=($!)
 for _ in $(seq 50); do [ -s "$OUT/upstream.json" ] && break; sleep 0.1; done
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$1)" "$OUT/$2"; }
-if [ "$MODE" = http ]; then PROTOCOL=http UPSTREAM=$(field "['http']" upstream.json); else PROTOCOL=tcp UPSTREAM=$(field "['echo']" upstream.json); fi
+UPSTREAM=$(field "['echo']" upstream.json) SIDE=reverse PROTO=plain
+case $MODE in
+  http) UPSTREAM=$(field "['http']" upstream.json) ARGS=(--proxy-type reverse --proxy-protocol http) ;;
+  tcp-*) ARGS=(--proxy-type reverse --proxy-protocol tcp) ;;
+  connect-rr) SIDE=forward PROTO=connect ARGS=(--proxy-type forward --proxy-protocol http) ;;
+  socks-rr) SIDE=forward PROTO=socks5 ARGS=(--proxy-type forward --proxy-protocol socks) ;;
+esac
+if [ $SIDE = reverse ]; then ARGS+=(--proxy-host 127.0.0.1 --proxy-port "$UPSTREAM" --proxy-in-port 0 --in-bind 127.0.0.1)
+else ARGS+=(--proxy-out-port 0 --out-bind 127.0.0.1); fi
 
-BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory="$OUT/jit" "$BUN" "$ROOT/proxy.ts" \
-  --proxy-type reverse --proxy-protocol $PROTOCOL --proxy-host 127.0.0.1 --proxy-port "$UPSTREAM" \
-  --proxy-in-port 0 --in-bind 127.0.0.1 --no-admin --log-level error --ready-file "$OUT/ready.json" >"$OUT/proxy.log" 2>&1 &
+BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory="$OUT/jit" "$BUN" "$ROOT/proxy.ts" "${ARGS[@]}" \
+  --no-admin --log-level error --ready-file "$OUT/ready.json" >"$OUT/proxy.log" 2>&1 &
 PROXY=$!
 pids+=($PROXY)
 for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && break; sleep 0.1; done
-PORT=$(field "['reverse'][0]['port']" ready.json)
+PORT=$(field "['$SIDE'][0]['port']" ready.json)
 
 load() { # seconds -> operations
   if [ "$MODE" = http ]; then
     wrk -t1 -c64 -d"$1"s -s "$HERE/wrk/check.lua" "http://127.0.0.1:$PORT/" | sed -n 's/.*"requests":\([0-9]*\).*/\1/p'
   else
-    "$HERE/.work/loadgen" client --mode "${MODE#tcp-}" --proto plain --proxy "127.0.0.1:$PORT" --target "127.0.0.1:$UPSTREAM" \
+    "$HERE/.work/loadgen" client --mode "${MODE#*-}" --proto $PROTO --proxy "127.0.0.1:$PORT" --target "127.0.0.1:$UPSTREAM" \
       --conns 64 --duration "$1" --src-ips 16 | sed -n 's/.*"ops":\([0-9]*\).*/\1/p'
   fi
 }
@@ -83,7 +91,7 @@ for path in glob.glob(f"{out}/jit/jit-*.dump"):
 open(f"/tmp/perf-{pid}.map", "w").write("\n".join(lines) + "\n")
 PY
 
-unit=$([ "$MODE" = http ] && echo request || echo "${MODE#tcp-} operation")
+unit=$([ "$MODE" = http ] && echo request || echo "${MODE#*-} operation")
 echo "mode $MODE: $OPS operations in $SECS s, proxy CPU $(python3 -c "print(round(($c1 - $c0) * 1e4 / max(1, $OPS), 2))") µs per $unit"
 echo "(profile in $OUT; perf report -i $OUT/perf.data for more)"
 echo
