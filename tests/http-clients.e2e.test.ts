@@ -30,19 +30,16 @@ import {
   requirePythonModules,
   requireTool,
   runClient,
+  BIG_TRANSFER as BIG,
+  CLIENT_TEST_MS as T,
+  CLIENTS_TEST_MS as T2,
+  INTEROP,
 } from "./helpers/clients.ts";
 import { patternChunk, sha256 } from "./helpers/net.ts";
-import { type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore } from "./helpers/origins.ts";
-import { ROOT } from "./helpers/proc.ts";
+import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
-const MiB = 1024 * 1024;
-const BIG = 10 * MiB;
-const HELLO = "hello from origin";
 const VIA = "1.1 sidecar-proxy";
-const INTEROP = join(ROOT, "tests", "interop");
-const T = 60_000;
-const T2 = 150_000;
 
 let http4: Origin;
 let http4b: Origin; // a second IPv4 origin (another port)

@@ -23,21 +23,17 @@ import {
   requirePythonModules,
   requireTool,
   runClient,
+  BIG_TRANSFER as BIG,
+  CLIENT_TEST_MS as T,
+  CLIENTS_TEST_MS as T2,
+  INTEROP,
 } from "./helpers/clients.ts";
 import { type TestServer, RawClient, closedPort, echoServer, patternChunk, sha256, waitUntil } from "./helpers/net.ts";
-import { type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki, stalledPort } from "./helpers/origins.ts";
-import { ROOT } from "./helpers/proc.ts";
+import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki, stalledPort } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
-const MiB = 1024 * 1024;
-const BIG = 10 * MiB;
-const HELLO = "hello from origin";
 /** RFC 6761: `.invalid` never resolves, anywhere. */
 const NO_SUCH_HOST = "nonexistent.invalid";
-const INTEROP = join(ROOT, "tests", "interop");
-/** Per-test timeouts: one client run / several client runs in a row. */
-const T = 60_000;
-const T2 = 150_000;
 
 let http4: Origin; // HTTP origin on 127.0.0.1
 let http6: Origin; // HTTP origin on ::1
@@ -483,7 +479,7 @@ describe("Java (-DsocksProxyHost)", () => {
 
 describe("raw client: early data and half-close", () => {
   test("SOCKS5: greeting + request + 1 MiB payload in ONE write, then FIN: full echo and a FIN", async () => {
-    const payload = patternChunk(1234, MiB + 13);
+    const payload = patternChunk(1234, 1024 * 1024 + 13);
     const h = sha256();
     h.update(payload);
     const since = fwd.logs.length;

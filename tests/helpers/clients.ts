@@ -109,6 +109,14 @@ export function removeGoBuilds(): void {
 /** Bound on one client run (a Go or Java client may compile or start a JVM first). */
 export const CLIENT_TIMEOUT_MS = 90_000;
 
+/** The interop suites' client programs (Go, Python, Java, Node). */
+export const INTEROP = join(ROOT, "tests", "interop");
+/** Per-test timeouts of the interop suites: one client run / several client runs in a row. */
+export const CLIENT_TEST_MS = 60_000;
+export const CLIENTS_TEST_MS = 150_000;
+/** What the interop suites download and upload through the proxy: 10 MiB. */
+export const BIG_TRANSFER = 10 * 1024 * 1024;
+
 /** Runs a client from the repository root and fails the test with its output unless it exits 0. */
 export async function mustRun(cmd: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ClientResult> {
   const r = await runClient(cmd, { timeoutMs: options.timeoutMs ?? CLIENT_TIMEOUT_MS, env: options.env, cwd: ROOT });

@@ -31,13 +31,15 @@ export interface TlsOrigin extends Origin {
   readonly caFile: string;
 }
 
+/** The body of GET /hello. */
+export const HELLO = "hello from origin";
 const BYTES_MAX = 1024 * 1024 * 1024; // /bytes is for tests: refuse anything absurd rather than OOM
 
 async function route(req: Request, server: Bun.Server<undefined>): Promise<Response> {
   const url = new URL(req.url);
   switch (url.pathname) {
     case "/hello":
-      return new Response("hello from origin", { headers: { "Content-Type": "text/plain" } });
+      return new Response(HELLO, { headers: { "Content-Type": "text/plain" } });
     case "/bytes": {
       const n = Number(url.searchParams.get("n") ?? "0");
       const seed = Number(url.searchParams.get("seed") ?? "1");
