@@ -62,11 +62,11 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 }
 
 /**
- * The head relayed to the client (followed by `body`, in the same buffer): hop-by-hop removed,
- * Via added, our Connection decision. An
- * HTTP/1.0 client is never sent the chunked coding (RFC 9112 §6.1), whether its body is then
- * de-chunked (http-response.ts; the caller passes keepAlive false, as closing ends that body)
- * or there is none (HEAD, 204, 304 name the coding a GET would have had).
+ * The head relayed to the client, followed by `body` in the same buffer: hop-by-hop removed,
+ * Via added, our Connection decision. An HTTP/1.0 client is never sent the chunked coding
+ * (RFC 9112 §6.1), whether its body is then de-chunked (http-response.ts; the caller passes
+ * keepAlive false, as closing ends that body) or there is none (HEAD, 204, 304 name the coding a
+ * GET would have had).
  */
 export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
   let headers = stripHopByHop(response.headers, { keepUpgrade: false });
