@@ -67,7 +67,6 @@ function route(conn: Conn, method: string, target: string, state: AdminState): v
   }
 }
 
-
 function writeReply(conn: Conn, status: number, type: string, body: string, withBody = true): void {
   const bytes = encoder.encode(body);
   const head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;

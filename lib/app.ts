@@ -256,8 +256,6 @@ function negate(match: (address: string) => boolean): (address: string) => boole
   return (address) => !match(address);
 }
 
-
-
 export async function runProxy(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);
   const server = new ProxyServer(config, await loadRuntime(), log, await loadMatchers(config));

@@ -13,8 +13,8 @@
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
-import { type Expiring, deadlinesFor } from "../sweep.ts";
 import { readFdLimit } from "./fd-limit.ts";
+import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
 type BunSocket = Bun.Socket<BunConn | undefined>;
@@ -212,56 +212,11 @@ const COMMON_HANDLERS = {
   },
 };
 
-/**
- * One `Bun.connect` in flight. It settles once: by the `open` handler, a connect error, or its
- * deadline (a shared sweeper, not a timer per connect: lib/sweep.ts). Bun cannot
- * cancel a connect, so one that completes after its deadline is closed at once.
- */
-class PendingConnect implements Expiring {
-  readonly deadline: number;
-  private settled = false;
-  private readonly deadlines;
-
-  constructor(
-    private readonly options: ConnectOptions,
-    private readonly done: (result: Conn | ProxyError) => void,
-  ) {
-    this.deadline = Date.now() + options.timeoutMs;
-    this.deadlines = deadlinesFor(options.timeoutMs);
-    this.deadlines.add(this);
-  }
-
-  opened(socket: BunSocket): void {
-    const conn = attach(socket, false);
-    if (this.settled) return conn.destroy(); // connected after the deadline: nobody wants it
-    this.settle();
-    this.done(conn);
-  }
-
-  failed(err: unknown): void {
-    if (this.settled) return;
-    this.settle();
-    this.done(asProxyError(err));
-  }
-
-  expire(): void {
-    if (this.settled) return;
-    this.settled = true;
-    const { hostname, port, timeoutMs } = this.options;
-    this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
-  }
-
-  private settle(): void {
-    this.settled = true;
-    this.deadlines.delete(this);
-  }
-}
-
 // Until `open`, a connecting socket's data is its PendingConnect; `attach` then replaces it.
 const CONNECT_HANDLERS = {
   ...COMMON_HANDLERS,
   open(socket: BunSocket) {
-    (socket.data as unknown as PendingConnect).opened(socket);
+    (socket.data as unknown as PendingConnect).opened(attach(socket, false));
   },
   connectError(socket: BunSocket, err: Error) {
     (socket.data as unknown as PendingConnect).failed(err);
@@ -304,7 +259,7 @@ function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => v
     }).then(
       // `open` has normally run already (it runs before the promise resolves): then data is the Conn.
       (socket) => {
-        if (socket.data === (pending as unknown)) pending.opened(socket);
+        if (socket.data === (pending as unknown)) pending.opened(attach(socket, false));
       },
       // The connectError handler has normally settled it; this covers errors Bun reports only here.
       (err: unknown) => pending.failed(err),
@@ -328,6 +283,5 @@ async function resolve(hostname: string): Promise<string[]> {
   }
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
-
 
 export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, gc: () => Bun.gc(true) };

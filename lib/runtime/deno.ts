@@ -15,8 +15,8 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ProxyError, asProxyError } from "../errors.ts";
-import { type Expiring, deadlinesFor } from "../sweep.ts";
 import { readFdLimit } from "./fd-limit.ts";
+import { PendingConnect } from "./pending-connect.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
 import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -193,34 +193,10 @@ function shareWildcard(hostname: string, port: number): Socket | undefined {
 
 function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
   const abort = new AbortController();
-  const deadlines = deadlinesFor(options.timeoutMs);
-  let settled = false;
-  const pending: Expiring = {
-    deadline: Date.now() + options.timeoutMs,
-    expire() {
-      if (settled) return;
-      settled = true;
-      abort.abort();
-      done(new ProxyError("connectTimeout", `no answer from ${options.hostname}:${options.port} in ${options.timeoutMs} ms`));
-    },
-  };
-  deadlines.add(pending);
+  const pending = new PendingConnect(options, done, () => abort.abort());
   deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
-    (raw) => {
-      if (settled) {
-        raw.close(); // connected after the deadline: nobody wants it
-        return;
-      }
-      settled = true;
-      deadlines.delete(pending);
-      done(new DenoConn(raw));
-    },
-    (err: unknown) => {
-      if (settled) return;
-      settled = true;
-      deadlines.delete(pending);
-      done(asProxyError(err));
-    },
+    (raw) => pending.opened(new DenoConn(raw)),
+    (err: unknown) => pending.failed(err),
   );
 }
 
@@ -239,6 +215,5 @@ async function resolve(hostname: string): Promise<string[]> {
   }
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
-
 
 export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit };

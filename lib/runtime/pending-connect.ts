@@ -1,0 +1,52 @@
+/**
+ * One outgoing connect in flight, for either runtime adapter. It settles once: when the
+ * connection opens, on an error, or at its deadline (an entry in a shared deadline set,
+ * lib/sweep.ts, not a timer per connect). Neither runtime cancels a connect in a way we can
+ * rely on, so a connection that opens after the deadline is destroyed at once: nobody wants it.
+ */
+import { ProxyError, asProxyError } from "../errors.ts";
+import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
+import type { Conn, ConnectOptions } from "./types.ts";
+
+export class PendingConnect implements Expiring {
+  readonly deadline: number;
+  private settled = false;
+  private readonly deadlines: SweptSet<Expiring>;
+
+  /** `onTimeout` runs at the deadline, before `done` gets the connectTimeout error. */
+  constructor(
+    private readonly options: ConnectOptions,
+    private readonly done: (result: Conn | ProxyError) => void,
+    private readonly onTimeout?: () => void,
+  ) {
+    this.deadline = Date.now() + options.timeoutMs;
+    this.deadlines = deadlinesFor(options.timeoutMs);
+    this.deadlines.add(this);
+  }
+
+  opened(conn: Conn): void {
+    if (this.settled) return conn.destroy();
+    this.settle();
+    this.done(conn);
+  }
+
+  failed(err: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.done(asProxyError(err));
+  }
+
+  /** From the sweep, which has already taken this out of its set. */
+  expire(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onTimeout?.();
+    const { hostname, port, timeoutMs } = this.options;
+    this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
+  }
+
+  private settle(): void {
+    this.settled = true;
+    this.deadlines.delete(this);
+  }
+}
