@@ -26,7 +26,7 @@ export interface Row {
   readonly label: string;
   readonly id: string;
   readonly ours: boolean;
-  /** A yardstick (the Bun floor relay): shown, never the best peer. */
+  /** A yardstick (bun-floor, sidecar-proxy-tcp): shown, never the best peer. */
   readonly reference: boolean;
   readonly samples: Sample[];
 }
