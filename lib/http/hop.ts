@@ -20,6 +20,9 @@
 import { unmapIPv4 } from "../address.ts";
 import { fieldNameIs, type Header } from "../protocol/http1.ts";
 
+/** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
+export const VIA_PSEUDONYM = "sidecar-proxy";
+
 /** Fields that describe one connection only, lower-case (RFC 9110 §7.6.1 and predecessors). */
 export const HOP_BY_HOP: readonly string[] = Object.freeze([
   "connection", // RFC 9110 §7.6.1: the connection options themselves

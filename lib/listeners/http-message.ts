@@ -6,13 +6,11 @@
  */
 import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
-import { getHeader, removeHeader, setHeader, stripHopByHop, withForwarded, withVia } from "../http/hop.ts";
+import { getHeader, removeHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
 import { listTokens } from "../protocol/http1-framing.ts";
 import type { DialTarget } from "../dial.ts";
-
-/** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
-export const VIA_PSEUDONYM = "sidecar-proxy";
+import { PlainResponse } from "./http-plain.ts";
 
 export interface Routed {
   readonly target: DialTarget;
@@ -69,6 +67,7 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
  * GET would have had).
  */
 export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
+  if (response instanceof PlainResponse) return response.clientHead(clientVersion, keepAlive, body); // the same bytes, written from the received ones
   let headers = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
   // RFC 9112 §6.1 and RFC 9110 §8.6: a 204 carries neither Transfer-Encoding nor Content-Length;

@@ -15,6 +15,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
 import { interimResponseHead } from "./http-message.ts";
+import { PLAIN_RESPONSES } from "./http-plain.ts";
 
 export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */
@@ -90,7 +91,7 @@ export class ResponseReader {
     for (;;) {
       let result;
       try {
-        result = parseResponseHead(this.headBuf, this.limits, this.scan);
+        result = parseResponseHead(this.headBuf, this.limits, this.scan, PLAIN_RESPONSES);
       } catch (err) {
         return this.sink.fail(asProxyError(err));
       }

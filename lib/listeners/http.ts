@@ -28,6 +28,7 @@ import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, routeFor, startRelay } from "../tunnel.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
+import { PlainRequest, PlainReverseRequests } from "./http-plain.ts";
 import { ResponseReader, type ResponseSink, concat } from "./http-response.ts";
 import { Upstream } from "./http-upstream.ts";
 import { PhaseClock } from "./phase-clock.ts";
@@ -65,6 +66,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private termination: string | null = null;
   private error: ProxyError | undefined;
   private readonly verify: Verifier | null;
+  /** Reverse listeners: plain request heads are rewritten on bytes (http-plain.ts). */
+  private readonly plainRequests: PlainReverseRequests | undefined;
 
   constructor(
     readonly ctx: ListenerContext,
@@ -74,6 +77,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const auth = ctx.config.auth;
     // Proxy-Authorization is for forward proxies; a reverse listener serves any client it admits.
     this.verify = auth && ctx.workload === null ? createVerifier(auth) : null;
+    this.plainRequests = ctx.workload !== null ? new PlainReverseRequests(conn.remoteAddress) : undefined;
   }
 
   start(): void {
@@ -135,7 +139,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.clock.phase !== "head") this.clock.set("head", this.ctx.limits.headerTimeoutMs);
     let result;
     try {
-      result = parseRequestHead(this.pending, this.ctx.limits, this.scan);
+      result = parseRequestHead(this.pending, this.ctx.limits, this.scan, this.plainRequests);
     } catch (err) {
       return this.fail(asProxyError(err));
     }
@@ -157,7 +161,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (request.method === "CONNECT") return this.connectTunnel(request, rest);
     let routed;
     try {
-      routed = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress });
+      routed =
+        request instanceof PlainRequest
+          ? { target: this.ctx.workload!, head: request.upstreamHead }
+          : routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress });
     } catch (err) {
       return this.fail(asProxyError(err));
     }

@@ -81,17 +81,34 @@ export interface HeadLimits {
 
 const NEED_MORE: { ok: false; needMore: true } = Object.freeze({ ok: false, needMore: true });
 
+/**
+ * A fast path offered each complete head before it is built the general way: `scan` holds its
+ * line offsets (buf[0, end) is the head). It returns a head of its own, or null to decline. One
+ * that accepts must return what the general build would, and may throw only what the general
+ * build throws first (lib/listeners/http-plain.ts is the one in use).
+ */
+export interface HeadShortcut<T> {
+  take(buf: Uint8Array, scan: HeadScan, end: number): T | null;
+}
+
 /** Parses one request head from the start of buf; `consumed` is where the body (or next message) starts. */
-export function parseRequestHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan()): HeadResult<RequestHead> {
-  return parseHead(buf, limits, scan, true, buildRequest);
+export function parseRequestHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan(), shortcut?: HeadShortcut<RequestHead>): HeadResult<RequestHead> {
+  return parseHead(buf, limits, scan, true, buildRequest, shortcut);
 }
 
 /** Finds the head (resuming `scan`), builds it, and leaves the scan ready for the next message. */
-function parseHead<T>(buf: Uint8Array, limits: HeadLimits, scan: HeadScan, request: boolean, build: (buf: Uint8Array, scan: HeadScan, end: number) => T): HeadResult<T> {
+function parseHead<T>(
+  buf: Uint8Array,
+  limits: HeadLimits,
+  scan: HeadScan,
+  request: boolean,
+  build: (buf: Uint8Array, scan: HeadScan, end: number) => T,
+  shortcut: HeadShortcut<T> | undefined,
+): HeadResult<T> {
   const end = scan.scan(buf, limits, request);
   if (end < 0) return NEED_MORE;
   try {
-    return { ok: true, head: build(buf, scan, end), consumed: end };
+    return { ok: true, head: shortcut?.take(buf, scan, end) ?? build(buf, scan, end), consumed: end };
   } finally {
     scan.reset();
   }
@@ -129,23 +146,39 @@ function buildRequest(buf: Uint8Array, scan: HeadScan, end: number): RequestHead
 }
 
 /** Parses one response head (1xx included: call again for the final one). Errors: upstreamProtocol. */
-export function parseResponseHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan()): HeadResult<ResponseHead> {
-  return parseHead(buf, limits, scan, false, buildResponse);
+export function parseResponseHead(buf: Uint8Array, limits: HeadLimits, scan: HeadScan = new HeadScan(), shortcut?: HeadShortcut<ResponseHead>): HeadResult<ResponseHead> {
+  return parseHead(buf, limits, scan, false, buildResponse, shortcut);
 }
 
 const STATUS_LINE_MIN = 12; // "HTTP/1.1 200"
+/** Where the reason-phrase starts, from the status-line's first octet (when the line is longer). */
+export const REASON_START = STATUS_LINE_MIN + 1;
 const DIGIT_0 = 0x30;
+const DIGIT_1 = 0x31;
 const DIGIT_9 = 0x39;
 
 function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHead {
   const s = scan.startLine;
   const e = scan.startLineEnd - 2;
+  const status = scanStatusLine(buf, s, e);
+  const version = statusLineVersion(buf, s);
+  const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
+  const text = latin1(buf, s, end);
+  const reason = e > s + STATUS_LINE_MIN ? text.slice(REASON_START, e - s) : "";
+  const raw = headersFromSpans(text, s, spans);
+  const facts = collectFacts(raw);
+  const { framing, headers } = responseFieldFraming(version, status, raw, facts);
+  return { version, status, reason, headers, keepAlive: keepAliveOf(version, facts.connection), headerFraming: framing };
+}
+
+/** Checks the status-line over buf[s, e) (CRLF excluded) and returns its status code. */
+export function scanStatusLine(buf: Uint8Array, s: number, e: number): number {
   // RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason-phrase]. The SP before an empty reason is
   // tolerated when missing (unambiguous, and some servers omit it).
   if (e - s < STATUS_LINE_MIN || buf[s + 8] !== SP || (e > s + STATUS_LINE_MIN && buf[s + STATUS_LINE_MIN] !== SP)) {
     throw new ProxyError("upstreamProtocol", "malformed status-line");
   }
-  const version = scanVersion(buf, s, s + 8, "upstreamProtocol");
+  scanVersion(buf, s, s + 8, "upstreamProtocol");
   let status = 0;
   for (let i = s + 9; i < s + STATUS_LINE_MIN; i++) {
     const c = buf[i]!;
@@ -156,13 +189,12 @@ function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHe
   for (let i = s + STATUS_LINE_MIN + 1; i < e; i++) {
     if (FIELD_CHAR[buf[i]!] !== 1) throw new ProxyError("upstreamProtocol", "control character in reason-phrase");
   }
-  const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
-  const text = latin1(buf, s, end);
-  const reason = e > s + STATUS_LINE_MIN ? text.slice(STATUS_LINE_MIN + 1, e - s) : "";
-  const raw = headersFromSpans(text, s, spans);
-  const facts = collectFacts(raw);
-  const { framing, headers } = responseFieldFraming(version, status, raw, facts);
-  return { version, status, reason, headers, keepAlive: keepAliveOf(version, facts.connection), headerFraming: framing };
+  return status;
+}
+
+/** The version of a status-line that scanStatusLine accepted ("HTTP/1.x" at s). */
+export function statusLineVersion(buf: Uint8Array, s: number): "1.0" | "1.1" {
+  return buf[s + 7] === DIGIT_1 ? "1.1" : "1.0";
 }
 
 /**

@@ -1,0 +1,273 @@
+/**
+ * The byte-level shortcuts of lib/listeners/http-plain.ts against the general path they stand in
+ * for (parse -> Header objects -> routeRequest / clientResponseHead -> serialize), on generated
+ * heads and on mutations of them (fixed-seed PRNG, bounded counts). For every input:
+ * - an error is the same error (kind and message) with and without the shortcut;
+ * - a head the shortcut accepts equals the general path's head field for field, and the bytes it
+ *   sends on (request: to the workload; response: to the client, for both client versions, both
+ *   keep-alive decisions, with and without body bytes) are the general path's, byte for byte;
+ * - the shortcut both accepts and declines a fair share, so both sides of it are exercised.
+ */
+import { describe, expect, test } from "bun:test";
+import { ProxyError } from "../lib/errors.ts";
+import { DEFAULT_LIMITS } from "../lib/limits.ts";
+import { clientResponseHead, routeRequest } from "../lib/listeners/http-message.ts";
+import { PLAIN_RESPONSES, PlainRequest, PlainResponse, PlainReverseRequests } from "../lib/listeners/http-plain.ts";
+import { HeadScan, parseRequestHead, parseResponseHead, type HeadShortcut, type RequestHead, type ResponseHead } from "../lib/protocol/http1.ts";
+import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
+import { bytes, REQUEST_VECTORS, RESPONSE_VECTORS } from "./helpers/http1-vectors.ts";
+
+const ITERATIONS = fuzzIterations(20_000);
+const SEED = fuzzSeed(0x91a1_2e55);
+/** Never dialled: routeRequest only names it. */
+const WORKLOAD = { host: "127.0.0.1", port: 8080 };
+const CLIENT_IPS = ["::ffff:127.0.0.1", "127.0.0.3", "::1"];
+
+type Rand = () => number;
+const pick = <T>(rand: Rand, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+
+/** A field name in a random ASCII case. */
+function anyCase(rand: Rand, name: string): string {
+  const r = rand();
+  if (r < 0.4) return name;
+  if (r < 0.55) return name.toLowerCase();
+  if (r < 0.65) return name.toUpperCase();
+  return [...name].map((c) => (rand() < 0.5 ? c.toUpperCase() : c.toLowerCase())).join("");
+}
+
+const OWS = ["", "", " ", " ", "  ", "\t", " \t"];
+
+const REQUEST_FIELDS: readonly (readonly [string, readonly string[]])[] = [
+  ["Host", ["127.0.0.1:8080", "127.0.0.1", "example.test", "", "[::1]:80", "[::1]", "bad host", "a:0", "a:99999", "a:", "h\xe9"]],
+  ["Content-Length", ["0", "5", "0005", "9007199254740991", "9007199254740992", "5, 5", "-1", "", "x"]],
+  ["Transfer-Encoding", ["chunked", "gzip, chunked", "identity"]],
+  ["Connection", ["keep-alive", "Keep-Alive", "close", "CLOSE", "close, x-custom", "upgrade", "", "te", "x-custom", "keep-alive, close"]],
+  ["Keep-Alive", ["timeout=5"]],
+  ["Proxy-Connection", ["keep-alive"]],
+  ["TE", ["trailers"]],
+  ["Upgrade", ["websocket"]],
+  ["Proxy-Authorization", ["Basic dTpw"]],
+  ["Proxy-Authenticate", ["Basic"]],
+  ["Expect", ["100-continue", "x"]],
+  ["Via", ["1.0 fred", "", "1.1 a, 1.1 b"]],
+  ["Forwarded", ["for=127.0.0.9"]],
+  ["X-Forwarded-For", ["127.0.0.5"]],
+  ["X-Forwarded-Proto", ["https"]],
+  ["X-Forwarded-Host", ["other.test"]],
+  ["Accept", ["*/*"]],
+  ["User-Agent", ["fuzz/1.0"]],
+  ["X-Custom", ["a\xe9b", "x-custom", "", "keep-alive"]],
+  ["Cookie", ["a=b; c=d"]],
+  ["Hosts", ["not Host"]],
+  ["Content-Lengths", ["not Content-Length"]],
+];
+
+const RESPONSE_FIELDS: readonly (readonly [string, readonly string[]])[] = [
+  ["Content-Length", ["0", "64", "0064", "9007199254740992", "64, 64", "64, 65", "", "x"]],
+  ["Transfer-Encoding", ["chunked", "gzip", "chunked, gzip", "gzip, chunked"]],
+  ["Connection", ["keep-alive", "Keep-Alive", "close", "Close", "close, x-custom", "upgrade", "", "x-custom"]],
+  ["Keep-Alive", ["timeout=5"]],
+  ["Proxy-Authenticate", ["Basic"]],
+  ["Upgrade", ["websocket"]],
+  ["TE", ["trailers"]],
+  ["Trailer", ["X-Sum"]],
+  ["Via", ["1.0 fred", "", "1.1 a, 1.1 b"]],
+  ["Content-Type", ["text/plain"]],
+  ["Date", ["Fri, 27 Nov 2026 15:00:00 GMT"]],
+  ["Set-Cookie", ["a=b", "c=d"]],
+  ["Host", ["127.0.0.1"]],
+  ["X-Forwarded-For", ["127.0.0.5"]],
+  ["Expect", ["100-continue"]],
+  ["X-Custom", ["a\xe9b", "x-custom"]],
+];
+
+function fields(rand: Rand, pool: readonly (readonly [string, readonly string[]])[], common: readonly string[]): string {
+  let out = "";
+  for (const line of common) if (rand() < 0.85) out += line;
+  for (let n = Math.floor(rand() * rand() * 7); n > 0; n--) {
+    const [name, values] = pick(rand, pool);
+    out += `${anyCase(rand, name)}:${pick(rand, OWS)}${pick(rand, values)}${pick(rand, OWS)}\r\n`;
+  }
+  // Shuffle-free but not fixed: sometimes the usual fields come last.
+  return out;
+}
+
+function request(rand: Rand): string {
+  const method = pick(rand, ["GET", "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "get", "M-SEARCH"]);
+  const target = pick(rand, ["/", "/", "/a/b?c=d", "/|{}", "*", "http://127.0.0.1:8080/x", "http://127.0.0.1", "127.0.0.1:80", "https://127.0.0.1/"]);
+  const version = rand() < 0.85 ? "HTTP/1.1" : "HTTP/1.0";
+  const lead = rand() < 0.1 ? "\r\n" : "";
+  const head = `${lead}${method} ${target} ${version}\r\n${fields(rand, REQUEST_FIELDS, ["Host: 127.0.0.1:8080\r\n", "User-Agent: fuzz\r\n"])}\r\n`;
+  return head + (rand() < 0.2 ? "hello" : "");
+}
+
+function response(rand: Rand): string {
+  const line = pick(rand, [
+    "HTTP/1.1 200 OK",
+    "HTTP/1.1 200 OK",
+    "HTTP/1.0 200 OK",
+    "HTTP/1.1 204 No Content",
+    "HTTP/1.1 304 Not Modified",
+    "HTTP/1.1 100 Continue",
+    "HTTP/1.1 101 Switching Protocols",
+    "HTTP/1.1 404 ",
+    "HTTP/1.1 500",
+    "HTTP/1.1 200 \xe9t\xe9",
+    "HTTP/1.1 600 X",
+    "HTTP/2.0 200 OK",
+  ]);
+  const head = `${line}\r\n${fields(rand, RESPONSE_FIELDS, ["Content-Type: text/plain\r\n", "Content-Length: 64\r\n"])}\r\n`;
+  return head + (rand() < 0.3 ? "0123456789" : "");
+}
+
+const INSERTS = ["\r\n", "\n", " ", "\t", ":", ",", "\x00", "\x80", "\xff", "Connection: close\r\n", "Host: h\r\n", "Via: x\r\n", "Content-Length: 1\r\n"];
+
+function mutate(rand: Rand, s: string): string {
+  for (let m = 1 + Math.floor(rand() * 3); m > 0; m--) {
+    const at = Math.floor(rand() * (s.length + 1));
+    switch (Math.floor(rand() * 4)) {
+      case 0: s = s.slice(0, at) + String.fromCharCode(Math.floor(rand() * 256)) + s.slice(at + 1); break;
+      case 1: s = s.slice(0, at) + pick(rand, INSERTS) + s.slice(at); break;
+      case 2: s = s.slice(0, at) + s.slice(at + 1 + Math.floor(rand() * 4)); break;
+      default: s = s.slice(0, at) + s[at]?.toUpperCase() + s.slice(at + 1); break;
+    }
+  }
+  return s;
+}
+
+type Outcome<T> = { head: T; consumed: number } | { error: string } | { needMore: true };
+type Parse<T> = (buf: Uint8Array, limits: typeof DEFAULT_LIMITS, scan: HeadScan, shortcut?: HeadShortcut<T>) => ReturnType<typeof parseRequestHead> | ReturnType<typeof parseResponseHead>;
+
+/** Parses the whole input, after a first piece of it (`split`) when that is within it. */
+function outcome<T>(parse: Parse<T>, input: Uint8Array, split: number, shortcut?: HeadShortcut<T>): Outcome<T> {
+  const scan = new HeadScan();
+  try {
+    if (split > 0 && split < input.length) parse(input.subarray(0, split), DEFAULT_LIMITS, scan, shortcut); // the scan resumes from it
+    const r = parse(input, DEFAULT_LIMITS, scan, shortcut);
+    return r.ok ? { head: r.head as T, consumed: r.consumed } : { needMore: true };
+  } catch (err) {
+    if (!(err instanceof ProxyError)) throw err;
+    return { error: `${err.kind}: ${err.message}` };
+  }
+}
+
+/**
+ * Parses `text` with and without the shortcut and checks what must agree whatever it does (the
+ * error, or where the head ends). Returns both heads when the shortcut took it, else the count to bump.
+ */
+function bothWays<T>(rand: Rand, text: string, parse: Parse<T>, shortcut: HeadShortcut<T>, taken: (head: T) => boolean): { general: T; fast: T } | "declined" | "no head" {
+  const input = bytes(text);
+  const split = rand() < 0.3 ? Math.floor(rand() * input.length) : 0;
+  const general = outcome(parse, input, split);
+  const fast = outcome(parse, input, split, shortcut);
+  if (!("head" in general) || !("head" in fast)) {
+    expect({ input: text, fast }).toEqual({ input: text, fast: general });
+    return "no head";
+  }
+  expect(fast.consumed).toBe(general.consumed);
+  return taken(fast.head) ? { general: general.head, fast: fast.head } : "declined";
+}
+
+/** The fields of a RequestHead, read through its interface (getters included). */
+function requestFields(h: RequestHead): unknown {
+  const { method, target, form, version, headers, url, authority, framing, keepAlive, expectContinue, upgrade } = h;
+  return { method, target, form, version, headers, url, authority, framing, keepAlive, expectContinue, upgrade };
+}
+
+function responseFields(h: ResponseHead): unknown {
+  const { version, status, reason, headers, keepAlive, headerFraming } = h;
+  return { version, status, reason, headers, keepAlive, headerFraming };
+}
+
+function upstreamBytes(head: RequestHead, clientIp: string): Uint8Array | string {
+  try {
+    return routeRequest({ request: head, workload: WORKLOAD, clientIp }).head;
+  } catch (err) {
+    if (!(err instanceof ProxyError)) throw err;
+    return `${err.kind}: ${err.message}`;
+  }
+}
+
+const CLIENT_CASES = [
+  ["1.1", true],
+  ["1.1", false],
+  ["1.0", true],
+  ["1.0", false],
+] as const;
+
+describe("plain heads on bytes: the same as the general path", () => {
+  test(`${ITERATIONS} requests, generated and mutated: same errors, same heads, same bytes to the workload`, () => {
+    const rand = prng(SEED);
+    const seeds = REQUEST_VECTORS.map((v) => v.head);
+    let accepted = 0;
+    let declined = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      let text = i % 4 === 3 ? mutate(rand, rand() < 0.7 ? request(rand) : pick(rand, seeds)) : request(rand);
+      if (rand() < 0.05) text = text + text; // pipelined: the shortcut must stop at the first head
+      const clientIp = pick(rand, CLIENT_IPS);
+      const both = bothWays<RequestHead>(rand, text, parseRequestHead, new PlainReverseRequests(clientIp), (h) => h instanceof PlainRequest);
+      if (both === "declined") declined++;
+      if (typeof both === "string") continue;
+      accepted++;
+      const { general, fast } = both;
+      expect({ input: text, head: requestFields(fast) }).toEqual({ input: text, head: requestFields(general) });
+      expect({ input: text, sent: (fast as PlainRequest).upstreamHead as Uint8Array | string }).toEqual({ input: text, sent: upstreamBytes(general, clientIp) });
+    }
+    expect(accepted).toBeGreaterThan(ITERATIONS / 10);
+    expect(declined).toBeGreaterThan(ITERATIONS / 10);
+  });
+
+  test(`${ITERATIONS} responses, generated and mutated: same errors, same heads, same bytes to the client`, () => {
+    const rand = prng(SEED + 1);
+    const seeds = RESPONSE_VECTORS.map((v) => v.head);
+    const body = bytes("0123456789");
+    let accepted = 0;
+    let declined = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      const text = i % 4 === 3 ? mutate(rand, rand() < 0.7 ? response(rand) : pick(rand, seeds)) : response(rand);
+      const both = bothWays<ResponseHead>(rand, text, parseResponseHead, PLAIN_RESPONSES, (h) => h instanceof PlainResponse);
+      if (both === "declined") declined++;
+      if (typeof both === "string") continue;
+      accepted++;
+      const { general, fast } = both;
+      expect({ input: text, head: responseFields(fast) }).toEqual({ input: text, head: responseFields(general) });
+      for (const [version, keepAlive] of CLIENT_CASES) {
+        for (const extra of [undefined, body]) {
+          const want = clientResponseHead(general, version, keepAlive, extra);
+          expect({ input: text, version, keepAlive, sent: clientResponseHead(fast, version, keepAlive, extra) }).toEqual({ input: text, version, keepAlive, sent: want });
+        }
+      }
+    }
+    expect(accepted).toBeGreaterThan(ITERATIONS / 10);
+    expect(declined).toBeGreaterThan(ITERATIONS / 10);
+  });
+
+  test("the bench's request and response (wrk, loadgen), and a browser-like request, take the shortcut", () => {
+    const accepts = (shortcut: HeadShortcut<unknown>, text: string, parse: typeof parseRequestHead | typeof parseResponseHead) => {
+      const r = parse(bytes(text), DEFAULT_LIMITS, new HeadScan(), shortcut as never);
+      return r.ok ? r.head.constructor.name : "need more";
+    };
+    const requests = new PlainReverseRequests("127.0.0.1");
+    expect(accepts(requests, "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
+    const browser =
+      "GET /a?b=c HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nAccept-Encoding: gzip, deflate\r\nCookie: a=b\r\n\r\n";
+    expect(accepts(requests, browser, parseRequestHead)).toBe("PlainRequest");
+    expect(accepts(requests, "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", parseRequestHead)).toBe("PlainRequest");
+    expect(accepts(PLAIN_RESPONSES, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
+    // Declined, so the general path answers: a chunked request, an upgrade.
+    expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", parseRequestHead)).toBe("Object");
+    expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", parseRequestHead)).toBe("Object");
+  });
+
+  test("the rewritten request, spelled out: hop-by-hop and client forwarding fields go, ours and Via come last", () => {
+    const input = bytes(
+      "GET /p HTTP/1.1\r\nhost:  app.test \r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 127.0.0.5\r\nVia: 1.0 fred\r\nAccept: */*\r\n\r\n",
+    );
+    const r = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan(), new PlainReverseRequests("::ffff:127.0.0.1"));
+    if (!r.ok || !(r.head instanceof PlainRequest)) throw new Error("not taken by the shortcut");
+    expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(
+      "GET /p HTTP/1.1\r\nhost: app.test\r\nVia: 1.0 fred, 1.1 sidecar-proxy\r\nAccept: */*\r\n" +
+        "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app.test\r\n\r\n",
+    );
+  });
+});
