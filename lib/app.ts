@@ -17,7 +17,7 @@ import type { AddressMatcher } from "./policy.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
-import type { ListenerContext } from "./tunnel.ts";
+import { type ListenerContext, formatTarget } from "./tunnel.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
@@ -130,6 +130,7 @@ export class ProxyServer {
   private bindGroup(name: ListenerName, protocol: string, addresses: readonly string[], port: number, cap: number): BoundListener {
     const driver = driverFor(protocol);
     const stats = this.tracker.register(name, protocol);
+    const workload = name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null;
     const ctx: ListenerContext = {
       name,
       protocol: protocol as ListenerContext["protocol"],
@@ -138,7 +139,8 @@ export class ProxyServer {
       runtime: this.runtime,
       log: this.log,
       tracker: this.tracker,
-      workload: name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null,
+      workload,
+      workloadKey: workload && formatTarget(workload),
       allowAddress: name === "forward" && this.matchers.deny ? negate(this.matchers.deny) : undefined,
       draining: () => this.isDraining,
     };

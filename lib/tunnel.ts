@@ -23,6 +23,8 @@ export interface ListenerContext {
   readonly tracker: Tracker;
   /** Reverse listeners: every connection goes here, whatever the client asks for. */
   readonly workload: DialTarget | null;
+  /** formatTarget(workload), made once: each connection and request records it. */
+  readonly workloadKey: string | null;
   /** Forward listeners: false for a dialled address that `--deny-destinations` refuses. */
   readonly allowAddress: ((address: string) => boolean) | undefined;
   /** True once shutdown has begun: keep-alive connections close after their current response. */
@@ -57,7 +59,7 @@ export function openTunnel(
   hooks: TunnelHooks,
   earlyBytes?: Uint8Array,
 ): void {
-  rec.target = formatTarget(target);
+  rec.target = targetKey(ctx, target);
   const startedMs = Date.now();
   let cancelled = false;
   rec.abort = () => {
@@ -117,4 +119,9 @@ export function relayOptions(limits: Limits) {
 
 export function formatTarget(target: DialTarget): string {
   return hostPort(target.host, target.port);
+}
+
+/** formatTarget, without a new string for the workload. */
+export function targetKey(ctx: ListenerContext, target: DialTarget): string {
+  return target === ctx.workload && ctx.workloadKey !== null ? ctx.workloadKey : formatTarget(target);
 }

@@ -23,7 +23,7 @@
  */
 import { displayIp, HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
 import { type BodyFraming, type Header, type HeadScan, type HeadShortcut, type RequestHead, REASON_START, type ResponseHead, scanStatusLine, statusLineVersion } from "../protocol/http1.ts";
-import { NO_BODY, CLOSE_BODY, noBodyStatus, parseContentLength } from "../protocol/http1-framing.ts";
+import { NO_BODY, CLOSE_BODY, noBodyStatus, parseContentLengthAt } from "../protocol/http1-framing.ts";
 import { CR, headersFromSpans, LF, latin1, scanFieldLines, SP } from "../protocol/http1-scan.ts";
 import { isValidHostField, scanRequestLine } from "../protocol/http1-target.ts";
 
@@ -41,6 +41,7 @@ const FORWARDED = 7;
 const VIA = 8;
 
 const ASCII = new TextEncoder();
+const NO_OCTETS = new Uint8Array(0);
 
 /** Lower-case names by length: most fields have a length none of them has, and cost one read. */
 const KINDS_BY_LENGTH: { readonly name: Uint8Array; readonly kind: number }[][] = [];
@@ -90,7 +91,7 @@ function connectionOption(buf: Uint8Array, s: number, e: number): number {
 
 /** A Content-Length value, or -1 when it is not one valid number (the general path decides). */
 function contentLength(buf: Uint8Array, s: number, e: number): number {
-  return parseContentLength(latin1(buf, s, e)) ?? -1;
+  return parseContentLengthAt(buf, s, e) ?? -1;
 }
 
 /**
@@ -265,6 +266,8 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
   /** "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded). */
   private readonly forwarded: Uint8Array;
   private readonly fields = new PlainFields();
+  /** The last Host value found valid on this connection: clients send the same one each time. */
+  private validHost: Uint8Array = NO_OCTETS;
 
   constructor(clientIp: string) {
     this.forwarded = ASCII.encode(`X-Forwarded-For: ${displayIp(clientIp)}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: `);
@@ -282,7 +285,10 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     const { host, via, length } = fields;
     const hostStart = spans[host + 2]!;
     const hostEnd = spans[host + 3]!;
-    if (!isValidHostField(latin1(buf, hostStart, hostEnd))) return null;
+    if (!sameBytes(buf, hostStart, hostEnd, this.validHost)) {
+      if (!isValidHostField(latin1(buf, hostStart, hostEnd))) return null;
+      this.validHost = buf.slice(hostStart, hostEnd);
+    }
 
     // method SP target SP HTTP/1.1 CRLF, kept fields, X-Forwarded-*, Via unless appended, CRLF.
     const viaValue = VIA_VALUE["1.1"];

@@ -45,6 +45,16 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * buf from `offset` on, without a new view where none is needed: most messages end exactly where
+ * a read ends, and a view of nothing is still an object (and, in JavaScriptCore, may first
+ * give its buffer an ArrayBuffer of its own).
+ */
+export function after(buf: Uint8Array, offset: number): Uint8Array {
+  if (offset === 0) return buf;
+  return offset >= buf.byteLength ? EMPTY : buf.subarray(offset);
+}
+
 export class ResponseReader {
   /** The final response head, once parsed. */
   response: ResponseHead | null = null;
@@ -97,7 +107,7 @@ export class ResponseReader {
       }
       if (!result.ok) return;
       const response = result.head;
-      const rest = this.headBuf.subarray(result.consumed);
+      const rest = after(this.headBuf, result.consumed);
       this.headBuf = EMPTY;
       if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, rest);
       if (response.status >= 200) return this.start(response, rest);
@@ -123,7 +133,7 @@ export class ResponseReader {
     if (first === null) return;
     this.started = true;
     this.sink.toClient(this.sink.responseHead(response, framing, dechunk, first));
-    if (this.body.done) this.sink.responseDone(this.fed === 0 ? rest : rest.subarray(this.fed));
+    if (this.body.done) this.sink.responseDone(after(rest, this.fed));
   }
 
   /** Relays what of `chunk` belongs to the body; what follows it is reported as extra. */
@@ -131,7 +141,7 @@ export class ResponseReader {
     const body = this.bodyBytes(chunk, offset);
     if (body === null) return;
     if (body.byteLength > 0) this.sink.toClient(body);
-    if (this.body!.done) this.sink.responseDone(chunk.subarray(offset + this.fed));
+    if (this.body!.done) this.sink.responseDone(after(chunk, offset + this.fed));
   }
 
   /**

@@ -19,17 +19,17 @@
  * inactivity limit (504 before the response head, a cut after it).
  */
 import { createVerifier, type Verifier } from "../auth.ts";
-import { dial } from "../dial.ts";
+import { type DialTarget, dial } from "../dial.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import { Holding } from "../relay.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
-import { type ListenerContext, type ProtocolDriver, formatTarget, openTunnel, routeFor, startRelay } from "../tunnel.ts";
+import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor, startRelay, targetKey } from "../tunnel.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { PlainRequest, PlainReverseRequests } from "./http-plain.ts";
-import { ResponseReader, type ResponseSink, concat } from "./http-response.ts";
+import { ResponseReader, type ResponseSink, after, concat } from "./http-response.ts";
 import { Upstream } from "./http-upstream.ts";
 import { PhaseClock } from "./phase-clock.ts";
 
@@ -148,7 +148,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       return;
     }
     this.clock.pause(); // dialling: the connect timeout rules
-    const rest = this.pending.subarray(result.consumed);
+    const rest = after(this.pending, result.consumed);
     this.pending = EMPTY;
     if (this.requests++ === 0) this.ctx.tracker.handshakeDone(this.rec);
     this.handleRequest(result.head, rest);
@@ -159,20 +159,23 @@ export class HttpSession implements ConnEvents, ResponseSink {
       return this.fail(new ProxyError("authFailed", "proxy authentication required"));
     }
     if (request.method === "CONNECT") return this.connectTunnel(request, rest);
-    let routed;
-    try {
-      routed =
-        request instanceof PlainRequest
-          ? { target: this.ctx.workload!, head: request.upstreamHead }
-          : routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress });
-    } catch (err) {
-      return this.fail(asProxyError(err));
+    let target: DialTarget;
+    let upstreamHead: Uint8Array;
+    if (request instanceof PlainRequest) {
+      target = this.ctx.workload!;
+      upstreamHead = request.upstreamHead;
+    } else {
+      try {
+        ({ target, head: upstreamHead } = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress }));
+      } catch (err) {
+        return this.fail(asProxyError(err));
+      }
     }
-    const key = formatTarget(routed.target);
+    const key = targetKey(this.ctx, target);
     this.rec.target = key;
     const ex: Exchange = {
       request,
-      upstreamHead: routed.head,
+      upstreamHead,
       targetKey: key,
       requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
       upstream: null,
@@ -187,7 +190,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
     if (idle) this.dropUpstream(false);
     const startedMs = Date.now();
-    dial(this.ctx.runtime, routed.target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }, (result) => {
+    dial(this.ctx.runtime, target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }, (result) => {
       if (result instanceof ProxyError) {
         if (this.exchange === ex) this.fail(result);
         return;
@@ -258,7 +261,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     }
     if (ex.requestBody!.done) {
       ex.requestBody = null;
-      if (used < chunk.byteLength) this.pending = concat(this.pending, chunk.subarray(used));
+      if (used < chunk.byteLength) this.pending = concat(this.pending, after(chunk, used));
     }
   }
 

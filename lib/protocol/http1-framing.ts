@@ -22,7 +22,7 @@
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming, Header } from "./http1.ts";
-import { fieldNameIs, parseDigits } from "./http1-scan.ts";
+import { fieldNameIs, parseDigitOctets, parseDigits } from "./http1-scan.ts";
 
 /** Number.MAX_SAFE_INTEGER has 16 digits; longer is over 2^53 whatever the digits. */
 const MAX_LENGTH_DIGITS = 16;
@@ -99,6 +99,12 @@ export function keepAliveOf(version: "1.0" | "1.1", connection: readonly string[
 /** Content-Length = 1*DIGIT (RFC 9110 §8.6), at most 2^53-1; null when invalid. */
 export function parseContentLength(v: string): number | null {
   const n = parseDigits(v, MAX_LENGTH_DIGITS);
+  return n !== null && Number.isSafeInteger(n) ? n : null;
+}
+
+/** parseContentLength over the octets buf[s, e). */
+export function parseContentLengthAt(buf: Uint8Array, s: number, e: number): number | null {
+  const n = parseDigitOctets(buf, s, e, MAX_LENGTH_DIGITS);
   return n !== null && Number.isSafeInteger(n) ? n : null;
 }
 

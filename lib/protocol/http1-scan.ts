@@ -170,6 +170,18 @@ export function parseDigits(s: string, maxDigits: number): number | null {
   return n;
 }
 
+/** parseDigits over the octets buf[s, e), without making a string of them. */
+export function parseDigitOctets(buf: Uint8Array, s: number, e: number, maxDigits: number): number | null {
+  if (e <= s || e - s > maxDigits) return null;
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const c = buf[i]!;
+    if (c < 0x30 || c > 0x39) return null;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
+}
+
 /**
  * ASCII case-insensitive equality with a lower-case field name (RFC 9110 §5.1), without
  * allocating: field names are tokens, so only A-Z need folding.
