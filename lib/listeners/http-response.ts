@@ -14,6 +14,7 @@
 import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
+import { NO_BODY } from "../protocol/http1-framing.ts";
 import { interimResponseHead } from "./http-message.ts";
 import { PLAIN_RESPONSES } from "./http-plain.ts";
 
@@ -62,33 +63,49 @@ export class ResponseReader {
   started = false;
   /** Bytes received from the upstream (the exchange's inactivity clock watches them). */
   upstreamBytes = 0;
-  private body: BodyDecoder | null = null;
+  private request!: RequestHead;
+  /** Reset for each response; in use once the final head is in (`reading`). */
+  private readonly body = new BodyDecoder(NO_BODY, RESPONSE_BODY);
+  private reading = false;
   /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
   private spans: number[] | undefined;
   /** Bytes the body took from the last chunk fed (bodyBytes). */
   private fed = 0;
   private headBuf: Uint8Array = EMPTY;
 
-  /** `scan` may be shared by the readers of one connection's exchanges (it is reset here). */
+  /** `scan` is reset at each begin. */
   constructor(
-    private readonly request: RequestHead,
+    request: RequestHead,
     private readonly limits: HeadLimits,
     private readonly sink: ResponseSink,
     private readonly scan: HeadScan = new HeadScan(),
   ) {
-    scan.reset();
+    this.begin(request);
+  }
+
+  /** Reads the response to the next request: one reader serves a connection's exchanges in turn. */
+  begin(request: RequestHead): void {
+    this.request = request;
+    this.response = null;
+    this.started = false;
+    this.upstreamBytes = 0;
+    this.reading = false;
+    this.spans = undefined;
+    this.fed = 0;
+    this.headBuf = EMPTY;
+    this.scan.reset();
   }
 
   feed(chunk: Uint8Array): void {
     this.upstreamBytes += chunk.byteLength;
-    if (this.body) return this.relayBody(chunk, 0);
+    if (this.reading) return this.relayBody(chunk, 0);
     this.headBuf = concat(this.headBuf, chunk);
     this.parseHeads();
   }
 
   /** The upstream finished sending (FIN): ends a read-until-close body; anything else is cut short. */
   end(): void {
-    if (!this.body) return this.sink.fail(new ProxyError("upstreamProtocol", "upstream closed before a complete response"));
+    if (!this.reading) return this.sink.fail(new ProxyError("upstreamProtocol", "upstream closed before a complete response"));
     try {
       this.body.finish();
     } catch (err) {
@@ -125,7 +142,8 @@ export class ResponseReader {
     // HEAD, 1xx, 204 and 304 have framing "none" here, so they are never de-chunked.
     const dechunk = this.request.version === "1.0" && framing.kind === "chunked";
     if (dechunk) this.spans = [];
-    this.body = new BodyDecoder(framing, RESPONSE_BODY);
+    this.body.reset(framing);
+    this.reading = true;
     // The body bytes that came with the head go out in the same write (one buffer, one send per
     // small response), and a body that turns out malformed is answered with a 502 rather than a
     // cut-off response.
@@ -141,7 +159,7 @@ export class ResponseReader {
     const body = this.bodyBytes(chunk, offset);
     if (body === null) return;
     if (body.byteLength > 0) this.sink.toClient(body);
-    if (this.body!.done) this.sink.responseDone(after(chunk, offset + this.fed));
+    if (this.body.done) this.sink.responseDone(after(chunk, offset + this.fed));
   }
 
   /**
@@ -153,7 +171,7 @@ export class ResponseReader {
     const spans = this.spans;
     if (spans) spans.length = 0;
     try {
-      this.fed = this.body!.feed(chunk, offset, spans).used;
+      this.fed = this.body.consume(chunk, offset, spans);
     } catch (err) {
       this.sink.fail(asProxyError(err));
       return null;

@@ -51,8 +51,8 @@ interface Exchange {
 export class HttpSession implements ConnEvents, ResponseSink {
   private pending: Uint8Array = EMPTY;
   private readonly scan = new HeadScan();
-  /** Response heads are scanned one exchange at a time: one scan for all of them. */
-  private readonly responseScan = new HeadScan();
+  /** Responses are read one exchange at a time: one reader for all of them. */
+  private reader: ResponseReader | null = null;
   private exchange: Exchange | null = null;
   private upstream: Upstream | null = null;
   /** One clock for the keep-alive idle, header and exchange deadlines (see PhaseClock). */
@@ -179,8 +179,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       targetKey: key,
       requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
       upstream: null,
-      // The session is the reader's sink: only the current exchange's upstream reaches it.
-      response: new ResponseReader(request, this.ctx.limits, this, this.responseScan),
+      response: this.readerFor(request),
       keepClient: request.keepAlive,
       reuseUpstream: false,
     };
@@ -199,6 +198,13 @@ export class HttpSession implements ConnEvents, ResponseSink {
       if (this.closed || this.exchange !== ex) return result.destroy();
       this.useUpstream(ex, new Upstream(key, result));
     });
+  }
+
+  /** The session is the reader's sink: only the current exchange's upstream reaches it. */
+  private readerFor(request: RequestHead): ResponseReader {
+    if (this.reader === null) return (this.reader = new ResponseReader(request, this.ctx.limits, this));
+    this.reader.begin(request);
+    return this.reader;
   }
 
   private useUpstream(ex: Exchange, upstream: Upstream): void {
@@ -249,7 +255,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private relayRequestBody(ex: Exchange, chunk: Uint8Array, head?: Uint8Array): void {
     let used;
     try {
-      ({ used } = ex.requestBody!.feed(chunk));
+      used = ex.requestBody!.consume(chunk);
     } catch (err) {
       return this.fail(asProxyError(err));
     }

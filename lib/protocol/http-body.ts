@@ -85,9 +85,9 @@ export function hasBody(framing: BodyFraming): boolean {
 }
 
 export class BodyDecoder {
-  readonly framing: BodyFraming;
-  #state: ChunkState;
-  #remaining: number;
+  #framing!: BodyFraming;
+  #state!: ChunkState;
+  #remaining = 0;
   #digits = 0;
   #extBytes = 0;
   #trailerBytes = 0;
@@ -96,12 +96,22 @@ export class BodyDecoder {
   readonly #maxTrailerBytes: number;
 
   constructor(framing: BodyFraming, opts: BodyDecoderOptions = {}) {
-    this.framing = framing;
     this.#kind = opts.response ? "upstreamProtocol" : "protocol";
     this.#trailerKind = opts.response ? "upstreamProtocol" : "headersTooLarge";
     this.#maxTrailerBytes = opts.maxTrailerBytes ?? DEFAULT_MAX_TRAILER_BYTES;
+    this.reset(framing);
+  }
+
+  /** Starts over on the next body, same options: one decoder serves a connection's messages. */
+  reset(framing: BodyFraming): void {
+    this.#framing = framing;
     this.#remaining = framing.kind === "length" ? framing.length : 0;
     this.#state = hasBody(framing) ? "chunkSize" : "done";
+    this.#digits = this.#extBytes = this.#trailerBytes = 0;
+  }
+
+  get framing(): BodyFraming {
+    return this.#framing;
   }
 
   get done(): boolean {
@@ -123,34 +133,40 @@ export class BodyDecoder {
    * appended: the framing after it was bad, and the caller writes nothing of that feed.
    */
   feed(chunk: Uint8Array, offset = 0, spans?: number[]): { used: number; done: boolean } {
+    const used = this.consume(chunk, offset, spans);
+    return { used, done: this.done };
+  }
+
+  /** feed, returning only `used` (read `done` after it): no result object on the relay's path. */
+  consume(chunk: Uint8Array, offset = 0, spans?: number[]): number {
     const avail = chunk.length - offset;
-    if (this.#state === "done" || avail <= 0) return { used: 0, done: this.#state === "done" };
-    switch (this.framing.kind) {
+    if (this.#state === "done" || avail <= 0) return 0;
+    switch (this.#framing.kind) {
       case "length": {
         const n = Math.min(this.#remaining, avail);
         this.#remaining -= n;
         if (this.#remaining === 0) this.#state = "done";
         spans?.push(offset, offset + n);
-        return { used: n, done: this.#state === "done" };
+        return n;
       }
       case "close":
         spans?.push(offset, chunk.length);
-        return { used: avail, done: false };
+        return avail;
       case "chunked":
         return this.#chunked(chunk, offset, spans);
       default:
-        return { used: 0, done: true };
+        return 0;
     }
   }
 
   /** The peer closed its side: this ends a "close" body; any other unfinished body was truncated. */
   finish(): void {
     if (this.#state === "done") return;
-    if (this.framing.kind === "close") this.#state = "done";
+    if (this.#framing.kind === "close") this.#state = "done";
     else throw new ProxyError(this.#kind, `connection closed inside the body (${this.#state})`);
   }
 
-  #chunked(chunk: Uint8Array, offset: number, spans: number[] | undefined): { used: number; done: boolean } {
+  #chunked(chunk: Uint8Array, offset: number, spans: number[] | undefined): number {
     const end = chunk.length;
     let p = offset;
     while (p < end && this.#state !== "done") {
@@ -164,7 +180,7 @@ export class BodyDecoder {
         this.#step(chunk[p++]!);
       }
     }
-    return { used: p - offset, done: this.#state === "done" };
+    return p - offset;
   }
 
   /** The transition function for one framing octet. */
