@@ -28,6 +28,13 @@ export interface ClientResult {
   timedOut: boolean;
 }
 
+/**
+ * Bound on one client run (a Go or Java client may compile or start a JVM first; in CI the
+ * slowest run takes under 2 s). Below CLIENT_TEST_MS, so a hung client fails its test with the
+ * client's own output (describeRun), not the runner's bare timeout.
+ */
+export const CLIENT_TIMEOUT_MS = 45_000;
+
 /** Runs a client to completion; SIGKILLed after timeoutMs (timedOut = true). */
 export async function runClient(
   cmd: string[],
@@ -44,7 +51,7 @@ export async function runClient(
   const timer = setTimeout(() => {
     timedOut = true;
     proc.kill("SIGKILL");
-  }, options.timeoutMs ?? 60_000);
+  }, options.timeoutMs ?? CLIENT_TIMEOUT_MS);
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   return { exitCode, stdout, stderr, timedOut };
@@ -105,9 +112,6 @@ const goBuilds: string[] = [];
 export function removeGoBuilds(): void {
   for (const path of goBuilds.splice(0)) rmSync(path, { force: true });
 }
-
-/** Bound on one client run (a Go or Java client may compile or start a JVM first). */
-export const CLIENT_TIMEOUT_MS = 90_000;
 
 /** The interop suites' client programs (Go, Python, Java, Node). */
 export const INTEROP = join(ROOT, "tests", "interop");
