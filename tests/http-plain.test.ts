@@ -40,7 +40,7 @@ const OWS = ["", "", " ", " ", "  ", "\t", " \t"];
 const REQUEST_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ["Host", ["127.0.0.1:8080", "127.0.0.1", "example.test", "", "[::1]:80", "[::1]", "bad host", "a:0", "a:99999", "a:", "h\xe9"]],
   ["Content-Length", ["0", "5", "0005", "9007199254740991", "9007199254740992", "5, 5", "-1", "", "x"]],
-  ["Transfer-Encoding", ["chunked", "gzip, chunked", "identity"]],
+  ["Transfer-Encoding", ["chunked", "Chunked", "gzip, chunked", "identity", "chunked, chunked"]],
   ["Connection", ["keep-alive", "Keep-Alive", "close", "CLOSE", "close, x-custom", "upgrade", "", "te", "x-custom", "keep-alive, close"]],
   ["Keep-Alive", ["timeout=5"]],
   ["Proxy-Connection", ["keep-alive"]],
@@ -64,7 +64,7 @@ const REQUEST_FIELDS: readonly (readonly [string, readonly string[]])[] = [
 
 const RESPONSE_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ["Content-Length", ["0", "64", "0064", "9007199254740992", "64, 64", "64, 65", "", "x"]],
-  ["Transfer-Encoding", ["chunked", "gzip", "chunked, gzip", "gzip, chunked"]],
+  ["Transfer-Encoding", ["chunked", "CHUNKED", "gzip", "chunked, gzip", "gzip, chunked"]],
   ["Connection", ["keep-alive", "Keep-Alive", "close", "Close", "close, x-custom", "upgrade", "", "x-custom"]],
   ["Keep-Alive", ["timeout=5"]],
   ["Proxy-Authenticate", ["Basic"]],
@@ -245,7 +245,7 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(declined).toBeGreaterThan(ITERATIONS / 10);
   });
 
-  test("the bench's request and response (wrk, loadgen), and a browser-like request, take the shortcut", () => {
+  test("the bench's request and response (wrk, loadgen), a browser-like request and chunked messages take the shortcut", () => {
     const accepts = (shortcut: HeadShortcut<unknown>, text: string, parse: typeof parseRequestHead | typeof parseResponseHead) => {
       const r = parse(bytes(text), DEFAULT_LIMITS, new HeadScan(), shortcut as never);
       return r.ok ? r.head.constructor.name : "need more";
@@ -257,8 +257,11 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(accepts(requests, browser, parseRequestHead)).toBe("PlainRequest");
     expect(accepts(requests, "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", parseRequestHead)).toBe("PlainRequest");
     expect(accepts(PLAIN_RESPONSES, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
-    // Declined, so the general path answers: a chunked request, an upgrade.
-    expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", parseRequestHead)).toBe("Object");
+    expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
+    expect(accepts(PLAIN_RESPONSES, "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
+    // Declined, so the general path answers: a Connection option naming a field, an upgrade, Expect.
+    expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, x-trace\r\nX-Trace: 1\r\n\r\n", parseRequestHead)).toBe("Object");
+    expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", parseRequestHead)).toBe("Object");
     expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", parseRequestHead)).toBe("Object");
   });
 

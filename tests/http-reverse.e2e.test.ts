@@ -172,6 +172,28 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     await p.stop();
   });
 
+  test("a chunked request body (with a chunk extension and a trailer) reaches the workload intact, twice on one connection", async () => {
+    const parts = [patternChunk(1, 1000), patternChunk(2, 70_000), patternChunk(3, 1)];
+    const h = sha256();
+    const wire: Uint8Array[] = [Buffer.from("POST /sha256 HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")];
+    for (const [i, p] of parts.entries()) {
+      h.update(p);
+      wire.push(Buffer.from(`${p.byteLength.toString(16)}${i === 0 ? ";ext=1" : ""}\r\n`), p, Buffer.from("\r\n"));
+    }
+    wire.push(Buffer.from("0\r\nX-Trailer: t\r\n\r\n"));
+    const request = Buffer.concat(wire);
+    const c = await RawClient.connect(rev.ports.reverse!);
+    await c.write(Buffer.concat([request, request])); // pipelined: the second starts right after the trailer
+    const x = await awaitResponses(c, 2, [], 20_000);
+    const want = h.hex();
+    for (const r of x.finals) {
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe(want);
+      expect(r.header("x-body-bytes")).toBe("71001");
+    }
+    c.close();
+  });
+
   test("keep-alive: sequential and pipelined requests on one connection, in order", async () => {
     const c = await RawClient.connect(rev.ports.reverse!);
     await c.write("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");

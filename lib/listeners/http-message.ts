@@ -67,7 +67,9 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
  * GET would have had).
  */
 export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
-  if (response instanceof PlainResponse) return response.clientHead(clientVersion, keepAlive, body); // the same bytes, written from the received ones
+  // A plain head: the same bytes, written from the received ones.
+  const plain = response instanceof PlainResponse ? response.clientHead(clientVersion, keepAlive, body) : null;
+  if (plain !== null) return plain;
   let headers = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
   // RFC 9112 §6.1 and RFC 9110 §8.6: a 204 carries neither Transfer-Encoding nor Content-Length;

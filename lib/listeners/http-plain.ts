@@ -4,12 +4,13 @@
  * Both run as HeadShortcuts (http1.ts): offered each complete head, they accept it or decline.
  *
  * A head is plain when rewriting it only drops whole field lines and appends fixed ones:
- * - requests: HTTP/1.1, origin-form, not CONNECT, one valid Host, at most one valid
- *   Content-Length, no Transfer-Encoding, no Expect;
- * - responses: a final status (not 1xx), at most one valid Content-Length (none on a 204), no
- *   Transfer-Encoding;
- * - both: every Connection line is exactly `keep-alive` or `close` (any case), so no field is
- *   named for removal and no upgrade is asked for.
+ * - requests: HTTP/1.1, origin-form, not CONNECT, one valid Host, no Expect;
+ * - responses: a final status (not 1xx), nothing framing a 204;
+ * - both: either at most one valid Content-Length or one `Transfer-Encoding: chunked` line (any
+ *   case), not both (HTTP/1.1 only for chunked); every Connection line is exactly `keep-alive`
+ *   or `close` (any case), so no field is named for removal and no upgrade is asked for.
+ * A plain chunked response to an HTTP/1.0 client is still written by the general path, which
+ * removes the coding (http-response.ts de-chunks the body).
  * Anything else is declined, and the general path parses, checks and rewrites the head as
  * before. What an accepted head yields is what the general path yields: the same head (its
  * headers and target built only when read) and the same bytes for the next hop, byte for byte
@@ -23,7 +24,7 @@
  */
 import { displayIp, HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
 import { type BodyFraming, type Header, type HeadScan, type HeadShortcut, type RequestHead, REASON_START, type ResponseHead, scanStatusLine, statusLineVersion } from "../protocol/http1.ts";
-import { NO_BODY, CLOSE_BODY, noBodyStatus, parseContentLengthAt } from "../protocol/http1-framing.ts";
+import { CHUNKED_BODY, CLOSE_BODY, NO_BODY, noBodyStatus, parseContentLengthAt } from "../protocol/http1-framing.ts";
 import { CR, headersFromSpans, LF, latin1, scanFieldLines, SP } from "../protocol/http1-scan.ts";
 import { isValidHostField, scanRequestLine } from "../protocol/http1-target.ts";
 
@@ -78,6 +79,7 @@ function fieldKind(buf: Uint8Array, s: number, e: number): number {
 
 const KEEP_ALIVE_TOKEN = ASCII.encode("keep-alive");
 const CLOSE_TOKEN = ASCII.encode("close");
+const CHUNKED_TOKEN = ASCII.encode("chunked");
 /** What one Connection line says, when it is plain. */
 const NOT_PLAIN = 0;
 const KEEP_ALIVE = 1;
@@ -106,11 +108,16 @@ class PlainFields {
   length = -1;
   close = false;
   keepAliveToken = false;
+  /** One `Transfer-Encoding: chunked` line. */
+  chunked = false;
 
-  /** Requests: Host once, no Expect. Both: no Transfer-Encoding, at most one valid Content-Length, plain Connection lines. */
+  /**
+   * Requests: Host once, no Expect. Both: one valid Content-Length or one chunked
+   * Transfer-Encoding (not both, checked by the caller), plain Connection lines.
+   */
   read(buf: Uint8Array, spans: readonly number[], isRequest: boolean): boolean {
     this.host = this.via = this.length = -1;
-    this.close = this.keepAliveToken = false;
+    this.close = this.keepAliveToken = this.chunked = false;
     for (let j = 0; j < spans.length; j += 4) {
       switch (fieldKind(buf, spans[j]!, spans[j + 1]!)) {
         case HOST:
@@ -133,8 +140,13 @@ class PlainFields {
         case EXPECT:
           if (isRequest) return false;
           break;
-        case TRANSFER_ENCODING:
-          return false;
+        case TRANSFER_ENCODING: {
+          const vs = spans[j + 2]!;
+          const ve = spans[j + 3]!;
+          if (this.chunked || ve - vs !== CHUNKED_TOKEN.length || !bytesAre(buf, vs, CHUNKED_TOKEN)) return false;
+          this.chunked = true;
+          break;
+        }
         case VIA:
           this.via = j;
           break;
@@ -205,8 +217,8 @@ function writeKept(out: Uint8Array, p: number, buf: Uint8Array, spans: readonly 
 
 // ---- requests ----
 
-/** Kept on a request: Host, Content-Length, Via and every field the rewriting does not touch. */
-const keptOnRequest = (kind: number): boolean => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === VIA;
+/** Kept on a request: Host, the framing fields, Via and every field the rewriting does not touch. */
+const keptOnRequest = (kind: number): boolean => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === TRANSFER_ENCODING || kind === VIA;
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"].map((m) => ({ name: m, bytes: ASCII.encode(m) }));
 const CONNECT_METHOD = ASCII.encode("CONNECT");
@@ -281,7 +293,7 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
     if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
     const fields = this.fields;
-    if (!fields.read(buf, spans, true) || fields.host < 0) return null;
+    if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
     const { host, via, length } = fields;
     const hostStart = spans[host + 2]!;
     const hostEnd = spans[host + 3]!;
@@ -302,7 +314,7 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     p = crlf(out, copy(out, p, buf, hostStart, hostEnd));
     if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
     crlf(out, p);
-    const framing: BodyFraming = length < 0 ? NO_BODY : { kind: "length", length };
+    const framing: BodyFraming = fields.chunked ? CHUNKED_BODY : length < 0 ? NO_BODY : { kind: "length", length };
     return new PlainRequest(methodName(buf, s, line.methodEnd), framing, !fields.close, out, buf, s, end, line.targetStart, line.targetEnd, spans);
   }
 }
@@ -329,6 +341,8 @@ export class PlainResponse implements ResponseHead {
     private readonly end: number,
     private readonly spans: readonly number[],
     private readonly via: number,
+    /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
+    private readonly chunked: boolean,
   ) {}
 
   get reason(): string {
@@ -340,8 +354,12 @@ export class PlainResponse implements ResponseHead {
     return (this.#headers ??= headersFromSpans(latin1(this.buf, this.start, this.end), this.start, this.spans));
   }
 
-  /** The head for the client, then `body`: hop-by-hop dropped, Via added, our Connection decision. */
-  clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
+  /**
+   * The head for the client, then `body`: hop-by-hop dropped, Via added, our Connection
+   * decision. Null for a chunked head to an HTTP/1.0 client: the general path removes the coding.
+   */
+  clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array | null {
+    if (this.chunked && clientVersion === "1.0") return null;
     const { buf, start, spans, via } = this;
     const viaValue = VIA_VALUE[this.version];
     // "HTTP/1.1" SP status SP reason CRLF: the received line with our version. The SP before
@@ -381,12 +399,14 @@ export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
     const fields = RESPONSE_FIELDS;
     if (!fields.read(buf, spans, false)) return null;
     const { length, via } = fields;
-    // RFC 9110 §8.6: the general path removes a 204's Content-Length.
-    if (status === 204 && length >= 0) return null;
     const version = statusLineVersion(buf, s);
+    // RFC 9112 §6.1-§6.3: the general path rejects chunked in HTTP/1.0 and drops Content-Length
+    // next to it; RFC 9110 §8.6: it removes a 204's framing fields.
+    if (fields.chunked && (version === "1.0" || length >= 0)) return null;
+    if (status === 204 && (length >= 0 || fields.chunked)) return null;
     // RFC 9112 §9.3 (http1-framing.ts keepAliveOf).
     const keepAlive = !fields.close && (version === "1.1" || fields.keepAliveToken);
-    const framing: BodyFraming = noBodyStatus(status) ? NO_BODY : length >= 0 ? { kind: "length", length } : CLOSE_BODY;
-    return new PlainResponse(version, status, keepAlive, framing, buf, s, lineEnd, end, spans, via);
+    const framing: BodyFraming = noBodyStatus(status) ? NO_BODY : fields.chunked ? CHUNKED_BODY : length >= 0 ? { kind: "length", length } : CLOSE_BODY;
+    return new PlainResponse(version, status, keepAlive, framing, buf, s, lineEnd, end, spans, via, fields.chunked);
   },
 };

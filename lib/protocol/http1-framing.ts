@@ -40,7 +40,7 @@ export interface FieldFacts {
 
 /** The framings without a length, shared: a head's framing is never mutated. */
 export const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
-const CHUNKED_BODY: BodyFraming = Object.freeze({ kind: "chunked" });
+export const CHUNKED_BODY: BodyFraming = Object.freeze({ kind: "chunked" });
 export const CLOSE_BODY: BodyFraming = Object.freeze({ kind: "close" });
 
 /** What a fact list is until its first value: most heads fill one or two of the four. */
