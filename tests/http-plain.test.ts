@@ -224,6 +224,7 @@ describe("plain heads on bytes: the same as the general path", () => {
     const rand = prng(SEED + 1);
     const seeds = RESPONSE_VECTORS.map((v) => v.head);
     const body = bytes("0123456789");
+    const framedBody = bytes("\r\n0123456789\r\n");
     let accepted = 0;
     let declined = 0;
     for (let i = 0; i < ITERATIONS; i++) {
@@ -239,6 +240,9 @@ describe("plain heads on bytes: the same as the general path", () => {
           const want = clientResponseHead(general, version, keepAlive, extra);
           expect({ input: text, version, keepAlive, sent: clientResponseHead(fast, version, keepAlive, extra) }).toEqual({ input: text, version, keepAlive, sent: want });
         }
+        // The body as a range of a larger buffer, as the reader passes it.
+        const ranged = clientResponseHead(fast, version, keepAlive, framedBody, 2, 2 + body.byteLength);
+        expect({ input: text, ranged }).toEqual({ input: text, ranged: clientResponseHead(general, version, keepAlive, body) });
       }
     }
     expect(accepted).toBeGreaterThan(ITERATIONS / 10);

@@ -60,15 +60,22 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 }
 
 /**
- * The head relayed to the client, followed by `body` in the same buffer: hop-by-hop removed,
+ * The head relayed to the client, followed by body[bodyStart, bodyEnd) in the same buffer: hop-by-hop removed,
  * Via added, our Connection decision. An HTTP/1.0 client is never sent the chunked coding
  * (RFC 9112 §6.1), whether its body is then de-chunked (http-response.ts; the caller passes
  * keepAlive false, as closing ends that body) or there is none (HEAD, 204, 304 name the coding a
  * GET would have had).
  */
-export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array {
+export function clientResponseHead(
+  response: ResponseHead,
+  clientVersion: "1.0" | "1.1",
+  keepAlive: boolean,
+  body: Uint8Array = EMPTY,
+  bodyStart = 0,
+  bodyEnd = body.byteLength,
+): Uint8Array {
   // A plain head: the same bytes, written from the received ones.
-  const plain = response instanceof PlainResponse ? response.clientHead(clientVersion, keepAlive, body) : null;
+  const plain = response instanceof PlainResponse ? response.clientHead(clientVersion, keepAlive, body, bodyStart, bodyEnd) : null;
   if (plain !== null) return plain;
   let headers = stripHopByHop(response.headers, { keepUpgrade: false });
   if (clientVersion === "1.0") headers = withoutChunked(headers);
@@ -78,9 +85,11 @@ export function clientResponseHead(response: ResponseHead, clientVersion: "1.0" 
   const out = withVia(headers, response.version, VIA_PSEUDONYM); // a new array: ours to extend
   if (!keepAlive) out.push(CONNECTION_CLOSE);
   else if (clientVersion === "1.0") out.push(CONNECTION_KEEP_ALIVE);
-  return serializeResponseHead(response.status, response.reason, out, body);
+  const tail = bodyStart === 0 && bodyEnd === body.byteLength ? body : body.subarray(bodyStart, bodyEnd);
+  return serializeResponseHead(response.status, response.reason, out, tail);
 }
 
+const EMPTY = new Uint8Array(0);
 const CONNECTION_CLOSE: Header = Object.freeze({ name: "Connection", value: "close" });
 const CONNECTION_KEEP_ALIVE: Header = Object.freeze({ name: "Connection", value: "keep-alive" });
 

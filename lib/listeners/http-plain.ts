@@ -22,6 +22,7 @@
  * rewriting step and a string per added field; in the proxy that allocation, not the parsing,
  * was most of what HTTP cost over a TCP relay (bench/RESULTS.md).
  */
+import { Buffer } from "node:buffer";
 import { displayIp, HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
 import { type BodyFraming, type Header, type HeadScan, type HeadShortcut, type RequestHead, REASON_START, type ResponseHead, scanStatusLine, statusLineVersion } from "../protocol/http1.ts";
 import { CHUNKED_BODY, CLOSE_BODY, NO_BODY, noBodyStatus, parseContentLengthAt } from "../protocol/http1-framing.ts";
@@ -174,6 +175,14 @@ const CONNECTION_KEEP_ALIVE_LINE = ASCII.encode("Connection: keep-alive\r\n");
 function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) out[p++] = buf[i]!;
   return p;
+}
+
+// Buffer.prototype.copy copies a range natively without a view of it (Bun and Deno's node:buffer).
+const bufferCopy = (Buffer.prototype as unknown as { copy(this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number): number }).copy;
+
+/** source[start, end) into out at p. */
+function copyRange(source: Uint8Array, start: number, end: number, out: Uint8Array, p: number): void {
+  bufferCopy.call(source, out, p, start, end);
 }
 
 function put(out: Uint8Array, p: number, bytes: Uint8Array): number {
@@ -358,7 +367,7 @@ export class PlainResponse implements ResponseHead {
    * The head for the client, then `body`: hop-by-hop dropped, Via added, our Connection
    * decision. Null for a chunked head to an HTTP/1.0 client: the general path removes the coding.
    */
-  clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body?: Uint8Array): Uint8Array | null {
+  clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body: Uint8Array = NO_OCTETS, bodyStart = 0, bodyEnd = body.byteLength): Uint8Array | null {
     if (this.chunked && clientVersion === "1.0") return null;
     const { buf, start, spans, via } = this;
     const viaValue = VIA_VALUE[this.version];
@@ -371,7 +380,7 @@ export class PlainResponse implements ResponseHead {
     const added = (via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
     const line = reasonStart - start + reasonEnd - reasonStart + CRLF_LENGTH;
     const headSize = line + keptSize(buf, spans, keptOnResponse, via, viaValue) + added + CRLF_LENGTH;
-    const out = new Uint8Array(body ? headSize + body.byteLength : headSize);
+    const out = new Uint8Array(headSize + bodyEnd - bodyStart);
     let p = put(out, 0, HTTP11);
     p = copy(out, p, buf, statusStart, reasonStart - 1);
     out[p++] = SP;
@@ -380,7 +389,7 @@ export class PlainResponse implements ResponseHead {
     if (via < 0) p = put(out, p, VIA_LINE[this.version]);
     if (connection) p = put(out, p, connection);
     p = crlf(out, p);
-    if (body && body.byteLength > 0) out.set(body, p);
+    if (bodyEnd > bodyStart) copyRange(body, bodyStart, bodyEnd, out, p);
     return out;
   }
 }

@@ -23,11 +23,12 @@ export interface ResponseSink {
   toClient(bytes: Uint8Array): void;
   /**
    * The final head arrived: returns the bytes to send, the head (the session decides
-   * keep-alive) followed by `body`, the body bytes that came with it. With `dechunk` the body is
-   * relayed without its chunked framing: the head must not name chunked, and the client
-   * connection must close after the body, since that is what delimits it.
+   * keep-alive) followed by body[bodyStart, bodyEnd), the body bytes that came with it (a range,
+   * not a view: a view is one more object per response). With `dechunk` the body is relayed
+   * without its chunked framing: the head must not name chunked, and the client connection must
+   * close after the body, since that is what delimits it.
    */
-  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array): Uint8Array;
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): Uint8Array;
   /** 101 to an Upgrade request: the connection becomes a tunnel; `rest` is already tunnel data. */
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void;
   /** The message is complete; `extra` are bytes the upstream sent after it. */
@@ -69,7 +70,7 @@ export class ResponseReader {
   private reading = false;
   /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
   private spans: number[] | undefined;
-  /** Bytes the body took from the last chunk fed (bodyBytes). */
+  /** Bytes the body took from the last chunk fed (feedBody). */
   private fed = 0;
   private headBuf: Uint8Array = EMPTY;
 
@@ -124,19 +125,20 @@ export class ResponseReader {
       }
       if (!result.ok) return;
       const response = result.head;
-      const rest = after(this.headBuf, result.consumed);
+      const buf = this.headBuf;
       this.headBuf = EMPTY;
-      if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, rest);
-      if (response.status >= 200) return this.start(response, rest);
+      if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, after(buf, result.consumed));
+      if (response.status >= 200) return this.start(response, buf, result.consumed);
       // 100 Continue, 103 Early Hints: relayed; the final response follows. Not to an HTTP/1.0
       // client, which does not expect them (RFC 9110 §15.2: a server MUST NOT send it a 1xx).
       if (this.request.version !== "1.0") this.sink.toClient(interimResponseHead(response));
-      this.headBuf = rest;
-      if (rest.byteLength === 0) return;
+      this.headBuf = after(buf, result.consumed);
+      if (this.headBuf.byteLength === 0) return;
     }
   }
 
-  private start(response: ResponseHead, rest: Uint8Array): void {
+  /** The final head; its body starts at buf[offset]. */
+  private start(response: ResponseHead, buf: Uint8Array, offset: number): void {
     this.response = response;
     const framing = responseFraming(this.request, response);
     // HEAD, 1xx, 204 and 304 have framing "none" here, so they are never de-chunked.
@@ -147,36 +149,41 @@ export class ResponseReader {
     // The body bytes that came with the head go out in the same write (one buffer, one send per
     // small response), and a body that turns out malformed is answered with a 502 rather than a
     // cut-off response.
-    const first = this.bodyBytes(rest, 0);
-    if (first === null) return;
+    if (!this.feedBody(buf, offset)) return;
     this.started = true;
-    this.sink.toClient(this.sink.responseHead(response, framing, dechunk, first));
-    if (this.body.done) this.sink.responseDone(after(rest, this.fed));
+    const spans = this.spans;
+    let head: Uint8Array;
+    if (spans) {
+      const content = joinSpans(buf, spans);
+      head = this.sink.responseHead(response, framing, dechunk, content, 0, content.byteLength);
+    } else head = this.sink.responseHead(response, framing, dechunk, buf, offset, offset + this.fed);
+    this.sink.toClient(head);
+    if (this.body.done) this.sink.responseDone(after(buf, offset + this.fed));
   }
 
   /** Relays what of `chunk` belongs to the body; what follows it is reported as extra. */
   private relayBody(chunk: Uint8Array, offset: number): void {
-    const body = this.bodyBytes(chunk, offset);
-    if (body === null) return;
+    if (!this.feedBody(chunk, offset)) return;
+    const end = offset + this.fed;
+    const body = this.spans ? joinSpans(chunk, this.spans) : offset === 0 && end === chunk.byteLength ? chunk : chunk.subarray(offset, end);
     if (body.byteLength > 0) this.sink.toClient(body);
-    if (this.body.done) this.sink.responseDone(after(chunk, offset + this.fed));
+    if (this.body.done) this.sink.responseDone(after(chunk, end));
   }
 
   /**
-   * Feeds chunk[offset..] to the body decoder and returns the body bytes to relay (the
-   * chunk-data only, when de-chunking); `fed` is how many bytes the body took. Null after a
-   * framing error, which has been reported to the sink.
+   * Feeds chunk[offset..] to the body decoder: `fed` is how many bytes the body took, `spans`
+   * (when de-chunking) where its chunk-data is. False after a framing error, which has been
+   * reported to the sink.
    */
-  private bodyBytes(chunk: Uint8Array, offset: number): Uint8Array | null {
+  private feedBody(chunk: Uint8Array, offset: number): boolean {
     const spans = this.spans;
     if (spans) spans.length = 0;
     try {
       this.fed = this.body.consume(chunk, offset, spans);
     } catch (err) {
       this.sink.fail(asProxyError(err));
-      return null;
+      return false;
     }
-    if (spans) return joinSpans(chunk, spans);
-    return offset === 0 && this.fed === chunk.byteLength ? chunk : chunk.subarray(offset, offset + this.fed);
+    return true;
   }
 }

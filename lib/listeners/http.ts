@@ -285,14 +285,14 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   /** ResponseSink: the final head arrived; decide keep-alive on both sides. */
-  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array): Uint8Array {
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): Uint8Array {
     const ex = this.exchange!;
     // A response that comes before the whole request body (an early 413, 401, ...) ends the
     // connection: the rest of that body must not be read as the next request.
     const bodyPending = ex.requestBody !== null;
     ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    return clientResponseHead(response, ex.request.version, ex.keepClient, body);
+    return clientResponseHead(response, ex.request.version, ex.keepClient, body, bodyStart, bodyEnd);
   }
 
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void {
