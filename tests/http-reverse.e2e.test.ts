@@ -172,26 +172,39 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     await p.stop();
   });
 
-  test("a chunked request body (with a chunk extension and a trailer) reaches the workload intact, twice on one connection", async () => {
+  test("a chunked request body (with a chunk extension and a trailer) reaches the workload byte for byte, twice on one connection", async () => {
+    // A raw workload: Bun.serve answers 400 to the next request on a connection after a chunked
+    // request with a trailer (its bug, seen directly without the proxy), so it cannot judge this.
+    const lastChunk = "0\r\nX-Trailer: t\r\n\r\n";
+    const raw = rawOrigin((conn) => {
+      const ends = conn.received.split(lastChunk).length - 1;
+      while (conn.answered < ends) {
+        conn.answered++;
+        conn.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      }
+    });
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
     const parts = [patternChunk(1, 1000), patternChunk(2, 70_000), patternChunk(3, 1)];
-    const h = sha256();
-    const wire: Uint8Array[] = [Buffer.from("POST /sha256 HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")];
-    for (const [i, p] of parts.entries()) {
-      h.update(p);
-      wire.push(Buffer.from(`${p.byteLength.toString(16)}${i === 0 ? ";ext=1" : ""}\r\n`), p, Buffer.from("\r\n"));
-    }
-    wire.push(Buffer.from("0\r\nX-Trailer: t\r\n\r\n"));
-    const request = Buffer.concat(wire);
-    const c = await RawClient.connect(rev.ports.reverse!);
+    const body: Uint8Array[] = [];
+    for (const [i, part] of parts.entries()) body.push(Buffer.from(`${part.byteLength.toString(16)}${i === 0 ? ";ext=1" : ""}\r\n`), part, Buffer.from("\r\n"));
+    body.push(Buffer.from(lastChunk));
+    const bodyText = Buffer.concat(body).toString("latin1");
+    const request = Buffer.concat([Buffer.from("POST /sha256 HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"), ...body]);
+    const c = await RawClient.connect(p.ports.reverse!);
     await c.write(Buffer.concat([request, request])); // pipelined: the second starts right after the trailer
     const x = await awaitResponses(c, 2, [], 20_000);
-    const want = h.hex();
-    for (const r of x.finals) {
-      expect(r.status).toBe(200);
-      expect(r.body.toString()).toBe(want);
-      expect(r.header("x-body-bytes")).toBe("71001");
+    expect(x.finals.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(["200 ok", "200 ok"]);
+    // Each request reached the workload as a rewritten head and then the body as sent.
+    const [head1, head2, after] = raw.received().split(bodyText);
+    expect(after).toBe("");
+    for (const head of [head1!, head2!]) {
+      expect(head).toStartWith("POST /sha256 HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n");
+      expect(head).toContain("\r\nX-Forwarded-Host: app.example.com\r\n");
+      expect(head).toEndWith("\r\n\r\n");
     }
     c.close();
+    await p.stop();
   });
 
   test("keep-alive: sequential and pipelined requests on one connection, in order", async () => {
