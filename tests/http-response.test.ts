@@ -43,7 +43,7 @@ function run(req: RequestHead, wire: string, step = Infinity): Outcome {
     responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number) {
       out.dechunk = dechunk;
       out.keepAlive = req.keepAlive && framing.kind !== "close" && !dechunk;
-      return clientResponseHead(response, req.version, out.keepAlive, body, bodyStart, bodyEnd);
+      out.client += text(clientResponseHead(response, req.version, out.keepAlive, body, bodyStart, bodyEnd));
     },
     responseUpgrade: () => {
       throw new Error("no upgrade here");
@@ -65,7 +65,7 @@ function writeLog(req: RequestHead, keepAlive: boolean): { reader: ResponseReade
   const writes: string[] = [];
   const reader = new ResponseReader(req, DEFAULT_LIMITS, {
     toClient: (b) => void writes.push(text(b)),
-    responseHead: (r, _framing, _dechunk, body, start, end) => clientResponseHead(r, req.version, keepAlive, body, start, end),
+    responseHead: (r, _framing, _dechunk, body, start, end) => void writes.push(text(clientResponseHead(r, req.version, keepAlive, body, start, end))),
     responseUpgrade: () => {},
     responseDone: (extra) => writes.push(`<done ${text(extra)}>`),
     fail: (err) => writes.push(`<fail ${err.kind}>`),

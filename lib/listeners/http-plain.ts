@@ -172,6 +172,21 @@ const VIA_JOIN = ASCII.encode(", ");
 const CONNECTION_CLOSE_LINE = ASCII.encode("Connection: close\r\n");
 const CONNECTION_KEEP_ALIVE_LINE = ASCII.encode("Connection: keep-alive\r\n");
 
+/**
+ * Plain heads are written here right before they are sent with Conn.writeFrom, which copies what
+ * it cannot send at once: the buffer is free again when the write returns, so one serves every
+ * connection (JavaScript runs one write at a time) and no head needs a buffer of its own. 16 KiB
+ * holds a head with the body bytes of a small response; larger ones get their own buffer.
+ */
+const OUTPUT_BYTES = 16 * 1024;
+let output: Uint8Array | null = null;
+
+/** A buffer of at least `size` bytes, to be filled and handed to Conn.writeFrom before anything else runs. */
+export function plainOutput(size: number): Uint8Array {
+  if (size > OUTPUT_BYTES) return new Uint8Array(size);
+  return (output ??= new Uint8Array(OUTPUT_BYTES));
+}
+
 function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) out[p++] = buf[i]!;
   return p;
@@ -246,7 +261,10 @@ function methodName(buf: Uint8Array, s: number, e: number): string {
   return latin1(buf, s, e);
 }
 
-/** A request head the shortcut accepted; `upstreamHead` is what routeRequest would send the workload. */
+/**
+ * A request head the shortcut accepted. What routeRequest would send the workload is written
+ * when it is sent (writeUpstreamHead, into plainOutput), or made by `upstreamHead`.
+ */
 export class PlainRequest implements RequestHead {
   readonly form = "origin";
   readonly version = "1.1";
@@ -261,13 +279,18 @@ export class PlainRequest implements RequestHead {
     readonly method: string,
     readonly framing: BodyFraming,
     readonly keepAlive: boolean,
-    readonly upstreamHead: Uint8Array,
     private readonly buf: Uint8Array,
     private readonly start: number,
     private readonly end: number,
     private readonly targetStart: number,
     private readonly targetEnd: number,
     private readonly spans: readonly number[],
+    /** The Host value, and the offset in spans of the last Via line (-1: none). */
+    private readonly hostStart: number,
+    private readonly hostEnd: number,
+    private readonly via: number,
+    /** The connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
+    private readonly forwarded: Uint8Array,
   ) {}
 
   get target(): string {
@@ -276,6 +299,34 @@ export class PlainRequest implements RequestHead {
 
   get headers(): Header[] {
     return (this.#headers ??= headersFromSpans(latin1(this.buf, this.start, this.end), this.start, this.spans));
+  }
+
+  /** The head for the workload in a buffer of its own. */
+  get upstreamHead(): Uint8Array {
+    const out = new Uint8Array(this.upstreamHeadSize());
+    this.writeUpstreamHead(out);
+    return out;
+  }
+
+  upstreamHeadSize(): number {
+    const startLine = this.targetEnd - this.start + 1 + HTTP11.byteLength + CRLF_LENGTH;
+    const added = this.forwarded.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + (this.via < 0 ? VIA_LINE["1.1"].byteLength : 0);
+    return startLine + keptSize(this.buf, this.spans, keptOnRequest, this.via, VIA_VALUE["1.1"]) + added + CRLF_LENGTH;
+  }
+
+  /**
+   * Writes the head for the workload into out from 0 and returns its length: method SP target
+   * SP HTTP/1.1 CRLF, the kept fields, X-Forwarded-*, Via unless appended, CRLF.
+   */
+  writeUpstreamHead(out: Uint8Array): number {
+    const { buf, spans, via } = this;
+    let p = copy(out, 0, buf, this.start, this.targetEnd + 1);
+    p = crlf(out, put(out, p, HTTP11));
+    p = writeKept(out, p, buf, spans, keptOnRequest, via, VIA_VALUE["1.1"]);
+    p = put(out, p, this.forwarded);
+    p = crlf(out, copy(out, p, buf, this.hostStart, this.hostEnd));
+    if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
+    return crlf(out, p);
   }
 }
 
@@ -311,20 +362,9 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
       this.validHost = buf.slice(hostStart, hostEnd);
     }
 
-    // method SP target SP HTTP/1.1 CRLF, kept fields, X-Forwarded-*, Via unless appended, CRLF.
-    const viaValue = VIA_VALUE["1.1"];
-    const startLine = line.targetEnd - s + 1 + HTTP11.byteLength + CRLF_LENGTH;
-    const added = this.forwarded.byteLength + hostEnd - hostStart + CRLF_LENGTH + (via < 0 ? VIA_LINE["1.1"].byteLength : 0);
-    const out = new Uint8Array(startLine + keptSize(buf, spans, keptOnRequest, via, viaValue) + added + CRLF_LENGTH);
-    let p = copy(out, 0, buf, s, line.targetEnd + 1);
-    p = crlf(out, put(out, p, HTTP11));
-    p = writeKept(out, p, buf, spans, keptOnRequest, via, viaValue);
-    p = put(out, p, this.forwarded);
-    p = crlf(out, copy(out, p, buf, hostStart, hostEnd));
-    if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
-    crlf(out, p);
     const framing: BodyFraming = fields.chunked ? CHUNKED_BODY : length < 0 ? NO_BODY : { kind: "length", length };
-    return new PlainRequest(methodName(buf, s, line.methodEnd), framing, !fields.close, out, buf, s, end, line.targetStart, line.targetEnd, spans);
+    const method = methodName(buf, s, line.methodEnd);
+    return new PlainRequest(method, framing, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via, this.forwarded);
   }
 }
 
@@ -364,34 +404,51 @@ export class PlainResponse implements ResponseHead {
   }
 
   /**
-   * The head for the client, then `body`: hop-by-hop dropped, Via added, our Connection
-   * decision. Null for a chunked head to an HTTP/1.0 client: the general path removes the coding.
+   * The head for the client, then body[bodyStart, bodyEnd), in a buffer of its own: hop-by-hop
+   * dropped, Via added, our Connection decision. Null for a chunked head to an HTTP/1.0
+   * client: the general path removes the coding.
    */
   clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body: Uint8Array = NO_OCTETS, bodyStart = 0, bodyEnd = body.byteLength): Uint8Array | null {
-    if (this.chunked && clientVersion === "1.0") return null;
+    const size = this.clientHeadSize(clientVersion, keepAlive, bodyEnd - bodyStart);
+    if (size < 0) return null;
+    const out = new Uint8Array(size);
+    this.writeClientHead(out, clientVersion, keepAlive, body, bodyStart, bodyEnd);
+    return out;
+  }
+
+  /** clientHead's size with `bodyLength` body bytes, or -1 where clientHead is null. */
+  clientHeadSize(clientVersion: "1.0" | "1.1", keepAlive: boolean, bodyLength: number): number {
+    if (this.chunked && clientVersion === "1.0") return -1;
+    const connection = connectionLine(clientVersion, keepAlive);
+    const added = (this.via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
+    // "HTTP/1.1" SP status SP reason CRLF: the received line with our version.
+    const line = REASON_START + Math.max(this.lineEnd - this.start - REASON_START, 0) + CRLF_LENGTH;
+    return line + keptSize(this.buf, this.spans, keptOnResponse, this.via, VIA_VALUE[this.version]) + added + CRLF_LENGTH + bodyLength;
+  }
+
+  /** Writes clientHead's bytes into out from 0 (room for clientHeadSize) and returns their length. */
+  writeClientHead(out: Uint8Array, clientVersion: "1.0" | "1.1", keepAlive: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): number {
     const { buf, start, spans, via } = this;
-    const viaValue = VIA_VALUE[this.version];
-    // "HTTP/1.1" SP status SP reason CRLF: the received line with our version. The SP before
-    // the reason is always written (the serializer's form), also where the line had none.
-    const statusStart = start + HTTP11.byteLength;
+    // The SP before the reason is always written (the serializer's form), also where the line had none.
     const reasonStart = start + REASON_START;
     const reasonEnd = Math.max(this.lineEnd, reasonStart);
-    const connection = !keepAlive ? CONNECTION_CLOSE_LINE : clientVersion === "1.0" ? CONNECTION_KEEP_ALIVE_LINE : null;
-    const added = (via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
-    const line = reasonStart - start + reasonEnd - reasonStart + CRLF_LENGTH;
-    const headSize = line + keptSize(buf, spans, keptOnResponse, via, viaValue) + added + CRLF_LENGTH;
-    const out = new Uint8Array(headSize + bodyEnd - bodyStart);
     let p = put(out, 0, HTTP11);
-    p = copy(out, p, buf, statusStart, reasonStart - 1);
+    p = copy(out, p, buf, start + HTTP11.byteLength, reasonStart - 1);
     out[p++] = SP;
     p = crlf(out, copy(out, p, buf, reasonStart, reasonEnd));
-    p = writeKept(out, p, buf, spans, keptOnResponse, via, viaValue);
+    p = writeKept(out, p, buf, spans, keptOnResponse, via, VIA_VALUE[this.version]);
     if (via < 0) p = put(out, p, VIA_LINE[this.version]);
+    const connection = connectionLine(clientVersion, keepAlive);
     if (connection) p = put(out, p, connection);
     p = crlf(out, p);
     if (bodyEnd > bodyStart) copyRange(body, bodyStart, bodyEnd, out, p);
-    return out;
+    return p + bodyEnd - bodyStart;
   }
+}
+
+/** Our Connection decision for the client (http-message.ts clientResponseHead), if a line is needed. */
+function connectionLine(clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array | null {
+  return !keepAlive ? CONNECTION_CLOSE_LINE : clientVersion === "1.0" ? CONNECTION_KEEP_ALIVE_LINE : null;
 }
 
 const RESPONSE_FIELDS = new PlainFields();

@@ -22,13 +22,13 @@ export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */
   toClient(bytes: Uint8Array): void;
   /**
-   * The final head arrived: returns the bytes to send, the head (the session decides
-   * keep-alive) followed by body[bodyStart, bodyEnd), the body bytes that came with it (a range,
-   * not a view: a view is one more object per response). With `dechunk` the body is relayed
-   * without its chunked framing: the head must not name chunked, and the client connection must
-   * close after the body, since that is what delimits it.
+   * The final head arrived: send it (the session decides keep-alive), followed in the same
+   * write by body[bodyStart, bodyEnd), the body bytes that came with it (a range, not a view: a
+   * view is one more object per response). With `dechunk` the body is relayed without its
+   * chunked framing: the head must not name chunked, and the client connection must close after
+   * the body, since that is what delimits it.
    */
-  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): Uint8Array;
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): void;
   /** 101 to an Upgrade request: the connection becomes a tunnel; `rest` is already tunnel data. */
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void;
   /** The message is complete; `extra` are bytes the upstream sent after it. */
@@ -152,12 +152,10 @@ export class ResponseReader {
     if (!this.feedBody(buf, offset)) return;
     this.started = true;
     const spans = this.spans;
-    let head: Uint8Array;
     if (spans) {
       const content = joinSpans(buf, spans);
-      head = this.sink.responseHead(response, framing, dechunk, content, 0, content.byteLength);
-    } else head = this.sink.responseHead(response, framing, dechunk, buf, offset, offset + this.fed);
-    this.sink.toClient(head);
+      this.sink.responseHead(response, framing, dechunk, content, 0, content.byteLength);
+    } else this.sink.responseHead(response, framing, dechunk, buf, offset, offset + this.fed);
     if (this.body.done) this.sink.responseDone(after(buf, offset + this.fed));
   }
 

@@ -28,7 +28,7 @@ import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor, startRelay, targetKey } from "../tunnel.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
-import { PlainRequest, PlainReverseRequests } from "./http-plain.ts";
+import { PlainRequest, PlainResponse, PlainReverseRequests, plainOutput } from "./http-plain.ts";
 import { ResponseReader, type ResponseSink, after, concat } from "./http-response.ts";
 import { Upstream } from "./http-upstream.ts";
 import { PhaseClock } from "./phase-clock.ts";
@@ -38,7 +38,8 @@ const EMPTY = new Uint8Array(0);
 /** One request/response in flight. */
 interface Exchange {
   readonly request: RequestHead;
-  readonly upstreamHead: Uint8Array;
+  /** The head for the upstream; null for a PlainRequest, whose head is written when sent. */
+  readonly upstreamHead: Uint8Array | null;
   readonly targetKey: string;
   /** Request body still to relay (null once complete). */
   requestBody: BodyDecoder | null;
@@ -160,10 +161,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
     }
     if (request.method === "CONNECT") return this.connectTunnel(request, rest);
     let target: DialTarget;
-    let upstreamHead: Uint8Array;
+    let upstreamHead: Uint8Array | null = null;
     if (request instanceof PlainRequest) {
       target = this.ctx.workload!;
-      upstreamHead = request.upstreamHead;
     } else {
       try {
         ({ target, head: upstreamHead } = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress }));
@@ -215,7 +215,13 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const body = ex.requestBody ? this.pending : EMPTY;
     if (body.byteLength > 0) {
       this.pending = EMPTY;
-      this.relayRequestBody(ex, body, ex.upstreamHead); // head and body in one write
+      this.relayRequestBody(ex, body, ex.upstreamHead ?? (ex.request as PlainRequest).upstreamHead); // head and body in one write
+    } else if (ex.upstreamHead === null) {
+      const request = ex.request as PlainRequest;
+      const size = request.upstreamHeadSize();
+      const out = plainOutput(size);
+      request.writeUpstreamHead(out);
+      upstream.conn.writeFrom(out, 0, size);
     } else upstream.conn.write(ex.upstreamHead);
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
@@ -284,15 +290,24 @@ export class HttpSession implements ConnEvents, ResponseSink {
     ex.response.feed(chunk);
   }
 
-  /** ResponseSink: the final head arrived; decide keep-alive on both sides. */
-  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): Uint8Array {
+  /** ResponseSink: the final head arrived; decide keep-alive on both sides, send it. */
+  responseHead(response: ResponseHead, framing: BodyFraming, dechunk: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): void {
     const ex = this.exchange!;
     // A response that comes before the whole request body (an early 413, 401, ...) ends the
     // connection: the rest of that body must not be read as the next request.
     const bodyPending = ex.requestBody !== null;
     ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
-    return clientResponseHead(response, ex.request.version, ex.keepClient, body, bodyStart, bodyEnd);
+    const version = ex.request.version;
+    if (response instanceof PlainResponse) {
+      const size = response.clientHeadSize(version, ex.keepClient, bodyEnd - bodyStart);
+      if (size >= 0) {
+        const out = plainOutput(size);
+        response.writeClientHead(out, version, ex.keepClient, body, bodyStart, bodyEnd);
+        return this.toClientFrom(out, 0, size);
+      }
+    }
+    this.toClient(clientResponseHead(response, version, ex.keepClient, body, bodyStart, bodyEnd));
   }
 
   responseUpgrade(response: ResponseHead, rest: Uint8Array): void {
@@ -307,6 +322,17 @@ export class HttpSession implements ConnEvents, ResponseSink {
   toClient(bytes: Uint8Array): void {
     this.rec.bytesDown += bytes.byteLength;
     this.conn.write(bytes);
+    this.clientBackpressure();
+  }
+
+  /** toClient for buf[start, end) of a buffer that is reused once this returns (plainOutput). */
+  private toClientFrom(buf: Uint8Array, start: number, end: number): void {
+    this.rec.bytesDown += end - start;
+    this.conn.writeFrom(buf, start, end);
+    this.clientBackpressure();
+  }
+
+  private clientBackpressure(): void {
     if (this.conn.queuedBytes >= this.ctx.limits.maxBufferedBytes) this.exchange?.upstream?.conn.pause();
   }
 

@@ -101,6 +101,19 @@ class BunConn implements Conn {
     return false;
   }
 
+  writeFrom(buf: Uint8Array, start: number, end: number): boolean {
+    if (this.closed || this.writeShut) return false;
+    if (this.queuedBytes > 0) return this.write(buf.slice(start, end));
+    // Bun writes the range itself (write(data, byteOffset, byteLength)): no view is made.
+    const n = this.socket.write(buf, start, end - start);
+    if (n === end - start) return true;
+    if (n < 0) return false; // closing: the close event follows
+    const rest = buf.slice(start + n, end);
+    (this.queue ??= []).push(rest);
+    this.queuedBytes += rest.byteLength;
+    return false;
+  }
+
   /** `drain` from Bun: flush our queue; tell the owner once it is empty. */
   flush(): void {
     const queue = this.queue;

@@ -126,6 +126,11 @@ export class DenoConn implements Conn {
     return false;
   }
 
+  /** Deno writes asynchronously: the range is copied at once. */
+  writeFrom(buf: Uint8Array, start: number, end: number): boolean {
+    return this.write(buf.slice(start, end));
+  }
+
   pause(): void {
     if (this.paused || this.closed) return;
     this.paused = true;

@@ -28,7 +28,13 @@ export interface Conn {
   readonly queuedBytes: number;
   readonly closed: boolean;
   setEvents(events: ConnEvents): void;
+  /** Sends `chunk`; what cannot be sent now is queued as a view of it (keep it unchanged). True when nothing is queued. */
   write(chunk: Uint8Array): boolean;
+  /**
+   * Sends buf[start, end); what cannot be sent now is copied, so the caller may reuse `buf` as
+   * soon as this returns (a scratch buffer for many writes). True when nothing is queued.
+   */
+  writeFrom(buf: Uint8Array, start: number, end: number): boolean;
   /** Stop reading (backpressure toward the peer). Idempotent. */
   pause(): void;
   resume(): void;
