@@ -1,5 +1,5 @@
 /**
- * The byte-level shortcuts of lib/listeners/http-plain.ts against the general path they stand in
+ * The byte-level shortcuts (lib/listeners/http-plain*.ts) against the general path they stand in
  * for (parse -> Header objects -> routeRequest / clientResponseHead -> serialize), on generated
  * heads and on mutations of them (fixed-seed PRNG, bounded counts). For every input:
  * - an error is the same error (kind and message) with and without the shortcut;
@@ -12,7 +12,8 @@ import { describe, expect, test } from "bun:test";
 import { ProxyError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
 import { clientResponseHead, routeRequest } from "../lib/listeners/http-message.ts";
-import { PLAIN_RESPONSES, PlainRequest, PlainResponse, PlainReverseRequests } from "../lib/listeners/http-plain.ts";
+import { PlainRequest, PlainReverseRequests } from "../lib/listeners/http-plain-request.ts";
+import { PLAIN_RESPONSES, PlainResponse } from "../lib/listeners/http-plain-response.ts";
 import { HeadScan, parseRequestHead, parseResponseHead, type HeadShortcut, type RequestHead, type ResponseHead } from "../lib/protocol/http1.ts";
 import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
 import { bytes, REQUEST_VECTORS, RESPONSE_VECTORS } from "./helpers/http1-vectors.ts";

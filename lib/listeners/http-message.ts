@@ -10,7 +10,7 @@ import { getHeader, removeHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withF
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
 import { listTokens } from "../protocol/http1-framing.ts";
 import type { DialTarget } from "../dial.ts";
-import { PlainResponse } from "./http-plain.ts";
+import { PlainResponse } from "./http-plain-response.ts";
 
 export interface Routed {
   readonly target: DialTarget;

@@ -2,6 +2,9 @@
  * Plain heads, rewritten on bytes: the common case of `routeRequest` on a reverse listener and
  * of `clientResponseHead` (http-message.ts), done without a string and an object per field.
  * Both run as HeadShortcuts (http1.ts): offered each complete head, they accept it or decline.
+ * This file reads the fields and writes the bytes; the two sides are http-plain-request.ts
+ * (PlainReverseRequests, PlainRequest) and http-plain-response.ts (PLAIN_RESPONSES,
+ * PlainResponse).
  *
  * A head is plain when rewriting it only drops whole field lines and appends fixed ones:
  * - requests: HTTP/1.1, origin-form, not CONNECT, one valid Host, no Expect;
@@ -23,27 +26,25 @@
  * was most of what HTTP cost over a TCP relay (bench/RESULTS.md).
  */
 import { Buffer } from "node:buffer";
-import { displayIp, HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
-import { type BodyFraming, type Header, type HeadScan, type HeadShortcut, type RequestHead, REASON_START, type ResponseHead, scanStatusLine, statusLineVersion } from "../protocol/http1.ts";
-import { CHUNKED_BODY, CLOSE_BODY, NO_BODY, noBodyStatus, parseContentLengthAt } from "../protocol/http1-framing.ts";
-import { CR, headersFromSpans, LF, latin1, scanFieldLines, SP } from "../protocol/http1-scan.ts";
-import { isValidHostField, scanRequestLine } from "../protocol/http1-target.ts";
+import { HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
+import { parseContentLengthAt } from "../protocol/http1-framing.ts";
+import { CR, LF, SP } from "../protocol/http1-scan.ts";
 
 // What a field line is to the rewriting, by its name.
-const OTHER = 0;
-const HOST = 1;
-const CONTENT_LENGTH = 2;
-const TRANSFER_ENCODING = 3;
-const CONNECTION = 4;
+export const OTHER = 0;
+export const HOST = 1;
+export const CONTENT_LENGTH = 2;
+export const TRANSFER_ENCODING = 3;
+export const CONNECTION = 4;
 const EXPECT = 5;
 /** Hop-by-hop (hop.ts HOP_BY_HOP) other than Connection: dropped on both sides. */
-const HOP = 6;
+export const HOP = 6;
 /** Forwarded and X-Forwarded-*: replaced on requests (hop.ts withForwarded), kept on responses. */
 const FORWARDED = 7;
-const VIA = 8;
+export const VIA = 8;
 
-const ASCII = new TextEncoder();
-const NO_OCTETS = new Uint8Array(0);
+export const ASCII = new TextEncoder();
+export const NO_OCTETS = new Uint8Array(0);
 
 /** Lower-case names by length: most fields have a length none of them has, and cost one read. */
 const KINDS_BY_LENGTH: { readonly name: Uint8Array; readonly kind: number }[][] = [];
@@ -101,7 +102,7 @@ function contentLength(buf: Uint8Array, s: number, e: number): number {
  * One pass over a head's fields: what rewriting it needs, or false when it is not plain. Each
  * shortcut owns one and reads its fields right after `read`.
  */
-class PlainFields {
+export class PlainFields {
   /** Offset in spans of the Host line, of the last Via line; -1 when none. */
   host = -1;
   via = -1;
@@ -159,18 +160,15 @@ class PlainFields {
 
 // ---- writing ----
 
-const CRLF_LENGTH = 2;
+export const CRLF_LENGTH = 2;
 /** ": " between name and value. */
 const SEPARATOR_LENGTH = 2;
 const COLON = 0x3a;
-const HTTP11 = ASCII.encode("HTTP/1.1");
-const VIA_NAME_LENGTH = 3;
+export const HTTP11 = ASCII.encode("HTTP/1.1");
 /** Via values (RFC 9110 §7.6.3) by the version of the message received, and their lines. */
-const VIA_VALUE = { "1.0": ASCII.encode(`1.0 ${VIA_PSEUDONYM}`), "1.1": ASCII.encode(`1.1 ${VIA_PSEUDONYM}`) } as const;
-const VIA_LINE = { "1.0": ASCII.encode(`Via: 1.0 ${VIA_PSEUDONYM}\r\n`), "1.1": ASCII.encode(`Via: 1.1 ${VIA_PSEUDONYM}\r\n`) } as const;
+export const VIA_VALUE = { "1.0": ASCII.encode(`1.0 ${VIA_PSEUDONYM}`), "1.1": ASCII.encode(`1.1 ${VIA_PSEUDONYM}`) } as const;
+export const VIA_LINE = { "1.0": ASCII.encode(`Via: 1.0 ${VIA_PSEUDONYM}\r\n`), "1.1": ASCII.encode(`Via: 1.1 ${VIA_PSEUDONYM}\r\n`) } as const;
 const VIA_JOIN = ASCII.encode(", ");
-const CONNECTION_CLOSE_LINE = ASCII.encode("Connection: close\r\n");
-const CONNECTION_KEEP_ALIVE_LINE = ASCII.encode("Connection: keep-alive\r\n");
 
 /**
  * Plain heads are written here right before they are sent with Conn.writeFrom, which copies what
@@ -187,7 +185,7 @@ export function plainOutput(size: number): Uint8Array {
   return (output ??= new Uint8Array(OUTPUT_BYTES));
 }
 
-function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
+export function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) out[p++] = buf[i]!;
   return p;
 }
@@ -196,23 +194,23 @@ function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number)
 const bufferCopy = (Buffer.prototype as unknown as { copy(this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number): number }).copy;
 
 /** source[start, end) into out at p. */
-function copyRange(source: Uint8Array, start: number, end: number, out: Uint8Array, p: number): void {
+export function copyRange(source: Uint8Array, start: number, end: number, out: Uint8Array, p: number): void {
   bufferCopy.call(source, out, p, start, end);
 }
 
-function put(out: Uint8Array, p: number, bytes: Uint8Array): number {
+export function put(out: Uint8Array, p: number, bytes: Uint8Array): number {
   out.set(bytes, p);
   return p + bytes.byteLength;
 }
 
-function crlf(out: Uint8Array, p: number): number {
+export function crlf(out: Uint8Array, p: number): number {
   out[p] = CR;
   out[p + 1] = LF;
   return p + CRLF_LENGTH;
 }
 
 /** Bytes of the kept field lines, as the serializer writes them ("name: value" CRLF), with Via's suffix. */
-function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
+export function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
   let size = 0;
   for (let j = 0; j < spans.length; j += 4) {
     if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
@@ -223,7 +221,7 @@ function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number
 }
 
 /** Writes the kept field lines; the last Via line gets this proxy appended (hop.ts withVia). */
-function writeKept(out: Uint8Array, p: number, buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
+export function writeKept(out: Uint8Array, p: number, buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
   for (let j = 0; j < spans.length; j += 4) {
     if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
     p = copy(out, p, buf, spans[j]!, spans[j + 1]!);
@@ -238,241 +236,3 @@ function writeKept(out: Uint8Array, p: number, buf: Uint8Array, spans: readonly 
   }
   return p;
 }
-
-// ---- requests ----
-
-/** Kept on a request: Host, the framing fields, Via and every field the rewriting does not touch. */
-const keptOnRequest = (kind: number): boolean => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === TRANSFER_ENCODING || kind === VIA;
-
-const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"].map((m) => ({ name: m, bytes: ASCII.encode(m) }));
-const CONNECT_METHOD = ASCII.encode("CONNECT");
-const SLASH = 0x2f;
-
-/** buf[s, e) is exactly `bytes` (methods are case-sensitive, RFC 9110 §9.1). */
-function sameBytes(buf: Uint8Array, s: number, e: number, bytes: Uint8Array): boolean {
-  if (e - s !== bytes.byteLength) return false;
-  for (let i = 0; i < bytes.byteLength; i++) if (buf[s + i] !== bytes[i]) return false;
-  return true;
-}
-
-/** The common methods as shared strings; others are sliced. */
-function methodName(buf: Uint8Array, s: number, e: number): string {
-  for (const m of METHODS) if (sameBytes(buf, s, e, m.bytes)) return m.name;
-  return latin1(buf, s, e);
-}
-
-/**
- * A request head the shortcut accepted. What routeRequest would send the workload is written
- * when it is sent (writeUpstreamHead, into plainOutput), or made by `upstreamHead`.
- */
-export class PlainRequest implements RequestHead {
-  readonly form = "origin";
-  readonly version = "1.1";
-  readonly url = undefined;
-  readonly authority = undefined;
-  readonly expectContinue = false;
-  readonly upgrade = null;
-  #target: string | null = null;
-  #headers: Header[] | null = null;
-
-  constructor(
-    readonly method: string,
-    readonly framing: BodyFraming,
-    readonly keepAlive: boolean,
-    private readonly buf: Uint8Array,
-    private readonly start: number,
-    private readonly end: number,
-    private readonly targetStart: number,
-    private readonly targetEnd: number,
-    private readonly spans: readonly number[],
-    /** The Host value, and the offset in spans of the last Via line (-1: none). */
-    private readonly hostStart: number,
-    private readonly hostEnd: number,
-    private readonly via: number,
-    /** The connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
-    private readonly forwarded: Uint8Array,
-  ) {}
-
-  get target(): string {
-    return (this.#target ??= latin1(this.buf, this.targetStart, this.targetEnd));
-  }
-
-  get headers(): Header[] {
-    return (this.#headers ??= headersFromSpans(latin1(this.buf, this.start, this.end), this.start, this.spans));
-  }
-
-  /** The head for the workload in a buffer of its own. */
-  get upstreamHead(): Uint8Array {
-    const out = new Uint8Array(this.upstreamHeadSize());
-    this.writeUpstreamHead(out);
-    return out;
-  }
-
-  upstreamHeadSize(): number {
-    const startLine = this.targetEnd - this.start + 1 + HTTP11.byteLength + CRLF_LENGTH;
-    const added = this.forwarded.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + (this.via < 0 ? VIA_LINE["1.1"].byteLength : 0);
-    return startLine + keptSize(this.buf, this.spans, keptOnRequest, this.via, VIA_VALUE["1.1"]) + added + CRLF_LENGTH;
-  }
-
-  /**
-   * Writes the head for the workload into out from 0 and returns its length: method SP target
-   * SP HTTP/1.1 CRLF, the kept fields, X-Forwarded-*, Via unless appended, CRLF.
-   */
-  writeUpstreamHead(out: Uint8Array): number {
-    const { buf, spans, via } = this;
-    let p = copy(out, 0, buf, this.start, this.targetEnd + 1);
-    p = crlf(out, put(out, p, HTTP11));
-    p = writeKept(out, p, buf, spans, keptOnRequest, via, VIA_VALUE["1.1"]);
-    p = put(out, p, this.forwarded);
-    p = crlf(out, copy(out, p, buf, this.hostStart, this.hostEnd));
-    if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
-    return crlf(out, p);
-  }
-}
-
-/**
- * The request shortcut of one reverse-listener connection: the client's address is fixed for
- * the connection, so its X-Forwarded-For and -Proto lines are written once.
- */
-export class PlainReverseRequests implements HeadShortcut<RequestHead> {
-  /** "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded). */
-  private readonly forwarded: Uint8Array;
-  private readonly fields = new PlainFields();
-  /** The last Host value found valid on this connection: clients send the same one each time. */
-  private validHost: Uint8Array = NO_OCTETS;
-
-  constructor(clientIp: string) {
-    this.forwarded = ASCII.encode(`X-Forwarded-For: ${displayIp(clientIp)}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: `);
-  }
-
-  take(buf: Uint8Array, scan: HeadScan, end: number): PlainRequest | null {
-    const s = scan.startLine;
-    // The general build's first two checks, in its order: their errors are its errors.
-    const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
-    if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
-    if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
-    const fields = this.fields;
-    if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
-    const { host, via, length } = fields;
-    const hostStart = spans[host + 2]!;
-    const hostEnd = spans[host + 3]!;
-    if (!sameBytes(buf, hostStart, hostEnd, this.validHost)) {
-      if (!isValidHostField(latin1(buf, hostStart, hostEnd))) return null;
-      this.validHost = buf.slice(hostStart, hostEnd);
-    }
-
-    const framing: BodyFraming = fields.chunked ? CHUNKED_BODY : length < 0 ? NO_BODY : { kind: "length", length };
-    const method = methodName(buf, s, line.methodEnd);
-    return new PlainRequest(method, framing, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via, this.forwarded);
-  }
-}
-
-// ---- responses ----
-
-/** Dropped from a response: the hop-by-hop fields, Connection among them. */
-const keptOnResponse = (kind: number): boolean => kind !== HOP && kind !== CONNECTION;
-
-/** A response head the shortcut accepted; `clientHead` is clientResponseHead's byte twin. */
-export class PlainResponse implements ResponseHead {
-  #reason: string | null = null;
-  #headers: Header[] | null = null;
-
-  constructor(
-    readonly version: "1.0" | "1.1",
-    readonly status: number,
-    readonly keepAlive: boolean,
-    readonly headerFraming: BodyFraming,
-    private readonly buf: Uint8Array,
-    private readonly start: number,
-    /** End of the status-line (its CR). */
-    private readonly lineEnd: number,
-    private readonly end: number,
-    private readonly spans: readonly number[],
-    private readonly via: number,
-    /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
-    private readonly chunked: boolean,
-  ) {}
-
-  get reason(): string {
-    const reasonStart = this.start + REASON_START;
-    return (this.#reason ??= this.lineEnd > reasonStart ? latin1(this.buf, reasonStart, this.lineEnd) : "");
-  }
-
-  get headers(): Header[] {
-    return (this.#headers ??= headersFromSpans(latin1(this.buf, this.start, this.end), this.start, this.spans));
-  }
-
-  /**
-   * The head for the client, then body[bodyStart, bodyEnd), in a buffer of its own: hop-by-hop
-   * dropped, Via added, our Connection decision. Null for a chunked head to an HTTP/1.0
-   * client: the general path removes the coding.
-   */
-  clientHead(clientVersion: "1.0" | "1.1", keepAlive: boolean, body: Uint8Array = NO_OCTETS, bodyStart = 0, bodyEnd = body.byteLength): Uint8Array | null {
-    const size = this.clientHeadSize(clientVersion, keepAlive, bodyEnd - bodyStart);
-    if (size < 0) return null;
-    const out = new Uint8Array(size);
-    this.writeClientHead(out, clientVersion, keepAlive, body, bodyStart, bodyEnd);
-    return out;
-  }
-
-  /** clientHead's size with `bodyLength` body bytes, or -1 where clientHead is null. */
-  clientHeadSize(clientVersion: "1.0" | "1.1", keepAlive: boolean, bodyLength: number): number {
-    if (this.chunked && clientVersion === "1.0") return -1;
-    const connection = connectionLine(clientVersion, keepAlive);
-    const added = (this.via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
-    // "HTTP/1.1" SP status SP reason CRLF: the received line with our version.
-    const line = REASON_START + Math.max(this.lineEnd - this.start - REASON_START, 0) + CRLF_LENGTH;
-    return line + keptSize(this.buf, this.spans, keptOnResponse, this.via, VIA_VALUE[this.version]) + added + CRLF_LENGTH + bodyLength;
-  }
-
-  /** Writes clientHead's bytes into out from 0 (room for clientHeadSize) and returns their length. */
-  writeClientHead(out: Uint8Array, clientVersion: "1.0" | "1.1", keepAlive: boolean, body: Uint8Array, bodyStart: number, bodyEnd: number): number {
-    const { buf, start, spans, via } = this;
-    // The SP before the reason is always written (the serializer's form), also where the line had none.
-    const reasonStart = start + REASON_START;
-    const reasonEnd = Math.max(this.lineEnd, reasonStart);
-    let p = put(out, 0, HTTP11);
-    p = copy(out, p, buf, start + HTTP11.byteLength, reasonStart - 1);
-    out[p++] = SP;
-    p = crlf(out, copy(out, p, buf, reasonStart, reasonEnd));
-    p = writeKept(out, p, buf, spans, keptOnResponse, via, VIA_VALUE[this.version]);
-    if (via < 0) p = put(out, p, VIA_LINE[this.version]);
-    const connection = connectionLine(clientVersion, keepAlive);
-    if (connection) p = put(out, p, connection);
-    p = crlf(out, p);
-    if (bodyEnd > bodyStart) copyRange(body, bodyStart, bodyEnd, out, p);
-    return p + bodyEnd - bodyStart;
-  }
-}
-
-/** Our Connection decision for the client (http-message.ts clientResponseHead), if a line is needed. */
-function connectionLine(clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8Array | null {
-  return !keepAlive ? CONNECTION_CLOSE_LINE : clientVersion === "1.0" ? CONNECTION_KEEP_ALIVE_LINE : null;
-}
-
-const RESPONSE_FIELDS = new PlainFields();
-
-/** The response shortcut: nothing per connection, one for every reader (JS runs one take at a time). */
-export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
-  take(buf: Uint8Array, scan: HeadScan, end: number): PlainResponse | null {
-    const s = scan.startLine;
-    const lineEnd = scan.startLineEnd - 2;
-    // The general build's first two checks, in its order: their errors are its errors.
-    const status = scanStatusLine(buf, s, lineEnd);
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
-    if (status < 200) return null;
-    const fields = RESPONSE_FIELDS;
-    if (!fields.read(buf, spans, false)) return null;
-    const { length, via } = fields;
-    const version = statusLineVersion(buf, s);
-    // RFC 9112 §6.1-§6.3: the general path rejects chunked in HTTP/1.0 and drops Content-Length
-    // next to it; RFC 9110 §8.6: it removes a 204's framing fields.
-    if (fields.chunked && (version === "1.0" || length >= 0)) return null;
-    if (status === 204 && (length >= 0 || fields.chunked)) return null;
-    // RFC 9112 §9.3 (http1-framing.ts keepAliveOf).
-    const keepAlive = !fields.close && (version === "1.1" || fields.keepAliveToken);
-    const framing: BodyFraming = noBodyStatus(status) ? NO_BODY : fields.chunked ? CHUNKED_BODY : length >= 0 ? { kind: "length", length } : CLOSE_BODY;
-    return new PlainResponse(version, status, keepAlive, framing, buf, s, lineEnd, end, spans, via, fields.chunked);
-  },
-};

@@ -16,7 +16,7 @@ import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
 import { NO_BODY } from "../protocol/http1-framing.ts";
 import { interimResponseHead } from "./http-message.ts";
-import { PLAIN_RESPONSES } from "./http-plain.ts";
+import { PLAIN_RESPONSES } from "./http-plain-response.ts";
 
 export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */

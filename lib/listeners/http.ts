@@ -28,7 +28,9 @@ import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor, startRelay, targetKey } from "../tunnel.ts";
 import { CONNECT_ESTABLISHED, clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
-import { PlainRequest, PlainResponse, PlainReverseRequests, plainOutput } from "./http-plain.ts";
+import { plainOutput } from "./http-plain.ts";
+import { PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
+import { PlainResponse } from "./http-plain-response.ts";
 import { ResponseReader, type ResponseSink, after, concat } from "./http-response.ts";
 import { Upstream } from "./http-upstream.ts";
 import { PhaseClock } from "./phase-clock.ts";
@@ -67,7 +69,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private termination: string | null = null;
   private error: ProxyError | undefined;
   private readonly verify: Verifier | null;
-  /** Reverse listeners: plain request heads are rewritten on bytes (http-plain.ts). */
+  /** Reverse listeners: plain request heads are rewritten on bytes (http-plain-request.ts). */
   private readonly plainRequests: PlainReverseRequests | undefined;
 
   constructor(

@@ -85,7 +85,7 @@ const NEED_MORE: { ok: false; needMore: true } = Object.freeze({ ok: false, need
  * A fast path offered each complete head before it is built the general way: `scan` holds its
  * line offsets (buf[0, end) is the head). It returns a head of its own, or null to decline. One
  * that accepts must return what the general build would, and may throw only what the general
- * build throws first (lib/listeners/http-plain.ts is the one in use).
+ * build throws first (lib/listeners/http-plain-request.ts and -response.ts are the ones in use).
  */
 export interface HeadShortcut<T> {
   take(buf: Uint8Array, scan: HeadScan, end: number): T | null;

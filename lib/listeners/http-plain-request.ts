@@ -1,0 +1,156 @@
+/**
+ * The plain request shortcut (http-plain.ts says what plain means and why): on a reverse
+ * listener, a plain request is written for the workload straight from the received octets,
+ * byte for byte what routeRequest (http-message.ts) would send.
+ */
+import { displayIp } from "../http/hop.ts";
+import type { BodyFraming, Header, HeadScan, HeadShortcut, RequestHead } from "../protocol/http1.ts";
+import { CHUNKED_BODY, NO_BODY } from "../protocol/http1-framing.ts";
+import { headersFromSpans, latin1, scanFieldLines } from "../protocol/http1-scan.ts";
+import { isValidHostField, scanRequestLine } from "../protocol/http1-target.ts";
+import {
+  ASCII,
+  CONTENT_LENGTH,
+  copy,
+  crlf,
+  CRLF_LENGTH,
+  HOST,
+  HTTP11,
+  keptSize,
+  NO_OCTETS,
+  OTHER,
+  PlainFields,
+  put,
+  TRANSFER_ENCODING,
+  VIA,
+  VIA_LINE,
+  VIA_VALUE,
+  writeKept,
+} from "./http-plain.ts";
+
+/** Kept on a request: Host, the framing fields, Via and every field the rewriting does not touch. */
+const keptOnRequest = (kind: number): boolean => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === TRANSFER_ENCODING || kind === VIA;
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"].map((m) => ({ name: m, bytes: ASCII.encode(m) }));
+const CONNECT_METHOD = ASCII.encode("CONNECT");
+const SLASH = 0x2f;
+
+/** buf[s, e) is exactly `bytes` (methods are case-sensitive, RFC 9110 §9.1). */
+function sameBytes(buf: Uint8Array, s: number, e: number, bytes: Uint8Array): boolean {
+  if (e - s !== bytes.byteLength) return false;
+  for (let i = 0; i < bytes.byteLength; i++) if (buf[s + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** The common methods as shared strings; others are sliced. */
+function methodName(buf: Uint8Array, s: number, e: number): string {
+  for (const m of METHODS) if (sameBytes(buf, s, e, m.bytes)) return m.name;
+  return latin1(buf, s, e);
+}
+
+/**
+ * A request head the shortcut accepted. What routeRequest would send the workload is written
+ * when it is sent (writeUpstreamHead, into plainOutput), or made by `upstreamHead`.
+ */
+export class PlainRequest implements RequestHead {
+  readonly form = "origin";
+  readonly version = "1.1";
+  readonly url = undefined;
+  readonly authority = undefined;
+  readonly expectContinue = false;
+  readonly upgrade = null;
+  #target: string | null = null;
+  #headers: Header[] | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly framing: BodyFraming,
+    readonly keepAlive: boolean,
+    private readonly buf: Uint8Array,
+    private readonly start: number,
+    private readonly end: number,
+    private readonly targetStart: number,
+    private readonly targetEnd: number,
+    private readonly spans: readonly number[],
+    /** The Host value, and the offset in spans of the last Via line (-1: none). */
+    private readonly hostStart: number,
+    private readonly hostEnd: number,
+    private readonly via: number,
+    /** The connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
+    private readonly forwarded: Uint8Array,
+  ) {}
+
+  get target(): string {
+    return (this.#target ??= latin1(this.buf, this.targetStart, this.targetEnd));
+  }
+
+  get headers(): Header[] {
+    return (this.#headers ??= headersFromSpans(latin1(this.buf, this.start, this.end), this.start, this.spans));
+  }
+
+  /** The head for the workload in a buffer of its own. */
+  get upstreamHead(): Uint8Array {
+    const out = new Uint8Array(this.upstreamHeadSize());
+    this.writeUpstreamHead(out);
+    return out;
+  }
+
+  upstreamHeadSize(): number {
+    const startLine = this.targetEnd - this.start + 1 + HTTP11.byteLength + CRLF_LENGTH;
+    const added = this.forwarded.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + (this.via < 0 ? VIA_LINE["1.1"].byteLength : 0);
+    return startLine + keptSize(this.buf, this.spans, keptOnRequest, this.via, VIA_VALUE["1.1"]) + added + CRLF_LENGTH;
+  }
+
+  /**
+   * Writes the head for the workload into out from 0 and returns its length: method SP target
+   * SP HTTP/1.1 CRLF, the kept fields, X-Forwarded-*, Via unless appended, CRLF.
+   */
+  writeUpstreamHead(out: Uint8Array): number {
+    const { buf, spans, via } = this;
+    let p = copy(out, 0, buf, this.start, this.targetEnd + 1);
+    p = crlf(out, put(out, p, HTTP11));
+    p = writeKept(out, p, buf, spans, keptOnRequest, via, VIA_VALUE["1.1"]);
+    p = put(out, p, this.forwarded);
+    p = crlf(out, copy(out, p, buf, this.hostStart, this.hostEnd));
+    if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
+    return crlf(out, p);
+  }
+}
+
+/**
+ * The request shortcut of one reverse-listener connection: the client's address is fixed for
+ * the connection, so its X-Forwarded-For and -Proto lines are written once.
+ */
+export class PlainReverseRequests implements HeadShortcut<RequestHead> {
+  /** "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded). */
+  private readonly forwarded: Uint8Array;
+  private readonly fields = new PlainFields();
+  /** The last Host value found valid on this connection: clients send the same one each time. */
+  private validHost: Uint8Array = NO_OCTETS;
+
+  constructor(clientIp: string) {
+    this.forwarded = ASCII.encode(`X-Forwarded-For: ${displayIp(clientIp)}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: `);
+  }
+
+  take(buf: Uint8Array, scan: HeadScan, end: number): PlainRequest | null {
+    const s = scan.startLine;
+    // The general build's first two checks, in its order: their errors are its errors.
+    const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
+    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
+    if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
+    if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
+    const fields = this.fields;
+    if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
+    const { host, via, length } = fields;
+    const hostStart = spans[host + 2]!;
+    const hostEnd = spans[host + 3]!;
+    if (!sameBytes(buf, hostStart, hostEnd, this.validHost)) {
+      if (!isValidHostField(latin1(buf, hostStart, hostEnd))) return null;
+      this.validHost = buf.slice(hostStart, hostEnd);
+    }
+
+    const framing: BodyFraming = fields.chunked ? CHUNKED_BODY : length < 0 ? NO_BODY : { kind: "length", length };
+    const method = methodName(buf, s, line.methodEnd);
+    return new PlainRequest(method, framing, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via, this.forwarded);
+  }
+}
