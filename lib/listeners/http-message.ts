@@ -60,11 +60,11 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
 }
 
 /**
- * The head relayed to the client, followed by body[bodyStart, bodyEnd) in the same buffer: hop-by-hop removed,
- * Via added, our Connection decision. An HTTP/1.0 client is never sent the chunked coding
- * (RFC 9112 §6.1), whether its body is then de-chunked (http-response.ts; the caller passes
- * keepAlive false, as closing ends that body) or there is none (HEAD, 204, 304 name the coding a
- * GET would have had).
+ * The head relayed to the client, followed by body[bodyStart, bodyEnd) in the same buffer:
+ * hop-by-hop removed, Via added, our Connection decision. An HTTP/1.0 client is never sent the
+ * chunked coding (RFC 9112 §6.1), whether its body is then de-chunked (http-response.ts; the
+ * caller passes keepAlive false, as closing ends that body) or there is none (HEAD, 204, 304 name
+ * the coding a GET would have had).
  */
 export function clientResponseHead(
   response: ResponseHead,
