@@ -103,7 +103,8 @@ export function withVia(headers: readonly Header[], version: "1.0" | "1.1", pseu
 
 // The Via field of a head that has none, built once per version and pseudonym.
 const VIA_FIELDS: Partial<Record<"1.0" | "1.1", { readonly pseudonym: string; readonly field: Header }>> = {};
-function viaField(version: "1.0" | "1.1", pseudonym: string): Header {
+/** This proxy's Via field for a message received in `version` (also written as bytes by http-plain.ts). */
+export function viaField(version: "1.0" | "1.1", pseudonym: string): Header {
   const cached = VIA_FIELDS[version];
   if (cached !== undefined && cached.pseudonym === pseudonym) return cached.field;
   const field: Header = Object.freeze({ name: "Via", value: `${version} ${pseudonym}` });

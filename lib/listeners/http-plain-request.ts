@@ -19,7 +19,7 @@ import {
   keptSize,
   NO_OCTETS,
   OTHER,
-  PlainFields,
+  PLAIN_FIELDS,
   put,
   TRANSFER_ENCODING,
   VIA,
@@ -124,7 +124,6 @@ export class PlainRequest implements RequestHead {
 export class PlainReverseRequests implements HeadShortcut<RequestHead> {
   /** "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded). */
   private readonly forwarded: Uint8Array;
-  private readonly fields = new PlainFields();
   /** The last Host value found valid on this connection: clients send the same one each time. */
   private validHost: Uint8Array = NO_OCTETS;
 
@@ -139,7 +138,7 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
     if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
     if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
-    const fields = this.fields;
+    const fields = PLAIN_FIELDS;
     if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
     const { host, via, length } = fields;
     const hostStart = spans[host + 2]!;

@@ -7,7 +7,7 @@ import type { BodyFraming, Header, HeadScan, HeadShortcut, ResponseHead } from "
 import { REASON_START, scanStatusLine, statusLineVersion } from "../protocol/http1.ts";
 import { CHUNKED_BODY, CLOSE_BODY, NO_BODY, noBodyStatus } from "../protocol/http1-framing.ts";
 import { headersFromSpans, latin1, scanFieldLines, SP } from "../protocol/http1-scan.ts";
-import { ASCII, CONNECTION, copy, copyRange, crlf, CRLF_LENGTH, HOP, HTTP11, keptSize, NO_OCTETS, PlainFields, put, VIA_LINE, VIA_VALUE, writeKept } from "./http-plain.ts";
+import { ASCII, CONNECTION, copy, copyRange, crlf, CRLF_LENGTH, HOP, HTTP11, keptSize, NO_OCTETS, PLAIN_FIELDS, put, VIA_LINE, VIA_VALUE, writeKept } from "./http-plain.ts";
 
 const CONNECTION_CLOSE_LINE = ASCII.encode("Connection: close\r\n");
 const CONNECTION_KEEP_ALIVE_LINE = ASCII.encode("Connection: keep-alive\r\n");
@@ -93,9 +93,7 @@ function connectionLine(clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8
   return !keepAlive ? CONNECTION_CLOSE_LINE : clientVersion === "1.0" ? CONNECTION_KEEP_ALIVE_LINE : null;
 }
 
-const RESPONSE_FIELDS = new PlainFields();
-
-/** The response shortcut: nothing per connection, one for every reader (JS runs one take at a time). */
+/** The response shortcut: nothing per connection, one for every reader. */
 export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
   take(buf: Uint8Array, scan: HeadScan, end: number): PlainResponse | null {
     const s = scan.startLine;
@@ -104,7 +102,7 @@ export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
     const status = scanStatusLine(buf, s, lineEnd);
     const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
     if (status < 200) return null;
-    const fields = RESPONSE_FIELDS;
+    const fields = PLAIN_FIELDS;
     if (!fields.read(buf, spans, false)) return null;
     const { length, via } = fields;
     const version = statusLineVersion(buf, s);

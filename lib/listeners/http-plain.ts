@@ -26,7 +26,7 @@
  * was most of what HTTP cost over a TCP relay (bench/RESULTS.md).
  */
 import { Buffer } from "node:buffer";
-import { HOP_BY_HOP, VIA_PSEUDONYM } from "../http/hop.ts";
+import { HOP_BY_HOP, VIA_PSEUDONYM, viaField } from "../http/hop.ts";
 import { parseContentLengthAt } from "../protocol/http1-framing.ts";
 import { CR, LF, SP } from "../protocol/http1-scan.ts";
 
@@ -99,10 +99,11 @@ function contentLength(buf: Uint8Array, s: number, e: number): number {
 }
 
 /**
- * One pass over a head's fields: what rewriting it needs, or false when it is not plain. Each
- * shortcut owns one and reads its fields right after `read`.
+ * One pass over a head's fields: what rewriting it needs, or false when it is not plain. One
+ * instance (PLAIN_FIELDS) serves both shortcuts: each reads the results right after `read`,
+ * before anything else can run.
  */
-export class PlainFields {
+class PlainFields {
   /** Offset in spans of the Host line, of the last Via line; -1 when none. */
   host = -1;
   via = -1;
@@ -158,6 +159,8 @@ export class PlainFields {
   }
 }
 
+export const PLAIN_FIELDS = new PlainFields();
+
 // ---- writing ----
 
 export const CRLF_LENGTH = 2;
@@ -165,9 +168,11 @@ export const CRLF_LENGTH = 2;
 const SEPARATOR_LENGTH = 2;
 const COLON = 0x3a;
 export const HTTP11 = ASCII.encode("HTTP/1.1");
-/** Via values (RFC 9110 §7.6.3) by the version of the message received, and their lines. */
-export const VIA_VALUE = { "1.0": ASCII.encode(`1.0 ${VIA_PSEUDONYM}`), "1.1": ASCII.encode(`1.1 ${VIA_PSEUDONYM}`) } as const;
-export const VIA_LINE = { "1.0": ASCII.encode(`Via: 1.0 ${VIA_PSEUDONYM}\r\n`), "1.1": ASCII.encode(`Via: 1.1 ${VIA_PSEUDONYM}\r\n`) } as const;
+/** Via values (hop.ts viaField, RFC 9110 §7.6.3) by the version of the message received, and their lines. */
+const VIA_10 = viaField("1.0", VIA_PSEUDONYM);
+const VIA_11 = viaField("1.1", VIA_PSEUDONYM);
+export const VIA_VALUE = { "1.0": ASCII.encode(VIA_10.value), "1.1": ASCII.encode(VIA_11.value) } as const;
+export const VIA_LINE = { "1.0": ASCII.encode(`Via: ${VIA_10.value}\r\n`), "1.1": ASCII.encode(`Via: ${VIA_11.value}\r\n`) } as const;
 const VIA_JOIN = ASCII.encode(", ");
 
 /**

@@ -40,7 +40,7 @@ const EMPTY = new Uint8Array(0);
 /** One request/response in flight. */
 interface Exchange {
   readonly request: RequestHead;
-  /** The head for the upstream; null for a PlainRequest, whose head is written when sent. */
+  /** The head for the upstream; null for a PlainRequest, which writes its own when sent. */
   readonly upstreamHead: Uint8Array | null;
   readonly targetKey: string;
   /** Request body still to relay (null once complete). */
@@ -214,17 +214,18 @@ export class HttpSession implements ConnEvents, ResponseSink {
     ex.upstream = upstream;
     upstream.attach(this);
     this.armExchangeTimer(ex);
+    const request = ex.request;
     const body = ex.requestBody ? this.pending : EMPTY;
     if (body.byteLength > 0) {
       this.pending = EMPTY;
-      this.relayRequestBody(ex, body, ex.upstreamHead ?? (ex.request as PlainRequest).upstreamHead); // head and body in one write
-    } else if (ex.upstreamHead === null) {
-      const request = ex.request as PlainRequest;
+      const head = request instanceof PlainRequest ? request.upstreamHead : ex.upstreamHead!;
+      this.relayRequestBody(ex, body, head); // head and body in one write
+    } else if (request instanceof PlainRequest) {
       const size = request.upstreamHeadSize();
       const out = plainOutput(size);
       request.writeUpstreamHead(out);
       upstream.conn.writeFrom(out, 0, size);
-    } else upstream.conn.write(ex.upstreamHead);
+    } else upstream.conn.write(ex.upstreamHead!);
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
