@@ -11,6 +11,10 @@
  *   Either sends a FIN, or an RST when unread bytes are left, as close(2) does.
  * - The `open` handler runs before the `Bun.connect` promise resolves, and `data` can follow
  *   before the caller installs its events: those are held and replayed by `setEvents`.
+ * - With a `drain` handler, the writable event that follows each FIN Bun reads costs a
+ *   `setsockopt(TCP_CORK)` and a call into JS (strace). Connected sockets therefore start
+ *   without one and get it, by `socket.reload` (per socket for `Bun.connect`), on their first
+ *   partial write. Accepted sockets share the listener's handlers, which have it.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { readFdLimit } from "./fd-limit.ts";
@@ -39,6 +43,8 @@ class BunConn implements Conn {
   private writeShut = false;
   private paused = false;
   private error: Error | undefined;
+  /** Whether Bun calls `drain` for this socket (see armDrain). */
+  private drainArmed: boolean;
 
   /**
    * Each Bun address getter is a syscall (getpeername/getsockname), and a short connection is
@@ -51,9 +57,10 @@ class BunConn implements Conn {
 
   constructor(
     private readonly socket: BunSocket,
-    readPeerNow: boolean,
+    accepted: boolean,
   ) {
-    this.remote = readPeerNow ? { address: socket.remoteAddress, port: socket.remotePort } : null;
+    this.remote = accepted ? { address: socket.remoteAddress, port: socket.remotePort } : null;
+    this.drainArmed = accepted;
   }
 
   get remoteAddress(): string {
@@ -96,6 +103,7 @@ class BunConn implements Conn {
     if (n === chunk.byteLength) return true;
     if (n < 0) return false; // closing: the close event follows
     const rest = chunk.subarray(n);
+    if (!this.drainArmed) this.armDrain();
     (this.queue ??= []).push(rest);
     this.queuedBytes += rest.byteLength;
     return false;
@@ -109,9 +117,16 @@ class BunConn implements Conn {
     if (n === end - start) return true;
     if (n < 0) return false; // closing: the close event follows
     const rest = buf.slice(start + n, end);
+    if (!this.drainArmed) this.armDrain();
     (this.queue ??= []).push(rest);
     this.queuedBytes += rest.byteLength;
     return false;
+  }
+
+  /** Bytes are queued: from now on Bun must tell us when the socket is writable again. */
+  private armDrain(): void {
+    this.drainArmed = true;
+    this.socket.reload({ socket: COMMON_HANDLERS });
   }
 
   /** `drain` from Bun: flush our queue; tell the owner once it is empty. */
@@ -225,9 +240,12 @@ const COMMON_HANDLERS = {
   },
 };
 
+const { drain: _drain, ...HANDLERS_WITHOUT_DRAIN } = COMMON_HANDLERS;
+
 // Until `open`, a connecting socket's data is its PendingConnect; `attach` then replaces it.
+// No `drain` until the first partial write (armDrain).
 const CONNECT_HANDLERS = {
-  ...COMMON_HANDLERS,
+  ...HANDLERS_WITHOUT_DRAIN,
   open(socket: BunSocket) {
     (socket.data as unknown as PendingConnect).opened(attach(socket, false));
   },
