@@ -32,6 +32,16 @@ export class Upstream implements ConnEvents {
     this.owner = null;
   }
 
+  /**
+   * Lets go of the connection: FIN, or a reset with `abort`. It is detached first: closing a Bun
+   * socket runs its close handler synchronously, which must not re-enter the session.
+   */
+  release(abort: boolean): void {
+    this.detach();
+    if (abort) this.conn.destroy();
+    else this.conn.end();
+  }
+
   usable(): boolean {
     return !this.gone && !this.conn.closed;
   }

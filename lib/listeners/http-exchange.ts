@@ -1,0 +1,47 @@
+/**
+ * One request/response in flight on an HTTP session (http.ts), and the rules of its deadline.
+ *
+ * The exchange's limit is on inactivity, like nginx's proxy_read_timeout / client_body_timeout:
+ * it fires after --response-timeout with no byte moving either way, so a slow upload or a long
+ * download that keeps moving is never cut. Before the response head that is a 504 (or a 408
+ * while the client's body is still due); mid-response the connection is cut (the session never
+ * sends a second status line). The session owns the clock: it notes `bytesMoved` when it sets
+ * the deadline, and when the deadline passes it sets it again if that number changed, else ends
+ * the exchange with `stallError`.
+ *
+ * Plain functions over a plain record on purpose: the session makes one Exchange per request as
+ * an object literal, and arming the deadline is on every request's path (no class fields to
+ * initialize, no extra object).
+ */
+import { ProxyError } from "../errors.ts";
+import type { BodyDecoder } from "../protocol/http-body.ts";
+import type { RequestHead } from "../protocol/http1.ts";
+import type { ConnRecord } from "../tracker.ts";
+import type { ResponseReader } from "./http-response.ts";
+import type { Upstream } from "./http-upstream.ts";
+
+/** One request/response in flight. */
+export interface Exchange {
+  readonly request: RequestHead;
+  /** The head for the upstream; null for a PlainRequest, which writes its own when sent. */
+  readonly upstreamHead: Uint8Array | null;
+  readonly targetKey: string;
+  /** Request body still to relay (null once complete). */
+  requestBody: BodyDecoder | null;
+  upstream: Upstream | null;
+  readonly response: ResponseReader;
+  keepClient: boolean;
+  reuseUpstream: boolean;
+}
+
+/** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */
+export function bytesMoved(ex: Exchange, rec: ConnRecord): number {
+  return rec.bytesUp + rec.bytesDown + ex.response.upstreamBytes;
+}
+
+/** Why an exchange that moved no byte for `ms` ends, by how far it got. */
+export function stallError(ex: Exchange, ms: number): ProxyError {
+  if (ex.response.response) return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
+  if (ex.requestBody) return new ProxyError("headerTimeout", `request body stalled for ${ms} ms`);
+  return new ProxyError("upstreamTimeout", `no response head within ${ms} ms`);
+}
