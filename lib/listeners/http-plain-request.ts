@@ -51,6 +51,11 @@ function methodName(buf: Uint8Array, s: number, e: number): string {
 /**
  * A request head the shortcut accepted. What routeRequest would send the workload is written
  * when it is sent (writeUpstreamHead, into plainOutput), or made by `upstreamHead`.
+ *
+ * One per connection, filled anew for each plain request (`set`): a head on bytes then costs no
+ * allocation. The session parses the next request only once the exchange of the last one is
+ * over, and nothing keeps a head past its exchange; its spans (the request HeadScan's) and its
+ * length framing are renewed with it.
  */
 export class PlainRequest implements RequestHead {
   readonly form = "origin";
@@ -59,26 +64,49 @@ export class PlainRequest implements RequestHead {
   readonly authority = undefined;
   readonly expectContinue = false;
   readonly upgrade = null;
+  method = "";
+  framing: BodyFraming = NO_BODY;
+  keepAlive = true;
   #target: string | null = null;
   #headers: Header[] | null = null;
+  private buf: Uint8Array = NO_OCTETS;
+  private start = 0;
+  private end = 0;
+  private targetStart = 0;
+  private targetEnd = 0;
+  private spans: readonly number[] = [];
+  /** The Host value, and the offset in spans of the last Via line (-1: none). */
+  private hostStart = 0;
+  private hostEnd = 0;
+  private via = -1;
+  private readonly length = { kind: "length" as const, length: 0 };
 
-  constructor(
-    readonly method: string,
-    readonly framing: BodyFraming,
-    readonly keepAlive: boolean,
-    private readonly buf: Uint8Array,
-    private readonly start: number,
-    private readonly end: number,
-    private readonly targetStart: number,
-    private readonly targetEnd: number,
-    private readonly spans: readonly number[],
-    /** The Host value, and the offset in spans of the last Via line (-1: none). */
-    private readonly hostStart: number,
-    private readonly hostEnd: number,
-    private readonly via: number,
-    /** The connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
-    private readonly forwarded: Uint8Array,
-  ) {}
+  /** `forwarded`: the connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
+  constructor(private readonly forwarded: Uint8Array) {}
+
+  /** This head is now buf[start, end); `length` < 0: no Content-Length. */
+  set(method: string, chunked: boolean, length: number, keepAlive: boolean, buf: Uint8Array, start: number, end: number, targetStart: number, targetEnd: number, spans: readonly number[], hostStart: number, hostEnd: number, via: number): this {
+    this.method = method;
+    if (chunked) this.framing = CHUNKED_BODY;
+    else if (length < 0) this.framing = NO_BODY;
+    else {
+      this.length.length = length;
+      this.framing = this.length;
+    }
+    this.keepAlive = keepAlive;
+    this.#target = null;
+    this.#headers = null;
+    this.buf = buf;
+    this.start = start;
+    this.end = end;
+    this.targetStart = targetStart;
+    this.targetEnd = targetEnd;
+    this.spans = spans;
+    this.hostStart = hostStart;
+    this.hostEnd = hostEnd;
+    this.via = via;
+    return this;
+  }
 
   get target(): string {
     return (this.#target ??= latin1(this.buf, this.targetStart, this.targetEnd));
@@ -122,20 +150,21 @@ export class PlainRequest implements RequestHead {
  * the connection, so its X-Forwarded-For and -Proto lines are written once.
  */
 export class PlainReverseRequests implements HeadShortcut<RequestHead> {
-  /** "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded). */
-  private readonly forwarded: Uint8Array;
   /** The last Host value found valid on this connection: clients send the same one each time. */
   private validHost: Uint8Array = NO_OCTETS;
+  /** The connection's one plain request head (see PlainRequest). */
+  private readonly request: PlainRequest;
 
   constructor(clientIp: string) {
-    this.forwarded = ASCII.encode(`X-Forwarded-For: ${displayIp(clientIp)}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: `);
+    // "X-Forwarded-For: ip" CRLF "X-Forwarded-Proto: http" CRLF "X-Forwarded-Host: " (hop.ts withForwarded).
+    this.request = new PlainRequest(ASCII.encode(`X-Forwarded-For: ${displayIp(clientIp)}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: `));
   }
 
   take(buf: Uint8Array, scan: HeadScan, end: number): PlainRequest | null {
     const s = scan.startLine;
     // The general build's first two checks, in its order: their errors are its errors.
     const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol");
+    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
     if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
     if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
     const fields = PLAIN_FIELDS;
@@ -148,8 +177,7 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
       this.validHost = buf.slice(hostStart, hostEnd);
     }
 
-    const framing: BodyFraming = fields.chunked ? CHUNKED_BODY : length < 0 ? NO_BODY : { kind: "length", length };
     const method = methodName(buf, s, line.methodEnd);
-    return new PlainRequest(method, framing, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via, this.forwarded);
+    return this.request.set(method, fields.chunked, length, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via);
   }
 }

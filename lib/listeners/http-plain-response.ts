@@ -15,26 +15,53 @@ const CONNECTION_KEEP_ALIVE_LINE = ASCII.encode("Connection: keep-alive\r\n");
 /** Dropped from a response: the hop-by-hop fields, Connection among them. */
 const keptOnResponse = (kind: number): boolean => kind !== HOP && kind !== CONNECTION;
 
-/** A response head the shortcut accepted; `clientHead` is clientResponseHead's byte twin. */
+/**
+ * A response head the shortcut accepted; `clientHead` is clientResponseHead's byte twin.
+ *
+ * One per response reader (so per connection), filled anew for each plain response (`set`), as
+ * PlainRequest is: the reader takes the next head only once the last response is over.
+ */
 export class PlainResponse implements ResponseHead {
+  version: "1.0" | "1.1" = "1.1";
+  status = 200;
+  keepAlive = true;
+  headerFraming: BodyFraming = NO_BODY;
   #reason: string | null = null;
   #headers: Header[] | null = null;
+  private buf: Uint8Array = NO_OCTETS;
+  private start = 0;
+  /** End of the status-line (its CR). */
+  private lineEnd = 0;
+  private end = 0;
+  private spans: readonly number[] = [];
+  private via = -1;
+  /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
+  private chunked = false;
+  private readonly length = { kind: "length" as const, length: 0 };
 
-  constructor(
-    readonly version: "1.0" | "1.1",
-    readonly status: number,
-    readonly keepAlive: boolean,
-    readonly headerFraming: BodyFraming,
-    private readonly buf: Uint8Array,
-    private readonly start: number,
-    /** End of the status-line (its CR). */
-    private readonly lineEnd: number,
-    private readonly end: number,
-    private readonly spans: readonly number[],
-    private readonly via: number,
-    /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
-    private readonly chunked: boolean,
-  ) {}
+  /** This head is now buf[start, end); `length` < 0: no Content-Length. */
+  set(version: "1.0" | "1.1", status: number, keepAlive: boolean, chunked: boolean, length: number, buf: Uint8Array, start: number, lineEnd: number, end: number, spans: readonly number[], via: number): this {
+    this.version = version;
+    this.status = status;
+    this.keepAlive = keepAlive;
+    if (noBodyStatus(status)) this.headerFraming = NO_BODY;
+    else if (chunked) this.headerFraming = CHUNKED_BODY;
+    else if (length < 0) this.headerFraming = CLOSE_BODY;
+    else {
+      this.length.length = length;
+      this.headerFraming = this.length;
+    }
+    this.#reason = null;
+    this.#headers = null;
+    this.buf = buf;
+    this.start = start;
+    this.lineEnd = lineEnd;
+    this.end = end;
+    this.spans = spans;
+    this.via = via;
+    this.chunked = chunked;
+    return this;
+  }
 
   get reason(): string {
     const reasonStart = this.start + REASON_START;
@@ -93,14 +120,16 @@ function connectionLine(clientVersion: "1.0" | "1.1", keepAlive: boolean): Uint8
   return !keepAlive ? CONNECTION_CLOSE_LINE : clientVersion === "1.0" ? CONNECTION_KEEP_ALIVE_LINE : null;
 }
 
-/** The response shortcut: nothing per connection, one for every reader. */
-export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
+/** The response shortcut of one reader (http-response.ts), with its one PlainResponse. */
+export class PlainResponses implements HeadShortcut<ResponseHead> {
+  private readonly response = new PlainResponse();
+
   take(buf: Uint8Array, scan: HeadScan, end: number): PlainResponse | null {
     const s = scan.startLine;
     const lineEnd = scan.startLineEnd - 2;
     // The general build's first two checks, in its order: their errors are its errors.
     const status = scanStatusLine(buf, s, lineEnd);
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol");
+    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol", scan.spans);
     if (status < 200) return null;
     const fields = PLAIN_FIELDS;
     if (!fields.read(buf, spans, false)) return null;
@@ -112,7 +141,6 @@ export const PLAIN_RESPONSES: HeadShortcut<ResponseHead> = {
     if (status === 204 && (length >= 0 || fields.chunked)) return null;
     // RFC 9112 §9.3 (http1-framing.ts keepAliveOf).
     const keepAlive = !fields.close && (version === "1.1" || fields.keepAliveToken);
-    const framing: BodyFraming = noBodyStatus(status) ? NO_BODY : fields.chunked ? CHUNKED_BODY : length >= 0 ? { kind: "length", length } : CLOSE_BODY;
-    return new PlainResponse(version, status, keepAlive, framing, buf, s, lineEnd, end, spans, via, fields.chunked);
-  },
-};
+    return this.response.set(version, status, keepAlive, fields.chunked, length, buf, s, lineEnd, end, spans, via);
+  }
+}

@@ -3,8 +3,9 @@
  * of `clientResponseHead` (http-message.ts), done without a string and an object per field.
  * Both run as HeadShortcuts (http1.ts): offered each complete head, they accept it or decline.
  * This file reads the fields and writes the bytes; the two sides are http-plain-request.ts
- * (PlainReverseRequests, PlainRequest) and http-plain-response.ts (PLAIN_RESPONSES,
- * PlainResponse).
+ * (PlainReverseRequests, PlainRequest) and http-plain-response.ts (PlainResponses,
+ * PlainResponse). Each connection has one head object per direction, filled anew for each
+ * plain head: an accepted head costs no allocation.
  *
  * A head is plain when rewriting it only drops whole field lines and appends fixed ones:
  * - requests: HTTP/1.1, origin-form, not CONNECT, one valid Host, no Expect;

@@ -16,7 +16,7 @@ import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
 import { NO_BODY } from "../protocol/http1-framing.ts";
 import { interimResponseHead } from "./http-message.ts";
-import { PLAIN_RESPONSES } from "./http-plain-response.ts";
+import { PlainResponses } from "./http-plain-response.ts";
 
 export interface ResponseSink {
   /** Bytes for the client: interim heads, the final head, body bytes. */
@@ -73,6 +73,8 @@ export class ResponseReader {
   /** Bytes the body took from the last chunk fed (feedBody). */
   private fed = 0;
   private headBuf: Uint8Array = EMPTY;
+  /** Plain response heads, read on bytes (http-plain-response.ts); one head for the reader. */
+  private readonly plain = new PlainResponses();
 
   /** `scan` is reset at each begin. */
   constructor(
@@ -119,7 +121,7 @@ export class ResponseReader {
     for (;;) {
       let result;
       try {
-        result = parseResponseHead(this.headBuf, this.limits, this.scan, PLAIN_RESPONSES);
+        result = parseResponseHead(this.headBuf, this.limits, this.scan, this.plain);
       } catch (err) {
         return this.sink.fail(asProxyError(err));
       }

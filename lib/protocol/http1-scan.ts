@@ -78,6 +78,11 @@ export class HeadScan {
   startLineEnd = -1;
   /** Offset of the LF ending each field line, in order. */
   readonly fieldEnds: number[] = [];
+  /**
+   * Field-line spans of the last head a HeadShortcut read (scanFieldLines `into`): one array per
+   * scan, so per direction of a connection, overwritten by the next head.
+   */
+  readonly spans: number[] = [];
   #lineStart = 0;
   #searched = 0;
 
@@ -213,8 +218,9 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
  * RFC 9112 §5.1 field-line = field-name ":" OWS field-value OWS, checked on bytes. Returns the
  * byte offsets of each line: [nameStart, nameEnd) and [valueStart, valueEnd), four per line.
  */
-export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readonly number[], kind: ErrorKind): number[] {
-  const spans: number[] = [];
+export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readonly number[], kind: ErrorKind, into: number[] = []): number[] {
+  const spans = into;
+  spans.length = 0;
   let s = start;
   for (const lf of fieldEnds) {
     const e = lf - 1; // the CR

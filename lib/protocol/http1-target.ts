@@ -59,7 +59,13 @@ export interface RequestLineSpans {
   readonly version: "1.0" | "1.1";
 }
 
-/** RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). */
+/** scanRequestLine's answer: one object, filled anew by each call (read it before the next). */
+const LINE: { -readonly [K in keyof RequestLineSpans]: RequestLineSpans[K] } = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: "1.1" };
+
+/**
+ * RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). The
+ * answer is a shared object (no allocation per request): read it before the next call.
+ */
 export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestLineSpans {
   let i = s;
   while (i < e && TCHAR[buf[i]!] === 1) i++;
@@ -68,8 +74,12 @@ export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestL
   const targetStart = ++i;
   while (i < e && TARGET_CHAR[buf[i]!] === 1) i++;
   if (i === targetStart || buf[i] !== SP) throw new ProxyError("protocol", "invalid request-target");
-  const targetEnd = i;
-  return { methodEnd, targetStart, targetEnd, version: scanVersion(buf, i + 1, e, "protocol") };
+  const line = LINE;
+  line.version = scanVersion(buf, i + 1, e, "protocol");
+  line.methodEnd = methodEnd;
+  line.targetStart = targetStart;
+  line.targetEnd = i;
+  return line;
 }
 
 const HTTP_NAME = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
