@@ -281,20 +281,17 @@ function listen(options: ListenOptions): Listener {
 function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
   const pending = new PendingConnect(options, done);
   try {
-    Bun.connect<BunConn | undefined>({
+    // No handler on the returned promise: `open` or `connectError` settles the PendingConnect
+    // (and with a `connectError` handler Bun rejects the promise as handled). A `.then` pair
+    // cost 1-2 % of the TCP connection rate (A/B in bench/RESULTS.md); the connect deadline
+    // still bounds a dial that neither handler reports.
+    void Bun.connect<BunConn | undefined>({
       hostname: options.hostname,
       port: options.port,
       allowHalfOpen: true,
       data: pending as unknown as undefined,
       socket: CONNECT_HANDLERS,
-    }).then(
-      // `open` has normally run already (it runs before the promise resolves): then data is the Conn.
-      (socket) => {
-        if (socket.data === (pending as unknown)) pending.opened(attach(socket, false));
-      },
-      // The connectError handler has normally settled it; this covers errors Bun reports only here.
-      (err: unknown) => pending.failed(err),
-    );
+    });
   } catch (err) {
     queueMicrotask(() => pending.failed(err)); // `done` never runs before connect returns
   }
