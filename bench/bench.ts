@@ -374,6 +374,7 @@ async function startupMode(up: Upstream): Promise<Table[]> {
     cpuUnit: null,
     latency: false,
     rows: [],
+    target: { value: 25, label: "issue #7 target: under" },
   };
   const ours = ALL.find((c) => c.ours && c.kind === "tcp")!;
   const entries: Array<{ c: Contestant; id: string; ours: boolean }> = [
