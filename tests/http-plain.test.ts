@@ -265,6 +265,8 @@ describe("plain heads on bytes: the same as the general path", () => {
       "GET /a?b=c HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nAccept-Encoding: gzip, deflate\r\nCookie: a=b\r\n\r\n";
     expect(accepts(requests, browser, parseRequestHead)).toBe("PlainRequest");
     expect(accepts(requests, "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", parseRequestHead)).toBe("PlainRequest");
+    // ApacheBench's keep-alive request (ab -k): HTTP/1.0.
+    expect(accepts(requests, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 127.0.0.1:8080\r\nUser-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
     expect(accepts(responses, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
     expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
     expect(accepts(responses, "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", parseResponseHead)).toBe("PlainResponse");

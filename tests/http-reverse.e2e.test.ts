@@ -225,6 +225,29 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     c.close();
   });
 
+  test("an HTTP/1.0 keep-alive client (ab -k): kept open while it asks, closed when it stops asking", async () => {
+    const raw = rawOrigin(answerEachHead("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
+    const c = await RawClient.connect(p.ports.reverse!);
+    const ask = (path: string, keepAlive: boolean) => `GET ${path} HTTP/1.0\r\n${keepAlive ? "Connection: Keep-Alive\r\n" : ""}Host: app.test\r\n\r\n`;
+    await c.write(ask("/one", true));
+    let x = await awaitResponses(c, 1);
+    await c.write(ask("/two", true));
+    x = await awaitResponses(c, 2);
+    expect(x.ended).toBe(false);
+    await c.write(ask("/three", false));
+    x = await awaitResponses(c, 3);
+    expect(x.finals.map((r) => `${r.status} ${r.header("connection")} ${r.body.toString()}`)).toEqual(["200 keep-alive ok", "200 keep-alive ok", "200 close ok"]);
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the proxy to close after the last answer");
+    // The workload is asked in HTTP/1.1, with the client's version in Via (RFC 9110 §7.6.3).
+    const heads = raw.received().split("\r\n\r\n").filter((h) => h.length > 0);
+    expect(heads.map((h) => h.slice(0, h.indexOf("\r\n")))).toEqual(["GET /one HTTP/1.1", "GET /two HTTP/1.1", "GET /three HTTP/1.1"]);
+    for (const h of heads) expect(h).toContain("\r\nVia: 1.0 sidecar-proxy");
+    c.close();
+    await p.stop();
+  });
+
   test("a 4 MiB body written right behind its head (no Expect) arrives intact", async () => {
     const body = patternChunk(124, 4 * MiB);
     const c = await RawClient.connect(rev.ports.reverse!);

@@ -59,12 +59,12 @@ function methodName(buf: Uint8Array, s: number, e: number): string {
  */
 export class PlainRequest implements RequestHead {
   readonly form = "origin";
-  readonly version = "1.1";
   readonly url = undefined;
   readonly authority = undefined;
   readonly expectContinue = false;
   readonly upgrade = null;
   method = "";
+  version: "1.0" | "1.1" = "1.1";
   framing: BodyFraming = NO_BODY;
   keepAlive = true;
   #target: string | null = null;
@@ -85,8 +85,9 @@ export class PlainRequest implements RequestHead {
   constructor(private readonly forwarded: Uint8Array) {}
 
   /** This head is now buf[start, end); `length` < 0: no Content-Length. */
-  set(method: string, chunked: boolean, length: number, keepAlive: boolean, buf: Uint8Array, start: number, end: number, targetStart: number, targetEnd: number, spans: readonly number[], hostStart: number, hostEnd: number, via: number): this {
+  set(method: string, version: "1.0" | "1.1", chunked: boolean, length: number, keepAlive: boolean, buf: Uint8Array, start: number, end: number, targetStart: number, targetEnd: number, spans: readonly number[], hostStart: number, hostEnd: number, via: number): this {
     this.method = method;
+    this.version = version;
     if (chunked) this.framing = CHUNKED_BODY;
     else if (length < 0) this.framing = NO_BODY;
     else {
@@ -125,8 +126,8 @@ export class PlainRequest implements RequestHead {
 
   upstreamHeadSize(): number {
     const startLine = this.targetEnd - this.start + 1 + HTTP11.byteLength + CRLF_LENGTH;
-    const added = this.forwarded.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + (this.via < 0 ? VIA_LINE["1.1"].byteLength : 0);
-    return startLine + keptSize(this.buf, this.spans, keptOnRequest, this.via, VIA_VALUE["1.1"]) + added + CRLF_LENGTH;
+    const added = this.forwarded.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + (this.via < 0 ? VIA_LINE[this.version].byteLength : 0);
+    return startLine + keptSize(this.buf, this.spans, keptOnRequest, this.via, VIA_VALUE[this.version]) + added + CRLF_LENGTH;
   }
 
   /**
@@ -137,10 +138,10 @@ export class PlainRequest implements RequestHead {
     const { buf, spans, via } = this;
     let p = copy(out, 0, buf, this.start, this.targetEnd + 1);
     p = crlf(out, put(out, p, HTTP11));
-    p = writeKept(out, p, buf, spans, keptOnRequest, via, VIA_VALUE["1.1"]);
+    p = writeKept(out, p, buf, spans, keptOnRequest, via, VIA_VALUE[this.version]);
     p = put(out, p, this.forwarded);
     p = crlf(out, copy(out, p, buf, this.hostStart, this.hostEnd));
-    if (via < 0) p = put(out, p, VIA_LINE["1.1"]);
+    if (via < 0) p = put(out, p, VIA_LINE[this.version]);
     return crlf(out, p);
   }
 }
@@ -165,10 +166,13 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     // The general build's first two checks, in its order: their errors are its errors.
     const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
     const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
-    if (line.version !== "1.1" || buf[line.targetStart] !== SLASH) return null;
+    const version = line.version;
+    if (buf[line.targetStart] !== SLASH) return null;
     if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
     const fields = PLAIN_FIELDS;
     if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
+    // RFC 9112 §6.1: the general path refuses Transfer-Encoding in an HTTP/1.0 request.
+    if (fields.chunked && version === "1.0") return null;
     const { host, via, length } = fields;
     const hostStart = spans[host + 2]!;
     const hostEnd = spans[host + 3]!;
@@ -178,6 +182,8 @@ export class PlainReverseRequests implements HeadShortcut<RequestHead> {
     }
 
     const method = methodName(buf, s, line.methodEnd);
-    return this.request.set(method, fields.chunked, length, !fields.close, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via);
+    // RFC 9112 §9.3 (http1-framing.ts keepAliveOf): HTTP/1.0 stays open only when asked to.
+    const keepAlive = !fields.close && (version === "1.1" || fields.keepAliveToken);
+    return this.request.set(method, version, fields.chunked, length, keepAlive, buf, s, end, line.targetStart, line.targetEnd, spans, hostStart, hostEnd, via);
   }
 }

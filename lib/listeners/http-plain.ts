@@ -8,7 +8,8 @@
  * plain head: an accepted head costs no allocation.
  *
  * A head is plain when rewriting it only drops whole field lines and appends fixed ones:
- * - requests: HTTP/1.1, origin-form, not CONNECT, one valid Host, no Expect;
+ * - requests: HTTP/1.1 or HTTP/1.0 (which may not be chunked), origin-form, not CONNECT, one
+ *   valid Host, no Expect;
  * - responses: a final status (not 1xx), nothing framing a 204;
  * - both: either at most one valid Content-Length or one `Transfer-Encoding: chunked` line (any
  *   case), not both (HTTP/1.1 only for chunked); every Connection line is exactly `keep-alive`
