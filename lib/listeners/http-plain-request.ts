@@ -79,7 +79,7 @@ export class PlainRequest implements RequestHead {
   private hostStart = 0;
   private hostEnd = 0;
   private via = -1;
-  private readonly length = { kind: "length" as const, length: 0 };
+  private readonly lengthFraming = { kind: "length" as const, length: 0 };
 
   /** `forwarded`: the connection's X-Forwarded-For and -Proto lines and X-Forwarded-Host's name. */
   constructor(private readonly forwarded: Uint8Array) {}
@@ -91,8 +91,8 @@ export class PlainRequest implements RequestHead {
     if (chunked) this.framing = CHUNKED_BODY;
     else if (length < 0) this.framing = NO_BODY;
     else {
-      this.length.length = length;
-      this.framing = this.length;
+      this.lengthFraming.length = length;
+      this.framing = this.lengthFraming;
     }
     this.keepAlive = keepAlive;
     this.#target = null;

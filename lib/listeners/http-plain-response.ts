@@ -37,7 +37,7 @@ export class PlainResponse implements ResponseHead {
   private via = -1;
   /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
   private chunked = false;
-  private readonly length = { kind: "length" as const, length: 0 };
+  private readonly lengthFraming = { kind: "length" as const, length: 0 };
 
   /** This head is now buf[start, end); `length` < 0: no Content-Length. */
   set(version: "1.0" | "1.1", status: number, keepAlive: boolean, chunked: boolean, length: number, buf: Uint8Array, start: number, lineEnd: number, end: number, spans: readonly number[], via: number): this {
@@ -48,8 +48,8 @@ export class PlainResponse implements ResponseHead {
     else if (chunked) this.headerFraming = CHUNKED_BODY;
     else if (length < 0) this.headerFraming = CLOSE_BODY;
     else {
-      this.length.length = length;
-      this.headerFraming = this.length;
+      this.lengthFraming.length = length;
+      this.headerFraming = this.lengthFraming;
     }
     this.#reason = null;
     this.#headers = null;

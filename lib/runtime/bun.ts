@@ -43,7 +43,7 @@ class BunConn implements Conn {
   private writeShut = false;
   private paused = false;
   private error: Error | undefined;
-  /** Whether Bun calls `drain` for this socket (see armDrain). */
+  /** Whether Bun calls `drain` for this socket (see queueRest). */
   private drainArmed: boolean;
 
   /**
@@ -102,11 +102,7 @@ class BunConn implements Conn {
     const n = this.socket.write(chunk);
     if (n === chunk.byteLength) return true;
     if (n < 0) return false; // closing: the close event follows
-    const rest = chunk.subarray(n);
-    if (!this.drainArmed) this.armDrain();
-    (this.queue ??= []).push(rest);
-    this.queuedBytes += rest.byteLength;
-    return false;
+    return this.queueRest(chunk.subarray(n));
   }
 
   writeFrom(buf: Uint8Array, start: number, end: number): boolean {
@@ -116,17 +112,21 @@ class BunConn implements Conn {
     const n = this.socket.write(buf, start, end - start);
     if (n === end - start) return true;
     if (n < 0) return false; // closing: the close event follows
-    const rest = buf.slice(start + n, end);
-    if (!this.drainArmed) this.armDrain();
+    return this.queueRest(buf.slice(start + n, end));
+  }
+
+  /**
+   * What the kernel did not take waits for `drain`, which Bun must now call for this socket
+   * (connected sockets get their drain handler here: see the file's notes).
+   */
+  private queueRest(rest: Uint8Array): false {
+    if (!this.drainArmed) {
+      this.drainArmed = true;
+      this.socket.reload({ socket: COMMON_HANDLERS });
+    }
     (this.queue ??= []).push(rest);
     this.queuedBytes += rest.byteLength;
     return false;
-  }
-
-  /** Bytes are queued: from now on Bun must tell us when the socket is writable again. */
-  private armDrain(): void {
-    this.drainArmed = true;
-    this.socket.reload({ socket: COMMON_HANDLERS });
   }
 
   /** `drain` from Bun: flush our queue; tell the owner once it is empty. */
@@ -243,7 +243,7 @@ const COMMON_HANDLERS = {
 const { drain: _drain, ...HANDLERS_WITHOUT_DRAIN } = COMMON_HANDLERS;
 
 // Until `open`, a connecting socket's data is its PendingConnect; `attach` then replaces it.
-// No `drain` until the first partial write (armDrain).
+// No `drain` until the first partial write (BunConn.queueRest).
 const CONNECT_HANDLERS = {
   ...HANDLERS_WITHOUT_DRAIN,
   open(socket: BunSocket) {
