@@ -12,7 +12,8 @@ import { describe, expect, test } from "bun:test";
 import { ProxyError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
 import { clientResponseHead, routeRequest } from "../lib/listeners/http-message.ts";
-import { PlainRequest, PlainReverseRequests } from "../lib/listeners/http-plain-request.ts";
+import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "../lib/listeners/http-plain-request.ts";
+import { formatTarget } from "../lib/tunnel.ts";
 import { PlainResponse, PlainResponses } from "../lib/listeners/http-plain-response.ts";
 import { HeadScan, parseRequestHead, parseResponseHead, type HeadShortcut, type RequestHead, type ResponseHead } from "../lib/protocol/http1.ts";
 import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
@@ -93,9 +94,45 @@ function fields(rand: Rand, pool: readonly (readonly [string, readonly string[]]
   return out;
 }
 
-function request(rand: Rand): string {
+/** Request-targets a reverse listener sees (origin-form mostly). */
+const REVERSE_TARGETS = ["/", "/", "/a/b?c=d", "/|{}", "*", "http://127.0.0.1:8080/x", "http://127.0.0.1", "127.0.0.1:80", "https://127.0.0.1/"];
+/** And a forward listener (absolute-form mostly): names, IPv6 literals, default and odd ports, empty paths, queries, bad authorities. */
+const FORWARD_TARGETS = [
+  "http://127.0.0.1:8080/x",
+  "http://127.0.0.1:8080/x",
+  "http://127.0.0.1",
+  "http://127.0.0.1:80/a?b=c",
+  "http://127.0.0.1:0080/",
+  "http://127.0.0.1:08080?q",
+  "HTTP://127.0.0.1:8080/",
+  "hTtP://example.test/p/|{}",
+  "http://example.test?x=1",
+  "http://Example.Test:8080/",
+  "http://[::1]:8080/v6",
+  "http://[::1]",
+  "http://[::1/",
+  "http://[127.0.0.1]/",
+  "http://u@127.0.0.1/",
+  "http://127.0.0.1:/",
+  "http://127.0.0.1:0/",
+  "http://127.0.0.1:65536/",
+  "http://",
+  "http:///x",
+  "http://a b/",
+  "https://127.0.0.1/",
+  "ftp://127.0.0.1/",
+  "http:/127.0.0.1/",
+  "/",
+  "/",
+  "/a?b",
+  "/p",
+  "*",
+  "127.0.0.1:80",
+];
+
+function request(rand: Rand, targets: readonly string[] = REVERSE_TARGETS): string {
   const method = pick(rand, ["GET", "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "get", "M-SEARCH"]);
-  const target = pick(rand, ["/", "/", "/a/b?c=d", "/|{}", "*", "http://127.0.0.1:8080/x", "http://127.0.0.1", "127.0.0.1:80", "https://127.0.0.1/"]);
+  const target = pick(rand, targets);
   const version = rand() < 0.85 ? "HTTP/1.1" : "HTTP/1.0";
   const lead = rand() < 0.1 ? "\r\n" : "";
   const head = `${lead}${method} ${target} ${version}\r\n${fields(rand, REQUEST_FIELDS, ["Host: 127.0.0.1:8080\r\n", "User-Agent: fuzz\r\n"])}\r\n`;
@@ -180,13 +217,22 @@ function responseFields(h: ResponseHead): unknown {
   return { version, status, reason, headers, keepAlive, headerFraming };
 }
 
-function upstreamBytes(head: RequestHead, clientIp: string): Uint8Array | string {
+/** What the general path sends, and where (forward: the origin the request names). */
+function routed(head: RequestHead, workload: typeof WORKLOAD | null, clientIp: string): { sent: Uint8Array; target: unknown } | string {
   try {
-    return routeRequest({ request: head, workload: WORKLOAD, clientIp }).head;
+    const { head: sent, target } = routeRequest({ request: head, workload, clientIp });
+    return { sent, target: { ...target, key: formatTarget(target) } };
   } catch (err) {
     if (!(err instanceof ProxyError)) throw err;
     return `${err.kind}: ${err.message}`;
   }
+}
+
+/** The same from a head the shortcut took: the bytes it writes, and the session's dial target. */
+function routedPlain(head: PlainRequest): { sent: Uint8Array; target: unknown } {
+  const origin = head.origin;
+  const target = origin === null ? { ...WORKLOAD, key: formatTarget(WORKLOAD) } : { host: origin.host, port: origin.port, key: origin.key };
+  return { sent: head.upstreamHead, target };
 }
 
 const CLIENT_CASES = [
@@ -197,30 +243,34 @@ const CLIENT_CASES = [
 ] as const;
 
 describe("plain heads on bytes: the same as the general path", () => {
-  test(`${ITERATIONS} requests, generated and mutated: same errors, same heads, same bytes to the workload`, () => {
-    const rand = prng(SEED);
-    const seeds = REQUEST_VECTORS.map((v) => v.head);
-    const shortcuts: Record<string, PlainReverseRequests> = {};
-    let accepted = 0;
-    let declined = 0;
-    for (let i = 0; i < ITERATIONS; i++) {
-      let text = i % 4 === 3 ? mutate(rand, rand() < 0.7 ? request(rand) : pick(rand, seeds)) : request(rand);
-      if (rand() < 0.05) text = text + text; // pipelined: the shortcut must stop at the first head
-      const clientIp = pick(rand, CLIENT_IPS);
-      // One shortcut per client, as per connection: its Host cache sees hits and changes, and its
-      // one head is filled anew each time (nothing of the last head may show through).
-      const shortcut = (shortcuts[clientIp] ??= new PlainReverseRequests(clientIp));
-      const both = bothWays<RequestHead>(rand, text, parseRequestHead, shortcut, (h) => h instanceof PlainRequest);
-      if (both === "declined") declined++;
-      if (typeof both === "string") continue;
-      accepted++;
-      const { general, fast } = both;
-      expect({ input: text, head: requestFields(fast) }).toEqual({ input: text, head: requestFields(general) });
-      expect({ input: text, sent: (fast as PlainRequest).upstreamHead as Uint8Array | string }).toEqual({ input: text, sent: upstreamBytes(general, clientIp) });
-    }
-    expect(accepted).toBeGreaterThan(ITERATIONS / 10);
-    expect(declined).toBeGreaterThan(ITERATIONS / 10);
-  });
+  for (const side of ["reverse", "forward"] as const) {
+    test(`${ITERATIONS} requests to a ${side} listener, generated and mutated: same errors, same heads, same bytes to the same place`, () => {
+      const rand = prng(side === "reverse" ? SEED : SEED + 2);
+      const seeds = REQUEST_VECTORS.map((v) => v.head);
+      const targets = side === "reverse" ? REVERSE_TARGETS : FORWARD_TARGETS;
+      const workload = side === "reverse" ? WORKLOAD : null;
+      const shortcuts: Record<string, PlainReverseRequests | PlainForwardRequests> = {};
+      let accepted = 0;
+      let declined = 0;
+      for (let i = 0; i < ITERATIONS; i++) {
+        let text = i % 4 === 3 ? mutate(rand, rand() < 0.7 ? request(rand, targets) : pick(rand, seeds)) : request(rand, targets);
+        if (rand() < 0.05) text = text + text; // pipelined: the shortcut must stop at the first head
+        const clientIp = pick(rand, CLIENT_IPS);
+        // One shortcut per client, as per connection: its Host (and origin) cache sees hits and
+        // changes, and its one head is filled anew each time (nothing of the last head may show through).
+        const shortcut = (shortcuts[clientIp] ??= side === "reverse" ? new PlainReverseRequests(clientIp) : new PlainForwardRequests());
+        const both = bothWays<RequestHead>(rand, text, parseRequestHead, shortcut, (h) => h instanceof PlainRequest);
+        if (both === "declined") declined++;
+        if (typeof both === "string") continue;
+        accepted++;
+        const { general, fast } = both;
+        expect({ input: text, head: requestFields(fast) }).toEqual({ input: text, head: requestFields(general) });
+        expect({ input: text, routed: routedPlain(fast as PlainRequest) as unknown }).toEqual({ input: text, routed: routed(general, workload, clientIp) });
+      }
+      expect(accepted).toBeGreaterThan(ITERATIONS / 10);
+      expect(declined).toBeGreaterThan(ITERATIONS / 10);
+    });
+  }
 
   test(`${ITERATIONS} responses, generated and mutated: same errors, same heads, same bytes to the client`, () => {
     const rand = prng(SEED + 1);
@@ -270,6 +320,12 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(accepts(responses, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
     expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
     expect(accepts(responses, "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", parseResponseHead)).toBe("PlainResponse");
+    // Forward: wrk's absolute-form request (bench/wrk/check.lua) and curl -x's.
+    const forward = new PlainForwardRequests();
+    expect(accepts(forward, "GET http://127.0.0.1:8080/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", parseRequestHead)).toBe("PlainRequest");
+    const curl = "GET http://127.0.0.1:8080/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nProxy-Connection: Keep-Alive\r\n\r\n";
+    expect(accepts(forward, curl, parseRequestHead)).toBe("PlainRequest");
+    expect(accepts(forward, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n", parseRequestHead)).toBe("Object"); // origin-form: the general path's 400
     // Declined, so the general path answers: a Connection option naming a field, an upgrade, Expect.
     expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, x-trace\r\nX-Trace: 1\r\n\r\n", parseRequestHead)).toBe("Object");
     expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", parseRequestHead)).toBe("Object");
@@ -285,6 +341,19 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(
       "GET /p HTTP/1.1\r\nhost: app.test\r\nVia: 1.0 fred, 1.1 sidecar-proxy\r\nAccept: */*\r\n" +
         "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app.test\r\n\r\n",
+    );
+  });
+
+  test("the rewritten forward request, spelled out: origin-form, Host from the target in place, forwarding fields kept", () => {
+    const input = bytes(
+      "GET HTTP://[::1]:0080?q=1 HTTP/1.0\r\nConnection: keep-alive\r\nHOST: other.test\r\nProxy-Authorization: Basic dTpw\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\n\r\n",
+    );
+    const r = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan(), new PlainForwardRequests());
+    if (!r.ok || !(r.head instanceof PlainRequest)) throw new Error("not taken by the shortcut");
+    expect(r.head.origin).toMatchObject({ host: "::1", port: 80, key: "[::1]:80" });
+    expect(r.head.keepAlive).toBe(true);
+    expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(
+      "GET /?q=1 HTTP/1.1\r\nHOST: [::1]\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\nVia: 1.0 sidecar-proxy\r\n\r\n",
     );
   });
 });

@@ -92,7 +92,7 @@ export class PlainResponse implements ResponseHead {
     const added = (this.via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
     // "HTTP/1.1" SP status SP reason CRLF: the received line with our version.
     const line = REASON_START + Math.max(this.lineEnd - this.start - REASON_START, 0) + CRLF_LENGTH;
-    return line + keptSize(this.buf, this.spans, keptOnResponse, this.via, VIA_VALUE[this.version]) + added + CRLF_LENGTH + bodyLength;
+    return line + keptSize(this.buf, this.spans, keptOnResponse, this.via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH + bodyLength;
   }
 
   /** Writes clientHead's bytes into out from 0 (room for clientHeadSize) and returns their length. */
@@ -105,7 +105,7 @@ export class PlainResponse implements ResponseHead {
     p = copy(out, p, buf, start + HTTP11.byteLength, reasonStart - 1);
     out[p++] = SP;
     p = crlf(out, copy(out, p, buf, reasonStart, reasonEnd));
-    p = writeKept(out, p, buf, spans, keptOnResponse, via, VIA_VALUE[this.version]);
+    p = writeKept(out, p, buf, spans, keptOnResponse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
     if (via < 0) p = put(out, p, VIA_LINE[this.version]);
     const connection = connectionLine(clientVersion, keepAlive);
     if (connection) p = put(out, p, connection);

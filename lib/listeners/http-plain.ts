@@ -1,15 +1,17 @@
 /**
- * Plain heads, rewritten on bytes: the common case of `routeRequest` on a reverse listener and
- * of `clientResponseHead` (http-message.ts), done without a string and an object per field.
+ * Plain heads, rewritten on bytes: the common case of `routeRequest` and of
+ * `clientResponseHead` (http-message.ts), done without a string and an object per field.
  * Both run as HeadShortcuts (http1.ts): offered each complete head, they accept it or decline.
  * This file reads the fields and writes the bytes; the two sides are http-plain-request.ts
- * (PlainReverseRequests, PlainRequest) and http-plain-response.ts (PlainResponses,
- * PlainResponse). Each connection has one head object per direction, filled anew for each
- * plain head: an accepted head costs no allocation.
+ * (PlainReverseRequests, PlainForwardRequests, PlainRequest) and http-plain-response.ts
+ * (PlainResponses, PlainResponse). Each connection has one head object per direction, filled
+ * anew for each plain head: an accepted head costs no allocation.
  *
- * A head is plain when rewriting it only drops whole field lines and appends fixed ones:
- * - requests: HTTP/1.1 or HTTP/1.0 (which may not be chunked), origin-form, not CONNECT, one
- *   valid Host, no Expect;
+ * A head is plain when rewriting it only drops whole field lines, replaces one value in place
+ * and appends fixed lines:
+ * - requests: HTTP/1.1 or HTTP/1.0 (which may not be chunked), not CONNECT, one valid Host, no
+ *   Expect; origin-form on a reverse listener, absolute-form with a valid http authority on a
+ *   forward one (whose Host value is replaced by it);
  * - responses: a final status (not 1xx), nothing framing a 204;
  * - both: either at most one valid Content-Length or one `Transfer-Encoding: chunked` line (any
  *   case), not both (HTTP/1.1 only for chunked); every Connection line is exactly `keep-alive`
@@ -41,8 +43,8 @@ export const CONNECTION = 4;
 const EXPECT = 5;
 /** Hop-by-hop (hop.ts HOP_BY_HOP) other than Connection: dropped on both sides. */
 export const HOP = 6;
-/** Forwarded and X-Forwarded-*: replaced on requests (hop.ts withForwarded), kept on responses. */
-const FORWARDED = 7;
+/** Forwarded and X-Forwarded-*: replaced on reverse requests (hop.ts withForwarded), kept otherwise. */
+export const FORWARDED = 7;
 export const VIA = 8;
 
 export const ASCII = new TextEncoder();
@@ -216,24 +218,46 @@ export function crlf(out: Uint8Array, p: number): number {
   return p + CRLF_LENGTH;
 }
 
-/** Bytes of the kept field lines, as the serializer writes them ("name: value" CRLF), with Via's suffix. */
-export function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
+/**
+ * Bytes of the kept field lines, as the serializer writes them ("name: value" CRLF), with Via's
+ * suffix; the line at offset `replaced` of spans (-1: none) has `replacement` for its value.
+ */
+export function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array, replaced: number, replacement: Uint8Array): number {
   let size = 0;
   for (let j = 0; j < spans.length; j += 4) {
     if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
-    size += spans[j + 1]! - spans[j]! + SEPARATOR_LENGTH + spans[j + 3]! - spans[j + 2]! + CRLF_LENGTH;
+    const value = j === replaced ? replacement.byteLength : spans[j + 3]! - spans[j + 2]!;
+    size += spans[j + 1]! - spans[j]! + SEPARATOR_LENGTH + value + CRLF_LENGTH;
     if (j === via) size += spans[j + 3]! > spans[j + 2]! ? VIA_JOIN.byteLength + viaValue.byteLength : viaValue.byteLength;
   }
   return size;
 }
 
-/** Writes the kept field lines; the last Via line gets this proxy appended (hop.ts withVia). */
-export function writeKept(out: Uint8Array, p: number, buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array): number {
+/**
+ * Writes the kept field lines; the last Via line gets this proxy appended (hop.ts withVia), and
+ * the line at `replaced` gets `replacement` for its value, in place (hop.ts setHeader).
+ */
+export function writeKept(
+  out: Uint8Array,
+  p: number,
+  buf: Uint8Array,
+  spans: readonly number[],
+  keep: (kind: number) => boolean,
+  via: number,
+  viaValue: Uint8Array,
+  replaced: number,
+  replacement: Uint8Array,
+): number {
   for (let j = 0; j < spans.length; j += 4) {
     if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
     p = copy(out, p, buf, spans[j]!, spans[j + 1]!);
     out[p++] = COLON;
     out[p++] = SP;
+    if (j === replaced) {
+      p = put(out, p, replacement);
+      p = crlf(out, p);
+      continue;
+    }
     p = copy(out, p, buf, spans[j + 2]!, spans[j + 3]!);
     if (j === via) {
       if (spans[j + 3]! > spans[j + 2]!) p = put(out, p, VIA_JOIN);

@@ -35,7 +35,7 @@ import { type ListenerContext, type ProtocolDriver, targetKey } from "../tunnel.
 import { type Exchange, bytesMoved, stallError } from "./http-exchange.ts";
 import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
-import { PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
+import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
 import { PlainResponse } from "./http-plain-response.ts";
 import { ResponseReader, type ResponseSink, after, concat } from "./http-response.ts";
 import { connectTunnel, upgradeTunnel } from "./http-tunnel.ts";
@@ -62,8 +62,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private termination: string | null = null;
   private error: ProxyError | undefined;
   private readonly verify: Verifier | null;
-  /** Reverse listeners: plain request heads are rewritten on bytes (http-plain-request.ts). */
-  private readonly plainRequests: PlainReverseRequests | undefined;
+  /** Plain request heads are rewritten on bytes (http-plain-request.ts). */
+  private readonly plainRequests: PlainReverseRequests | PlainForwardRequests;
 
   constructor(
     readonly ctx: ListenerContext,
@@ -73,7 +73,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const auth = ctx.config.auth;
     // Proxy-Authorization is for forward proxies; a reverse listener serves any client it admits.
     this.verify = auth && ctx.workload === null ? createVerifier(auth) : null;
-    this.plainRequests = ctx.workload !== null ? new PlainReverseRequests(conn.remoteAddress) : undefined;
+    this.plainRequests = ctx.workload !== null ? new PlainReverseRequests(conn.remoteAddress) : new PlainForwardRequests();
   }
 
   start(): void {
@@ -156,17 +156,20 @@ export class HttpSession implements ConnEvents, ResponseSink {
     }
     if (request.method === "CONNECT") return this.connectTunnel(request.authority!, rest);
     let target: DialTarget;
+    let key: string;
     let upstreamHead: Uint8Array | null = null;
     if (request instanceof PlainRequest) {
-      target = this.ctx.workload!;
+      const origin = request.origin; // forward: the one the target names; reverse: null
+      target = origin ?? this.ctx.workload!;
+      key = origin !== null ? origin.key : targetKey(this.ctx, target);
     } else {
       try {
         ({ target, head: upstreamHead } = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress }));
       } catch (err) {
         return this.fail(asProxyError(err));
       }
+      key = targetKey(this.ctx, target);
     }
-    const key = targetKey(this.ctx, target);
     this.rec.target = key;
     const ex: Exchange = {
       request,
