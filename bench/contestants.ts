@@ -40,7 +40,7 @@ export interface Contestant {
   readonly quiet?: boolean;
   /**
    * A yardstick, not a peer: never the best peer. bench/floor/relay.ts (the smallest correct Bun
-   * relay) runs only in `modes` (it has no write queue, so no bulk or idle); in HTTP reverse it
+   * relay, also behind a CONNECT) runs only in `modes` (it has no write queue, so no bulk or idle); in HTTP reverse it
    * and sidecar-proxy's TCP mode (`sidecar-proxy-tcp`) relay the HTTP bytes unparsed.
    */
   readonly reference?: boolean;
@@ -90,6 +90,7 @@ export function contestants(bin: Binaries, peersDir: string): Contestant[] {
     sidecar("connect", "connect", forward("http")),
     peer("tinyproxy", "connect", "connect", "tinyproxy.conf", tinyproxy),
     peer("squid", "connect", "connect", "squid.conf", squid),
+    { id: "bun-floor", kind: "connect", ours: false, reference: true, modes: ["rr", "pingpong"], proto: "connect", cmd: (v) => [...bin.floor, v.PORT, "connect"] },
 
     sidecar("tcp", "plain", reverse("tcp", "ECHO_PORT")),
     peer("haproxy", "tcp", "plain", "haproxy-tcp.cfg", (v) => ["haproxy", "-db", "-f", v.CONF]),

@@ -6,10 +6,21 @@
  * and both sides close once both directions ended) and nothing else: no write queue (so no
  * backpressure: fine for 64-byte echoes only), no timers, no logs, no counters.
  *   bun bench/floor/relay.ts LISTEN_PORT TARGET_PORT     (both on 127.0.0.1)
+ *   bun bench/floor/relay.ts LISTEN_PORT connect         (the same behind an HTTP CONNECT)
+ * With `connect` it is the floor of an HTTP CONNECT proxy (HTTP CONNECT rr and pingpong): it
+ * reads the head up to its blank line, dials the `CONNECT host:port` authority (an IP literal,
+ * brackets removed), answers 200 once connected and relays from there. No checks beyond that:
+ * any other head, or one over 8 KiB, is closed.
  */
-type Side = { peer: Bun.Socket<Side> | null; early: Uint8Array[] | null; eof: boolean };
+type Side = { peer: Bun.Socket<Side> | null; early: Uint8Array[] | null; eof: boolean; head: Uint8Array | null };
 
-const [port, target] = [Number(process.argv[2]), Number(process.argv[3])];
+const port = Number(process.argv[2]);
+const connectMode = process.argv[3] === "connect";
+const target = connectMode ? 0 : Number(process.argv[3]);
+const ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");
+const CONNECT = "CONNECT ";
+const MAX_HEAD = 8192;
+const latin1 = new TextDecoder("latin1");
 
 function finish(from: Bun.Socket<Side>): void {
   from.data.eof = true;
@@ -21,34 +32,62 @@ function finish(from: Bun.Socket<Side>): void {
   } else peer.shutdown();
 }
 
+/** Dials host:port for `client`; `reply` is written to the client once connected. */
+function dial(client: Bun.Socket<Side>, host: string, toPort: number, reply: Uint8Array | null): void {
+  Bun.connect<Side>({
+    hostname: host,
+    port: toPort,
+    allowHalfOpen: true,
+    data: { peer: client, early: null, eof: false, head: null },
+    socket: {
+      open(up) {
+        client.data.peer = up;
+        if (reply) client.write(reply);
+        for (const chunk of client.data.early!) up.write(chunk);
+        client.data.early = null;
+        if (client.data.eof) up.shutdown();
+      },
+      data: (up, chunk) => void up.data.peer!.write(chunk),
+      end: finish,
+      close: (up) => up.data.peer!.close(),
+    },
+  }).catch(() => client.close());
+}
+
+/** CONNECT mode: collects the head; once complete, dials its authority. */
+function headBytes(client: Bun.Socket<Side>, chunk: Uint8Array): void {
+  const prev = client.data.head!;
+  const buf = prev.byteLength === 0 ? chunk : Buffer.concat([prev, chunk]);
+  const text = latin1.decode(buf);
+  const end = text.indexOf("\r\n\r\n");
+  if (end < 0) {
+    if (buf.byteLength > MAX_HEAD) client.close();
+    else client.data.head = buf;
+    return;
+  }
+  client.data.head = null;
+  const targetEnd = text.indexOf(" ", CONNECT.length);
+  const colon = text.lastIndexOf(":", targetEnd);
+  if (!text.startsWith(CONNECT) || targetEnd < 0 || colon < CONNECT.length) return void client.close();
+  const host = text.slice(CONNECT.length, colon).replace(/^\[(.*)\]$/, "$1");
+  const rest = buf.subarray(end + 4);
+  if (rest.byteLength > 0) client.data.early!.push(rest);
+  dial(client, host, Number(text.slice(colon + 1, targetEnd)), ESTABLISHED);
+}
+
 Bun.listen<Side>({
   hostname: "127.0.0.1",
   port,
   allowHalfOpen: true,
-  data: { peer: null, early: null, eof: false },
+  data: { peer: null, early: null, eof: false, head: null },
   socket: {
     open(client) {
-      client.data = { peer: null, early: [], eof: false };
-      Bun.connect<Side>({
-        hostname: "127.0.0.1",
-        port: target,
-        allowHalfOpen: true,
-        data: { peer: client, early: null, eof: false },
-        socket: {
-          open(up) {
-            client.data.peer = up;
-            for (const chunk of client.data.early!) up.write(chunk);
-            client.data.early = null;
-            if (client.data.eof) up.shutdown();
-          },
-          data: (up, chunk) => void up.data.peer!.write(chunk),
-          end: finish,
-          close: (up) => up.data.peer!.close(),
-        },
-      }).catch(() => client.close());
+      client.data = { peer: null, early: [], eof: false, head: connectMode ? new Uint8Array(0) : null };
+      if (!connectMode) dial(client, "127.0.0.1", target, null);
     },
     data(client, chunk) {
-      if (client.data.peer) client.data.peer.write(chunk);
+      if (client.data.head !== null) headBytes(client, chunk);
+      else if (client.data.peer) client.data.peer.write(chunk);
       else client.data.early!.push(chunk);
     },
     end: finish,
