@@ -22,11 +22,14 @@ export class PhaseClock<P extends string> implements Expiring {
     this.phase = phase;
     this.deadline = Date.now() + ms;
     // A set swept for a longer timeout would check this one too rarely: move to ms's own set.
+    // Timeouts of 10 s and more share one set (its tick is capped), so usually it stays.
     if (this.set_ === null || ms < this.setForMs) {
-      this.set_?.delete(this);
-      this.set_ = deadlinesFor(ms);
+      const set = deadlinesFor(ms);
       this.setForMs = ms;
-      this.set_.add(this);
+      if (set === this.set_) return;
+      this.set_?.delete(this);
+      this.set_ = set;
+      set.add(this);
     }
   }
 
