@@ -226,8 +226,9 @@ export class PlainRequest implements RequestHead {
 }
 
 /**
- * What both shortcuts check first, in the general build's order (their errors are its errors):
- * the start line, the field lines, then what makes a head plain. Null: not plain.
+ * What both shortcuts check. The start line is scanned first and the field lines next, as the
+ * general build does, so what they throw is what it throws; every other check only declines
+ * (a target of the other kind and CONNECT before the fields are scanned). Null: not plain.
  */
 abstract class PlainRequests implements HeadShortcut<RequestHead> {
   /** The last Host value found valid on this connection: clients send the same one each time. */
@@ -238,10 +239,11 @@ abstract class PlainRequests implements HeadShortcut<RequestHead> {
   take(buf: Uint8Array, scan: HeadScan, end: number): PlainRequest | null {
     const s = scan.startLine;
     const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
-    const version = line.version;
+    // Declining before the field lines are scanned leaves their errors to the general build.
     if (!this.plainTarget(buf, line.targetStart, line.targetEnd)) return null;
     if (sameBytes(buf, s, line.methodEnd, CONNECT_METHOD)) return null;
+    const version = line.version;
+    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
     const fields = PLAIN_FIELDS;
     if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
     // RFC 9112 §6.1: the general path refuses Transfer-Encoding in an HTTP/1.0 request.
