@@ -141,7 +141,10 @@ export class ProxyServer {
       tracker: this.tracker,
       workload,
       workloadKey: workload && formatTarget(workload),
-      allowAddress: name === "forward" && this.matchers.deny ? negate(this.matchers.deny) : undefined,
+      dialOptions: {
+        timeoutMs: this.config.limits.connectTimeoutMs,
+        allowAddress: name === "forward" && this.matchers.deny ? negate(this.matchers.deny) : undefined,
+      },
       draining: () => this.isDraining,
     };
     const allowClient = this.matchers.allow;

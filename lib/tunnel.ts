@@ -5,7 +5,7 @@
  */
 import { hostPort } from "./address.ts";
 import type { Config } from "./config.ts";
-import { dial, type DialTarget } from "./dial.ts";
+import { dial, type DialOptions, type DialTarget } from "./dial.ts";
 import { ProxyError } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import type { Logger } from "./log.ts";
@@ -25,8 +25,11 @@ export interface ListenerContext {
   readonly workload: DialTarget | null;
   /** formatTarget(workload), made once: each connection and request records it. */
   readonly workloadKey: string | null;
-  /** Forward listeners: false for a dialled address that `--deny-destinations` refuses. */
-  readonly allowAddress: ((address: string) => boolean) | undefined;
+  /**
+   * How this listener dials: the connect timeout and, on forward listeners, `allowAddress`
+   * (false for a dialled address that `--deny-destinations` refuses). One object for every dial.
+   */
+  readonly dialOptions: DialOptions;
   /** True once shutdown has begun: keep-alive connections close after their current response. */
   draining(): boolean;
 }
@@ -73,7 +76,7 @@ export function openTunnel(
     cancelled = true;
     ctx.tracker.close(rec, "client-aborted");
   };
-  dial(ctx.runtime, target, { timeoutMs: ctx.limits.connectTimeoutMs, allowAddress: ctx.allowAddress }, (result) => {
+  dial(ctx.runtime, target, ctx.dialOptions, (result) => {
     held.onGone = null;
     if (result instanceof ProxyError) {
       if (!held.closed) hooks.failed?.(result);

@@ -187,7 +187,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
     if (idle) this.dropUpstream(false);
     const startedMs = Date.now();
-    dial(this.ctx.runtime, target, { timeoutMs: this.ctx.limits.connectTimeoutMs, allowAddress: this.ctx.allowAddress }, (result) => {
+    dial(this.ctx.runtime, target, this.ctx.dialOptions, (result) => {
       if (result instanceof ProxyError) {
         if (this.exchange === ex) this.fail(result);
         return;
