@@ -117,10 +117,8 @@ export class PlainRequest implements RequestHead {
   private pathStart = 0;
   private slash = false;
   private spans: readonly number[] = [];
-  /** The offset in spans of the Host line, its value, and the offset of the last Via line (-1: none). */
+  /** The offsets in spans of the Host line and of the last Via line (-1: none). */
   private host = 0;
-  private hostStart = 0;
-  private hostEnd = 0;
   private via = -1;
   private readonly lengthFraming = { kind: "length" as const, length: 0 };
 
@@ -155,8 +153,6 @@ export class PlainRequest implements RequestHead {
     this.slash = false;
     this.spans = spans;
     this.host = host;
-    this.hostStart = spans[host + 2]!;
-    this.hostEnd = spans[host + 3]!;
     this.via = via;
     return this;
   }
@@ -199,7 +195,8 @@ export class PlainRequest implements RequestHead {
     if (origin !== null) {
       return startLine + keptSize(this.buf, this.spans, keptOnForward, via, VIA_VALUE[this.version], this.host, origin.hostValue) + viaLine + CRLF_LENGTH;
     }
-    const added = this.forwarded!.byteLength + this.hostEnd - this.hostStart + CRLF_LENGTH + viaLine;
+    const hostValue = this.spans[this.host + 3]! - this.spans[this.host + 2]!;
+    const added = this.forwarded!.byteLength + hostValue + CRLF_LENGTH + viaLine;
     return startLine + keptSize(this.buf, this.spans, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH;
   }
 
@@ -218,7 +215,7 @@ export class PlainRequest implements RequestHead {
     else {
       p = writeKept(out, p, buf, spans, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
       p = put(out, p, this.forwarded!);
-      p = crlf(out, copy(out, p, buf, this.hostStart, this.hostEnd));
+      p = crlf(out, copy(out, p, buf, spans[this.host + 2]!, spans[this.host + 3]!)); // X-Forwarded-Host's value
     }
     if (via < 0) p = put(out, p, VIA_LINE[this.version]);
     return crlf(out, p);

@@ -21,7 +21,7 @@ import { CONNECT_ESTABLISHED, errorFor } from "./http-message.ts";
 
 /** CONNECT: `rest` is what the client sent after the head. */
 export function connectTunnel(ctx: ListenerContext, rec: ConnRecord, conn: Conn, authority: Authority, rest: Uint8Array): void {
-  const target = routeFor(ctx, { host: authority.host, port: authority.port });
+  const target = routeFor(ctx, authority);
   const held = new Holding(conn, ctx.limits.maxBufferedBytes);
   conn.setEvents(held);
   openTunnel(ctx, rec, conn, held, target, {
