@@ -72,15 +72,33 @@ export function parseHost(address: string): Net | null {
 
 export type AddressMatcher = (address: string) => boolean;
 
+/**
+ * Answers remembered per matcher. ip-address takes 1-10 us to parse and match one address (IPv4
+ * least, mapped IPv6 most; `bun` on this machine), paid on every accept (--allow-clients) and
+ * dial (--deny-destinations); a sidecar sees few distinct clients and destinations, so a lookup
+ * answers nearly all of them. Bounded: when full it is emptied and refilled.
+ */
+export const MATCH_CACHE_MAX = 1024;
+
 /** True when the address falls in any of the networks. Unparseable addresses never match. */
 export function createMatcher(entries: readonly string[]): AddressMatcher {
   const nets = parseNets(entries);
   const v4 = nets.filter((n): n is Address4 => n instanceof Address4);
   const v6 = nets.filter((n): n is Address6 => n instanceof Address6);
-  return (address: string) => {
+  const matches = (address: string): boolean => {
     const host = parseHost(address);
     if (host === null) return false;
     if (host instanceof Address4) return v4.some((net) => host.isHostInSubnet(net));
     return v6.some((net) => host.isHostInSubnet(net));
+  };
+  const known = new Map<string, boolean>();
+  return (address: string) => {
+    let answer = known.get(address);
+    if (answer === undefined) {
+      answer = matches(address);
+      if (known.size >= MATCH_CACHE_MAX) known.clear();
+      known.set(address, answer);
+    }
+    return answer;
   };
 }

@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PRIVATE_PRESET, createMatcher, parseNet } from "../lib/policy.ts";
+import { MATCH_CACHE_MAX, PRIVATE_PRESET, createMatcher, parseNet } from "../lib/policy.ts";
 
 function matches(entries: string[], address: string): boolean {
   return createMatcher(entries)(address);
@@ -109,6 +109,26 @@ describe("createMatcher: IPv4-mapped IPv6 is matched as the IPv4 address it carr
 describe("createMatcher: addresses that are not addresses never match", () => {
   test.each(["", "localhost", "not-an-ip", "127.0.0.1:80", "127.0.1", "300.1.1.1", "::g"])("%p", (a) => {
     expect(matches(["0.0.0.0/0", "::/0"], a)).toBe(false);
+  });
+});
+
+describe("createMatcher remembers its answers", () => {
+  test("each address keeps its own answer, asked again and again, past the cache's bound", () => {
+    const m = createMatcher(["127.0.0.0/25", "127.0.3.128/25", "127.0.5.0/24", "::1"]);
+    // More distinct addresses than the cache holds: 127.0.C.D, inside for C 0 and D < 128,
+    // C 3 and D >= 128, or C 5.
+    const count = 2 * MATCH_CACHE_MAX + 37;
+    const addresses = Array.from({ length: count }, (_, i) => `127.0.${i >> 8}.${i & 255}`);
+    const expected = addresses.map((_, i) => (i >> 8 === 0 && (i & 255) < 128) || (i >> 8 === 3 && (i & 255) >= 128) || i >> 8 === 5);
+    for (let round = 0; round < 3; round++) {
+      const got = addresses.map((a) => m(a));
+      expect(got).toEqual(expected);
+      // Interleaved with other spellings of other hosts: a cached answer is never another's.
+      expect(m("::1")).toBe(true);
+      expect(m("::ffff:127.0.5.1")).toBe(true);
+      expect(m("::ffff:127.0.1.1")).toBe(false);
+      expect(m("not-an-ip")).toBe(false);
+    }
   });
 });
 
