@@ -330,6 +330,49 @@ describe("forward http: CONNECT", () => {
     c.close();
   });
 
+  // A whole CONNECT head in the first segment goes straight to the tunnel (lib/listeners/http-front.ts);
+  // anything else is parsed by the HTTP session. Both must behave alike.
+  test("a CONNECT head that arrives in two writes becomes the same tunnel, early bytes first", async () => {
+    const c = await RawClient.connect(fwd.ports.forward!);
+    const target = authority({ hostname: "127.0.0.1", port: echo.port });
+    await c.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n`);
+    await Bun.sleep(20); // makes a second segment likely; the test passes either way
+    await c.write("\r\nearly");
+    await c.waitFor(() => c.text().endsWith("early") || c.closed, 10_000, "the early bytes echoed");
+    expect(responsesOf(c, ["CONNECT"]).finals[0]!.status).toBe(200);
+    expect(c.text().endsWith("\r\n\r\nearly")).toBe(true);
+    c.close();
+  });
+
+  test("a bad CONNECT head gets the same answer whole in one write or byte by byte", async () => {
+    const target = authority({ hostname: "127.0.0.1", port: echo.port });
+    const heads: Array<[string, number]> = [
+      [`CONNECT 127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 400], // no port
+      [`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nHost: ${target}\r\n\r\n`, 400], // two Hosts
+      [`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nBad Name: x\r\n\r\n`, 400],
+      [`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${"X-Long: " + "a".repeat(40 * KiB)}\r\n\r\n`, 431],
+    ];
+    for (const [head, status] of heads) {
+      const whole = await expectRejected(fwd, head, status, ["CONNECT"]);
+      const c = await RawClient.connect(fwd.ports.forward!);
+      for (let i = 0; i < head.length && !c.closed && !c.gotFin; i += 512) await c.write(head.slice(i, i + 512));
+      const x = await awaitResponses(c, 1, ["CONNECT"], 10_000);
+      expect(await expectErrorAnswer(c, x.finals[0], status)).toBe(whole);
+    }
+  });
+
+  test("a client that half-closes before its first byte is closed, and logged as client-fin with no request", async () => {
+    const since = fwd.logs.length;
+    const c = await RawClient.connect(fwd.ports.forward!);
+    c.halfClose();
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the proxy to close");
+    expect(c.receivedBytes).toBe(0);
+    const line = await connectionLog(fwd, since);
+    expect(line.termination).toBe("client-fin");
+    expect(line.requests ?? 0).toBe(0); // the line leaves out a zero count
+    c.close();
+  });
+
   test("CONNECT to a refused port: 502 with Connection: close", async () => {
     const port = closedPort();
     await expectRejected(fwd, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 502, ["CONNECT"]);

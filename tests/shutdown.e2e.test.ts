@@ -5,6 +5,7 @@
  * event), never on a sleep, so none of these depend on timing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { connectionsOf, until } from "./helpers/hardening.ts";
 import { RawClient, echoServer } from "./helpers/net.ts";
 import { killAll, startProxy } from "./helpers/proxy.ts";
 
@@ -60,6 +61,18 @@ describe("shutdown", () => {
     proxy.signal("SIGTERM");
     expect(await proxy.exited).toBe(1);
     echo.stop();
+  });
+
+  test("HTTP: a connection that has sent nothing yet is closed when the listeners close, long before the grace period", async () => {
+    const proxy = await startProxy(["--proxy-type", "forward", "--proxy-protocol", "http", "--drain-delay", "0", "--grace-period", "1h"]);
+    const silent = await RawClient.connect(proxy.ports.forward!);
+    await until(() => connectionsOf(proxy), (v) => v.active.length === 1, 10_000, "the proxy to list the connection");
+    proxy.signal("SIGTERM");
+    await silent.waitFor(() => silent.closed || silent.gotFin, 10_000, "the silent connection to be closed");
+    expect(silent.receivedBytes).toBe(0);
+    expect(await proxy.exited).toBe(0);
+    const line = proxy.logs.find((l) => l.msg === "connection");
+    expect(line?.termination).toBe("shutdown");
   });
 
   test("connections still open after the grace period are cut and the process exits 0", async () => {

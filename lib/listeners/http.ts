@@ -1,6 +1,7 @@
 /**
- * HTTP/1.1 proxy driver, forward and reverse (SPEC §3), over the pure parser in
- * lib/protocol/http1.ts. One session per client connection:
+ * HTTP/1.1 proxy session, forward and reverse (SPEC §3), over the pure parser in
+ * lib/protocol/http1.ts. One session per client connection (the driver, http-front.ts, sends a
+ * first CONNECT head that arrives whole straight to the tunnel and builds no session for it):
  *
  *   awaitHead -> (CONNECT) tunnel via the shared relay
  *             -> exchange: request head + body to the upstream, response back
@@ -31,7 +32,7 @@ import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type Authority, type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
-import { type ListenerContext, type ProtocolDriver, targetKey } from "../tunnel.ts";
+import { type ListenerContext, targetKey } from "../tunnel.ts";
 import { type Exchange, bytesMoved, stallError } from "./http-exchange.ts";
 import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
@@ -232,6 +233,11 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.clock.set("exchange", this.ctx.limits.responseTimeoutMs);
   }
 
+  /** The idle deadline of a connection that sent nothing passed before this session existed (http-front.ts). */
+  idleExpired(): void {
+    this.expired("idle");
+  }
+
   private expired(phase: "idle" | "head" | "exchange"): void {
     if (this.closed || this.handedOff) return;
     if (phase === "idle") return this.closeClient("idle-timeout");
@@ -414,13 +420,3 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.clock.stop();
   }
 }
-
-export const httpDriver: ProtocolDriver = {
-  handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void {
-    new HttpSession(ctx, conn, rec).start();
-  },
-  refuse(conn: Conn): void {
-    conn.write(errorFor(new ProxyError("limitExceeded", "too many connections")));
-    conn.end();
-  },
-};

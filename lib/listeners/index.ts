@@ -1,6 +1,6 @@
 /** Protocol name -> driver. */
 import type { ProtocolDriver } from "../tunnel.ts";
-import { httpDriver } from "./http.ts";
+import { httpDriver } from "./http-front.ts";
 import { socksDriver } from "./socks.ts";
 import { tcpDriver } from "./tcp.ts";
 

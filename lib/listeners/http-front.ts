@@ -1,0 +1,127 @@
+/**
+ * The HTTP driver's entry: what a new connection meets before any HttpSession exists.
+ *
+ * Most CONNECT clients (curl, Go, Java, undici, browsers) send the whole head in their first
+ * segment and never speak HTTP again on that connection. Such a head is parsed here, by the
+ * same parser and limits as the session's, and goes straight to the tunnel (http-tunnel.ts):
+ * no head scanner, phase clock or plain-request state is built for it (2-4 us of the ~60 us
+ * a CONNECT costs here; bench/RESULTS.md).
+ *
+ * Everything else becomes an HttpSession exactly as if it had been there from the accept: a
+ * first segment that is not a complete, valid CONNECT head (the session parses it again and
+ * gives the same answer, 400/414/431 included), a listener that checks Proxy-Authorization,
+ * and any event before the first bytes (FIN, reset, the idle deadline, shutdown).
+ */
+import { parseRequestHead } from "../protocol/http1.ts";
+import { HeadScan } from "../protocol/http1-scan.ts";
+import type { Conn, ConnEvents } from "../runtime/types.ts";
+import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
+import type { ConnRecord } from "../tracker.ts";
+import type { ListenerContext, ProtocolDriver } from "../tunnel.ts";
+import { ProxyError } from "../errors.ts";
+import { errorFor } from "./http-message.ts";
+import { after } from "./http-response.ts";
+import { HttpSession } from "./http.ts";
+import { connectTunnel } from "./http-tunnel.ts";
+
+/** "CONNECT " in ASCII: only a head that starts with it is tried here. */
+const CONNECT_SP = [0x43, 0x4f, 0x4e, 0x4e, 0x45, 0x43, 0x54, 0x20];
+
+/** Shared by every front: used only for a whole head in one chunk, and reset before each use. */
+const SCAN = new HeadScan();
+
+function startsWithConnect(chunk: Uint8Array): boolean {
+  if (chunk.byteLength <= CONNECT_SP.length) return false;
+  for (let i = 0; i < CONNECT_SP.length; i++) if (chunk[i] !== CONNECT_SP[i]) return false;
+  return true;
+}
+
+class HttpFront implements ConnEvents, Expiring {
+  /** The keep-alive idle deadline, from the accept (the session's first phase). */
+  readonly deadline: number;
+  private readonly deadlines: SweptSet<Expiring>;
+
+  constructor(
+    private readonly ctx: ListenerContext,
+    private readonly conn: Conn,
+    private readonly rec: ConnRecord,
+  ) {
+    const idleMs = ctx.limits.idleTimeoutMs;
+    this.deadline = Date.now() + idleMs;
+    this.deadlines = deadlinesFor(idleMs);
+  }
+
+  start(): void {
+    this.conn.setEvents(this);
+    this.deadlines.add(this);
+    // Shutdown before the first bytes: the session's start replaces these hooks with its own.
+    this.rec.abort = () => {
+      this.toSession();
+      this.rec.abort?.();
+    };
+    this.rec.drain = () => {
+      this.toSession();
+      this.rec.drain?.();
+    };
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (startsWithConnect(chunk) && this.tunnel(chunk)) return;
+    this.toSession().onData(chunk);
+  }
+
+  /** A whole CONNECT head in `chunk`: the tunnel starts, and true. Otherwise nothing happens. */
+  private tunnel(chunk: Uint8Array): boolean {
+    SCAN.reset();
+    let result;
+    try {
+      result = parseRequestHead(chunk, this.ctx.limits, SCAN);
+    } catch {
+      return false; // the session parses it again and answers the error
+    }
+    if (!result.ok || result.head.method !== "CONNECT") return false;
+    this.deadlines.delete(this);
+    const rec = this.rec;
+    rec.bytesUp += chunk.byteLength;
+    rec.requests = 1;
+    rec.drain = null;
+    this.ctx.tracker.handshakeDone(rec);
+    connectTunnel(this.ctx, rec, this.conn, result.head.authority!, after(chunk, result.consumed));
+    return true;
+  }
+
+  onEnd(): void {
+    this.toSession().onEnd();
+  }
+
+  onDrain(): void {} // nothing has been written yet
+
+  onClose(err?: Error): void {
+    this.toSession().onClose(err);
+  }
+
+  /** The idle deadline passed with no byte received (from the sweep, out of its set already). */
+  expire(): void {
+    this.toSession(false).idleExpired();
+  }
+
+  /** The session takes the connection over from here. */
+  private toSession(inSet = true): HttpSession {
+    if (inSet) this.deadlines.delete(this);
+    const session = new HttpSession(this.ctx, this.conn, this.rec);
+    session.start();
+    return session;
+  }
+}
+
+export const httpDriver: ProtocolDriver = {
+  handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void {
+    // A forward listener with credentials checks Proxy-Authorization on every head: the session does.
+    if (ctx.config.auth && ctx.workload === null) new HttpSession(ctx, conn, rec).start();
+    else new HttpFront(ctx, conn, rec).start();
+  },
+  refuse(conn: Conn): void {
+    conn.write(errorFor(new ProxyError("limitExceeded", "too many connections")));
+    conn.end();
+  },
+};
