@@ -223,6 +223,33 @@ describe("forward http: what reaches the origin", () => {
     x.client.close();
   });
 
+  test("pipelined requests followed by the client's FIN: every one is answered, then the connection closes", async () => {
+    const c = await RawClient.connect(fwd.ports.forward!);
+    await c.write([get(http4.url("/hello")), get(http4b.url("/bytes?n=70000&seed=23")), get(http4.url("/echo-headers"), "X-Order: third\r\n")].join(""));
+    c.halfClose(); // SPEC §4: a half-closed client still gets the responses to what it sent
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the proxy's FIN after the last response");
+    const { finals } = responsesOf(c);
+    expect(finals.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(finals.every((r) => r.complete)).toBe(true);
+    expect(finals[0]!.body.toString()).toBe(HELLO);
+    expect(sha256Hex(finals[1]!.body)).toBe(finals[1]!.header("x-sha256")!);
+    expect((JSON.parse(finals[2]!.body.toString()) as Record<string, string>)["x-order"]).toBe("third");
+    c.close();
+  });
+
+  test("a GET, then a pipelined CONNECT with tunnel bytes, then the client's FIN: the GET is answered, the tunnel echoes, the FIN goes through", async () => {
+    const c = await RawClient.connect(fwd.ports.forward!);
+    const target = authority({ hostname: "127.0.0.1", port: echo.port });
+    await c.write(`${get(http4.url("/hello"))}CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\ntunnel bytes`);
+    c.halfClose();
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the echo server's FIN through the tunnel");
+    const x = responsesOf(c, ["GET", "CONNECT"]);
+    expect(x.finals.map((r) => r.status)).toEqual([200, 200]);
+    expect(x.finals[0]!.body.toString()).toBe(HELLO);
+    expect(c.text().endsWith("\r\n\r\ntunnel bytes")).toBe(true);
+    c.close();
+  });
+
   test("HEAD has no body: a GET after it on the same connection is answered correctly", async () => {
     const x = await rawExchange(fwd.ports.forward!, `HEAD ${http4.url("/hello")} HTTP/1.1\r\nHost: ${authority(http4)}\r\n\r\n${get(http4.url("/hello"))}`, {
       count: 2,
@@ -364,10 +391,11 @@ describe("forward http: CONNECT", () => {
   test("a client that half-closes before its first byte is closed, and logged as client-fin with no request", async () => {
     const since = fwd.logs.length;
     const c = await RawClient.connect(fwd.ports.forward!);
+    const port = c.localPort; // read while the socket is open
     c.halfClose();
     await c.waitFor(() => c.gotFin || c.closed, 10_000, "the proxy to close");
     expect(c.receivedBytes).toBe(0);
-    const line = await connectionLog(fwd, since);
+    const line = await connectionLog(fwd, since, (l) => l.client === `127.0.0.1:${port}`);
     expect(line.termination).toBe("client-fin");
     expect(line.requests ?? 0).toBe(0); // the line leaves out a zero count
     c.close();
@@ -416,6 +444,32 @@ describe("forward http: Upgrade", () => {
     await c.write(data);
     await c.waitFor(() => c.receivedBytes >= headLen + data.byteLength || c.closed, 10_000, "the echo through the upgraded connection");
     expect(sha256Hex(c.bytes().subarray(headLen))).toBe(sha256Hex(data));
+    c.close();
+  });
+});
+
+describe("forward http: Upgrade after the client's FIN", () => {
+  test("a FIN sent with the Upgrade request, before the 101, reaches the upstream after the early bytes", async () => {
+    // Switches protocols, echoes, and closes once the proxy passes the client's FIN on (rawOrigin).
+    const origin = rawOrigin((conn) => {
+      const end = conn.received.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      if (conn.answered === 0) {
+        conn.answered = end + 4;
+        conn.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-echo\r\n\r\n");
+      }
+      if (conn.received.length > conn.answered) {
+        conn.write(conn.received.slice(conn.answered));
+        conn.answered = conn.received.length;
+      }
+    });
+    extra.push(origin);
+    const c = await RawClient.connect(fwd.ports.forward!);
+    await c.write(`${get(origin.url("/up"), "Connection: Upgrade\r\nUpgrade: x-echo\r\n")}early frame`);
+    c.halfClose();
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the upstream's FIN, after it got ours");
+    expect(responsesOf(c).finals[0]!.status).toBe(101);
+    expect(c.text().endsWith("\r\n\r\nearly frame")).toBe(true);
     c.close();
   });
 });

@@ -5,9 +5,10 @@
  * it fires after --response-timeout with no byte moving either way, so a slow upload or a long
  * download that keeps moving is never cut. Before the response head that is a 504 (or a 408
  * while the client's body is still due); mid-response the connection is cut (the session never
- * sends a second status line). The session owns the clock: it notes `bytesMoved` when it sets
- * the deadline, and when the deadline passes it sets it again if that number changed, else ends
- * the exchange with `stallError`.
+ * sends a second status line). The session owns the clock and checks every quarter of the
+ * limit (`stalled`); the exchange ends with `stallError` once four checks in a row saw no byte
+ * move, so between 1 and 1.25 times the limit after the last byte (the relay's idle limit
+ * works the same way).
  *
  * Plain functions over a plain record on purpose: the session makes one Exchange per request as
  * an object literal, and arming the deadline is on every request's path (no class fields to
@@ -32,6 +33,27 @@ export interface Exchange {
   readonly response: ResponseReader;
   keepClient: boolean;
   reuseUpstream: boolean;
+  /** `bytesMoved` at the last check, and the checks in a row since then that saw none move. */
+  movedSeen: number;
+  stillChecks: number;
+}
+
+/** Checks per --response-timeout period. */
+export const EXCHANGE_CHECKS = 4;
+
+/** The deadline is (re)started with `moved` bytes moved so far. */
+export function startStallChecks(ex: Exchange, moved: number): void {
+  ex.movedSeen = moved;
+  ex.stillChecks = 0;
+}
+
+/** One check, with `moved` bytes moved so far: true once EXCHANGE_CHECKS checks in a row saw none move. */
+export function stalled(ex: Exchange, moved: number): boolean {
+  if (moved !== ex.movedSeen) {
+    startStallChecks(ex, moved);
+    return false;
+  }
+  return ++ex.stillChecks >= EXCHANGE_CHECKS;
 }
 
 /** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */

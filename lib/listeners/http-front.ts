@@ -86,7 +86,7 @@ class HttpFront implements ConnEvents, Expiring {
     rec.requests = 1;
     rec.drain = null;
     this.ctx.tracker.handshakeDone(rec);
-    connectTunnel(this.ctx, rec, this.conn, result.head.authority!, after(chunk, result.consumed));
+    connectTunnel(this.ctx, rec, this.conn, result.head.authority!, after(chunk, result.consumed), false);
     return true;
   }
 

@@ -19,11 +19,15 @@ import type { ConnRecord } from "../tracker.ts";
 import { type ListenerContext, openTunnel, routeFor, startRelay } from "../tunnel.ts";
 import { CONNECT_ESTABLISHED, errorFor } from "./http-message.ts";
 
-/** CONNECT: `rest` is what the client sent after the head. */
-export function connectTunnel(ctx: ListenerContext, rec: ConnRecord, conn: Conn, authority: Authority, rest: Uint8Array): void {
+/**
+ * CONNECT: `rest` is what the client sent after the head; `clientEnded` that its FIN came too
+ * (a pipelined CONNECT behind a FIN): the tunnel then starts half-closed, as the client left it.
+ */
+export function connectTunnel(ctx: ListenerContext, rec: ConnRecord, conn: Conn, authority: Authority, rest: Uint8Array, clientEnded: boolean): void {
   const target = routeFor(ctx, authority);
   const held = new Holding(conn, ctx.limits.maxBufferedBytes);
   conn.setEvents(held);
+  if (clientEnded) held.onEnd();
   openTunnel(ctx, rec, conn, held, target, {
     connected: () => {
       rec.bytesDown += CONNECT_ESTABLISHED.byteLength;
@@ -35,9 +39,11 @@ export function connectTunnel(ctx: ListenerContext, rec: ConnRecord, conn: Conn,
 
 /**
  * After a 101: `clientBytes` are what the client sent after its request (already tunnel data),
- * `rest` what the upstream sent after the 101.
+ * `rest` what the upstream sent after the 101, `clientEnded` whether the client's FIN came
+ * before the 101 (it goes on to the upstream after `clientBytes`).
  */
-export function upgradeTunnel(ctx: ListenerContext, rec: ConnRecord, down: Conn, up: Conn, clientBytes: Uint8Array, rest: Uint8Array): void {
+export function upgradeTunnel(ctx: ListenerContext, rec: ConnRecord, down: Conn, up: Conn, clientBytes: Uint8Array, rest: Uint8Array, clientEnded: boolean): void {
   const relay = startRelay(ctx, rec, down, up, null, clientBytes);
   if (rest.byteLength > 0) relay.fromServer(rest);
+  if (clientEnded) relay.clientFin();
 }

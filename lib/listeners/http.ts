@@ -33,7 +33,7 @@ import { type Authority, type BodyFraming, HeadScan, type RequestHead, type Resp
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
-import { type Exchange, bytesMoved, stallError } from "./http-exchange.ts";
+import { EXCHANGE_CHECKS, type Exchange, bytesMoved, stallError, stalled, startStallChecks } from "./http-exchange.ts";
 import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
@@ -54,8 +54,6 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private upstream: Upstream | null = null;
   /** One clock for the keep-alive idle, header and exchange deadlines (see PhaseClock). */
   private readonly clock = new PhaseClock<"idle" | "head" | "exchange">((phase) => this.expired(phase));
-  /** Bytes moved in the exchange when its deadline was last set (the inactivity check). */
-  private exchangeSeen = 0;
   private clientEnded = false;
   private closed = false;
   private handedOff = false;
@@ -181,6 +179,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
       response: this.readerFor(request),
       keepClient: request.keepAlive,
       reuseUpstream: false,
+      movedSeen: 0,
+      stillChecks: 0,
     };
     this.exchange = ex;
     this.pending = rest;
@@ -227,10 +227,14 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
 
-  /** The exchange's inactivity deadline (http-exchange.ts): --response-timeout with no byte moving. */
+  /** The exchange's inactivity limit (http-exchange.ts), checked every EXCHANGE_CHECKS-th of it. */
   private armExchangeTimer(ex: Exchange): void {
-    this.exchangeSeen = bytesMoved(ex, this.rec);
-    this.clock.set("exchange", this.ctx.limits.responseTimeoutMs);
+    startStallChecks(ex, bytesMoved(ex, this.rec));
+    this.clock.set("exchange", this.exchangeCheckMs());
+  }
+
+  private exchangeCheckMs(): number {
+    return Math.max(1, Math.floor(this.ctx.limits.responseTimeoutMs / EXCHANGE_CHECKS));
   }
 
   /** The idle deadline of a connection that sent nothing passed before this session existed (http-front.ts). */
@@ -244,8 +248,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (phase === "head") return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
     const ex = this.exchange;
     if (!ex) return;
-    if (bytesMoved(ex, this.rec) !== this.exchangeSeen) this.armExchangeTimer(ex); // still moving
-    else this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs));
+    if (stalled(ex, bytesMoved(ex, this.rec))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs));
+    this.clock.set("exchange", this.exchangeCheckMs());
   }
 
   /** Relays what of `chunk` belongs to the request body; `head` goes out in the same write. */
@@ -287,7 +291,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
     // A response that comes before the whole request body (an early 413, 401, ...) ends the
     // connection: the rest of that body must not be read as the next request.
     const bodyPending = ex.requestBody !== null;
-    ex.keepClient = ex.keepClient && !bodyPending && !this.clientEnded && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
+    // A client that half-closed is still answered what it sent before its FIN: the connection is
+    // kept while pipelined bytes wait, and this response is its last when none do.
+    const lastFromClient = this.clientEnded && this.pending.byteLength === 0;
+    ex.keepClient = ex.keepClient && !bodyPending && !lastFromClient && !this.ctx.draining() && framing.kind !== "close" && !dechunk;
     ex.reuseUpstream = response.keepAlive && framing.kind !== "close";
     const version = ex.request.version;
     if (response instanceof PlainResponse) {
@@ -307,7 +314,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const up = this.exchange!.upstream!.conn;
     const clientBytes = this.pending;
     this.handOff();
-    upgradeTunnel(this.ctx, this.rec, this.conn, up, clientBytes, rest);
+    upgradeTunnel(this.ctx, this.rec, this.conn, up, clientBytes, rest, this.clientEnded);
   }
 
   responseDone(extra: Uint8Array): void {
@@ -365,7 +372,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private connectTunnel(authority: Authority, rest: Uint8Array): void {
     this.dropUpstream(false); // a kept-alive upstream of earlier requests is not the tunnel's
     this.handOff();
-    connectTunnel(this.ctx, this.rec, this.conn, authority, rest);
+    connectTunnel(this.ctx, this.rec, this.conn, authority, rest, this.clientEnded);
   }
 
   /** The relay owns both sockets from here; this session stops reacting to them. */

@@ -268,6 +268,11 @@ export class RawClient {
 
   halfClosed = false;
 
+  /** The client's own port, as the proxy logs it (`client` is "127.0.0.1:PORT"). */
+  get localPort(): number {
+    return this.sock.localPort;
+  }
+
   halfClose(): void {
     this.halfClosed = true;
     finWhenFlushed(this.sock);
