@@ -52,12 +52,15 @@ export function parseNets(entries: readonly string[]): Net[] {
 
 /** NAT64 well-known prefix (RFC 6052) and 6to4 (RFC 3056): IPv6 that carries an IPv4 address. */
 const NAT64 = new Address6("64:ff9b::/96");
+/** IPv4-compatible IPv6 (RFC 4291 §2.5.5.1, deprecated): ::a.b.c.d. */
+const COMPATIBLE = new Address6("::/96");
 const SIX_TO_FOUR = new Address6("2002::/16");
 
 /**
  * Parses a peer address (from a socket or resolver) into a host address. IPv6 forms that carry
- * an IPv4 address — mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::)
- * — are matched as that IPv4 address, so 64:ff9b::a9fe:a9fe is 169.254.169.254 to the policy.
+ * an IPv4 address — mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:AABB:CCDD::)
+ * and IPv4-compatible (::a.b.c.d) — are matched as that IPv4 address, so 64:ff9b::a9fe:a9fe is
+ * 169.254.169.254 to the policy.
  */
 export function parseHost(address: string): Net | null {
   const a = address.startsWith("[") ? address.slice(1, -1) : address;
@@ -66,6 +69,11 @@ export function parseHost(address: string): Net | null {
   const six = new Address6(a.replace(/%.*$/, ""));
   if (six.isMapped4()) return six.to4();
   if (six.isInSubnet(NAT64)) return six.to4();
+  // ::, ::1 and ::0.x.y.z are not IPv4-compatible forms: they stay IPv6.
+  if (six.isInSubnet(COMPATIBLE)) {
+    const four = six.to4();
+    if (four.toArray()[0] !== 0) return four;
+  }
   if (six.isInSubnet(SIX_TO_FOUR)) return Address4.fromHex(six.toUnsignedByteArray().slice(2, 6).map((b) => b.toString(16).padStart(2, "0")).join(""));
   return six;
 }

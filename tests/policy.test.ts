@@ -159,7 +159,7 @@ describe("the private preset (--deny-destinations private)", () => {
   });
 
   test("loopback is inside, in every spelling", () => {
-    for (const a of ["127.0.0.1", "127.255.255.254", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "::ffff:7f00:1"]) expect(priv(a), a).toBe(true);
+    for (const a of ["127.0.0.1", "127.255.255.254", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "::ffff:7f00:1", "::127.0.0.1", "::7f00:1"]) expect(priv(a), a).toBe(true);
   });
 
   // The addresses below are computed from the preset's ranges at run time and handed to the pure
@@ -180,7 +180,7 @@ describe("the private preset (--deny-destinations private)", () => {
     expect(outsideChecked).toBeGreaterThan(ranges.length); // most neighbours are public: the check is not vacuous
   });
 
-  test("an IPv4 range is matched alike when written IPv4-mapped, NAT64 (RFC 6052) or 6to4 (RFC 3056), and its public neighbours are not", () => {
+  test("an IPv4 range is matched alike when written IPv4-mapped, IPv4-compatible, NAT64 (RFC 6052) or 6to4 (RFC 3056), and its public neighbours are not", () => {
     for (const r of ranges.filter((x) => x.family === 4)) {
       for (const n of [r.first, r.last, r.first - 1n, r.last + 1n]) {
         if (n < 0n || n > maxOf(4)) continue;
@@ -240,5 +240,9 @@ function text(family: 4 | 6, n: bigint): string {
 function carriedForms(n: bigint): string[] {
   const hi = ((n >> 16n) & 0xffffn).toString(16);
   const lo = (n & 0xffffn).toString(16);
-  return [`::ffff:${text(4, n)}`, `::ffff:${hi}:${lo}`, `64:ff9b::${text(4, n)}`, `64:ff9b::${hi}:${lo}`, `2002:${hi}:${lo}::1`];
+  const forms = [`::ffff:${text(4, n)}`, `::ffff:${hi}:${lo}`, `64:ff9b::${text(4, n)}`, `64:ff9b::${hi}:${lo}`, `2002:${hi}:${lo}::1`];
+  // IPv4-compatible (RFC 4291 §2.5.5.1, deprecated): ::a.b.c.d with a first octet other than 0
+  // (::, ::1 and ::0.x.y.z stay IPv6).
+  if (n >= 1n << 24n) forms.push(`::${text(4, n)}`, `::${hi}:${lo}`);
+  return forms;
 }
