@@ -330,6 +330,12 @@ describe("timeouts", () => {
     await c.write(`POST ${origin.url("/sha256")} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc`);
     await c.waitFor(() => c.ended, 10_000, "the stalled upload to be ended (10 s = 33x every timeout)");
     expect((c.text().match(/HTTP\/1\.[01] \d{3}/g) ?? []).length).toBeLessThanOrEqual(1);
+    // The origin answers only a whole body, so it is the exchange's limit that ends this: a 408
+    // that names the body, not the head (which was complete).
+    expect(c.text()).toStartWith("HTTP/1.1 408 ");
+    expect(c.text()).toContain("request body not received in time");
+    const line = await lineFor(p, c);
+    expect(line.termination).toBe("body-timeout");
   }, T);
 
   test("--idle-timeout 300ms closes an idle HTTP keep-alive connection (and one that never sent a byte)", async () => {

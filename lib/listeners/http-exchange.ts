@@ -64,6 +64,6 @@ export function bytesMoved(ex: Exchange, rec: ConnRecord): number {
 /** Why an exchange that moved no byte for `ms` ends, by how far it got. */
 export function stallError(ex: Exchange, ms: number): ProxyError {
   if (ex.response.response) return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
-  if (ex.requestBody) return new ProxyError("headerTimeout", `request body stalled for ${ms} ms`);
+  if (ex.requestBody) return new ProxyError("bodyTimeout", `request body stalled for ${ms} ms`);
   return new ProxyError("upstreamTimeout", `no response head within ${ms} ms`);
 }
