@@ -69,7 +69,9 @@ function tryAddresses(
     const failed = failure;
     runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
-      tryAddresses(runtime, target, addresses, next, deadline, options, pick(failed, result), done);
+      // The connect had what was left of the deadline; the message names the configured limit.
+      const err = result.kind === "connectTimeout" ? timeoutError(target, options.timeoutMs) : result;
+      tryAddresses(runtime, target, addresses, next, deadline, options, pick(failed, err), done);
     });
     return;
   }

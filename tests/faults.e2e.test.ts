@@ -308,7 +308,10 @@ describe("misbehaving upstreams", () => {
     await s.waitFor(() => s.receivedBytes >= SOCKS5_HEAD_BYTES || s.ended, 10_000, "the SOCKS reply");
     expect(socks5Rep(s)).toBe(0x06);
     await s.waitFor(() => s.ended, 10_000, "close after 0x06");
-    expect((await lineFor(socks, s)).termination).toBe("connect-timeout");
+    const line = await lineFor(socks, s);
+    expect(line.termination).toBe("connect-timeout");
+    // The detail names the configured limit (the connect itself had what was left of it).
+    expect(line.detail).toBe(`127.0.0.1:${stalled.port} not connected within 300 ms`);
 
     const http = await forwardHttp(["--connect-timeout", "300ms"]);
     const viaGet = await fetchVia(http.ports.forward!, get(`http://127.0.0.1:${stalled.port}/`));
