@@ -178,7 +178,7 @@ export class ProxyServer {
       boundPort = l.port;
       listeners.push(l);
       const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };
-      if (ctx.workload) fields.workload = `${ctx.workload.host}:${ctx.workload.port}`;
+      if (ctx.workloadKey) fields.workload = ctx.workloadKey; // "[::1]:8080", as connection lines print it
       this.log.info("listening", fields);
     }
     return { name, protocol, listeners };

@@ -140,6 +140,23 @@ describe("reverse tcp", () => {
     stream.stop();
   }, 120_000);
 
+  test("an IPv6 workload (::1): relayed, and named [::1]:port alike in the listening and connection lines", async () => {
+    const echo = echoServer("::1");
+    const proxy = await startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "::1", "--proxy-port", String(echo.port)]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await client.write("over v6");
+    await client.waitFor(() => client.receivedBytes >= 7 || client.closed, 10_000, "the echo");
+    expect(client.text()).toBe("over v6");
+    client.halfClose();
+    const line = await proxy.waitForLog((l) => l.msg === "connection", 10_000, "connection log line");
+    const listening = proxy.logs.filter((l) => l.msg === "listening" && l.listener === "reverse");
+    expect(listening.length).toBeGreaterThan(0);
+    for (const l of listening) expect(l.workload).toBe(`[::1]:${echo.port}`);
+    expect(line.target).toBe(`[::1]:${echo.port}`);
+    await proxy.stop();
+    echo.stop();
+  });
+
   test("a refused workload closes the client promptly and logs why", async () => {
     const proxy = await reverseTcp(closedPort());
     const client = await RawClient.connect(proxy.ports.reverse!);
