@@ -115,12 +115,19 @@ export class Relay implements Expiring {
     }
   }
 
-  /** Ends the tunnel now (shutdown grace period over). */
+  /**
+   * Ends the tunnel now. At the end of the shutdown grace period both sides are reset; when an
+   * idle or half-closed limit passes, each side is closed (a FIN, as HAProxy and nginx do on
+   * their timeouts), unless bytes still wait toward it: a peer that stopped reading is reset.
+   */
   abort(termination: Termination): void {
     if (this.finished) return;
     this.termination ??= termination;
-    this.down.destroy();
-    this.up.destroy();
+    const reset = termination === "shutdown";
+    for (const side of [this.down, this.up]) {
+      if (reset || side.queuedBytes > 0) side.destroy();
+      else side.end();
+    }
     this.maybeFinish(true);
   }
 

@@ -177,6 +177,9 @@ describe("timeouts", () => {
       await Bun.sleep(30);
     }
     await idle.waitFor(() => idle.ended, 10_000, "the idle tunnel to be closed");
+    // Closed, not reset: a FIN, as HAProxy and nginx end a connection on their timeouts.
+    expect(idle.gotFin).toBe(true);
+    expect(idle.hadError).toBeUndefined();
     const idleLine = await lineFor(p, idle);
     expect(idleLine.termination).toBe("idle-timeout");
     expect(idleLine.bytesUp).toBe("then silence;".length);
@@ -195,6 +198,8 @@ describe("timeouts", () => {
     await c.roundTrip("x");
     await c.waitFor(() => c.ended, 10_000, "the idle SOCKS tunnel to be closed");
     expect((await lineFor(p, c)).termination).toBe("idle-timeout");
+    expect(c.gotFin).toBe(true);
+    expect(c.hadError).toBeUndefined();
   }, T);
 
   test("--half-closed-timeout 300ms: client half-closed, server never answers nor FINs -> reaped", async () => {
@@ -220,6 +225,8 @@ describe("timeouts", () => {
     await c.waitFor(() => c.ended, 10_000, "the half-closed tunnel to be closed");
     const line = await lineFor(p, c);
     expect(line.termination).toBe("half-closed-timeout");
+    expect(c.gotFin).toBe(true); // closed, not reset
+    expect(c.hadError).toBeUndefined();
     expect(line.bytesUp).toBe(7);
     expect(serverGotFin).toBe(true); // the client's FIN was passed on before the timeout
     // The upstream socket was closed too. (A Bun socket that has read EOF only notices the
