@@ -72,11 +72,26 @@ describe("withVia", () => {
 });
 
 describe("withForwarded", () => {
-  test("replaces client-sent X-Forwarded-* (not trusted)", () => {
-    const input = [h("Host", "a"), h("X-Forwarded-For", "127.6.6.6"), h("x-forwarded-proto", "https"), h("X-FORWARDED-HOST", "evil"), h("Forwarded", "for=1")];
+  test("replaces every client-sent X-Forwarded-* and Forwarded (not trusted); names that only contain the words stay", () => {
+    const input = [
+      h("Host", "a"),
+      h("X-Forwarded-For", "127.6.6.6"),
+      h("x-forwarded-proto", "https"),
+      h("X-FORWARDED-HOST", "evil"),
+      h("Forwarded", "for=1"),
+      h("X-Forwarded-Port", "443"),
+      h("x-forwarded-prefix", "/admin"),
+      h("X-FORWARDED-SSL", "on"),
+      h("X-Forwarded-", "empty suffix"),
+      h("X-Not-Forwarded-For", "kept"),
+      h("X-Forwarded", "kept"),
+      h("Forwarded-For", "kept"),
+    ];
     expect(withForwarded(input, { clientIp: "127.0.0.7", proto: "http", host: "a:4143" })).toEqual([
       h("Host", "a"),
-      h("Forwarded", "for=1"),
+      h("X-Not-Forwarded-For", "kept"),
+      h("X-Forwarded", "kept"),
+      h("Forwarded-For", "kept"),
       h("X-Forwarded-For", "127.0.0.7"),
       h("X-Forwarded-Proto", "http"),
       h("X-Forwarded-Host", "a:4143"),

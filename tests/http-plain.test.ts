@@ -56,6 +56,15 @@ const REQUEST_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ["X-Forwarded-For", ["127.0.0.5"]],
   ["X-Forwarded-Proto", ["https"]],
   ["X-Forwarded-Host", ["other.test"]],
+  // Every X-Forwarded-* goes on a reverse listener, whatever its length; lookalikes stay.
+  ["X-Forwarded-Port", ["8443"]],
+  ["x-forwarded-prefix", ["/api"]],
+  ["X-FORWARDED-SSL", ["on"]],
+  ["X-Forwarded-Server", ["edge"]],
+  ["X-Forwarded-", ["empty suffix"]],
+  ["X-Forwarded", ["no dash"]],
+  ["X-Forwardee-For", ["one letter off"]],
+  ["X-Not-Forwarded-For", ["127.0.0.6"]],
   ["Accept", ["*/*"]],
   ["User-Agent", ["fuzz/1.0"]],
   ["X-Custom", ["a\xe9b", "x-custom", "", "keep-alive"]],
@@ -79,6 +88,7 @@ const RESPONSE_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ["Set-Cookie", ["a=b", "c=d"]],
   ["Host", ["127.0.0.1"]],
   ["X-Forwarded-For", ["127.0.0.5"]],
+  ["X-Forwarded-Port", ["8443"]],
   ["Expect", ["100-continue"]],
   ["X-Custom", ["a\xe9b", "x-custom"]],
 ];
@@ -332,28 +342,34 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", parseRequestHead)).toBe("Object");
   });
 
-  test("the rewritten request, spelled out: hop-by-hop and client forwarding fields go, ours and Via come last", () => {
+  test("the rewritten request, spelled out: hop-by-hop and every client forwarding field go, ours and Via come last", () => {
     const input = bytes(
-      "GET /p HTTP/1.1\r\nhost:  app.test \r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 127.0.0.5\r\nVia: 1.0 fred\r\nAccept: */*\r\n\r\n",
+      "GET /p HTTP/1.1\r\nhost:  app.test \r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 127.0.0.5\r\nVia: 1.0 fred\r\n" +
+        "X-Forwarded-Port: 8443\r\nx-forwarded-prefix: /api\r\nX-FORWARDED-SSL: on\r\nForwarded: for=127.0.0.5\r\nX-Not-Forwarded-For: 127.0.0.6\r\nAccept: */*\r\n\r\n",
     );
+    const want =
+      "GET /p HTTP/1.1\r\nhost: app.test\r\nVia: 1.0 fred, 1.1 sidecar-proxy\r\nX-Not-Forwarded-For: 127.0.0.6\r\nAccept: */*\r\n" +
+      "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app.test\r\n\r\n";
     const r = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan(), new PlainReverseRequests("::ffff:127.0.0.1"));
     if (!r.ok || !(r.head instanceof PlainRequest)) throw new Error("not taken by the shortcut");
-    expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(
-      "GET /p HTTP/1.1\r\nhost: app.test\r\nVia: 1.0 fred, 1.1 sidecar-proxy\r\nAccept: */*\r\n" +
-        "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app.test\r\n\r\n",
-    );
+    expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(want);
+    // And the general path, which the shortcut stands in for.
+    const general = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan());
+    if (!general.ok || general.head instanceof PlainRequest) throw new Error("not parsed by the general path");
+    const { head } = routeRequest({ request: general.head, workload: WORKLOAD, clientIp: "::ffff:127.0.0.1" });
+    expect(new TextDecoder().decode(head)).toBe(want);
   });
 
   test("the rewritten forward request, spelled out: origin-form, Host from the target in place, forwarding fields kept", () => {
     const input = bytes(
-      "GET HTTP://[::1]:0080?q=1 HTTP/1.0\r\nConnection: keep-alive\r\nHOST: other.test\r\nProxy-Authorization: Basic dTpw\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\n\r\n",
+      "GET HTTP://[::1]:0080?q=1 HTTP/1.0\r\nConnection: keep-alive\r\nHOST: other.test\r\nProxy-Authorization: Basic dTpw\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\nX-Forwarded-Port: 80\r\n\r\n",
     );
     const r = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan(), new PlainForwardRequests());
     if (!r.ok || !(r.head instanceof PlainRequest)) throw new Error("not taken by the shortcut");
     expect(r.head.origin).toMatchObject({ host: "::1", port: 80, key: "[::1]:80" });
     expect(r.head.keepAlive).toBe(true);
     expect(new TextDecoder().decode(r.head.upstreamHead)).toBe(
-      "GET /?q=1 HTTP/1.1\r\nHOST: [::1]\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\nVia: 1.0 sidecar-proxy\r\n\r\n",
+      "GET /?q=1 HTTP/1.1\r\nHOST: [::1]\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\nX-Forwarded-Port: 80\r\nVia: 1.0 sidecar-proxy\r\n\r\n",
     );
   });
 });

@@ -2,7 +2,7 @@
  * HTTP reverse proxy end to end (SPEC §3, §4), through a real proxy process: every request form
  * (origin-form, absolute-form naming any host, CONNECT to any authority) reaches the workload and
  * nothing else (never an open relay); Host is kept; X-Forwarded-For/-Proto/-Host are the proxy's
- * own, whatever the client sent; Via is set; keep-alive and pipelining; WebSocket upgrade; bodies
+ * own, and no other X-Forwarded-* or Forwarded of the client's gets through; Via is set; keep-alive and pipelining; WebSocket upgrade; bodies
  * both ways with Bun's fetch as a real client; half-close; error answers, and malformed requests
  * that must reach no workload.
  */
@@ -84,6 +84,33 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     expect(seen["x-forwarded-host"]).toBe("app.example.com");
     expect(seen.via).toContain("1.1 sidecar-proxy");
     expect(seen["x-custom"]).toBe("kept");
+    x.client.close();
+  });
+
+  test("every client-sent X-Forwarded-* (Port, Prefix, Ssl, ...) and Forwarded is removed, on the plain and the general path", async () => {
+    const spoofed =
+      "X-Forwarded-Port: 8443\r\nx-forwarded-prefix: /admin\r\nX-FORWARDED-SSL: on\r\nX-Forwarded-Server: edge\r\nX-Forwarded-Scheme: https\r\n" +
+      "Forwarded: for=127.6.6.6;proto=https\r\nX-Forwarded-For: 127.6.6.6\r\nX-Not-Forwarded-For: kept\r\n";
+    // Origin-form takes the byte-level shortcut; `Connection: close, X-Hop` (a named field)
+    // and absolute-form are left to the general path.
+    const x = await rawExchange(
+      rev.ports.reverse!,
+      `GET /echo-headers HTTP/1.1\r\nHost: app.example.com\r\n${spoofed}\r\n` +
+        `GET http://${NO_SUCH_HOST}/echo-headers HTTP/1.1\r\nHost: ${NO_SUCH_HOST}\r\n${spoofed}\r\n` +
+        `GET /echo-headers HTTP/1.1\r\nHost: app.example.com\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n${spoofed}\r\n`,
+      { count: 3 },
+    );
+    expect(x.finals.map((r) => r.status)).toEqual([200, 200, 200]);
+    for (const r of x.finals) {
+      const seen = json(r);
+      const forwarding = Object.keys(seen)
+        .filter((k) => k.startsWith("x-forwarded-") || k === "forwarded")
+        .sort();
+      expect(forwarding).toEqual(["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
+      expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
+      expect(seen["x-forwarded-proto"]).toBe("http");
+      expect(seen["x-not-forwarded-for"]).toBe("kept");
+    }
     x.client.close();
   });
 

@@ -14,8 +14,9 @@
  * - A Connection token can never remove Content-Length, Transfer-Encoding or Host: the body
  *   is relayed as received, so dropping its framing field would let the rest of the body be read
  *   as the next request ("Connection: Content-Length" smuggling).
- * - X-Forwarded-* sent by the client are not trusted: they are replaced, never appended to.
- *   `Forwarded` (RFC 7239) is left alone: the proxy neither sets nor reads it.
+ * - Forwarding fields sent by the client are not trusted (SPEC §3): every field named
+ *   `X-Forwarded-*` (Port, Prefix, Ssl, Server, ... as well as For/Proto/Host; frameworks read
+ *   them all) and `Forwarded` (RFC 7239) is removed, and ours are added; never appended to.
  */
 import { unmapIPv4 } from "../address.ts";
 import { fieldNameIs, type Header } from "../protocol/http1.ts";
@@ -117,17 +118,26 @@ const FORWARDED_PROTO: Readonly<Record<"http" | "https", Header>> = Object.freez
   https: Object.freeze({ name: "X-Forwarded-Proto", value: "https" }),
 });
 
-function isForwardedName(name: string): boolean {
-  return fieldNameIs(name, "x-forwarded-for") || fieldNameIs(name, "x-forwarded-proto") || fieldNameIs(name, "x-forwarded-host");
+/** The names a client's forwarding fields have: this prefix (any case), or exactly "forwarded". */
+export const X_FORWARDED_PREFIX = "x-forwarded-";
+
+/** Forwarded, or a name that starts with X-Forwarded- (ASCII case-insensitive, RFC 9110 §5.1). */
+function isForwardingField(name: string): boolean {
+  if (name.length < X_FORWARDED_PREFIX.length) return fieldNameIs(name, "forwarded");
+  for (let i = 0; i < X_FORWARDED_PREFIX.length; i++) if ((name.charCodeAt(i) | 0x20) !== X_FORWARDED_PREFIX.charCodeAt(i)) return false;
+  return true;
 }
 
-/** Replaces any client-sent X-Forwarded-For/-Proto/-Host with what this proxy saw. A new array. */
+/**
+ * Replaces every client-sent forwarding field (X-Forwarded-*, Forwarded) with what this proxy
+ * saw: X-Forwarded-For, -Proto and -Host. A new array.
+ */
 export function withForwarded(
   headers: readonly Header[],
   info: { readonly clientIp: string; readonly proto: "http" | "https"; readonly host: string | null },
 ): Header[] {
   const out: Header[] = [];
-  for (const h of headers) if (!isForwardedName(h.name)) out.push(h);
+  for (const h of headers) if (!isForwardingField(h.name)) out.push(h);
   out.push({ name: "X-Forwarded-For", value: displayIp(info.clientIp) });
   out.push(FORWARDED_PROTO[info.proto]);
   if (info.host !== null) out.push({ name: "X-Forwarded-Host", value: info.host });

@@ -6,7 +6,7 @@
  */
 import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
-import { getHeader, removeHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
+import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
 import { listTokens } from "../protocol/http1-framing.ts";
 import type { DialTarget } from "../dial.ts";
@@ -49,9 +49,8 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
       path = request.target;
       if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));
     }
-    // A client-sent RFC 7239 Forwarded is as untrusted as X-Forwarded-*: the workload must not
-    // mistake it for something this proxy vouches for, so it is removed.
-    headers = removeHeader(headers, "forwarded");
+    // Client-sent X-Forwarded-* and Forwarded go: the workload must not mistake them for
+    // something this proxy vouches for.
     headers = withForwarded(headers, { clientIp, proto: "http", host: getHeader(headers, "host") ?? null });
   }
   headers = withVia(headers, request.version, VIA_PSEUDONYM);

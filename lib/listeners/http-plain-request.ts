@@ -3,7 +3,7 @@
  * written for the next hop straight from the received octets, byte for byte what routeRequest
  * (http-message.ts) would send.
  * - Reverse listeners (PlainReverseRequests): origin-form, to the workload, with this proxy's
- *   X-Forwarded-* in place of the client's.
+ *   X-Forwarded-For/-Proto/-Host in place of every X-Forwarded-* and Forwarded the client sent.
  * - Forward listeners (PlainForwardRequests): absolute-form `http://authority[path]`, to the
  *   origin it names, in origin-form, with Host set to that authority in place; Forwarded and
  *   X-Forwarded-* are the client's business and stay.

@@ -30,7 +30,7 @@
  * was most of what HTTP cost over a TCP relay (bench/RESULTS.md).
  */
 import { Buffer } from "node:buffer";
-import { HOP_BY_HOP, VIA_PSEUDONYM, viaField } from "../http/hop.ts";
+import { HOP_BY_HOP, VIA_PSEUDONYM, viaField, X_FORWARDED_PREFIX } from "../http/hop.ts";
 import { parseContentLengthAt } from "../protocol/http1-framing.ts";
 import { CR, LF, SP } from "../protocol/http1-scan.ts";
 
@@ -43,7 +43,7 @@ export const CONNECTION = 4;
 const EXPECT = 5;
 /** Hop-by-hop (hop.ts HOP_BY_HOP) other than Connection: dropped on both sides. */
 export const HOP = 6;
-/** Forwarded and X-Forwarded-*: replaced on reverse requests (hop.ts withForwarded), kept otherwise. */
+/** Forwarded and every X-Forwarded-* name: replaced on reverse requests (hop.ts withForwarded), kept otherwise. */
 export const FORWARDED = 7;
 export const VIA = 8;
 
@@ -62,7 +62,10 @@ addKind("connection", CONNECTION);
 addKind("expect", EXPECT);
 addKind("via", VIA);
 for (const name of HOP_BY_HOP) if (name !== "connection") addKind(name, HOP);
-for (const name of ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]) addKind(name, FORWARDED);
+addKind("forwarded", FORWARDED);
+/** X-Forwarded-* names have any length: matched by their prefix (fieldKind). */
+const X_FORWARDED = ASCII.encode(X_FORWARDED_PREFIX);
+const X = X_FORWARDED[0]!;
 
 const LOWER = 0x20;
 
@@ -78,8 +81,11 @@ function bytesAre(buf: Uint8Array, s: number, lower: Uint8Array): boolean {
 
 function fieldKind(buf: Uint8Array, s: number, e: number): number {
   const candidates = KINDS_BY_LENGTH[e - s];
-  if (candidates === undefined) return OTHER;
-  for (let i = 0; i < candidates.length; i++) if (bytesAre(buf, s, candidates[i]!.name)) return candidates[i]!.kind;
+  if (candidates !== undefined) {
+    for (let i = 0; i < candidates.length; i++) if (bytesAre(buf, s, candidates[i]!.name)) return candidates[i]!.kind;
+  }
+  // X-Forwarded-* by its prefix; a first octet other than x or X (most names) settles it at once.
+  if ((buf[s]! | LOWER) === X && e - s >= X_FORWARDED.length && bytesAre(buf, s, X_FORWARDED)) return FORWARDED;
   return OTHER;
 }
 
