@@ -105,7 +105,20 @@ function fields(rand: Rand, pool: readonly (readonly [string, readonly string[]]
 }
 
 /** Request-targets a reverse listener sees (origin-form mostly). */
-const REVERSE_TARGETS = ["/", "/", "/a/b?c=d", "/|{}", "*", "http://127.0.0.1:8080/x", "http://127.0.0.1", "127.0.0.1:80", "https://127.0.0.1/"];
+const REVERSE_TARGETS = [
+  "/",
+  "/",
+  "/a/b?c=d",
+  "/|{}",
+  "*",
+  "http://127.0.0.1:8080/x",
+  "http://127.0.0.1",
+  "127.0.0.1:80",
+  "https://127.0.0.1/",
+  "HTTPS://else.invalid:8443/zz?q",
+  "https://[::1]",
+  "ftp://127.0.0.1/",
+];
 /** And a forward listener (absolute-form mostly): names, IPv6 literals, default and odd ports, empty paths, queries, bad authorities. */
 const FORWARD_TARGETS = [
   "http://127.0.0.1:8080/x",

@@ -45,6 +45,13 @@ afterAll(() => {
   for (const s of [workload, ...extra]) s?.stop();
 });
 
+/** A raw workload that answers "raw" to each head (its received() shows what reached it), behind a reverse proxy of its own. */
+async function rawWorkload(): Promise<{ raw: RawOrigin; p: RunningProxy }> {
+  const raw = rawOrigin(answerEachHead("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw"));
+  extra.push(raw);
+  return { raw, p: await reverseHttp(raw.port) };
+}
+
 function sha256Hex(b: Uint8Array): string {
   const h = sha256();
   h.update(b);
@@ -143,6 +150,32 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     x.client.close();
   });
 
+  test("absolute-form with https:// (any case, any port) also reaches the workload, in origin-form with Host from the URL", async () => {
+    const { raw, p } = await rawWorkload();
+    const x = await rawExchange(
+      p.ports.reverse!,
+      "GET https://else.invalid/zz HTTP/1.1\r\nHost: else.invalid\r\n\r\n" +
+        "GET HTTPS://else.invalid:8443/zz?q=1 HTTP/1.1\r\nHost: else.invalid\r\n\r\n" +
+        "GET https://[::1]:443 HTTP/1.1\r\nHost: other.invalid\r\n\r\n",
+      { count: 3 },
+    );
+    expect(x.finals.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(["200 raw", "200 raw", "200 raw"]);
+    const got = raw.received();
+    expect(got.match(/^GET \S* HTTP\/1\.1\r$/gm)).toEqual(["GET /zz HTTP/1.1\r", "GET /zz?q=1 HTTP/1.1\r", "GET / HTTP/1.1\r"]);
+    // The scheme's default port (443) is left out, as http's 80 is.
+    expect(got.match(/^Host: .*(?=\r$)/gm)).toEqual(["Host: else.invalid", "Host: else.invalid:8443", "Host: [::1]"]);
+    expect(got.match(/^X-Forwarded-(?:Host|Proto): .*(?=\r$)/gm)).toEqual([
+      "X-Forwarded-Proto: http",
+      "X-Forwarded-Host: else.invalid",
+      "X-Forwarded-Proto: http",
+      "X-Forwarded-Host: else.invalid:8443",
+      "X-Forwarded-Proto: http",
+      "X-Forwarded-Host: [::1]",
+    ]);
+    x.client.close();
+    await p.stop();
+  });
+
   test("CONNECT to any authority: 200, and the tunnel leads to the workload", async () => {
     for (const authority of [`127.0.0.1:${closedPort()}`, `${NO_SUCH_HOST}:443`]) {
       const c = await RawClient.connect(rev.ports.reverse!);
@@ -163,9 +196,7 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
   });
 
   test("the request line and fields reach a raw workload as sent, plus the forwarding fields", async () => {
-    const raw = rawOrigin(answerEachHead("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw"));
-    extra.push(raw);
-    const p = await reverseHttp(raw.port);
+    const { raw, p } = await rawWorkload();
     const x = await rawExchange(
       p.ports.reverse!,
       "GET /a/b?c=d&e=%2F HTTP/1.1\r\nHost: app.example.com\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Keep: 2\r\n\r\n",

@@ -9,6 +9,7 @@ import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
 import { listTokens } from "../protocol/http1-framing.ts";
+import { DEFAULT_PORT, HTTP_DEFAULT_PORT, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
 
@@ -35,6 +36,8 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
     if (request.form !== "absolute" || !request.url) {
       throw new ProxyError("protocol", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT");
     }
+    // An https origin would need TLS from us; clients tunnel to it with CONNECT instead.
+    if (request.url.scheme !== "http") throw schemeNotSupported(request.url.scheme);
     target = { host: request.url.host, port: request.url.port };
     path = request.url.path;
     // The absolute-form authority wins over any Host field (RFC 9112 §3.2.2).
@@ -42,9 +45,11 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   } else {
     // Reverse proxy: whatever the client names, the workload answers (never an open relay).
     target = workload;
+    // Any scheme parsed (http, https) is sent in origin-form: the workload is dialled, never the URL's origin.
     if (request.form === "absolute" && request.url) {
+      const { host, port, scheme } = request.url;
       path = request.url.path;
-      headers = setHeader(headers, "Host", hostField(request.url.host, request.url.port));
+      headers = setHeader(headers, "Host", hostField(host, port, DEFAULT_PORT[scheme]));
     } else {
       path = request.target;
       if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));
@@ -122,9 +127,10 @@ export function interimResponseHead(response: ResponseHead): Uint8Array {
   return serializeResponseHead(response.status, response.reason, withVia(headers, response.version, VIA_PSEUDONYM));
 }
 
-export function hostField(host: string, port: number): string {
+/** A Host value: the port left out when it is the scheme's default (RFC 9110 §7.2, §4.2). */
+export function hostField(host: string, port: number, defaultPort: number = HTTP_DEFAULT_PORT): string {
   const h = host.includes(":") ? `[${host}]` : host;
-  return port === 80 ? h : `${h}:${port}`;
+  return port === defaultPort ? h : `${h}:${port}`;
 }
 
 /** `Proxy-Authorization: Basic base64(user:password)` (RFC 7617); false when absent or wrong. */

@@ -1,11 +1,13 @@
 /**
  * HTTP/1.1 request-line and request-target: RFC 9112 §3 (request-line), §3.2 (the four target
  * forms), RFC 9110 §4.2.1 (http URI), §4.2.4 (userinfo), §9.3.6 (CONNECT), RFC 3986 §3.2
- * (authority). Pure; used only by http1.ts.
+ * (authority). Pure; used by http1.ts, and by the listeners for its constants and checks.
  *
  * Deliberately not supported (answered 501 "commandNotSupported"): absolute-form with a scheme
- * other than http — in particular `GET https://…`, which would need TLS origination; clients
- * reach https origins through CONNECT.
+ * other than http and https (RFC 9110 §4.2: the two whose default port gives the Host value).
+ * https is parsed because a reverse listener sends every absolute-form request to the workload
+ * (SPEC §3); a forward listener answers it 501 (http-message.ts routeRequest), as sending it on
+ * would need TLS origination: clients reach https origins through CONNECT.
  *
  * Choices:
  * - Exactly one SP between the three request-line parts (§3: no lenient whitespace parsing).
@@ -23,8 +25,11 @@ import { ProxyError } from "../errors.ts";
 import { charClass, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
+/** The absolute-form schemes parsed, lower-case, with their default ports (RFC 9110 §4.2.1, §4.2.2). */
+export const DEFAULT_PORT = Object.freeze({ http: 80, https: 443 });
+export type UrlScheme = keyof typeof DEFAULT_PORT;
 export interface HttpUrl {
-  readonly scheme: string;
+  readonly scheme: UrlScheme;
   readonly host: string;
   readonly port: number;
   readonly path: string;
@@ -40,7 +45,7 @@ export interface ParsedTarget {
 }
 
 /** RFC 9110 §4.2.1: the http scheme's default port. */
-export const HTTP_DEFAULT_PORT = 80;
+export const HTTP_DEFAULT_PORT = DEFAULT_PORT.http;
 const MAX_PORT = 65535;
 const MAX_PORT_DIGITS = 5;
 const HASH = 0x23;
@@ -122,13 +127,22 @@ export function parseTarget(method: string, target: string): ParsedTarget {
   throw new ProxyError("protocol", "invalid request-target (authority-form needs CONNECT)");
 }
 
+/** The 501 for an absolute-form scheme that is not sent on (here, or on a forward listener). */
+export function schemeNotSupported(scheme: string): ProxyError {
+  return new ProxyError("commandNotSupported", `absolute-form with scheme ${scheme} (use CONNECT)`);
+}
+
+function isUrlScheme(scheme: string): scheme is UrlScheme {
+  return Object.hasOwn(DEFAULT_PORT, scheme);
+}
+
 function parseAbsolute(scheme: string, target: string, authStart: number): HttpUrl {
-  if (scheme !== "http") throw new ProxyError("commandNotSupported", `absolute-form with scheme ${scheme} (use CONNECT)`);
+  if (!isUrlScheme(scheme)) throw schemeNotSupported(scheme);
   let end = authStart;
   while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
   const auth = target.slice(authStart, end);
   if (auth.includes("@")) throw new ProxyError("protocol", "userinfo in request-target");
-  const hp = parseAuthority(auth, HTTP_DEFAULT_PORT);
+  const hp = parseAuthority(auth, DEFAULT_PORT[scheme]);
   if (!hp) throw new ProxyError("protocol", "invalid authority in absolute-form");
   const rest = target.slice(end);
   const path = rest === "" ? "/" : rest[0] === "?" ? "/" + rest : rest;

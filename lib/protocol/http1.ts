@@ -18,7 +18,8 @@
  * itself after a head is returned or an error thrown. Without a HeadScan each call starts over.
  *
  * Deliberately not supported: HTTP/0.9 and HTTP/2 (400), absolute-form with a scheme other than
- * http (501), obs-fold (400 / 502), transfer codings other than chunked on requests (501).
+ * http and https (501; https only reaches a reverse listener's workload), obs-fold (400 / 502),
+ * transfer codings other than chunked on requests (501).
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
@@ -46,7 +47,7 @@ export interface RequestHead {
   readonly version: "1.0" | "1.1";
   /** In order, duplicates kept. */
   readonly headers: Header[];
-  /** absolute-form: scheme is always "http"; path is origin-form ("/" when empty, query kept). */
+  /** absolute-form: scheme "http" or "https", lower-case; path is origin-form ("/" when empty, query kept). */
   readonly url?: HttpUrl;
   /** authority-form (CONNECT): host without brackets, port required. */
   readonly authority?: Authority;
