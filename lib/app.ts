@@ -148,6 +148,9 @@ export class ProxyServer {
       draining: () => this.isDraining,
     };
     const allowClient = this.matchers.allow;
+    // The client's address and port outlive the socket only in the log line and /connections:
+    // with neither, records name no client and the address is read only if something asks.
+    const recordClient = this.tracker.logsConnections() || this.config.adminPort !== null;
     const onAccept = (conn: Conn) => {
       if (allowClient && !allowClient(conn.remoteAddress)) {
         this.tracker.countRefused(name, "denied");
@@ -160,7 +163,7 @@ export class ProxyServer {
         return driver.refuse(conn);
       }
       this.accepted++;
-      const rec = this.tracker.open(name, protocol, hostPort(unmapIPv4(conn.remoteAddress), conn.remotePort));
+      const rec = this.tracker.open(name, protocol, recordClient ? hostPort(unmapIPv4(conn.remoteAddress), conn.remotePort) : "-");
       try {
         driver.handle(ctx, conn, rec);
       } catch (err) {
@@ -174,7 +177,7 @@ export class ProxyServer {
     let boundPort = port;
     for (const address of addresses) {
       // With port 0 the first address picks a free port and the others share it.
-      const l = this.runtime.listen({ hostname: address, port: boundPort, onAccept });
+      const l = this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept });
       boundPort = l.port;
       listeners.push(l);
       const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };

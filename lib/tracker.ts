@@ -82,6 +82,11 @@ export class Tracker {
 
   constructor(private readonly log: Logger) {}
 
+  /** Whether a finished connection can be logged at all (its line is info, or warn for a failure). */
+  logsConnections(): boolean {
+    return this.log.level >= LEVEL_WARN;
+  }
+
   /** Closed connections, newest first. */
   recent(): ConnRecord[] {
     const out: ConnRecord[] = [];

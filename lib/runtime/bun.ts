@@ -48,9 +48,10 @@ class BunConn implements Conn {
 
   /**
    * Each Bun address getter is a syscall (getpeername/getsockname), and a short connection is
-   * mostly syscalls: the peer of an accepted socket is read once at accept (policy and logs
-   * need it, and Bun no longer reports it after close); everything else only when asked
-   * (the SOCKS reply's local address), while the socket is open.
+   * mostly syscalls: the peer of an accepted socket is read at accept only when it is wanted
+   * after close (ListenOptions.peerAtAccept: logs, /connections; Bun no longer reports it
+   * then); everything else only when asked (policy, X-Forwarded-For, the SOCKS reply's local
+   * address), while the socket is open.
    */
   private remote: Endpoint | null;
   private local: Endpoint | null = null;
@@ -58,8 +59,9 @@ class BunConn implements Conn {
   constructor(
     private readonly socket: BunSocket,
     accepted: boolean,
+    peerAtAccept: boolean,
   ) {
-    this.remote = accepted ? { address: socket.remoteAddress, port: socket.remotePort } : null;
+    this.remote = peerAtAccept ? { address: socket.remoteAddress, port: socket.remotePort } : null;
     this.drainArmed = accepted;
   }
 
@@ -214,8 +216,8 @@ class BunConn implements Conn {
 }
 
 /** Bun already sets TCP_NODELAY on accepted and connected sockets (checked with strace). */
-function attach(socket: BunSocket, accepted: boolean): BunConn {
-  const conn = new BunConn(socket, accepted);
+function attach(socket: BunSocket, accepted: boolean, peerAtAccept = false): BunConn {
+  const conn = new BunConn(socket, accepted, peerAtAccept);
   socket.data = conn;
   return conn;
 }
@@ -255,6 +257,7 @@ const CONNECT_HANDLERS = {
 };
 
 function listen(options: ListenOptions): Listener {
+  const peerAtAccept = options.peerAtAccept ?? true;
   // `ipv6Only` is honoured by Bun.listen but missing from bun-types' listen options.
   const listenOptions: Bun.TCPSocketListenOptions<BunConn | undefined> & { ipv6Only: boolean } = {
     hostname: options.hostname,
@@ -266,7 +269,7 @@ function listen(options: ListenOptions): Listener {
     socket: {
       ...COMMON_HANDLERS,
       open(socket: BunSocket) {
-        options.onAccept(attach(socket, true));
+        options.onAccept(attach(socket, true, peerAtAccept));
       },
     },
   };
