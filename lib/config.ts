@@ -7,6 +7,7 @@
  * value, where it came from and the allowed values. The password never appears in a message or
  * in `sources` (shown as "***").
  */
+import { isIP } from "node:net";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { MAX_BYTES, MAX_DURATION_MS, optionByFlag } from "./config/options.ts";
 import { Resolver, spec } from "./config/resolver.ts";
@@ -130,6 +131,7 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     annotationsFile: r.annotationsFile,
     readyFile: r.optional("ready-file", v.nonEmpty),
   });
+  checkPortCollisions(r, config);
   return { config, sources: r.sources };
 }
 
@@ -186,4 +188,56 @@ function listenerProtocols(r: Resolver, type: ProxyType, protocol: Protocol): Pi
   r.sources.reverseProtocol = { ...from, value: result.reverseProtocol };
   r.sources.forwardProtocol = { ...from, value: result.forwardProtocol };
   return result;
+}
+
+/** An enabled listener as a port collision message names it: its port and bind options. */
+interface PortUse {
+  readonly portFlag: string;
+  readonly bindFlag: string;
+  readonly port: number;
+  readonly binds: readonly string[];
+}
+
+/**
+ * Two enabled listeners (reverse, forward, admin) on one port must not bind overlapping
+ * addresses, or the second bind fails at start-up with EADDRINUSE: refused here, naming both.
+ * Port 0 never collides (the OS picks a free port for each listener).
+ */
+function checkPortCollisions(r: Resolver, config: Config): void {
+  const uses: PortUse[] = [];
+  if (config.reverseProtocol) uses.push({ portFlag: "proxy-in-port", bindFlag: "in-bind", port: config.inPort, binds: config.inBind });
+  if (config.forwardProtocol) uses.push({ portFlag: "proxy-out-port", bindFlag: "out-bind", port: config.outPort, binds: config.outBind });
+  if (config.adminPort !== null) uses.push({ portFlag: "admin-port", bindFlag: "admin-bind", port: config.adminPort, binds: [config.adminBind] });
+  /** `key "value" from source`; `value` names one address of a bind list. */
+  const said = (flag: string, value?: string) => {
+    const raw = r.lookup(spec(flag));
+    return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
+  };
+  uses.forEach((later, i) => {
+    for (const earlier of uses.slice(0, i)) {
+      if (later.port === 0 || later.port !== earlier.port) continue;
+      for (const a of later.binds) {
+        const b = earlier.binds.find((x) => bindsOverlap(a, x));
+        if (b === undefined) continue;
+        throw new ConfigError(
+          `${said(later.portFlag)} conflicts with ${said(earlier.portFlag)}: ${said(later.bindFlag, a)} overlaps ${said(earlier.bindFlag, b)}; allowed: different ports (0 = any free port) or binds that do not overlap`,
+        );
+      }
+    }
+  });
+}
+
+const WILDCARD: Readonly<Record<number, string>> = { 4: "0.0.0.0", 6: "[::]" };
+
+/**
+ * Whether binding both addresses on one port collides: the same address (IPv6 compared in its
+ * canonical form), or a wildcard and any address of its family. `::` covers IPv6 only: the Bun
+ * adapter binds it IPv6-only, which is why the default in-bind `0.0.0.0,::` shares one port.
+ */
+function bindsOverlap(a: string, b: string): boolean {
+  const family = isIP(a);
+  if (family !== isIP(b)) return false;
+  const canonical = (address: string) => new URL(family === 6 ? `http://[${address}]/` : `http://${address}/`).hostname;
+  const [ca, cb] = [canonical(a), canonical(b)];
+  return ca === cb || ca === WILDCARD[family] || cb === WILDCARD[family];
 }

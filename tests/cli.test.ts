@@ -127,6 +127,12 @@ describe("invalid configuration: exit 2, one line on stderr, nothing on stdout",
     { name: "bad duration", args: ["--idle-timeout", "60"], expect: ["idle-timeout", `"60"`, "flag --idle-timeout", "missing unit", "500ms, 10s"] },
     { name: "bad bind", args: [], env: { SIDECAR_IN_BIND: "0.0.0.0,localhost" }, expect: ["in-bind", "env SIDECAR_IN_BIND", `item "localhost"`] },
     { name: "bad auth", args: [], env: { SIDECAR_AUTH: ":hunter2" }, expect: ["auth", "env SIDECAR_AUTH", "the user is empty"] },
+    {
+      name: "colliding ports",
+      args: ["--proxy-in-port", "47311", "--proxy-out-port", "47311"],
+      expect: ["proxy-out-port", `"47311"`, "flag --proxy-out-port", "proxy-in-port", "flag --proxy-in-port", "overlaps", "allowed: different ports"],
+    },
+    { name: "admin port on a listener's port", args: ["--admin-port", "4140"], expect: ["admin-port", `"4140"`, "flag --admin-port", "proxy-out-port", "allowed: different ports"] },
   ];
 
   for (const c of CASES) {

@@ -573,6 +573,47 @@ describe("admin", () => {
   });
 });
 
+describe("port collisions: two enabled listeners on one port with overlapping binds", () => {
+  const COLLIDE: Array<[string, Record<string, string>, string[]]> = [
+    ["in-port = out-port, default binds (0.0.0.0 covers 127.0.0.1)", { "proxy-in-port": "5000", "proxy-out-port": "5000" }, ["proxy-out-port", "proxy-in-port"]],
+    ["the same address", { "in-bind": "127.0.0.1", "out-bind": "::1,127.0.0.1", "proxy-in-port": "5000", "proxy-out-port": "5000" }, ['out-bind "127.0.0.1"', 'in-bind "127.0.0.1"']],
+    ["one IPv6 address written two ways", { "in-bind": "0:0::1", "out-bind": "::1", "proxy-in-port": "5000", "proxy-out-port": "5000" }, ['out-bind "::1"', 'in-bind "0:0::1"']],
+    ["the IPv6 wildcard", { "in-bind": "::", "out-bind": "::1", "proxy-in-port": "5000", "proxy-out-port": "5000" }, ['out-bind "::1"', 'in-bind "::"']],
+    ["admin-port = in-port", { "admin-port": "4143" }, ['admin-port "4143" from flag --admin-port', 'proxy-in-port "4143" from default']],
+    ["admin-port = out-port", { "admin-port": "4140" }, ['admin-bind "127.0.0.1" from default overlaps out-bind "127.0.0.1" from default']],
+  ];
+  for (const [name, flags, parts] of COLLIDE) {
+    test(`refused: ${name}`, () => {
+      const message = errorOf({ flags });
+      for (const part of parts) expect(message).toContain(part);
+      expect(message).toContain("allowed: different ports (0 = any free port) or binds that do not overlap");
+    });
+  }
+
+  test("the message names both keys, the values and their sources", () => {
+    expect(errorOf({ flags: { "proxy-out-port": "5000" }, env: { SIDECAR_PROXY_IN_PORT: "5000", SIDECAR_OUT_BIND: "127.0.0.1" } })).toBe(
+      `proxy-out-port "5000" from flag --proxy-out-port conflicts with proxy-in-port "5000" from env SIDECAR_PROXY_IN_PORT: ` +
+        `out-bind "127.0.0.1" from env SIDECAR_OUT_BIND overlaps in-bind "0.0.0.0" from default; allowed: different ports (0 = any free port) or binds that do not overlap`,
+    );
+  });
+
+  const ALLOWED: Array<[string, Record<string, string | boolean>]> = [
+    ["port 0 everywhere", { "proxy-in-port": "0", "proxy-out-port": "0", "admin-port": "0" }],
+    ["different addresses of one family", { "in-bind": "127.0.0.2", "out-bind": "127.0.0.1,::1", "proxy-in-port": "5000", "proxy-out-port": "5000" }],
+    ["different families", { "in-bind": "::1", "out-bind": "127.0.0.1", "proxy-in-port": "5000", "proxy-out-port": "5000" }],
+    // `::` is bound IPv6-only, as the default in-bind 0.0.0.0,:: on one port relies on.
+    ["the IPv6 wildcard and an IPv4 address", { "in-bind": "::", "out-bind": "127.0.0.1", "proxy-in-port": "5000", "proxy-out-port": "5000" }],
+    ["a listener that is not enabled (reverse: no forward listener)", { "proxy-type": "reverse", "proxy-in-port": "5000", "proxy-out-port": "5000" }],
+    ["admin off", { "no-admin": true, "proxy-in-port": "5000" }],
+    ["admin on another address", { "admin-port": "4140", "admin-bind": "127.0.0.2" }],
+  ];
+  for (const [name, flags] of ALLOWED) {
+    test(`accepted: ${name}`, () => {
+      expect(() => resolve({ flags })).not.toThrow();
+    });
+  }
+});
+
 describe("parseArgv", () => {
   test("commands, flags, --flag=value, boolean flags", () => {
     expect(parseArgv([])).toEqual({ command: "run", flags: {}, help: false });
