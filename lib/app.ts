@@ -11,6 +11,7 @@ import { hostPort, unmapIPv4 } from "./address.ts";
 import { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
+import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { driverFor } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
@@ -51,7 +52,7 @@ export class ProxyServer {
     this.tracker = new Tracker(log);
   }
 
-  /** Binds everything; throws (with the address in the message) when a bind fails. */
+  /** Binds everything; throws a ListenError (listener, address, port, OS reason) when a bind fails. */
   start(): void {
     const { config } = this;
     const groups: Array<[ListenerName, string, readonly string[], number]> = [];
@@ -59,13 +60,11 @@ export class ProxyServer {
     if (config.forwardProtocol) groups.push(["forward", config.forwardProtocol, config.outBind, config.outPort]);
     const cap = this.connectionCap(groups.length);
     for (const [name, protocol, addresses, port] of groups) this.bound.push(this.bindGroup(name, protocol, addresses, port, cap));
-    if (config.adminPort !== null) {
-      this.admin = startAdmin(this.runtime, config.adminBind, config.adminPort, {
-        tracker: this.tracker,
-        ready: () => this.isReady && !this.isDraining,
-        draining: () => this.isDraining,
-      });
-      this.log.info("listening", { listener: "admin", address: config.adminBind, port: this.admin.port });
+    const { adminBind, adminPort } = config;
+    if (adminPort !== null) {
+      const state = { tracker: this.tracker, ready: () => this.isReady && !this.isDraining, draining: () => this.isDraining };
+      this.admin = listenOrExplain("admin", adminBind, adminPort, () => startAdmin(this.runtime, adminBind, adminPort, state));
+      this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
     this.isReady = true;
     this.quietGc();
@@ -177,7 +176,7 @@ export class ProxyServer {
     let boundPort = port;
     for (const address of addresses) {
       // With port 0 the first address picks a free port and the others share it.
-      const l = this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept });
+      const l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
       boundPort = l.port;
       listeners.push(l);
       const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };
@@ -275,7 +274,8 @@ export async function runProxy(config: Config): Promise<void> {
   try {
     server.start();
   } catch (err) {
-    log.error("cannot start", { error: err instanceof Error ? err.message : String(err) });
+    const where = err instanceof ListenError ? { listener: err.listener, address: err.address, port: err.port, code: err.code } : {};
+    log.error("cannot start", { ...where, error: err instanceof Error ? err.message : String(err) });
     process.exit(1);
   }
 }

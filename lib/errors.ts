@@ -104,7 +104,8 @@ export function asProxyError(err: unknown): ProxyError {
   return new ProxyError("internal", err instanceof Error ? err.message : String(err), { cause: err });
 }
 
-function errnoOf(err: unknown): string | undefined {
+/** The OS error code an error carries (`code`, or a Deno error class name), or undefined. */
+export function errnoOf(err: unknown): string | undefined {
   if (typeof err !== "object" || err === null) return undefined;
   const e = err as { code?: unknown; name?: unknown };
   if (typeof e.code === "string") return e.code;

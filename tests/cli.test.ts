@@ -1,6 +1,7 @@
 /**
  * The real CLI, spawned (tests/helpers/proc.ts: sources under Bun, a compiled binary, or Deno).
- * Only `config`, `--help` and start-up errors: no listener is started here.
+ * Only `config`, `--help` and start-up errors: no proxy runs here (a bind failure is provoked on a
+ * loopback port the test itself holds).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -156,6 +157,35 @@ describe("invalid configuration: exit 2, one line on stderr, nothing on stdout",
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toStartWith(`sidecar-proxy: cannot read auth-file "${join(dir, "missing")}" (from flag --auth-file): `);
   });
+});
+
+describe("a listener that cannot bind: exit 1, one `cannot start` line naming it, its address and the OS reason", () => {
+  const LISTENERS: Array<{ listener: string; args: (port: string) => string[] }> = [
+    { listener: "reverse", args: (port) => ["--proxy-type", "reverse", "--in-bind", "127.0.0.1", "--proxy-in-port", port, "--no-admin"] },
+    { listener: "forward", args: (port) => ["--proxy-type", "forward", "--out-bind", "127.0.0.1", "--proxy-out-port", port, "--no-admin"] },
+    { listener: "admin", args: (port) => ["--proxy-type", "forward", "--out-bind", "127.0.0.1", "--proxy-out-port", "0", "--admin-port", port] },
+  ];
+  for (const { listener, args } of LISTENERS) {
+    test(`${listener}: a port another process holds`, async () => {
+      const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+      try {
+        const r = await runProxyOnce([...args(String(held.port)), "--log-format", "json"], {}, 10_000);
+        expect(r.exitCode).toBe(1);
+        const lines = r.stdout.split("\n").filter((l) => l.includes(`"cannot start"`));
+        expect(lines).toHaveLength(1);
+        expect(JSON.parse(lines[0] ?? "")).toMatchObject({
+          msg: "cannot start",
+          listener,
+          address: "127.0.0.1",
+          port: held.port,
+          code: "EADDRINUSE",
+          error: `${listener} listener cannot listen on 127.0.0.1:${held.port}: EADDRINUSE, address already in use`,
+        });
+      } finally {
+        held.stop(true);
+      }
+    });
+  }
 });
 
 describe("--help", () => {
