@@ -79,6 +79,11 @@ describe("sidecar-proxy config", () => {
     }
   });
 
+  test("--no-admin over SIDECAR_ADMIN_PORT, and --admin-port over SIDECAR_NO_ADMIN: the flag wins", async () => {
+    expect((await configOf(["--no-admin"], { SIDECAR_ADMIN_PORT: "5000" })).adminPort).toEqual({ value: null, source: "flag", from: "flag --no-admin" });
+    expect((await configOf(["--admin-port", "5000"], { SIDECAR_NO_ADMIN: "1" })).adminPort).toEqual({ value: 5000, source: "flag", from: "flag --admin-port" });
+  });
+
   test("--no-admin, durations and sizes", async () => {
     const sources = await configOf(["--no-admin", "--connect-timeout", "1m30s", "--max-header-bytes=60KiB"], { SIDECAR_GRACE_PERIOD: "0" });
     expect(sources.adminPort).toEqual({ value: null, source: "flag", from: "flag --no-admin" });
@@ -133,6 +138,7 @@ describe("invalid configuration: exit 2, one line on stderr, nothing on stdout",
       args: ["--proxy-in-port", "47311", "--proxy-out-port", "47311"],
       expect: ["proxy-out-port", `"47311"`, "flag --proxy-out-port", "proxy-in-port", "flag --proxy-in-port", "overlaps", "allowed: different ports"],
     },
+    { name: "admin port and no-admin, both flags", args: ["--admin-port", "5000", "--no-admin"], expect: ["admin-port", `"5000"`, "flag --admin-port", "conflicts with no-admin from flag --no-admin"] },
     { name: "admin port on a listener's port", args: ["--admin-port", "4140"], expect: ["admin-port", `"4140"`, "flag --admin-port", "proxy-out-port", "allowed: different ports"] },
   ];
 

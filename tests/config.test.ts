@@ -563,13 +563,31 @@ describe("admin", () => {
     expect(resolve({ env: { SIDECAR_NO_ADMIN: "false" }, flags: { "admin-port": "0" } }).config.adminPort).toBe(0);
   });
 
-  test("bad boolean, and no-admin with an explicit admin port", () => {
+  test("bad boolean", () => {
     expect(errorOf({ env: { SIDECAR_NO_ADMIN: "yes" } })).toBe(
       `invalid no-admin "yes" from env SIDECAR_NO_ADMIN: not a boolean; allowed: true, false, 1, 0`,
     );
-    expect(errorOf({ flags: { "no-admin": true }, env: { SIDECAR_ADMIN_PORT: "9000" } })).toBe(
-      `admin-port "9000" from env SIDECAR_ADMIN_PORT conflicts with no-admin from flag --no-admin; allowed: one of them`,
+  });
+
+  test("--admin-port and --no-admin are one setting: the higher source wins, both at one level is an error", () => {
+    const off = resolve({ flags: { "no-admin": true }, env: { SIDECAR_ADMIN_PORT: "9000" } });
+    expect(off.config.adminPort).toBeNull();
+    expect(off.sources.adminPort).toEqual({ value: null, source: "flag", from: "flag --no-admin" });
+    // The lower source is not read at all, as for --auth / --auth-file.
+    expect(resolve({ flags: { "no-admin": true }, env: { SIDECAR_ADMIN_PORT: "http" } }).config.adminPort).toBeNull();
+
+    const on = resolve({ flags: { "admin-port": "9000" }, env: { SIDECAR_NO_ADMIN: "1" } });
+    expect(on.config.adminPort).toBe(9000);
+    expect(on.sources.adminPort).toEqual({ value: 9000, source: "flag", from: "flag --admin-port" });
+
+    expect(errorOf({ flags: { "no-admin": true, "admin-port": "9000" } })).toBe(
+      `admin-port "9000" from flag --admin-port conflicts with no-admin from flag --no-admin; allowed: one of them`,
     );
+    expect(errorOf({ env: { SIDECAR_NO_ADMIN: "true", SIDECAR_ADMIN_PORT: "9000" } })).toBe(
+      `admin-port "9000" from env SIDECAR_ADMIN_PORT conflicts with no-admin from env SIDECAR_NO_ADMIN; allowed: one of them`,
+    );
+    // no-admin false is no conflict.
+    expect(resolve({ env: { SIDECAR_NO_ADMIN: "0", SIDECAR_ADMIN_PORT: "9000" } }).config.adminPort).toBe(9000);
   });
 });
 

@@ -91,11 +91,8 @@ export class Resolver {
   auth(): Config["auth"] {
     const inline = this.lookup(spec("auth"));
     const file = this.lookup(spec("auth-file"));
-    if (inline !== null && file !== null && inline.source === file.source) {
-      throw new ConfigError(`auth and auth-file are both given (${inline.origin}, ${file.origin}); allowed: one of them`);
-    }
-    const useFile = file !== null && (inline === null || rank(file.source) < rank(inline.source));
-    const raw = useFile ? file : inline;
+    const raw = higher(inline, file, () => new ConfigError(`auth and auth-file are both given (${inline?.origin}, ${file?.origin}); allowed: one of them`));
+    const useFile = raw !== null && raw === file;
     if (raw === null) {
       this.sources.auth = { value: null, source: "default" };
       return null;
@@ -114,19 +111,19 @@ export class Resolver {
     return auth;
   }
 
-  /** --admin-port / --no-admin: off wins, but an explicit port together with off is a conflict. */
+  /**
+   * --admin-port / --no-admin (same setting, as --auth / --auth-file): the highest source wins;
+   * an explicit port and no-admin at one level is an error. A default port never conflicts.
+   */
   adminPort(): number | null {
     const off = this.optional("no-admin", v.boolean);
+    const offRaw = this.lookup(spec("no-admin"));
     const portRaw = this.lookup(spec("admin-port"));
-    if (off === true) {
-      const offEntry = this.sources.adminPort;
-      if (portRaw !== null && portRaw.source !== "default") {
-        throw new ConfigError(`admin-port ${quote(portRaw.text)} from ${portRaw.origin} conflicts with no-admin from ${offEntry?.from ?? "?"}; allowed: one of them`);
-      }
-      this.sources.adminPort = { ...offEntry, value: null } as SourceEntry;
-      return null;
-    }
-    return this.get("admin-port", port);
+    const explicitPort = portRaw?.source === "default" ? null : portRaw;
+    const conflict = () => new ConfigError(`admin-port ${quote(explicitPort?.text ?? "")} from ${explicitPort?.origin} conflicts with no-admin from ${offRaw?.origin}; allowed: one of them`);
+    if (off !== true || higher(offRaw, explicitPort, conflict) !== offRaw) return this.get("admin-port", port);
+    this.sources.adminPort = { ...this.sources.adminPort, value: null } as SourceEntry;
+    return null;
   }
 
   private record(key: string, value: unknown, raw: Raw): void {
@@ -188,6 +185,17 @@ export function spec(flag: string): OptionSpec {
 
 function rank(source: Source): number {
   return ["flag", "env", "annotation", "default"].indexOf(source);
+}
+
+/**
+ * Of two options that set one setting, the one from the higher source (SPEC §2: flags,
+ * environment, annotations file, defaults), or null when neither is given. Both from one level
+ * cannot be ordered: `conflict` is thrown.
+ */
+function higher(a: Raw | null, b: Raw | null, conflict: () => ConfigError): Raw | null {
+  if (a === null || b === null) return a ?? b;
+  if (a.source === b.source) throw conflict();
+  return rank(a.source) < rank(b.source) ? a : b;
 }
 
 /** USER:PASSWORD split at the first colon (RFC 7617 §2: user-ids cannot contain ":"). */
