@@ -190,6 +190,7 @@ export class ProxyServer {
   shutdown(signal: string, exit: (code: number) => void): void {
     if (this.isDraining) {
       this.log.warn("second signal: exiting now", { signal, active: this.tracker.active.size });
+      this.removeReadyFile();
       return exit(1);
     }
     this.isDraining = true;
@@ -238,9 +239,21 @@ export class ProxyServer {
       for (const n of s.errors.values()) errors += n;
     }
     this.admin?.stop();
-    // Not listening any more: a script waiting on the ready file must not find a stale one.
-    if (this.config.readyFile) rmSync(this.config.readyFile, { force: true });
+    this.removeReadyFile();
     this.log.info("stopped", { connections, bytesUp, bytesDown, errors });
+  }
+
+  /**
+   * Not listening any more (a clean stop or a second signal): a script waiting on the ready file
+   * must not find a stale one. Best effort: failing to remove it must not keep the process alive.
+   */
+  private removeReadyFile(): void {
+    if (!this.config.readyFile) return;
+    try {
+      rmSync(this.config.readyFile, { force: true });
+    } catch (err) {
+      this.log.warn("cannot remove the ready file", { file: this.config.readyFile, error: err instanceof Error ? err.message : String(err) });
+    }
   }
 }
 

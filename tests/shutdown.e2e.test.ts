@@ -5,11 +5,18 @@
  * event), never on a sleep, so none of these depend on timing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectionsOf, until } from "./helpers/hardening.ts";
 import { RawClient, echoServer } from "./helpers/net.ts";
 import { killAll, startProxy } from "./helpers/proxy.ts";
 
-afterAll(killAll);
+const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-shutdown-"));
+afterAll(() => {
+  killAll();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function reverseTcp(workloadPort: number, extra: string[]) {
   return startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(workloadPort), ...extra]);
@@ -61,6 +68,18 @@ describe("shutdown", () => {
     proxy.signal("SIGTERM");
     expect(await proxy.exited).toBe(1);
     echo.stop();
+  });
+
+  test("a second signal (exit 1) removes the ready file too", async () => {
+    const readyFile = join(dir, "second-signal.ready");
+    const proxy = await startProxy(["--proxy-type", "forward", "--drain-delay", "1h", "--ready-file", readyFile]);
+    proxy.signal("SIGTERM");
+    // start() writes the file before it returns, so before any signal is handled.
+    await proxy.waitForLog((l) => l.msg === "draining", 10_000, "draining");
+    expect(existsSync(readyFile)).toBe(true);
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(1);
+    expect(existsSync(readyFile)).toBe(false);
   });
 
   test("HTTP: a connection that has sent nothing yet is closed when the listeners close, long before the grace period", async () => {
