@@ -73,8 +73,9 @@ export function openTunnel(
   // rather than when the connect gives up. (A FIN alone is kept: it may be a half-close of a
   // client that still wants the reply, as with HAProxy's default of no abortonclose.)
   held.onGone = () => {
+    // `cancelled` already: the shutdown's abort above destroyed the client, which lands here.
+    ctx.tracker.close(rec, cancelled ? "shutdown" : "client-aborted");
     cancelled = true;
-    ctx.tracker.close(rec, "client-aborted");
   };
   dial(ctx.runtime, target, ctx.dialOptions, (result) => {
     held.onGone = null;

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectionsOf, until } from "./helpers/hardening.ts";
 import { RawClient, echoServer } from "./helpers/net.ts";
+import { stalledPort } from "./helpers/origins.ts";
 import { killAll, startProxy } from "./helpers/proxy.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-shutdown-"));
@@ -92,6 +93,19 @@ describe("shutdown", () => {
     expect(await proxy.exited).toBe(0);
     const line = proxy.logs.find((l) => l.msg === "connection");
     expect(line?.termination).toBe("shutdown");
+  });
+
+  test("a connection still dialling when the grace period ends is cut and logged as shutdown", async () => {
+    const stalled = await stalledPort(); // a destination whose connect never completes
+    const proxy = await reverseTcp(stalled.port, ["--drain-delay", "0", "--grace-period", "200ms", "--connect-timeout", "1h"]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await until(() => connectionsOf(proxy), (v) => v.active.length === 1, 10_000, "the proxy to list the dialling connection");
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(0);
+    await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be cut");
+    const line = proxy.logs.find((l) => l.msg === "connection");
+    expect(line?.termination).toBe("shutdown");
+    stalled.stop();
   });
 
   test("connections still open after the grace period are cut and the process exits 0", async () => {
