@@ -566,9 +566,11 @@ describe("forward http: malformed requests and smuggling (SPEC §4: 400, nothing
     expect(body.toLowerCase()).toContain("proxy");
   });
 
-  test("https:// absolute-form: 501 (use CONNECT), and nothing reaches the origin it names", async () => {
-    const body = await rejectedBeforeOrigin((o) => `GET https://${authority(o)}/a HTTP/1.1\r\nHost: ${authority(o)}\r\n\r\n`, 501);
-    expect(body).toContain("use CONNECT");
+  test("https:// and ftp:// absolute-form: 501 (use CONNECT), and nothing reaches the origin they name", async () => {
+    for (const scheme of ["https", "ftp"]) {
+      const body = await rejectedBeforeOrigin((o) => `GET ${scheme}://${authority(o)}/a HTTP/1.1\r\nHost: ${authority(o)}\r\n\r\n`, 501);
+      expect(body).toContain("use CONNECT");
+    }
   });
 
   test("Content-Length and Transfer-Encoding together", async () => {

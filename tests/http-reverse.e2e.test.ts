@@ -150,20 +150,22 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
     x.client.close();
   });
 
-  test("absolute-form with https:// (any case, any port) also reaches the workload, in origin-form with Host from the URL", async () => {
+  test("absolute-form with https:// or any other scheme (any case, any port) also reaches the workload, in origin-form with Host from the URL", async () => {
     const { raw, p } = await rawWorkload();
     const x = await rawExchange(
       p.ports.reverse!,
       "GET https://else.invalid/zz HTTP/1.1\r\nHost: else.invalid\r\n\r\n" +
         "GET HTTPS://else.invalid:8443/zz?q=1 HTTP/1.1\r\nHost: else.invalid\r\n\r\n" +
-        "GET https://[::1]:443 HTTP/1.1\r\nHost: other.invalid\r\n\r\n",
-      { count: 3 },
+        "GET https://[::1]:443 HTTP/1.1\r\nHost: other.invalid\r\n\r\n" +
+        "GET ftp://else.invalid/f HTTP/1.1\r\nHost: else.invalid\r\n\r\n" +
+        "GET ftp://else.invalid:21/f HTTP/1.1\r\nHost: else.invalid\r\n\r\n",
+      { count: 5 },
     );
-    expect(x.finals.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(["200 raw", "200 raw", "200 raw"]);
+    expect(x.finals.map((r) => `${r.status} ${r.body.toString()}`)).toEqual(["200 raw", "200 raw", "200 raw", "200 raw", "200 raw"]);
     const got = raw.received();
-    expect(got.match(/^GET \S* HTTP\/1\.1\r$/gm)).toEqual(["GET /zz HTTP/1.1\r", "GET /zz?q=1 HTTP/1.1\r", "GET / HTTP/1.1\r"]);
-    // The scheme's default port (443) is left out, as http's 80 is.
-    expect(got.match(/^Host: .*(?=\r$)/gm)).toEqual(["Host: else.invalid", "Host: else.invalid:8443", "Host: [::1]"]);
+    expect(got.match(/^GET \S* HTTP\/1\.1\r$/gm)).toEqual(["GET /zz HTTP/1.1\r", "GET /zz?q=1 HTTP/1.1\r", "GET / HTTP/1.1\r", "GET /f HTTP/1.1\r", "GET /f HTTP/1.1\r"]);
+    // The scheme's default port (443) is left out, as http's 80 is; a scheme without one keeps any port given.
+    expect(got.match(/^Host: .*(?=\r$)/gm)).toEqual(["Host: else.invalid", "Host: else.invalid:8443", "Host: [::1]", "Host: else.invalid", "Host: else.invalid:21"]);
     expect(got.match(/^X-Forwarded-(?:Host|Proto): .*(?=\r$)/gm)).toEqual([
       "X-Forwarded-Proto: http",
       "X-Forwarded-Host: else.invalid",
@@ -171,6 +173,10 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
       "X-Forwarded-Host: else.invalid:8443",
       "X-Forwarded-Proto: http",
       "X-Forwarded-Host: [::1]",
+      "X-Forwarded-Proto: http",
+      "X-Forwarded-Host: else.invalid",
+      "X-Forwarded-Proto: http",
+      "X-Forwarded-Host: else.invalid:21",
     ]);
     x.client.close();
     await p.stop();

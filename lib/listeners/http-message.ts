@@ -9,7 +9,7 @@ import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
 import { listTokens } from "../protocol/http1-framing.ts";
-import { DEFAULT_PORT, HTTP_DEFAULT_PORT, schemeNotSupported } from "../protocol/http1-target.ts";
+import { HTTP_DEFAULT_PORT, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
 
@@ -45,11 +45,11 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   } else {
     // Reverse proxy: whatever the client names, the workload answers (never an open relay).
     target = workload;
-    // Any scheme parsed (http, https) is sent in origin-form: the workload is dialled, never the URL's origin.
+    // Any scheme is sent in origin-form: the workload is dialled, never the URL's origin.
     if (request.form === "absolute" && request.url) {
       const { host, port, scheme } = request.url;
       path = request.url.path;
-      headers = setHeader(headers, "Host", hostField(host, port, DEFAULT_PORT[scheme]));
+      headers = setHeader(headers, "Host", hostField(host, port, defaultPortOf(scheme)));
     } else {
       path = request.target;
       if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));

@@ -3,11 +3,12 @@
  * forms), RFC 9110 §4.2.1 (http URI), §4.2.4 (userinfo), §9.3.6 (CONNECT), RFC 3986 §3.2
  * (authority). Pure; used by http1.ts, and by the listeners for its constants and checks.
  *
- * Deliberately not supported (answered 501 "commandNotSupported"): absolute-form with a scheme
- * other than http and https (RFC 9110 §4.2: the two whose default port gives the Host value).
- * https is parsed because a reverse listener sends every absolute-form request to the workload
- * (SPEC §3); a forward listener answers it 501 (http-message.ts routeRequest), as sending it on
- * would need TLS origination: clients reach https origins through CONNECT.
+ * Absolute-form is parsed whatever its scheme, because a reverse listener sends every
+ * absolute-form request to the workload (SPEC §3). A forward listener answers 501
+ * "commandNotSupported" to any scheme but http (http-message.ts routeRequest): https would need
+ * TLS origination (clients reach https origins through CONNECT), other schemes are not HTTP.
+ * Only http and https have a default port (RFC 9110 §4.2); for another scheme without a port
+ * the port is NO_PORT, and Host carries none.
  *
  * Choices:
  * - Exactly one SP between the three request-line parts (§3: no lenient whitespace parsing).
@@ -25,12 +26,19 @@ import { ProxyError } from "../errors.ts";
 import { charClass, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
-/** The absolute-form schemes parsed, lower-case, with their default ports (RFC 9110 §4.2.1, §4.2.2). */
-export const DEFAULT_PORT = Object.freeze({ http: 80, https: 443 });
-export type UrlScheme = keyof typeof DEFAULT_PORT;
+/** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
+export const NO_PORT = 0;
+const HTTPS_DEFAULT_PORT = 443;
+
+/** A scheme's default port (RFC 9110 §4.2.1, §4.2.2: http 80, https 443), NO_PORT for any other. */
+export function defaultPortOf(scheme: string): number {
+  return scheme === "http" ? HTTP_DEFAULT_PORT : scheme === "https" ? HTTPS_DEFAULT_PORT : NO_PORT;
+}
 export interface HttpUrl {
-  readonly scheme: UrlScheme;
+  /** Lower-case. */
+  readonly scheme: string;
   readonly host: string;
+  /** The URL's port, its scheme's default, or NO_PORT. */
   readonly port: number;
   readonly path: string;
 }
@@ -45,7 +53,7 @@ export interface ParsedTarget {
 }
 
 /** RFC 9110 §4.2.1: the http scheme's default port. */
-export const HTTP_DEFAULT_PORT = DEFAULT_PORT.http;
+export const HTTP_DEFAULT_PORT = 80;
 const MAX_PORT = 65535;
 const MAX_PORT_DIGITS = 5;
 const HASH = 0x23;
@@ -132,17 +140,12 @@ export function schemeNotSupported(scheme: string): ProxyError {
   return new ProxyError("commandNotSupported", `absolute-form with scheme ${scheme} (use CONNECT)`);
 }
 
-function isUrlScheme(scheme: string): scheme is UrlScheme {
-  return Object.hasOwn(DEFAULT_PORT, scheme);
-}
-
 function parseAbsolute(scheme: string, target: string, authStart: number): HttpUrl {
-  if (!isUrlScheme(scheme)) throw schemeNotSupported(scheme);
   let end = authStart;
   while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
   const auth = target.slice(authStart, end);
   if (auth.includes("@")) throw new ProxyError("protocol", "userinfo in request-target");
-  const hp = parseAuthority(auth, DEFAULT_PORT[scheme]);
+  const hp = parseAuthority(auth, defaultPortOf(scheme));
   if (!hp) throw new ProxyError("protocol", "invalid authority in absolute-form");
   const rest = target.slice(end);
   const path = rest === "" ? "/" : rest[0] === "?" ? "/" + rest : rest;

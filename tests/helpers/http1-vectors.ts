@@ -53,6 +53,9 @@ export const REQUEST_VECTORS: readonly HeadVector<RequestHead>[] = [
   // https is parsed (a reverse listener sends it to the workload; a forward one answers 501).
   { name: "https absolute-form: default port 443", head: `GET HTTPS://a/b HTTP/1.1\r\n${H}\r\n`, check: is({ form: "absolute", url: { scheme: "https", host: "a", port: 443, path: "/b" } }) },
   { name: "https absolute-form with a port", head: `GET https://[::1]:80?q HTTP/1.1\r\n${H}\r\n`, check: is({ url: { scheme: "https", host: "::1", port: 80, path: "/?q" } }) },
+  // Any other scheme parses too, without a default port (a forward listener answers it 501).
+  { name: "ftp absolute-form: no default port", head: `GET FTP://a/f HTTP/1.1\r\n${H}\r\n`, check: is({ form: "absolute", url: { scheme: "ftp", host: "a", port: 0, path: "/f" } }) },
+  { name: "ftp absolute-form with a port", head: `GET ftp://a:2121 HTTP/1.1\r\n${H}\r\n`, check: is({ url: { scheme: "ftp", host: "a", port: 2121, path: "/" } }) },
   { name: "CONNECT authority-form", head: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", check: is({ form: "authority", authority: { host: "example.com", port: 443 } }) },
   { name: "CONNECT IPv6", head: "CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n", check: is({ authority: { host: "2001:db8::1", port: 443 } }) },
   { name: "CONNECT with Content-Length: 0", head: `CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nContent-Length: 0\r\n\r\n`, check: is({ form: "authority" }) },
@@ -166,7 +169,6 @@ export const REQUEST_VECTORS: readonly HeadVector<RequestHead>[] = [
   { name: "authority-form with GET", head: `GET example.com:80 HTTP/1.1\r\n${H}\r\n`, status: 400 },
   { name: "asterisk-form with GET", head: `GET * HTTP/1.1\r\n${H}\r\n`, status: 400 },
   { name: "userinfo in https absolute-form", head: `GET https://u@a/ HTTP/1.1\r\n${H}\r\n`, status: 400 },
-  { name: "ftp absolute-form -> 501", head: `GET ftp://a/ HTTP/1.1\r\n${H}\r\n`, status: 501 },
   { name: "userinfo in absolute-form", head: `GET http://u:p@a/ HTTP/1.1\r\n${H}\r\n`, status: 400 },
   { name: "absolute-form empty host", head: `GET http:///x HTTP/1.1\r\n${H}\r\n`, status: 400 },
   { name: "absolute-form bad port", head: `GET http://a:8x/ HTTP/1.1\r\n${H}\r\n`, status: 400 },
