@@ -36,7 +36,8 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
     if (request.form !== "absolute" || !request.url) {
       throw new ProxyError("protocol", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT");
     }
-    // An https origin would need TLS from us; clients tunnel to it with CONNECT instead.
+    // Anything but http: https would need TLS from us (clients tunnel to it with CONNECT instead),
+    // and other schemes are not HTTP.
     if (request.url.scheme !== "http") throw schemeNotSupported(request.url.scheme);
     target = { host: request.url.host, port: request.url.port };
     path = request.url.path;

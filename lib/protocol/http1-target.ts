@@ -135,7 +135,7 @@ export function parseTarget(method: string, target: string): ParsedTarget {
   throw new ProxyError("protocol", "invalid request-target (authority-form needs CONNECT)");
 }
 
-/** The 501 for an absolute-form scheme that is not sent on (here, or on a forward listener). */
+/** The 501 a forward listener answers to an absolute-form scheme other than http. */
 export function schemeNotSupported(scheme: string): ProxyError {
   return new ProxyError("commandNotSupported", `absolute-form with scheme ${scheme} (use CONNECT)`);
 }
