@@ -11,6 +11,7 @@
  * Hot path (per chunk): one method call, one write, one counter add. No allocation, no logging,
  * no clock reads: the idle check samples the counters from a timer instead of stamping each chunk.
  */
+import { faultTermination } from "./fault.ts";
 import type { Conn, ConnEvents } from "./runtime/types.ts";
 import { type Expiring, type SweptSet, deadlinesFor, sweptSetFor } from "./sweep.ts";
 
@@ -23,7 +24,8 @@ export type Termination =
   | "server-reset"
   | "idle-timeout"
   | "half-closed-timeout"
-  | "shutdown"; // cut at the end of the shutdown grace period
+  | "shutdown" // cut at the end of the shutdown grace period
+  | "internal"; // a bug closed one side (lib/fault.ts)
 
 export interface RelayOptions {
   readonly maxBufferedBytes: number;
@@ -213,7 +215,7 @@ export class Relay implements Expiring {
     if (!err && this.serverReadDone) {
       this.clientFin();
     } else {
-      this.termination ??= err ? "client-reset" : "client-close";
+      this.termination ??= err ? faultTermination(err, "client-reset") : "client-close";
       this.clientReadDone = true;
       this.up.end();
     }
@@ -225,7 +227,7 @@ export class Relay implements Expiring {
     if (!err && this.clientReadDone) {
       this.serverFin();
     } else {
-      this.termination ??= err ? "server-reset" : "server-close";
+      this.termination ??= err ? faultTermination(err, "server-reset") : "server-close";
       this.serverReadDone = true;
       this.down.end();
     }

@@ -8,6 +8,8 @@
  * is swept every tenth of the timeout (5 ms to 1 s), so a deadline fires up to 10 % late (at
  * most 1 s), never early.
  */
+import { reportFault } from "./fault.ts";
+
 export class SweptSet<T> {
   private readonly items = new Set<T>();
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -36,7 +38,16 @@ export class SweptSet<T> {
     }
     const now = Date.now();
     // Deleting the visited item (or any other) while iterating a Set is safe in JS.
-    for (const item of this.items) this.visit(item, now, this);
+    for (const item of this.items) {
+      try {
+        this.visit(item, now, this);
+      } catch (err) {
+        // A bug in one item's check (lib/fault.ts): report it and drop the item, so that it
+        // neither throws again every tick nor keeps the other items from being checked.
+        this.items.delete(item);
+        reportFault(err, "timer");
+      }
+    }
   }
 }
 

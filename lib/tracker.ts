@@ -77,6 +77,8 @@ export class Tracker {
   private ringNext = 0;
   readonly stats = new Map<ListenerName, ListenerStats>();
   private nextId = 1;
+  /** Exceptions our own code threw and lib/fault.ts caught (each closed the connection it hit). */
+  internalErrors = 0;
   /** Called when the last active connection finishes (shutdown waits on it). */
   onIdle: (() => void) | null = null;
 

@@ -7,6 +7,7 @@ import { hostPort } from "./address.ts";
 import type { Config } from "./config.ts";
 import { dial, type DialOptions, type DialTarget } from "./dial.ts";
 import { ProxyError } from "./errors.ts";
+import { faultTermination } from "./fault.ts";
 import type { Limits } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { Holding, Relay } from "./relay.ts";
@@ -74,7 +75,7 @@ export function openTunnel(
   // client that still wants the reply, as with HAProxy's default of no abortonclose.)
   held.onGone = () => {
     // `cancelled` already: the shutdown's abort above destroyed the client, which lands here.
-    ctx.tracker.close(rec, cancelled ? "shutdown" : "client-aborted");
+    ctx.tracker.close(rec, cancelled ? "shutdown" : faultTermination(held.error, "client-aborted"));
     cancelled = true;
   };
   dial(ctx.runtime, target, ctx.dialOptions, (result) => {

@@ -139,9 +139,12 @@ describe("/metrics", () => {
       "sidecar_errors_total",
       "sidecar_connect_duration_seconds",
       "sidecar_handshake_duration_seconds",
+      "sidecar_internal_errors_total",
     ]) {
       expect(empty.families.has(family), family).toBe(true);
     }
+    expect(empty.families.get("sidecar_internal_errors_total")!.type).toBe("counter");
+    expect(empty.value("sidecar_internal_errors_total")).toBe(0);
     expect(empty.families.get("sidecar_connections_total")!.type).toBe("counter");
     expect(empty.families.get("sidecar_connections_active")!.type).toBe("gauge");
     expect(empty.families.get("sidecar_connect_duration_seconds")!.type).toBe("histogram");

@@ -3,6 +3,7 @@
  * deadlines. No timing assertion beyond "never early": waits are bounded and only check order.
  */
 import { describe, expect, test } from "bun:test";
+import { onFault } from "../lib/fault.ts";
 import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -31,6 +32,27 @@ describe("SweptSet", () => {
     await until(() => seen.get("b")! >= b + 2, "two more sweeps");
     expect(seen.get("a")).toBe(a);
     set.delete("b");
+  });
+
+  test("an item whose visit throws is reported and dropped; the others are still visited", async () => {
+    const faults: Array<{ err: unknown; site: string }> = [];
+    const previous = onFault((err, site) => void faults.push({ err, site }));
+    try {
+      const boom = new Error("boom in a visit");
+      const seen = new Map<string, number>();
+      const set = new SweptSet<string>(5, (item) => {
+        seen.set(item, (seen.get(item) ?? 0) + 1);
+        if (item === "bad") throw boom;
+      });
+      // "bad" first: were the throw to escape, "after" would never be visited.
+      for (const item of ["bad", "after"]) set.add(item);
+      await until(() => (seen.get("after") ?? 0) >= 3, "three sweeps of the other item");
+      expect(seen.get("bad")).toBe(1);
+      expect(faults).toEqual([{ err: boom, site: "timer" }]);
+      set.delete("after");
+    } finally {
+      onFault(previous);
+    }
   });
 });
 

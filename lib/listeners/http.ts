@@ -28,6 +28,7 @@
 import { createVerifier, type Verifier } from "../auth.ts";
 import { type DialTarget, dial } from "../dial.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
+import { faultTermination } from "../fault.ts";
 import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type Authority, type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
@@ -123,7 +124,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
     this.dropUpstream(true);
     this.rec.requests = this.requests;
-    this.ctx.tracker.close(this.rec, this.termination ?? "client-fin", this.error);
+    this.ctx.tracker.close(this.rec, faultTermination(err, this.termination ?? "client-fin"), this.error);
   }
 
   // ---- requests ----

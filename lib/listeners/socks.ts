@@ -5,6 +5,7 @@
  */
 import { createVerifier } from "../auth.ts";
 import { ProxyError } from "../errors.ts";
+import { faultTermination } from "../fault.ts";
 import { type SocksEvent, type SocksMachine, createSocksMachine } from "../protocol/socks.ts";
 import { Holding } from "../relay.ts";
 import { type Expiring, deadlinesFor } from "../sweep.ts";
@@ -111,11 +112,11 @@ class SocksSession implements ConnEvents, Expiring {
 
   onDrain(): void {}
 
-  onClose(): void {
+  onClose(err?: Error): void {
     if (this.done) return;
     this.done = true;
     this.stopClock();
-    this.ctx.tracker.close(this.rec, "client-aborted");
+    this.ctx.tracker.close(this.rec, faultTermination(err, "client-aborted"));
   }
 }
 

@@ -17,6 +17,7 @@
  *   partial write. Accepted sockets share the listener's handlers, which have it.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
+import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -210,8 +211,25 @@ class BunConn implements Conn {
     this.closed = true;
     this.queue = null;
     this.queuedBytes = 0;
-    if (this.events) this.events.onClose(err ?? this.error);
-    else this.hold(["onClose", err ?? this.error]);
+    // A fault's error wins over whatever Bun reports for the reset that followed it.
+    const reason = this.error instanceof FaultError ? this.error : (err ?? this.error);
+    if (this.events) this.events.onClose(reason);
+    else this.hold(["onClose", reason]);
+  }
+
+  /**
+   * Our code threw while handling this socket's event (lib/fault.ts): report it, and reset the
+   * socket; its owner then hears onClose with a FaultError and tidies up as for any reset.
+   */
+  fault(err: unknown, site: FaultSite): void {
+    reportFault(err, site);
+    if (this.closed) return;
+    this.error = new FaultError(err);
+    try {
+      this.destroy(); // Bun runs `close`, and so the owner's onClose, before this returns
+    } catch (again) {
+      reportFault(again, "close");
+    }
   }
 }
 
@@ -222,23 +240,47 @@ function attach(socket: BunSocket, accepted: boolean, peerAtAccept = false): Bun
   return conn;
 }
 
-// Shared handler objects: one allocation for the process, not one per connection.
+// Shared handler objects: one allocation for the process, not one per connection. Each event
+// runs inside a fault barrier (lib/fault.ts): left to Bun, an exception thrown by a handler goes
+// to `error` and the socket stays open.
 const COMMON_HANDLERS = {
   binaryType: "uint8array" as const,
   data(socket: BunSocket, chunk: Uint8Array) {
-    socket.data?.gotData(chunk);
+    const conn = socket.data;
+    if (conn === undefined) return;
+    try {
+      conn.gotData(chunk);
+    } catch (err) {
+      conn.fault(err, "data");
+    }
   },
   drain(socket: BunSocket) {
-    socket.data?.flush();
+    const conn = socket.data;
+    if (conn === undefined) return;
+    try {
+      conn.flush();
+    } catch (err) {
+      conn.fault(err, "drain");
+    }
   },
   end(socket: BunSocket) {
-    socket.data?.gotEnd();
+    const conn = socket.data;
+    if (conn === undefined) return;
+    try {
+      conn.gotEnd();
+    } catch (err) {
+      conn.fault(err, "end");
+    }
   },
   error(socket: BunSocket, err: Error) {
     socket.data?.gotError(err);
   },
   close(socket: BunSocket, err?: Error) {
-    socket.data?.gotClose(err);
+    try {
+      socket.data?.gotClose(err);
+    } catch (fault) {
+      reportFault(fault, "close"); // the socket is gone already
+    }
   },
 };
 
@@ -249,10 +291,20 @@ const { drain: _drain, ...HANDLERS_WITHOUT_DRAIN } = COMMON_HANDLERS;
 const CONNECT_HANDLERS = {
   ...HANDLERS_WITHOUT_DRAIN,
   open(socket: BunSocket) {
-    (socket.data as unknown as PendingConnect).opened(attach(socket, false));
+    const pending = socket.data as unknown as PendingConnect;
+    const conn = attach(socket, false); // replaces socket.data
+    try {
+      pending.opened(conn);
+    } catch (err) {
+      conn.fault(err, "connect");
+    }
   },
   connectError(socket: BunSocket, err: Error) {
-    (socket.data as unknown as PendingConnect).failed(err);
+    try {
+      (socket.data as unknown as PendingConnect).failed(err);
+    } catch (fault) {
+      reportFault(fault, "connect");
+    }
   },
 };
 
@@ -269,7 +321,12 @@ function listen(options: ListenOptions): Listener {
     socket: {
       ...COMMON_HANDLERS,
       open(socket: BunSocket) {
-        options.onAccept(attach(socket, true, peerAtAccept));
+        const conn = attach(socket, true, peerAtAccept);
+        try {
+          options.onAccept(conn);
+        } catch (err) {
+          conn.fault(err, "accept");
+        }
       },
     },
   };

@@ -16,6 +16,7 @@
  * members used are declared below; `deno check` sees the real globals and accepts the casts.
  */
 import { unmapIPv4 } from "../address.ts";
+import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import type { Conn, ConnEvents } from "./types.ts";
 
 export interface DenoNetAddr {
@@ -173,7 +174,12 @@ export class DenoConn implements Conn {
     }
     if (this.endPending) return this.finish(undefined);
     if (this.shutdownPending) this.doShutdown();
-    if (!this.closed) this.events.onDrain();
+    if (this.closed) return;
+    try {
+      this.events.onDrain();
+    } catch (err) {
+      this.fault(err, "drain");
+    }
   }
 
   /** The head chunk, or the first few small chunks copied into one buffer. */
@@ -246,14 +252,32 @@ export class DenoConn implements Conn {
       } else {
         chunk = buffer.slice(0, n);
       }
-      this.events.onData(chunk);
+      try {
+        this.events.onData(chunk);
+      } catch (err) {
+        return this.fault(err, "data");
+      }
     }
   }
 
   private peerEnded(): void {
     this.readEnded = true;
-    this.events.onEnd();
+    try {
+      this.events.onEnd();
+    } catch (err) {
+      return this.fault(err, "end");
+    }
     if (!this.closed && this.writeShutDone) this.finish(undefined);
+  }
+
+  /**
+   * Our code threw while handling this socket's event (lib/fault.ts): report it and close the
+   * socket; its owner then hears onClose with a FaultError and tidies up as for any reset.
+   * (Outside this barrier the read or write loop's promise would reject and Deno would exit.)
+   */
+  fault(err: unknown, site: FaultSite): void {
+    reportFault(err, site);
+    this.finish(new FaultError(err));
   }
 
   private wake(): void {
@@ -274,6 +298,10 @@ export class DenoConn implements Conn {
       // Already closed by Deno (BadResource): nothing left to release.
     }
     this.wake(); // a paused read loop exits
-    this.events.onClose(err);
+    try {
+      this.events.onClose(err);
+    } catch (fault) {
+      reportFault(fault, "close"); // the socket is gone already
+    }
   }
 }

@@ -15,6 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ProxyError, asProxyError } from "../errors.ts";
+import { reportFault } from "../fault.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
@@ -113,8 +114,8 @@ class Socket {
     const conn = new DenoConn(raw, mapped);
     try {
       onAccept(conn);
-    } catch {
-      conn.destroy(); // the owner failed: the accept loop must go on
+    } catch (err) {
+      conn.fault(err, "accept"); // the accept loop must go on
     }
   }
 }
@@ -195,8 +196,21 @@ function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => v
   const abort = new AbortController();
   const pending = new PendingConnect(options, done, () => abort.abort());
   deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
-    (raw) => pending.opened(new DenoConn(raw)),
-    (err: unknown) => pending.failed(err),
+    (raw) => {
+      const conn = new DenoConn(raw);
+      try {
+        pending.opened(conn);
+      } catch (err) {
+        conn.fault(err, "connect");
+      }
+    },
+    (err: unknown) => {
+      try {
+        pending.failed(err);
+      } catch (fault) {
+        reportFault(fault, "connect");
+      }
+    },
   );
 }
 

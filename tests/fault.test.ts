@@ -1,0 +1,108 @@
+/**
+ * lib/fault.ts: what happens after a bug is caught. The barriers themselves (each socket event of
+ * both runtime adapters, and the process-wide handlers) are checked under Bun and Deno by
+ * tests/fixtures/runtime-conformance.ts; the shared timers' barrier by tests/sweep.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { logFaults } from "../lib/app.ts";
+import { FaultError, faultTermination, onFault, reportFault } from "../lib/fault.ts";
+import type { Fields, Logger } from "../lib/log.ts";
+import { Relay } from "../lib/relay.ts";
+import type { Conn, ConnEvents } from "../lib/runtime/types.ts";
+import { Tracker } from "../lib/tracker.ts";
+
+/** A Conn that records calls; end/destroy close it at once, as Bun does. */
+class FakeConn implements Conn {
+  readonly remoteAddress = "127.0.0.1";
+  readonly remotePort = 1;
+  readonly localAddress = "127.0.0.1";
+  readonly localPort = 2;
+  readonly queuedBytes = 0;
+  closed = false;
+  events: ConnEvents | null = null;
+  readonly calls: string[] = [];
+  setEvents(events: ConnEvents): void {
+    this.events = events;
+  }
+  write(): boolean {
+    return true;
+  }
+  writeFrom(): boolean {
+    return true;
+  }
+  pause(): void {}
+  resume(): void {}
+  shutdown(): void {
+    this.calls.push("shutdown");
+  }
+  end(): void {
+    this.close("end");
+  }
+  destroy(): void {
+    this.close("destroy");
+  }
+  private close(how: string): void {
+    this.calls.push(how);
+    if (this.closed) return;
+    this.closed = true;
+    this.events?.onClose(undefined);
+  }
+}
+
+function capturingLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Fields }> } {
+  const lines: Array<{ level: string; msg: string; fields?: Fields }> = [];
+  const at = (level: string) => (msg: string, fields?: Fields) => void lines.push({ level, msg, fields });
+  return { lines, level: 3, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
+}
+
+describe("after a fault", () => {
+  test("the app logs it at error level with the site, message and stack, and counts it for /metrics", () => {
+    const log = capturingLogger();
+    const tracker = new Tracker(log);
+    const previous = onFault(() => {});
+    try {
+      logFaults(log, tracker);
+      const boom = new TypeError("cannot read properties of undefined");
+      reportFault(boom, "data");
+      expect(tracker.internalErrors).toBe(1);
+      expect(log.lines).toHaveLength(1);
+      expect(log.lines[0]).toMatchObject({ level: "error", msg: "internal error", fields: { site: "data", error: boom.message, stack: boom.stack } });
+    } finally {
+      onFault(previous);
+    }
+  });
+
+  test("a sink that throws does not take the reporter down", () => {
+    const previous = onFault(() => {
+      throw new Error("the logger failed");
+    });
+    try {
+      expect(() => reportFault(new Error("boom"), "timer")).not.toThrow();
+    } finally {
+      onFault(previous);
+    }
+  });
+
+  test("a tunnel whose client side was closed by a fault ends `internal`, and its server side is closed", () => {
+    const down = new FakeConn();
+    const up = new FakeConn();
+    const finished: Relay[] = [];
+    const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 60_000, halfClosedTimeoutMs: 60_000 }, (r) => void finished.push(r));
+    relay.start(null);
+    // What an adapter does after a handler threw: the socket is reset, its owner hears onClose.
+    down.closed = true;
+    down.events!.onClose(new FaultError(new Error("boom")));
+    expect(up.calls).toContain("end");
+    expect(finished).toEqual([relay]);
+    expect(relay.termination).toBe("internal");
+  });
+
+  test("faultTermination: `internal` for a FaultError only", () => {
+    expect(faultTermination(new FaultError(new Error("x")), "client-aborted")).toBe("internal");
+    expect(faultTermination(new Error("ECONNRESET"), "client-aborted")).toBe("client-aborted");
+    expect(faultTermination(undefined, "client-fin")).toBe("client-fin");
+    const err = new FaultError("not an Error");
+    expect(err.message).toBe("internal error: not an Error");
+    expect(err.cause).toBe("not an Error");
+  });
+});
