@@ -201,7 +201,9 @@ interface PortUse {
 /**
  * Two enabled listeners (reverse, forward, admin) on one port must not bind overlapping
  * addresses, or the second bind fails at start-up with EADDRINUSE: refused here, naming both.
- * Port 0 never collides (the OS picks a free port for each listener).
+ * Port 0 never collides (the OS picks a free port for each listener). Neither may the addresses
+ * of one listener overlap, whatever its port: they all share one port (with 0, the first
+ * address's).
  */
 function checkPortCollisions(r: Resolver, config: Config): void {
   const uses: PortUse[] = [];
@@ -213,6 +215,15 @@ function checkPortCollisions(r: Resolver, config: Config): void {
     const raw = r.lookup(spec(flag));
     return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
   };
+  for (const use of uses) {
+    use.binds.forEach((a, i) => {
+      const b = use.binds.slice(0, i).find((x) => bindsOverlap(a, x));
+      if (b === undefined) return;
+      throw new ConfigError(
+        `${said(use.bindFlag)}: ${quote(a)} overlaps ${quote(b)}, and a listener binds all its addresses on one port; allowed: addresses that do not overlap (0.0.0.0 already covers every IPv4 address, :: every IPv6 one)`,
+      );
+    });
+  }
   uses.forEach((later, i) => {
     for (const earlier of uses.slice(0, i)) {
       if (later.port === 0 || later.port !== earlier.port) continue;

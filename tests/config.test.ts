@@ -632,6 +632,23 @@ describe("port collisions: two enabled listeners on one port with overlapping bi
   }
 });
 
+describe("one listener's addresses must not overlap (they share one port)", () => {
+  test("a wildcard and an address of its family: refused, even with port 0", () => {
+    expect(errorOf({ flags: { "in-bind": "0.0.0.0,127.0.0.1", "proxy-in-port": "0" } })).toBe(
+      `in-bind "0.0.0.0,127.0.0.1" from flag --in-bind: "127.0.0.1" overlaps "0.0.0.0", and a listener binds all its addresses on one port; ` +
+        "allowed: addresses that do not overlap (0.0.0.0 already covers every IPv4 address, :: every IPv6 one)",
+    );
+    expect(errorOf({ env: { SIDECAR_OUT_BIND: "::1,::" } })).toContain(`out-bind "::1,::" from env SIDECAR_OUT_BIND: "::" overlaps "::1"`);
+  });
+  test("one IPv6 address written two ways: refused", () => {
+    expect(errorOf({ flags: { "in-bind": "::1,0:0::1" } })).toContain(`"0:0::1" overlaps "::1"`);
+  });
+  test("the default 0.0.0.0,:: and distinct addresses: accepted", () => {
+    expect(() => resolve({})).not.toThrow();
+    expect(() => resolve({ flags: { "in-bind": "127.0.0.1,127.0.0.2,::1", "out-bind": "::,127.0.0.1" } })).not.toThrow();
+  });
+});
+
 describe("parseArgv", () => {
   test("commands, flags, --flag=value, boolean flags", () => {
     expect(parseArgv([])).toEqual({ command: "run", flags: {}, help: false });
