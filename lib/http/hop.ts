@@ -169,11 +169,3 @@ export function setHeader(headers: readonly Header[], name: string, value: strin
   if (!set) out.push({ name, value });
   return out;
 }
-
-/** Removes every occurrence of a field, case-insensitive; the input itself when it has none. */
-export function removeHeader(headers: readonly Header[], name: string): readonly Header[] {
-  const lower = name.toLowerCase();
-  let found = false;
-  for (let i = 0; i < headers.length && !found; i++) found = fieldNameIs(headers[i]!.name, lower);
-  return found ? headers.filter((h) => !fieldNameIs(h.name, lower)) : headers;
-}
