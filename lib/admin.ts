@@ -93,7 +93,8 @@ function renderConnections(tracker: Tracker): string {
     termination: r.termination,
     error: r.error,
   });
-  return JSON.stringify({ active: [...tracker.active.values()].map(view), recent: tracker.recent().map(view) }, null, 2) + "\n";
+  const active = tracker.active.toArray().sort((a, b) => a.id - b.id); // oldest first
+  return JSON.stringify({ active: active.map(view), recent: tracker.recent().map(view) }, null, 2) + "\n";
 }
 
 function renderMetrics(state: AdminState): string {
@@ -114,7 +115,7 @@ function renderMetrics(state: AdminState): string {
   for (const s of stats) {
     let up = s.bytesUp;
     let down = s.bytesDown;
-    for (const r of state.tracker.active.values()) {
+    for (const r of state.tracker.active.toArray()) {
       if (r.listener !== s.listener) continue;
       const live = r.live ?? r; // a tunnel's relay, or the HTTP session's running counts
       up += live.bytesUp;

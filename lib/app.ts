@@ -209,7 +209,7 @@ export class ProxyServer {
       this.tracker.onIdle = finish;
       setTimeout(() => {
         const cut = this.tracker.active.size;
-        for (const rec of [...this.tracker.active.values()]) {
+        for (const rec of this.tracker.active.toArray()) {
           if (rec.live) rec.live.abort("shutdown");
           else rec.abort?.();
         }
@@ -224,7 +224,7 @@ export class ProxyServer {
     const released: Array<void | Promise<void>> = [];
     for (const b of this.bound) for (const l of b.listeners) released.push(l.stop());
     await Promise.all(released);
-    for (const rec of [...this.tracker.active.values()]) rec.drain?.();
+    for (const rec of this.tracker.active.toArray()) rec.drain?.();
     this.log.info("listeners closed", { active: this.tracker.active.size });
   }
 

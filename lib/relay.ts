@@ -84,6 +84,8 @@ export class Relay implements Expiring {
   private serverClosed = false;
   private firstFin: "client" | "server" | null = null;
   private sweeper: SweptSet<Relay> | null = null;
+  private idleSlot = -1;
+  private halfClosedSlot = -1;
   /** Half-closed inactivity deadline (Expiring): set while exactly one direction has ended. */
   deadline = 0;
   private halfSeenBytes = -1; // bytes moved when the half-closed deadline was (re)armed; -1: unarmed
@@ -106,7 +108,7 @@ export class Relay implements Expiring {
     this.down.setEvents(new ClientSide(this));
     this.up.setEvents(new ServerSide(this));
     this.sweeper = sweeperFor(this.options.idleTimeoutMs);
-    this.sweeper.add(this);
+    this.idleSlot = this.sweeper.add(this);
     if (earlyBytes && earlyBytes.byteLength > 0) this.up.write(earlyBytes);
     if (held) {
       for (const chunk of held.chunks) this.fromClient(chunk);
@@ -188,13 +190,13 @@ export class Relay implements Expiring {
   private armHalfClosed(): void {
     this.halfSeenBytes = this.bytesUp + this.bytesDown;
     this.deadline = Date.now() + this.options.halfClosedTimeoutMs;
-    deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
+    this.halfClosedSlot = deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
   }
 
   private disarmHalfClosed(): void {
     if (this.halfSeenBytes < 0) return;
     this.halfSeenBytes = -1;
-    deadlinesFor(this.options.halfClosedTimeoutMs).delete(this);
+    deadlinesFor(this.options.halfClosedTimeoutMs).delete(this.halfClosedSlot, this);
   }
 
   /** The half-closed deadline passed (from the shared sweep): cut, unless bytes moved since. */
@@ -249,7 +251,7 @@ export class Relay implements Expiring {
     if (this.finished) return;
     if (!force && !(this.clientClosed && this.serverClosed)) return;
     this.finished = true;
-    this.sweeper?.delete(this);
+    this.sweeper?.delete(this.idleSlot, this);
     this.disarmHalfClosed();
     this.termination ??= this.firstFin === "server" ? "server-fin" : "client-fin";
     this.onDone(this);

@@ -9,23 +9,40 @@
  * most 1 s), never early.
  */
 import { reportFault } from "./fault.ts";
+import { Slots } from "./slots.ts";
 
+/** Items sit in Slots (lib/slots.ts): `add` returns the slot, which `delete` takes back. */
 export class SweptSet<T> {
-  private readonly items = new Set<T>();
+  private readonly items = new Slots<T>();
   private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly visitOne = (item: T, slot: number): void => {
+    try {
+      this.visit(item, this.now, this, slot);
+    } catch (err) {
+      // A bug in one item's check (lib/fault.ts): report it and drop the item, so that it
+      // neither throws again every tick nor keeps the other items from being checked.
+      this.items.delete(slot, item);
+      reportFault(err, "timer");
+    }
+  };
+  private now = 0;
 
   constructor(
     private readonly tickMs: number,
-    private readonly visit: (item: T, now: number, set: SweptSet<T>) => void,
+    private readonly visit: (item: T, now: number, set: SweptSet<T>, slot: number) => void,
   ) {}
 
-  add(item: T): void {
-    this.items.add(item);
-    this.timer ??= setInterval(() => this.sweep(), this.tickMs);
+  get size(): number {
+    return this.items.size;
   }
 
-  delete(item: T): void {
-    this.items.delete(item);
+  add(item: T): number {
+    this.timer ??= setInterval(() => this.sweep(), this.tickMs);
+    return this.items.add(item);
+  }
+
+  delete(slot: number, item: T): void {
+    this.items.delete(slot, item);
   }
 
   private sweep(): void {
@@ -36,23 +53,17 @@ export class SweptSet<T> {
       this.timer = undefined;
       return;
     }
-    const now = Date.now();
-    // Deleting the visited item (or any other) while iterating a Set is safe in JS.
-    for (const item of this.items) {
-      try {
-        this.visit(item, now, this);
-      } catch (err) {
-        // A bug in one item's check (lib/fault.ts): report it and drop the item, so that it
-        // neither throws again every tick nor keeps the other items from being checked.
-        this.items.delete(item);
-        reportFault(err, "timer");
-      }
-    }
+    this.now = Date.now();
+    this.items.forEach(this.visitOne);
   }
 }
 
 /** The SweptSet of `cache` for `tickMs`, created on first use (one per distinct limit value). */
-export function sweptSetFor<T>(cache: Map<number, SweptSet<T>>, tickMs: number, visit: (item: T, now: number, set: SweptSet<T>) => void): SweptSet<T> {
+export function sweptSetFor<T>(
+  cache: Map<number, SweptSet<T>>,
+  tickMs: number,
+  visit: (item: T, now: number, set: SweptSet<T>, slot: number) => void,
+): SweptSet<T> {
   let set = cache.get(tickMs);
   if (!set) cache.set(tickMs, (set = new SweptSet(tickMs, visit)));
   return set;
@@ -71,9 +82,9 @@ const MAX_TICK_MS = 1000;
 
 const sets = new Map<number, SweptSet<Expiring>>();
 
-function visit(item: Expiring, now: number, set: SweptSet<Expiring>): void {
+function visit(item: Expiring, now: number, set: SweptSet<Expiring>, slot: number): void {
   if (now < item.deadline) return;
-  set.delete(item);
+  set.delete(slot, item);
   item.expire();
 }
 

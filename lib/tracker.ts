@@ -5,6 +5,7 @@
  */
 import type { ErrorKind, ProxyError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { Slots } from "./slots.ts";
 
 export type ListenerName = "reverse" | "forward";
 
@@ -36,6 +37,8 @@ export interface ConnRecord {
   drain: (() => void) | null;
   /** HTTP requests served on this connection. */
   requests: number;
+  /** Where the record sits in Tracker.active while open. */
+  slot: number;
 }
 
 /** Bucket bounds of the connect/handshake latency histograms, in seconds (Prometheus `le`). */
@@ -71,7 +74,8 @@ const LEVEL_WARN = 1; // consola's numeric levels (lib/log.ts)
 const LEVEL_INFO = 3;
 
 export class Tracker {
-  readonly active = new Map<number, ConnRecord>();
+  /** Open connections (lib/slots.ts: a Map kept finished ones reachable for the GC). */
+  readonly active = new Slots<ConnRecord>();
   /** Ring of the last RECENT_KEPT closed connections (no array shifting per close). */
   private readonly ring: Array<ConnRecord | undefined> = new Array(RECENT_KEPT);
   private ringNext = 0;
@@ -136,8 +140,9 @@ export class Tracker {
       abort: null,
       drain: null,
       requests: 0,
+      slot: -1,
     };
-    this.active.set(rec.id, rec);
+    rec.slot = this.active.add(rec);
     const s = this.stats.get(listener);
     if (s) {
       s.active++;
@@ -176,7 +181,7 @@ export class Tracker {
     rec.abort = null;
     rec.drain = null;
     if (error) rec.error = error.message;
-    this.active.delete(rec.id);
+    this.active.delete(rec.slot, rec);
     this.ring[this.ringNext] = rec;
     this.ringNext = (this.ringNext + 1) % RECENT_KEPT;
     const s = this.stats.get(rec.listener);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { onFault } from "../lib/fault.ts";
+import { Slots } from "../lib/slots.ts";
 import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -19,19 +20,35 @@ async function until(pred: () => boolean, what: string, ms = 5_000): Promise<voi
 describe("SweptSet", () => {
   test("visits every item each tick, stops visiting deleted items, and may delete while visiting", async () => {
     const seen = new Map<string, number>();
-    const set = new SweptSet<string>(5, (item, _now, s) => {
+    const set = new SweptSet<string>(5, (item, _now, s, slot) => {
       seen.set(item, (seen.get(item) ?? 0) + 1);
-      if (item === "once") s.delete(item);
+      if (item === "once") s.delete(slot, item);
     });
-    for (const item of ["a", "b", "once"]) set.add(item);
+    const slots = new Map(["a", "b", "once"].map((item) => [item, set.add(item)]));
+    expect(set.size).toBe(3);
     await until(() => (seen.get("a") ?? 0) >= 3 && (seen.get("b") ?? 0) >= 3, "three sweeps");
     expect(seen.get("once")).toBe(1);
-    set.delete("a");
+    expect(set.size).toBe(2);
+    set.delete(slots.get("a")!, "a");
     const a = seen.get("a")!;
     const b = seen.get("b")!;
     await until(() => seen.get("b")! >= b + 2, "two more sweeps");
     expect(seen.get("a")).toBe(a);
-    set.delete("b");
+    set.delete(slots.get("b")!, "b");
+    expect(set.size).toBe(0);
+  });
+
+  test("a slot is reused once cleared, and a stale delete leaves the slot's new item alone", () => {
+    const set = new SweptSet<string>(60_000, () => {});
+    const first = set.add("first");
+    set.delete(first, "first");
+    const second = set.add("second");
+    expect(second).toBe(first);
+    set.delete(first, "first"); // the first item's owner again: not its slot any more
+    set.delete(-1, "second");
+    expect(set.size).toBe(1);
+    set.delete(second, "second");
+    expect(set.size).toBe(0);
   });
 
   test("an item whose visit throws is reported and dropped; the others are still visited", async () => {
@@ -45,14 +62,41 @@ describe("SweptSet", () => {
         if (item === "bad") throw boom;
       });
       // "bad" first: were the throw to escape, "after" would never be visited.
-      for (const item of ["bad", "after"]) set.add(item);
+      const slots = ["bad", "after"].map((item) => set.add(item));
       await until(() => (seen.get("after") ?? 0) >= 3, "three sweeps of the other item");
       expect(seen.get("bad")).toBe(1);
       expect(faults).toEqual([{ err: boom, site: "timer" }]);
-      set.delete("after");
+      expect(set.size).toBe(1);
+      set.delete(slots[1]!, "after");
     } finally {
       onFault(previous);
     }
+  });
+});
+
+describe("Slots", () => {
+  test("items deleted or added while visited: the deleted are skipped, the rest visited once", () => {
+    const slots = new Slots<string>();
+    const at = new Map(["a", "b", "c", "d"].map((item) => [item, slots.add(item)]));
+    const seen: string[] = [];
+    slots.forEach((item, slot) => {
+      seen.push(item);
+      expect(at.get(item)).toBe(slot);
+      if (item === "a") slots.delete(at.get("c")!, "c");
+    });
+    expect(seen).toEqual(["a", "b", "d"]);
+    expect(slots.size).toBe(3);
+    expect(slots.toArray().sort()).toEqual(["a", "b", "d"]);
+    expect(slots.delete(at.get("c")!, "c")).toBe(false);
+  });
+
+  test("emptied, it starts again from slot 0", () => {
+    const slots = new Slots<number>();
+    const taken = [1, 2, 3].map((n) => slots.add(n));
+    expect(taken).toEqual([0, 1, 2]);
+    for (const [i, slot] of taken.entries()) slots.delete(slot, i + 1);
+    expect(slots.size).toBe(0);
+    expect(slots.add(4)).toBe(0);
   });
 });
 
@@ -75,8 +119,7 @@ describe("deadlinesFor (connect deadlines)", () => {
     const due = item(40, log, "due");
     const cancelled = item(40, log, "cancelled");
     set.add(due);
-    set.add(cancelled);
-    set.delete(cancelled);
+    set.delete(set.add(cancelled), cancelled);
     await until(() => due.firedAt !== null, "the deadline");
     expect(due.firedAt!).toBeGreaterThanOrEqual(due.deadline);
     await until(() => Date.now() > due.deadline + 100, "a few more ticks");

@@ -40,6 +40,7 @@ class HttpFront implements ConnEvents, Expiring {
   /** The keep-alive idle deadline, from the accept (the session's first phase). */
   readonly deadline: number;
   private readonly deadlines: SweptSet<Expiring>;
+  private slot = -1;
 
   constructor(
     private readonly ctx: ListenerContext,
@@ -53,7 +54,7 @@ class HttpFront implements ConnEvents, Expiring {
 
   start(): void {
     this.conn.setEvents(this);
-    this.deadlines.add(this);
+    this.slot = this.deadlines.add(this);
     // Shutdown before the first bytes: the session's start replaces these hooks with its own.
     this.rec.abort = () => {
       this.toSession();
@@ -80,7 +81,7 @@ class HttpFront implements ConnEvents, Expiring {
       return false; // the session parses it again and answers the error
     }
     if (!result.ok || result.head.method !== "CONNECT") return false;
-    this.deadlines.delete(this);
+    this.deadlines.delete(this.slot, this);
     const rec = this.rec;
     rec.bytesUp += chunk.byteLength;
     rec.requests = 1;
@@ -107,7 +108,7 @@ class HttpFront implements ConnEvents, Expiring {
 
   /** The session takes the connection over from here. */
   private toSession(inSet = true): HttpSession {
-    if (inSet) this.deadlines.delete(this);
+    if (inSet) this.deadlines.delete(this.slot, this);
     const session = new HttpSession(this.ctx, this.conn, this.rec);
     session.start();
     return session;

@@ -13,6 +13,7 @@ export class PhaseClock<P extends string> implements Expiring {
   deadline = 0;
   /** The deadline set the clock is in, and the timeout that set is swept for. */
   private set_: SweptSet<Expiring> | null = null;
+  private slot = -1;
   private setForMs = 0;
 
   constructor(private readonly onExpire: (phase: P) => void) {}
@@ -27,9 +28,9 @@ export class PhaseClock<P extends string> implements Expiring {
       const set = deadlinesFor(ms);
       this.setForMs = ms;
       if (set === this.set_) return;
-      this.set_?.delete(this);
+      this.set_?.delete(this.slot, this);
       this.set_ = set;
-      set.add(this);
+      this.slot = set.add(this);
     }
   }
 
@@ -39,7 +40,7 @@ export class PhaseClock<P extends string> implements Expiring {
   }
 
   stop(): void {
-    this.set_?.delete(this);
+    this.set_?.delete(this.slot, this);
     this.set_ = null;
     this.phase = null;
   }

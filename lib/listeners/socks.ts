@@ -20,6 +20,7 @@ const MAX_USERID_BYTES = 255;
 class SocksSession implements ConnEvents, Expiring {
   private readonly machine: SocksMachine;
   deadline = 0;
+  private slot = -1;
   private done = false;
 
   constructor(
@@ -37,7 +38,7 @@ class SocksSession implements ConnEvents, Expiring {
   start(): void {
     this.conn.setEvents(this);
     this.deadline = Date.now() + this.ctx.limits.handshakeTimeoutMs;
-    deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
+    this.slot = deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
   }
 
   expire(): void {
@@ -46,7 +47,7 @@ class SocksSession implements ConnEvents, Expiring {
   }
 
   private stopClock(): void {
-    deadlinesFor(this.ctx.limits.handshakeTimeoutMs).delete(this);
+    deadlinesFor(this.ctx.limits.handshakeTimeoutMs).delete(this.slot, this);
   }
 
   onData(chunk: Uint8Array): void {

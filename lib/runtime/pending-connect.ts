@@ -12,6 +12,7 @@ export class PendingConnect implements Expiring {
   readonly deadline: number;
   private settled = false;
   private readonly deadlines: SweptSet<Expiring>;
+  private readonly slot: number;
 
   /** `onTimeout` runs at the deadline, before `done` gets the connectTimeout error. */
   constructor(
@@ -21,7 +22,7 @@ export class PendingConnect implements Expiring {
   ) {
     this.deadline = Date.now() + options.timeoutMs;
     this.deadlines = deadlinesFor(options.timeoutMs);
-    this.deadlines.add(this);
+    this.slot = this.deadlines.add(this);
   }
 
   opened(conn: Conn): void {
@@ -47,6 +48,6 @@ export class PendingConnect implements Expiring {
 
   private settle(): void {
     this.settled = true;
-    this.deadlines.delete(this);
+    this.deadlines.delete(this.slot, this);
   }
 }
