@@ -1,11 +1,11 @@
 /**
  * A set of items in the numbered slots of an array, for the collections every connection joins
- * and leaves (the open connections, the shared timers' items). Not a JS Map or Set: under load
- * JavaScriptCore's kept the entries deleted since their last rehash reachable, so every young-
- * generation collection kept the last few hundred finished connections (their sockets, closures,
- * records) alive and promoted them, and the old generation filled with dead tunnels until a full
- * collection freed them (measured: a full collection every other collection, and most of each
- * eden collection's heap surviving; bench/RESULTS.md). A cleared slot holds nothing.
+ * and leaves (the open connections, the shared timers' items). Not a JS Map or Set: under load,
+ * JavaScriptCore's Map and Set kept entries deleted since their last rehash reachable, so every
+ * young-generation collection kept the last few hundred finished connections (their sockets,
+ * closures, records) alive and promoted them, and the old generation filled with dead tunnels
+ * until a full collection freed them (measured: a full collection every other collection, and
+ * most of each eden collection's heap surviving; bench/RESULTS.md). A cleared slot holds nothing.
  *
  * `add` returns the item's slot; `delete` takes it back together with the item, so that a stale
  * delete (the slot has been reused since) leaves the new item alone.
