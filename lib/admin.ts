@@ -125,7 +125,7 @@ function renderMetrics(state: AdminState): string {
   }
   family("sidecar_errors_total", "counter", "Failed connections by error kind.");
   for (const s of stats) for (const [kind, n] of s.errors) out.push(`sidecar_errors_total${labels(s, `,kind="${kind}"`)} ${n}`);
-  family("sidecar_internal_errors_total", "counter", "Exceptions of the proxy's own code caught at a connection's event (each closed that connection).");
+  family("sidecar_internal_errors_total", "counter", "Exceptions of the proxy's own code caught by its fault barriers (one in a socket event closed that connection).");
   out.push(`sidecar_internal_errors_total ${state.tracker.internalErrors}`);
   histogram(out, family, "sidecar_connect_duration_seconds", "Upstream connect latency.", stats.map((s) => [labels(s), s.connectLatency] as const));
   histogram(out, family, "sidecar_handshake_duration_seconds", "Client handshake latency (accept to request parsed).", stats.map((s) => [labels(s), s.handshakeLatency] as const));

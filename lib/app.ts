@@ -277,7 +277,7 @@ function negate(match: (address: string) => boolean): (address: string) => boole
   return (address) => !match(address);
 }
 
-/** A bug closes the connection it hit (lib/fault.ts), is logged with its stack and counted. */
+/** Each fault (lib/fault.ts) is logged with its stack and counted. */
 export function logFaults(log: Logger, tracker: Tracker): void {
   onFault((err, site) => {
     tracker.internalErrors++;

@@ -81,7 +81,7 @@ export class Tracker {
   private ringNext = 0;
   readonly stats = new Map<ListenerName, ListenerStats>();
   private nextId = 1;
-  /** Exceptions our own code threw and lib/fault.ts caught (each closed the connection it hit). */
+  /** Exceptions our own code threw and lib/fault.ts caught (in a socket event: its connection was closed). */
   internalErrors = 0;
   /** Called when the last active connection finishes (shutdown waits on it). */
   onIdle: (() => void) | null = null;
