@@ -238,11 +238,16 @@ export class RawClient {
           c.gotFin = true;
           c.wake();
         },
-        close: (_s, err) => {
+        close: (s, err) => {
           c.closed = true;
           c.closeError = err;
           // After our own shutdown(), Bun reports the peer's FIN as close (RUNTIME-NOTES).
           if (!err && c.halfClosed) c.gotFin = true;
+          // A write waiting for drain when the peer closed (a proxy that answered 431 and
+          // closed mid-head) will never drain: let it return, the bytes are lost anyway.
+          const drained = s.data?.onDrained;
+          if (s.data) s.data.onDrained = null;
+          drained?.();
           c.wake();
         },
       },
@@ -259,8 +264,9 @@ export class RawClient {
     return this.waiters.waitFor(cond, timeoutMs, () => `timed out waiting for ${what}`);
   }
 
-  /** Writes all bytes, waiting for drain as needed. */
+  /** Writes all bytes, waiting for drain as needed; returns at once once the socket has closed. */
   async write(data: Uint8Array | string): Promise<void> {
+    if (this.closed) return;
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     if (send(this.sock, bytes)) return;
     await new Promise<void>((resolve) => (this.sock.data.onDrained = resolve));
