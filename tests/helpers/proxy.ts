@@ -1,6 +1,11 @@
 /**
  * A proxy process for end-to-end tests: spawned with JSON logs on loopback ports chosen by the
  * OS, ready once it logs "ready" (the ports come from that line), stopped with a signal.
+ *
+ * When a test times out, bun test sends SIGTERM to every child process still running ("killed 1
+ * dangling process"), also one a file's beforeAll started and shares: that proxy then drains
+ * (keep-alive connections close after their response) and later tests of the file fail for
+ * reasons of their own. A hang in one test is the thing to fix first.
  */
 import { readFileSync } from "node:fs";
 import { cleanEnv, proxyCommand } from "./proc.ts";
