@@ -115,12 +115,12 @@ function renderMetrics(state: AdminState): string {
   for (const s of stats) {
     let up = s.bytesUp;
     let down = s.bytesDown;
-    for (const r of state.tracker.active.toArray()) {
-      if (r.listener !== s.listener) continue;
+    state.tracker.active.forEach((r) => {
+      if (r.listener !== s.listener) return;
       const live = r.live ?? r; // a tunnel's relay, or the HTTP session's running counts
       up += live.bytesUp;
       down += live.bytesDown;
-    }
+    });
     out.push(`sidecar_bytes_total${labels(s, ',direction="up"')} ${up}`, `sidecar_bytes_total${labels(s, ',direction="down"')} ${down}`);
   }
   family("sidecar_errors_total", "counter", "Failed connections by error kind.");

@@ -13,7 +13,7 @@
  */
 import { faultTermination } from "./fault.ts";
 import type { Conn, ConnEvents } from "./runtime/types.ts";
-import { type Expiring, type SweptSet, deadlinesFor, sweptSetFor } from "./sweep.ts";
+import { type Expiring, type Inactivity, type SweptSet, deadlinesFor, inactivityTickMs, stalled, sweptSetFor } from "./sweep.ts";
 
 export type Termination =
   | "client-fin" // both directions ended cleanly; the client finished first
@@ -64,17 +64,15 @@ export class Holding implements ConnEvents {
   }
 }
 
-const IDLE_TICKS = 4; // the idle limit is checked every limit/4: a tunnel idles out within 1.25x the limit
-
 // One interval per idle-limit value checks every tunnel with that limit (lib/sweep.ts).
 const sweepers = new Map<number, SweptSet<Relay>>();
 const checkIdle = (relay: Relay): void => relay.checkIdle();
 
 function sweeperFor(idleTimeoutMs: number): SweptSet<Relay> {
-  return sweptSetFor(sweepers, Math.max(1, Math.floor(idleTimeoutMs / IDLE_TICKS)), checkIdle);
+  return sweptSetFor(sweepers, inactivityTickMs(idleTimeoutMs), checkIdle);
 }
 
-export class Relay implements Expiring {
+export class Relay implements Expiring, Inactivity {
   bytesUp = 0; // client -> server
   bytesDown = 0; // server -> client
   termination: Termination | null = null;
@@ -89,8 +87,9 @@ export class Relay implements Expiring {
   /** Half-closed inactivity deadline (Expiring): set while exactly one direction has ended. */
   deadline = 0;
   private halfSeenBytes = -1; // bytes moved when the half-closed deadline was (re)armed; -1: unarmed
-  private idleTicks = 0;
-  private lastBytes = -1;
+  /** The idle limit's checks (Inactivity: a tunnel idles out within 1.25x the limit). */
+  movedSeen = -1;
+  stillChecks = 0;
   private finished = false;
 
   constructor(
@@ -236,15 +235,9 @@ export class Relay implements Expiring {
     this.maybeFinish(false);
   }
 
-  /** Called by the sweeper every idle-limit/4. */
+  /** Called by the sweeper every idle-limit / INACTIVITY_CHECKS. */
   checkIdle(): void {
-    const total = this.bytesUp + this.bytesDown;
-    if (total !== this.lastBytes) {
-      this.lastBytes = total;
-      this.idleTicks = 0;
-      return;
-    }
-    if (++this.idleTicks >= IDLE_TICKS) this.abort("idle-timeout");
+    if (stalled(this, this.bytesUp + this.bytesDown)) this.abort("idle-timeout");
   }
 
   private maybeFinish(force: boolean): void {

@@ -11,6 +11,40 @@
 import { reportFault } from "./fault.ts";
 import { Slots } from "./slots.ts";
 
+/**
+ * Inactivity limits (a tunnel's idle limit, an HTTP exchange's --response-timeout): checked
+ * every limit / INACTIVITY_CHECKS, and passed once that many checks in a row saw no byte move,
+ * so between 1 and 1.25 times the limit after the last byte; a moving byte costs nothing.
+ */
+export const INACTIVITY_CHECKS = 4;
+
+/** What an inactivity limit keeps between its checks. */
+export interface Inactivity {
+  /** Bytes moved at the last check, and the checks in a row since then that saw none move. */
+  movedSeen: number;
+  stillChecks: number;
+}
+
+/** The interval of an inactivity limit's checks. */
+export function inactivityTickMs(limitMs: number): number {
+  return Math.max(1, Math.floor(limitMs / INACTIVITY_CHECKS));
+}
+
+/** The count starts over, with `moved` bytes moved so far. */
+export function startStallChecks(state: Inactivity, moved: number): void {
+  state.movedSeen = moved;
+  state.stillChecks = 0;
+}
+
+/** One check, with `moved` bytes moved so far: true once INACTIVITY_CHECKS checks in a row saw none move. */
+export function stalled(state: Inactivity, moved: number): boolean {
+  if (moved !== state.movedSeen) {
+    startStallChecks(state, moved);
+    return false;
+  }
+  return ++state.stillChecks >= INACTIVITY_CHECKS;
+}
+
 /** Items sit in Slots (lib/slots.ts): `add` returns the slot, which `delete` takes back. */
 export class SweptSet<T> {
   private readonly items = new Slots<T>();

@@ -6,7 +6,8 @@
  * before, let a stall last up to twice the limit).
  */
 import { describe, expect, test } from "bun:test";
-import { type Exchange, stalled, startStallChecks } from "../lib/listeners/http-exchange.ts";
+import type { Exchange } from "../lib/listeners/http-exchange.ts";
+import { stalled, startStallChecks } from "../lib/sweep.ts";
 
 function freshExchange(moved: number): Exchange {
   const ex = { movedSeen: 0, stillChecks: 0 } as Exchange;

@@ -5,10 +5,9 @@
  * it fires after --response-timeout with no byte moving either way, so a slow upload or a long
  * download that keeps moving is never cut. Before the response head that is a 504 (or a 408
  * while the client's body is still due); mid-response the connection is cut (the session never
- * sends a second status line). The session owns the clock and checks every quarter of the
- * limit (`stalled`); the exchange ends with `stallError` once four checks in a row saw no byte
- * move, so between 1 and 1.25 times the limit after the last byte (the relay's idle limit
- * works the same way).
+ * sends a second status line). The session owns the clock and checks it as every inactivity
+ * limit is checked (lib/sweep.ts `stalled`, as the relay's idle limit); the exchange ends with
+ * `stallError`.
  *
  * Plain functions over a plain record on purpose: the session makes one Exchange per request as
  * an object literal, and arming the deadline is on every request's path (no class fields to
@@ -17,12 +16,13 @@
 import { ProxyError } from "../errors.ts";
 import type { BodyDecoder } from "../protocol/http-body.ts";
 import type { RequestHead } from "../protocol/http1.ts";
+import type { Inactivity } from "../sweep.ts";
 import type { ConnRecord } from "../tracker.ts";
 import type { ResponseReader } from "./http-response.ts";
 import type { Upstream } from "./http-upstream.ts";
 
 /** One request/response in flight. */
-export interface Exchange {
+export interface Exchange extends Inactivity {
   readonly request: RequestHead;
   /** The head for the upstream; null for a PlainRequest, which writes its own when sent. */
   readonly upstreamHead: Uint8Array | null;
@@ -33,27 +33,6 @@ export interface Exchange {
   readonly response: ResponseReader;
   keepClient: boolean;
   reuseUpstream: boolean;
-  /** `bytesMoved` at the last check, and the checks in a row since then that saw none move. */
-  movedSeen: number;
-  stillChecks: number;
-}
-
-/** Checks per --response-timeout period. */
-export const EXCHANGE_CHECKS = 4;
-
-/** The deadline is (re)started with `moved` bytes moved so far. */
-export function startStallChecks(ex: Exchange, moved: number): void {
-  ex.movedSeen = moved;
-  ex.stillChecks = 0;
-}
-
-/** One check, with `moved` bytes moved so far: true once EXCHANGE_CHECKS checks in a row saw none move. */
-export function stalled(ex: Exchange, moved: number): boolean {
-  if (moved !== ex.movedSeen) {
-    startStallChecks(ex, moved);
-    return false;
-  }
-  return ++ex.stillChecks >= EXCHANGE_CHECKS;
 }
 
 /** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */

@@ -32,9 +32,10 @@ import { faultTermination } from "../fault.ts";
 import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type Authority, type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
+import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
-import { EXCHANGE_CHECKS, type Exchange, bytesMoved, stallError, stalled, startStallChecks } from "./http-exchange.ts";
+import { type Exchange, bytesMoved, stallError } from "./http-exchange.ts";
 import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
@@ -228,14 +229,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
 
-  /** The exchange's inactivity limit (http-exchange.ts), checked every EXCHANGE_CHECKS-th of it. */
+  /** The exchange's inactivity limit (http-exchange.ts, lib/sweep.ts): its checks start over. */
   private armExchangeTimer(ex: Exchange): void {
     startStallChecks(ex, bytesMoved(ex, this.rec));
-    this.clock.set("exchange", this.exchangeCheckMs());
-  }
-
-  private exchangeCheckMs(): number {
-    return Math.max(1, Math.floor(this.ctx.limits.responseTimeoutMs / EXCHANGE_CHECKS));
+    this.clock.set("exchange", inactivityTickMs(this.ctx.limits.responseTimeoutMs));
   }
 
   /** The idle deadline of a connection that sent nothing passed before this session existed (http-front.ts). */
@@ -250,7 +247,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const ex = this.exchange;
     if (!ex) return;
     if (stalled(ex, bytesMoved(ex, this.rec))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs));
-    this.clock.set("exchange", this.exchangeCheckMs());
+    this.clock.set("exchange", inactivityTickMs(this.ctx.limits.responseTimeoutMs));
   }
 
   /** Relays what of `chunk` belongs to the request body; `head` goes out in the same write. */
