@@ -5,7 +5,8 @@
  *
  * The runtime adapters catch around each socket event they deliver (lib/runtime/bun.ts,
  * deno-conn.ts), the shared timers around each item they visit (lib/sweep.ts: the item is
- * dropped from its timer, its connection is left to its other limits); what still escapes
+ * dropped from its timer and closes its connection), and the callbacks of a dial around the
+ * client connection they answer (lib/tunnel.ts, the HTTP session); what still escapes
  * (a promise callback, a microtask) reaches the process-wide handlers installed by
  * `catchStrayErrors`, which log it instead of letting the runtime exit. Without this, Bun hands
  * an exception thrown in a socket handler to the socket's `error` handler and keeps the socket

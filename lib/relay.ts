@@ -67,9 +67,10 @@ export class Holding implements ConnEvents {
 // One interval per idle-limit value checks every tunnel with that limit (lib/sweep.ts).
 const sweepers = new Map<number, SweptSet<Relay>>();
 const checkIdle = (relay: Relay): void => relay.checkIdle();
+const idleCheckFaulted = (relay: Relay, err: unknown): void => relay.faulted(err);
 
 function sweeperFor(idleTimeoutMs: number): SweptSet<Relay> {
-  return sweptSetFor(sweepers, inactivityTickMs(idleTimeoutMs), checkIdle);
+  return sweptSetFor(sweepers, inactivityTickMs(idleTimeoutMs), checkIdle, idleCheckFaulted);
 }
 
 export class Relay implements Expiring, Inactivity {
@@ -233,6 +234,15 @@ export class Relay implements Expiring, Inactivity {
       this.down.end();
     }
     this.maybeFinish(false);
+  }
+
+  /**
+   * The idle or half-closed check threw (lib/fault.ts), and the tunnel is out of that check's
+   * set: it is cut as after a socket event's fault, and ends `internal`.
+   */
+  faulted(err: unknown): void {
+    if (!this.finished) this.termination = "internal";
+    (this.down.closed ? this.up : this.down).fault(err, "timer");
   }
 
   /** Called by the sweeper every idle-limit / INACTIVITY_CHECKS. */

@@ -4,11 +4,15 @@
  * not a timer: a setTimeout/clearTimeout pair per connection measured ~3 % of the connection rate
  * (bench/RESULTS.md), and memory per idle tunnel is a benchmark target. Precision is the tick.
  *
+ * A check that throws (a bug, lib/fault.ts) is dropped from its set and its item told (`faulted`):
+ * each item closes its connection as a socket event's barrier does, so no connection is left
+ * without the limit it was checked for.
+ *
  * Deadlines (`deadlinesFor`): connect, handshake, HTTP phase and half-closed timeouts. Their set
  * is swept every tenth of the timeout (5 ms to 1 s), so a deadline fires up to 10 % late (at
  * most 1 s), never early.
  */
-import { reportFault } from "./fault.ts";
+import { type FaultSite, reportFault } from "./fault.ts";
 import { Slots } from "./slots.ts";
 
 /**
@@ -45,7 +49,18 @@ export function stalled(state: Inactivity, moved: number): boolean {
   return ++state.stillChecks >= INACTIVITY_CHECKS;
 }
 
-/** Items sit in Slots (lib/slots.ts): `add` returns the slot, which `delete` takes back. */
+const TIMER: FaultSite = "timer";
+
+/** The default for items with nothing of their own to close: the fault is reported. */
+function reportOnly(_item: unknown, err: unknown): void {
+  reportFault(err, TIMER);
+}
+
+/**
+ * Items sit in Slots (lib/slots.ts): `add` returns the slot, which `delete` takes back.
+ * `faulted(item, err)` runs after the item's visit threw and the item was dropped: it reports the
+ * fault and closes what the item is a limit of.
+ */
 export class SweptSet<T> {
   private readonly items = new Slots<T>();
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -53,10 +68,15 @@ export class SweptSet<T> {
     try {
       this.visit(item, this.now, this, slot);
     } catch (err) {
-      // A bug in one item's check (lib/fault.ts): report it and drop the item, so that it
-      // neither throws again every tick nor keeps the other items from being checked.
+      // A bug in one item's check (lib/fault.ts): drop the item, so that it neither throws again
+      // every tick nor keeps the other items from being checked, and let it close its connection.
       this.items.delete(slot, item);
-      reportFault(err, "timer");
+      try {
+        this.faulted(item, err);
+      } catch (again) {
+        reportFault(err, TIMER);
+        reportFault(again, TIMER);
+      }
     }
   };
   private now = 0;
@@ -64,6 +84,7 @@ export class SweptSet<T> {
   constructor(
     private readonly tickMs: number,
     private readonly visit: (item: T, now: number, set: SweptSet<T>, slot: number) => void,
+    private readonly faulted: (item: T, err: unknown) => void = reportOnly,
   ) {}
 
   get size(): number {
@@ -97,9 +118,10 @@ export function sweptSetFor<T>(
   cache: Map<number, SweptSet<T>>,
   tickMs: number,
   visit: (item: T, now: number, set: SweptSet<T>, slot: number) => void,
+  faulted?: (item: T, err: unknown) => void,
 ): SweptSet<T> {
   let set = cache.get(tickMs);
-  if (!set) cache.set(tickMs, (set = new SweptSet(tickMs, visit)));
+  if (!set) cache.set(tickMs, (set = new SweptSet(tickMs, visit, faulted)));
   return set;
 }
 
@@ -108,6 +130,11 @@ export interface Expiring {
   readonly deadline: number;
   /** Called once, from the sweep, when the deadline has passed and the item is still pending. */
   expire(): void;
+  /**
+   * `expire` (or the check before it) threw; the item is out of its set. Report the fault
+   * (lib/fault.ts) and close the connection the deadline was for: `Conn.fault(err, "timer")`.
+   */
+  faulted(err: unknown): void;
 }
 
 const TICK_DIVISOR = 10;
@@ -122,8 +149,10 @@ function visit(item: Expiring, now: number, set: SweptSet<Expiring>, slot: numbe
   item.expire();
 }
 
+const expiringFaulted = (item: Expiring, err: unknown): void => item.faulted(err);
+
 /** The deadline set for a timeout: one per tick length (in practice one: the connect timeout). */
 export function deadlinesFor(timeoutMs: number): SweptSet<Expiring> {
   const tick = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(timeoutMs / TICK_DIVISOR)));
-  return sweptSetFor(sets, tick, visit);
+  return sweptSetFor(sets, tick, visit, expiringFaulted);
 }

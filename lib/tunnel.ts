@@ -80,20 +80,28 @@ export function openTunnel(
   };
   dial(ctx.runtime, target, ctx.dialOptions, (result) => {
     held.onGone = null;
-    if (result instanceof ProxyError) {
-      if (!held.closed) hooks.failed?.(result);
-      down.end();
-      ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
-      return;
+    try {
+      if (result instanceof ProxyError) {
+        if (!held.closed) hooks.failed?.(result);
+        down.end();
+        ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
+        return;
+      }
+      ctx.tracker.connected(rec, Date.now() - startedMs);
+      if (cancelled) {
+        result.destroy();
+        ctx.tracker.close(rec, "shutdown");
+        return;
+      }
+      hooks.connected?.(result);
+      startRelay(ctx, rec, down, result, held, earlyBytes);
+    } catch (err) {
+      // A bug (lib/fault.ts), here rather than in the adapter's connect barrier, which only
+      // knows the upstream socket: the client is closed too, and the line says `internal`.
+      down.fault(err, "connect");
+      if (!(result instanceof ProxyError)) result.destroy();
+      ctx.tracker.close(rec, "internal");
     }
-    ctx.tracker.connected(rec, Date.now() - startedMs);
-    if (cancelled) {
-      result.destroy();
-      ctx.tracker.close(rec, "shutdown");
-      return;
-    }
-    hooks.connected?.(result);
-    startRelay(ctx, rec, down, result, held, earlyBytes);
   });
 }
 

@@ -5,10 +5,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { logFaults } from "../lib/app.ts";
-import { FaultError, faultTermination, onFault, reportFault } from "../lib/fault.ts";
+import { FaultError, type FaultSite, faultTermination, onFault, reportFault } from "../lib/fault.ts";
 import type { Fields, Logger } from "../lib/log.ts";
-import { Relay } from "../lib/relay.ts";
-import type { Conn, ConnEvents } from "../lib/runtime/types.ts";
+import { DEFAULT_LIMITS } from "../lib/limits.ts";
+import { Holding, Relay } from "../lib/relay.ts";
+import type { Conn, ConnEvents, Runtime } from "../lib/runtime/types.ts";
+import { type ListenerContext, openTunnel } from "../lib/tunnel.ts";
 import { Tracker } from "../lib/tracker.ts";
 
 /** A Conn that records calls; end/destroy close it at once, as Bun does. */
@@ -41,11 +43,15 @@ class FakeConn implements Conn {
   destroy(): void {
     this.close("destroy");
   }
-  private close(how: string): void {
+  fault(err: unknown, site: FaultSite): void {
+    reportFault(err, site);
+    this.close("fault", new FaultError(err));
+  }
+  private close(how: string, err?: Error): void {
     this.calls.push(how);
     if (this.closed) return;
     this.closed = true;
-    this.events?.onClose(undefined);
+    this.events?.onClose(err);
   }
 }
 
@@ -95,6 +101,82 @@ describe("after a fault", () => {
     expect(up.calls).toContain("end");
     expect(finished).toEqual([relay]);
     expect(relay.termination).toBe("internal");
+  });
+
+  test("a tunnel whose idle check throws is cut: the client faulted, the server ended, the tunnel `internal`", async () => {
+    const faults: Array<{ err: unknown; site: string }> = [];
+    const previous = onFault((err, site) => void faults.push({ err, site }));
+    try {
+      const down = new FakeConn();
+      const up = new FakeConn();
+      const finished: Relay[] = [];
+      // A 20 ms idle limit: checked every 5 ms by its shared sweeper (lib/sweep.ts).
+      const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 20, halfClosedTimeoutMs: 60_000 }, (r) => void finished.push(r));
+      relay.start(null);
+      const boom = new Error("boom in the idle check");
+      // The check reads the byte counters: a bug there is a throw in the timer.
+      Object.defineProperty(relay, "bytesDown", {
+        get() {
+          throw boom;
+        },
+      });
+      const deadline = Date.now() + 5_000;
+      while (finished.length === 0 && Date.now() < deadline) await Bun.sleep(5);
+      expect(faults).toEqual([{ err: boom, site: "timer" }]);
+      expect(down.calls[0]).toBe("fault");
+      expect(up.calls).toContain("end");
+      expect(finished).toEqual([relay]);
+      expect(relay.termination).toBe("internal");
+    } finally {
+      onFault(previous);
+    }
+  });
+
+  test("a throw in a dial's callback (here the driver's success reply) closes the client and the new upstream, `internal`", async () => {
+    const faults: Array<{ err: unknown; site: string }> = [];
+    const previous = onFault((err, site) => void faults.push({ err, site }));
+    try {
+      const down = new FakeConn();
+      const up = new FakeConn();
+      const runtime = {
+        connect(_options: unknown, done: (result: Conn) => void) {
+          queueMicrotask(() => done(up));
+        },
+      } as unknown as Runtime;
+      const log = capturingLogger();
+      const tracker = new Tracker(log);
+      tracker.register("forward", "socks");
+      const workload = { host: "127.0.0.1", port: 9 };
+      const ctx = {
+        name: "forward",
+        protocol: "socks",
+        limits: DEFAULT_LIMITS,
+        runtime,
+        log,
+        tracker,
+        workload,
+        workloadKey: "127.0.0.1:9",
+        dialOptions: { timeoutMs: 60_000 },
+        draining: () => false,
+      } as unknown as ListenerContext;
+      const rec = tracker.open("forward", "socks", "127.0.0.1:1");
+      const held = new Holding(down, DEFAULT_LIMITS.maxBufferedBytes);
+      down.setEvents(held);
+      const boom = new Error("boom in the success reply");
+      openTunnel(ctx, rec, down, held, workload, {
+        connected() {
+          throw boom;
+        },
+      });
+      const deadline = Date.now() + 5_000;
+      while (rec.endedMs === null && Date.now() < deadline) await Bun.sleep(1);
+      expect(faults).toEqual([{ err: boom, site: "connect" }]);
+      expect(down.calls[0]).toBe("fault");
+      expect(up.closed).toBe(true);
+      expect(rec.termination).toBe("internal");
+    } finally {
+      onFault(previous);
+    }
   });
 
   test("faultTermination: `internal` for a FaultError only", () => {

@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { onFault } from "../lib/fault.ts";
 import { Slots } from "../lib/slots.ts";
+import { PhaseClock } from "../lib/listeners/phase-clock.ts";
 import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -72,6 +73,34 @@ describe("SweptSet", () => {
       onFault(previous);
     }
   });
+
+  test("an item whose visit throws goes to the set's faulted hook; a hook that throws too gets both reported", async () => {
+    const faults: Array<{ err: unknown; site: string }> = [];
+    const previous = onFault((err, site) => void faults.push({ err, site }));
+    try {
+      const boom = new Error("boom in a visit");
+      const again = new Error("boom in the hook");
+      const told: Array<[string, unknown]> = [];
+      const set = new SweptSet<string>(
+        5,
+        (item) => {
+          if (item.startsWith("bad")) throw boom;
+        },
+        (item, err) => {
+          told.push([item, err]);
+          if (item === "bad, and its hook") throw again;
+        },
+      );
+      set.add("bad");
+      set.add("bad, and its hook");
+      await until(() => told.length >= 2, "both hooks");
+      expect(new Map(told)).toEqual(new Map<string, unknown>([["bad", boom], ["bad, and its hook", boom]]));
+      expect(faults).toEqual([{ err: boom, site: "timer" }, { err: again, site: "timer" }]);
+      expect(set.size).toBe(0);
+    } finally {
+      onFault(previous);
+    }
+  });
 });
 
 describe("Slots", () => {
@@ -109,9 +138,37 @@ describe("deadlinesFor (connect deadlines)", () => {
         it.firedAt = Date.now();
         log.push(name);
       },
+      faulted() {
+        log.push(`${name} faulted`);
+      },
     };
     return it;
   }
+
+  test("an item whose expire throws is told (faulted), and the fault is its to report", async () => {
+    const boom = new Error("boom in expire");
+    const told: unknown[] = [];
+    const faults: unknown[] = [];
+    const previous = onFault((err) => void faults.push(err));
+    try {
+      const set = deadlinesFor(20);
+      const bad: Expiring = {
+        deadline: Date.now(),
+        expire() {
+          throw boom;
+        },
+        faulted(err) {
+          told.push(err);
+        },
+      };
+      set.add(bad);
+      await until(() => told.length > 0, "the faulted call");
+      expect(told).toEqual([boom]);
+      expect(faults).toEqual([]); // reporting is the item's (Conn.fault reports)
+    } finally {
+      onFault(previous);
+    }
+  });
 
   test("an item expires once, never before its deadline; a deleted item never expires", async () => {
     const log: string[] = [];
@@ -137,5 +194,26 @@ describe("deadlinesFor (connect deadlines)", () => {
     await until(() => log.length === 2, "both deadlines", 5_000);
     expect(log).toEqual(["early", "late"]);
     expect(late.firedAt!).toBeGreaterThanOrEqual(late.deadline);
+  });
+});
+
+describe("PhaseClock", () => {
+  test("a phase's expiry that throws reaches the clock's fault hook, once; the clock then waits for nothing", async () => {
+    const boom = new Error("boom in the 408");
+    const told: unknown[] = [];
+    const expired: string[] = [];
+    const clock = new PhaseClock<"head">(
+      (phase) => {
+        expired.push(phase);
+        throw boom;
+      },
+      (err) => void told.push(err),
+    );
+    clock.set("head", 20);
+    await until(() => told.length > 0, "the fault hook");
+    expect(expired).toEqual(["head"]);
+    expect(told).toEqual([boom]);
+    expect(clock.phase).toBeNull();
+    clock.stop(); // a stale stop after the sweep dropped it: harmless
   });
 });

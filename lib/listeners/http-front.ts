@@ -106,6 +106,10 @@ class HttpFront implements ConnEvents, Expiring {
     this.toSession(false).idleExpired();
   }
 
+  faulted(err: unknown): void {
+    this.conn.fault(err, "timer"); // onClose hands the FaultError to a new session, which logs it
+  }
+
   /** The session takes the connection over from here. */
   private toSession(inSet = true): HttpSession {
     if (inSet) this.deadlines.delete(this.slot, this);

@@ -55,7 +55,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private exchange: Exchange | null = null;
   private upstream: Upstream | null = null;
   /** One clock for the keep-alive idle, header and exchange deadlines (see PhaseClock). */
-  private readonly clock = new PhaseClock<"idle" | "head" | "exchange">((phase) => this.expired(phase));
+  private readonly clock = new PhaseClock<"idle" | "head" | "exchange">(
+    (phase) => this.expired(phase),
+    (err) => this.conn.fault(err, "timer"),
+  );
   private clientEnded = false;
   private closed = false;
   private handedOff = false;
@@ -191,13 +194,19 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (idle) this.dropUpstream(false);
     const startedMs = Date.now();
     dial(this.ctx.runtime, target, this.ctx.dialOptions, (result) => {
-      if (result instanceof ProxyError) {
-        if (this.exchange === ex) this.fail(result);
-        return;
+      try {
+        if (result instanceof ProxyError) {
+          if (this.exchange === ex) this.fail(result);
+          return;
+        }
+        this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
+        if (this.closed || this.exchange !== ex) return result.destroy();
+        this.useUpstream(ex, new Upstream(key, result));
+      } catch (err) {
+        // A bug (lib/fault.ts): the client connection is closed (`internal`), and the upstream.
+        this.conn.fault(err, "connect");
+        if (!(result instanceof ProxyError)) result.destroy();
       }
-      this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
-      if (this.closed || this.exchange !== ex) return result.destroy();
-      this.useUpstream(ex, new Upstream(key, result));
     });
   }
 

@@ -16,7 +16,11 @@ export class PhaseClock<P extends string> implements Expiring {
   private slot = -1;
   private setForMs = 0;
 
-  constructor(private readonly onExpire: (phase: P) => void) {}
+  /** `onFault(err)`: the check or `onExpire` threw (lib/fault.ts); report it and close the connection. */
+  constructor(
+    private readonly onExpire: (phase: P) => void,
+    private readonly onFault: (err: unknown) => void,
+  ) {}
 
   /** Waits for `phase` from now on, for at most `ms`. */
   set(phase: P, ms: number): void {
@@ -52,5 +56,11 @@ export class PhaseClock<P extends string> implements Expiring {
     if (phase === null) return;
     this.phase = null;
     this.onExpire(phase);
+  }
+
+  faulted(err: unknown): void {
+    this.set_ = null;
+    this.phase = null;
+    this.onFault(err);
   }
 }

@@ -46,6 +46,10 @@ class SocksSession implements ConnEvents, Expiring {
     this.fail(new ProxyError("headerTimeout", `SOCKS handshake not complete in ${ms} ms`), null, "handshake-timeout");
   }
 
+  faulted(err: unknown): void {
+    this.conn.fault(err, "timer");
+  }
+
   private stopClock(): void {
     deadlinesFor(this.ctx.limits.handshakeTimeoutMs).delete(this.slot, this);
   }

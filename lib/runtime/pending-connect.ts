@@ -5,6 +5,7 @@
  * rely on, so a connection that opens after the deadline is destroyed at once: nobody wants it.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
+import { reportFault } from "../fault.ts";
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnectOptions } from "./types.ts";
 
@@ -44,6 +45,16 @@ export class PendingConnect implements Expiring {
     this.onTimeout?.();
     const { hostname, port, timeoutMs } = this.options;
     this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
+  }
+
+  /**
+   * `expire` threw (lib/fault.ts). It settles before it calls out, so the throw came from the
+   * owner's callback, and the owner (lib/tunnel.ts, the HTTP session) closes its own connection
+   * on a fault there: what is left here is to report it.
+   */
+  faulted(err: unknown): void {
+    this.settled = true;
+    reportFault(err, "timer");
   }
 
   private settle(): void {

@@ -11,6 +11,7 @@
  * - Events that happen before `setEvents` is called are held and replayed in order.
  */
 import type { ProxyError } from "../errors.ts";
+import type { FaultSite } from "../fault.ts";
 
 export interface ConnEvents {
   onData(chunk: Uint8Array): void;
@@ -44,6 +45,11 @@ export interface Conn {
   end(): void;
   /** Close now, discarding the queue. */
   destroy(): void;
+  /**
+   * Our code threw while handling this connection (lib/fault.ts): report it with `site`, then
+   * close now; the owner hears onClose with a FaultError (its log line says `internal`).
+   */
+  fault(err: unknown, site: FaultSite): void;
 }
 
 export interface ListenOptions {
