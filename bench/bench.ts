@@ -195,7 +195,7 @@ function errorText(r: LoadgenResult): string | undefined {
 
 // ------------------------------------------------------------------------------- tunnel modes
 
-const TUNNEL_KINDS: Kind[] = ["socks", "connect", "tcp"];
+const TUNNEL_KINDS: Kind[] = ["socks", "socks4", "connect", "tcp"];
 
 interface Variant {
   table: Table;

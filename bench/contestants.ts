@@ -8,10 +8,11 @@
 import { join } from "node:path";
 
 /** Tunnel kinds (rr, pingpong, bulk, idle) and HTTP kinds (wrk). */
-export type Kind = "socks" | "connect" | "tcp" | "http-fwd" | "http-rev";
+export type Kind = "socks" | "socks4" | "connect" | "tcp" | "http-fwd" | "http-rev";
 
 export const KIND_TITLE: Record<Kind, string> = {
   socks: "SOCKS5",
+  socks4: "SOCKS4",
   connect: "HTTP CONNECT",
   tcp: "TCP reverse",
   "http-fwd": "HTTP forward (absolute-form)",
@@ -33,7 +34,7 @@ export interface Contestant {
   readonly kind: Kind;
   readonly ours: boolean;
   /** loadgen handshake. */
-  readonly proto: "plain" | "socks5" | "connect";
+  readonly proto: "plain" | "socks5" | "socks4" | "connect";
   /** Template in bench/peers/ (none for CLI-only peers). */
   readonly config?: string;
   /** Discard output: microsocks logs every client to stderr and has no switch to stop it. */
@@ -44,6 +45,11 @@ export interface Contestant {
    * and sidecar-proxy's TCP mode (`sidecar-proxy-tcp`) relay the HTTP bytes unparsed.
    */
   readonly reference?: boolean;
+  /**
+   * The modes it runs in (all when absent). SOCKS4 runs in rr only: after its handshake a SOCKS4
+   * tunnel is the SOCKS5 one (the same relay, in us and in Dante), so rr, where the handshake is
+   * the difference, is the mode that says something the SOCKS5 tables do not.
+   */
   readonly modes?: readonly string[];
   cmd(v: Vars): string[];
 }
@@ -82,10 +88,15 @@ export function contestants(bin: Binaries, peersDir: string): Contestant[] {
   });
   const squid = (v: Vars) => ["squid", "-N", "-f", v.CONF];
   const tinyproxy = (v: Vars) => ["tinyproxy", "-d", "-c", v.CONF];
+  const danted = (v: Vars) => ["danted", "-f", v.CONF, "-p", join(v.RUN, "danted.pid")];
   return [
     sidecar("socks", "socks5", forward("socks")),
     peer("microsocks", "socks", "socks5", undefined, (v) => ["microsocks", "-i", "127.0.0.1", "-p", v.PORT], true),
-    peer("dante", "socks", "socks5", "danted.conf", (v) => ["danted", "-f", v.CONF, "-p", join(v.RUN, "danted.pid")]),
+    peer("dante", "socks", "socks5", "danted.conf", danted),
+
+    // microsocks speaks SOCKS5 only.
+    { ...sidecar("socks4", "socks4", forward("socks")), modes: ["rr"] },
+    { ...peer("dante", "socks4", "socks4", "danted.conf", danted), modes: ["rr"] },
 
     sidecar("connect", "connect", forward("http")),
     peer("tinyproxy", "connect", "connect", "tinyproxy.conf", tinyproxy),

@@ -14,7 +14,7 @@
  *         "#BULKDN " len seed   -> the server sends len pattern bytes
  *       The http port answers every request head with a fixed 64-byte body (keep-alive).
  *
- *   loadgen client --mode rr|pingpong|bulkup|bulkdown|idle --proto plain|socks5|connect
+ *   loadgen client --mode rr|pingpong|bulkup|bulkdown|idle --proto plain|socks5|socks4|connect
  *                  [--proxy HOST:PORT] --target HOST:PORT [--conns N] [--duration S] [--warmup S]
  *                  [--bytes N] [--watch-pid PID] [--timeout S] [--src-ips N] [--close-first server|client]
  *       rr:       connect, handshake, 64-byte request, 64-byte echo, close; N in parallel.
@@ -503,7 +503,7 @@ static int run_server(int argc, char **argv) {
 /* ------------------------------------------------------------------ client */
 
 enum { M_RR, M_PINGPONG, M_BULKUP, M_BULKDN, M_IDLE };
-enum { P_PLAIN, P_SOCKS5, P_CONNECT }; /* plain: no handshake (direct, or a TCP reverse proxy) */
+enum { P_PLAIN, P_SOCKS5, P_CONNECT, P_SOCKS4 }; /* plain: no handshake (direct, or a TCP reverse proxy) */
 enum { C_FREE, C_CONNECTING, C_GREET, C_SOCKSREP, C_HTTPREP, C_READY, C_ECHO, C_WAITFIN, C_BULKUP, C_BULKDN, C_HELD };
 
 struct cconn {
@@ -680,6 +680,13 @@ static int send_handshake(struct cconn *c) {
     c->state = C_GREET;
     return csend(c, greet, 3);
   }
+  if (cfg.proto == P_SOCKS4) {
+    uint8_t req[9] = {4, 1}; /* VN, CD CONNECT, DSTPORT, DSTIP, empty USERID and its NUL */
+    memcpy(req + 2, &cfg.target.sin_port, 2);
+    memcpy(req + 4, &cfg.target.sin_addr, 4);
+    c->state = C_SOCKSREP;
+    return csend(c, req, 9);
+  }
   char req[160];
   int n = snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", cfg.target_str, cfg.target_str);
   c->state = C_HTTPREP;
@@ -700,6 +707,11 @@ static int on_handshake(struct cconn *c, const uint8_t *p, size_t n) {
     c->hslen = 0;
     c->state = C_SOCKSREP;
     return csend(c, req, 10) == 0 ? 0 : -1;
+  }
+  if (c->state == C_SOCKSREP && cfg.proto == P_SOCKS4) {
+    if (c->hslen < 8) return 0; /* VN 0, CD 90 (granted), DSTPORT, DSTIP */
+    if (c->hslen > 8 || c->hs[0] != 0 || c->hs[1] != 90) return -1;
+    return 1;
   }
   if (c->state == C_SOCKSREP) {
     if (c->hslen < 5) return 0;
@@ -939,7 +951,7 @@ static int all_done_target(void) { return done_conns + (int)st.errors >= target_
 static void print_common(double seconds) {
   printf("{\"mode\":\"%s\",\"proto\":\"%s\",\"conns\":%d,\"ops\":%llu,\"seconds\":%.4f,\"errors\":%llu",
          (const char *[]){"rr", "pingpong", "bulkup", "bulkdown", "idle"}[cfg.mode],
-         (const char *[]){"plain", "socks5", "connect"}[cfg.proto], cfg.conns, (unsigned long long)st.ops, seconds,
+         (const char *[]){"plain", "socks5", "connect", "socks4"}[cfg.proto], cfg.conns, (unsigned long long)st.ops, seconds,
          (unsigned long long)st.errors);
   printf(",\"error_kinds\":{");
   int first = 1;
@@ -975,7 +987,7 @@ static int run_client(int argc, char **argv) {
                : !strcmp(v, "bulkdown") ? M_BULKDN : !strcmp(v, "idle") ? M_IDLE : -1;
       if (cfg.mode < 0) die("unknown mode %s", v);
     } else if (!strcmp(a, "--proto")) {
-      cfg.proto = !strcmp(v, "plain") ? P_PLAIN : !strcmp(v, "socks5") ? P_SOCKS5 : !strcmp(v, "connect") ? P_CONNECT : -1;
+      cfg.proto = !strcmp(v, "plain") ? P_PLAIN : !strcmp(v, "socks5") ? P_SOCKS5 : !strcmp(v, "connect") ? P_CONNECT : !strcmp(v, "socks4") ? P_SOCKS4 : -1;
       if (cfg.proto < 0) die("unknown proto %s", v);
     } else if (!strcmp(a, "--proxy")) proxy = v;
     else if (!strcmp(a, "--target")) target = v;
