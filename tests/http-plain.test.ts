@@ -1,5 +1,5 @@
 /**
- * The byte-level shortcuts (lib/listeners/http-plain*.ts) against the general path they stand in
+ * The byte-level shortcuts (lib/listeners/http-plain*.ts, lib/protocol/http1-connect.ts) against the general path they stand in
  * for (parse -> Header objects -> routeRequest / clientResponseHead -> serialize), on generated
  * heads and on mutations of them (fixed-seed PRNG, bounded counts). For every input:
  * - an error is the same error (kind and message) with and without the shortcut;
@@ -16,6 +16,7 @@ import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "../lib
 import { formatTarget } from "../lib/tunnel.ts";
 import { PlainResponse, PlainResponses } from "../lib/listeners/http-plain-response.ts";
 import { HeadScan, parseRequestHead, parseResponseHead, type HeadShortcut, type RequestHead, type ResponseHead } from "../lib/protocol/http1.ts";
+import { CONNECT_HEAD, ConnectHead } from "../lib/protocol/http1-connect.ts";
 import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
 import { bytes, REQUEST_VECTORS, RESPONSE_VECTORS } from "./helpers/http1-vectors.ts";
 
@@ -160,6 +161,38 @@ function request(rand: Rand, targets: readonly string[] = REVERSE_TARGETS): stri
   const lead = rand() < 0.1 ? "\r\n" : "";
   const head = `${lead}${method} ${target} ${version}\r\n${fields(rand, REQUEST_FIELDS, ["Host: 127.0.0.1:8080\r\n", "User-Agent: fuzz\r\n"])}\r\n`;
   return head + (rand() < 0.2 ? "hello" : "");
+}
+
+/** CONNECT authorities: names, IPv4, IPv6 literals, and what authority-form does not allow. */
+const CONNECT_TARGETS = [
+  "127.0.0.1:443",
+  "127.0.0.1:443",
+  "example.test:443",
+  "Example.Test:8443",
+  "[::1]:443",
+  "[::1]",
+  "[::1:443",
+  "127.0.0.1",
+  "127.0.0.1:",
+  "127.0.0.1:0",
+  "127.0.0.1:65535",
+  "127.0.0.1:65536",
+  "127.0.0.1:0443",
+  "a_b:1",
+  "h\xe9:1",
+  "u@h:1",
+  "http://127.0.0.1:443",
+  "/",
+  "*",
+];
+
+function connectHead(rand: Rand): string {
+  const method = pick(rand, ["CONNECT", "CONNECT", "CONNECT", "CONNECT", "connect", "GET"]);
+  const target = pick(rand, CONNECT_TARGETS);
+  const version = rand() < 0.85 ? "HTTP/1.1" : pick(rand, ["HTTP/1.0", "HTTP/2.0", "http/1.1"]);
+  const lead = rand() < 0.05 ? "\r\n" : "";
+  const host = rand() < 0.7 ? `Host: ${target}\r\n` : "";
+  return `${lead}${method} ${target} ${version}\r\n${fields(rand, REQUEST_FIELDS, [host, "User-Agent: fuzz\r\n", "Proxy-Connection: Keep-Alive\r\n"])}\r\n`;
 }
 
 function response(rand: Rand): string {
@@ -353,6 +386,40 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, x-trace\r\nX-Trace: 1\r\n\r\n", parseRequestHead)).toBe("Object");
     expect(accepts(requests, "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", parseRequestHead)).toBe("Object");
     expect(accepts(requests, "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", parseRequestHead)).toBe("Object");
+  });
+
+  test(`${ITERATIONS} CONNECT heads, generated and mutated: same errors, same heads`, () => {
+    const rand = prng(SEED + 3);
+    const seeds = REQUEST_VECTORS.map((v) => v.head).filter((h) => h.includes("CONNECT"));
+    let accepted = 0;
+    let declined = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      let text = i % 4 === 3 ? mutate(rand, rand() < 0.8 || seeds.length === 0 ? connectHead(rand) : pick(rand, seeds)) : connectHead(rand);
+      if (rand() < 0.2) text += rand() < 0.5 ? "\x16\x03\x01\x00" : text; // a TLS ClientHello's first bytes, or a second head
+      const both = bothWays<RequestHead>(rand, text, parseRequestHead, CONNECT_HEAD, (h) => h instanceof ConnectHead);
+      if (both === "declined") declined++;
+      if (typeof both === "string") continue;
+      accepted++;
+      expect({ input: text, head: requestFields(both.fast) }).toEqual({ input: text, head: requestFields(both.general) });
+    }
+    expect(accepted).toBeGreaterThan(ITERATIONS / 10);
+    // Most heads it declines are errors (counted in neither); these are the valid ones it leaves
+    // to the general build (a Connection, Expect, Upgrade or Content-Length line).
+    expect(declined).toBeGreaterThan(ITERATIONS / 100);
+  });
+
+  test("the CONNECT heads of curl, Go, Java, undici and the bench take the CONNECT shortcut", () => {
+    const taken = (text: string) => {
+      const r = parseRequestHead(bytes(text), DEFAULT_LIMITS, new HeadScan(), CONNECT_HEAD);
+      return r.ok ? r.head.constructor.name : "need more";
+    };
+    expect(taken("CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n")).toBe("ConnectHead"); // bench/loadgen.c, Go
+    expect(taken("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nUser-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n")).toBe("ConnectHead");
+    expect(taken("CONNECT [::1]:8443 HTTP/1.1\r\nhost: [::1]:8443\r\nUser-Agent: Java/17.0.9\r\n\r\n")).toBe("ConnectHead");
+    expect(taken("CONNECT example.test:443 HTTP/1.0\r\n\r\n")).toBe("ConnectHead");
+    // Declined, so the general path answers: a Connection line (undici sends one), two Hosts, a body.
+    expect(taken("CONNECT example.test:443 HTTP/1.1\r\nhost: example.test:443\r\nconnection: keep-alive\r\n\r\n")).toBe("Object");
+    expect(() => taken("CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nHost: a:1\r\n\r\n")).toThrow("more than one Host");
   });
 
   test("the rewritten request, spelled out: hop-by-hop and every client forwarding field go, ours and Via come last", () => {

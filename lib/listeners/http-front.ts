@@ -3,7 +3,8 @@
  *
  * Most CONNECT clients (curl, Go, Java, undici, browsers) send the whole head in their first
  * segment and never speak HTTP again on that connection. Such a head is parsed here, by the
- * same parser and limits as the session's, and goes straight to the tunnel (http-tunnel.ts):
+ * same parser and limits as the session's, read on bytes where it can be (CONNECT_HEAD,
+ * protocol/http1-connect.ts), and goes straight to the tunnel (http-tunnel.ts):
  * no head scanner, phase clock or plain-request state is built for it (2-4 us of the ~60 us
  * a CONNECT costs here; bench/RESULTS.md).
  *
@@ -13,6 +14,7 @@
  * and any event before the first bytes (FIN, reset, the idle deadline, shutdown).
  */
 import { parseRequestHead } from "../protocol/http1.ts";
+import { CONNECT_HEAD } from "../protocol/http1-connect.ts";
 import { HeadScan } from "../protocol/http1-scan.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
@@ -76,7 +78,7 @@ class HttpFront implements ConnEvents, Expiring {
     SCAN.reset();
     let result;
     try {
-      result = parseRequestHead(chunk, this.ctx.limits, SCAN);
+      result = parseRequestHead(chunk, this.ctx.limits, SCAN, CONNECT_HEAD);
     } catch {
       return false; // the session parses it again and answers the error
     }
