@@ -3,8 +3,8 @@
  *
  * Most CONNECT clients (curl, Go, Java, undici, browsers) send the whole head in their first
  * segment and never speak HTTP again on that connection. Such a head is parsed here, by the
- * same parser and limits as the session's, read on bytes where it can be (CONNECT_HEAD,
- * protocol/http1-connect.ts), and goes straight to the tunnel (http-tunnel.ts):
+ * same limits as the session's (in one pass over its bytes, protocol/http1-connect.ts, or
+ * else by the session's parser), and goes straight to the tunnel (http-tunnel.ts):
  * no head scanner, phase clock or plain-request state is built for it (2-4 us of the ~60 us
  * a CONNECT costs here; bench/RESULTS.md).
  *
@@ -14,7 +14,8 @@
  * and any event before the first bytes (FIN, reset, the idle deadline, shutdown).
  */
 import { parseRequestHead } from "../protocol/http1.ts";
-import { CONNECT_HEAD } from "../protocol/http1-connect.ts";
+import { type ConnectRequest, readConnectHead } from "../protocol/http1-connect.ts";
+import type { Limits } from "../limits.ts";
 import { HeadScan } from "../protocol/http1-scan.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
@@ -36,6 +37,20 @@ function startsWithConnect(chunk: Uint8Array): boolean {
   if (chunk.byteLength <= CONNECT_SP.length) return false;
   for (let i = 0; i < CONNECT_SP.length; i++) if (chunk[i] !== CONNECT_SP[i]) return false;
   return true;
+}
+
+/**
+ * A CONNECT head readConnectHead declined (an IPv6 literal, a Connection line, ...) but the
+ * general parser accepts; null for anything else, which the session parses again and answers.
+ */
+function parseConnectHead(chunk: Uint8Array, limits: Limits): ConnectRequest | null {
+  SCAN.reset();
+  try {
+    const result = parseRequestHead(chunk, limits, SCAN);
+    return result.ok && result.head.method === "CONNECT" ? { authority: result.head.authority!, consumed: result.consumed } : null;
+  } catch {
+    return null;
+  }
 }
 
 class HttpFront implements ConnEvents, Expiring {
@@ -69,28 +84,22 @@ class HttpFront implements ConnEvents, Expiring {
   }
 
   onData(chunk: Uint8Array): void {
-    if (startsWithConnect(chunk) && this.tunnel(chunk)) return;
+    if (startsWithConnect(chunk)) {
+      const head = readConnectHead(chunk, this.ctx.limits) ?? parseConnectHead(chunk, this.ctx.limits);
+      if (head) return this.tunnel(chunk, head);
+    }
     this.toSession().onData(chunk);
   }
 
-  /** A whole CONNECT head in `chunk`: the tunnel starts, and true. Otherwise nothing happens. */
-  private tunnel(chunk: Uint8Array): boolean {
-    SCAN.reset();
-    let result;
-    try {
-      result = parseRequestHead(chunk, this.ctx.limits, SCAN, CONNECT_HEAD);
-    } catch {
-      return false; // the session parses it again and answers the error
-    }
-    if (!result.ok || result.head.method !== "CONNECT") return false;
+  /** A whole CONNECT head came in `chunk`: the tunnel starts. */
+  private tunnel(chunk: Uint8Array, head: ConnectRequest): void {
     this.deadlines.delete(this.slot, this);
     const rec = this.rec;
     rec.bytesUp += chunk.byteLength;
     rec.requests = 1;
     rec.drain = null;
     this.ctx.tracker.handshakeDone(rec);
-    connectTunnel(this.ctx, rec, this.conn, result.head.authority!, after(chunk, result.consumed), false);
-    return true;
+    connectTunnel(this.ctx, rec, this.conn, head.authority, after(chunk, head.consumed), false);
   }
 
   onEnd(): void {

@@ -1,123 +1,123 @@
 /**
- * The CONNECT head shortcut (a HeadShortcut, http1.ts): the head a forward proxy's tunnel starts
- * from, read on bytes. A CONNECT head only needs its authority and the checks every head gets;
- * the general build decodes the whole head, makes two strings and an object per field, and a
- * facts object, for nothing. Paired A/B on CONNECT rr (bench/RESULTS.md): skipping the parse
- * altogether bounds the gain at 3.5-5.7 us per connection; this shortcut, which still runs every
- * check, took 0.8-5.0 us off (1.8 on average, 7 of 8 rounds).
+ * A CONNECT head read in one pass over its bytes, for the forward listener's first segment
+ * (listeners/http-front.ts): the tunnel needs the authority and where the head ends, nothing
+ * else. It accepts only heads the general parser (http1.ts) accepts, with the same authority
+ * and end, and returns null for anything else, which then takes the general path and gets its
+ * answer there (an error included). Accepted, all CRLF-terminated:
+ * - `CONNECT host:port HTTP/1.1` (or 1.0), host of letters, digits, `.` and `-` (a subset of
+ *   reg-name that covers names and IPv4), port 1-65535 in at most 5 digits (IPv6 literals and
+ *   anything else are declined);
+ * - field lines `token ":" OWS value OWS` with values of printable ASCII and HTAB only;
+ * - one Host line equal to the target byte for byte (none on 1.0);
+ * - no Content-Length, Transfer-Encoding, Connection, Expect or Upgrade line (they decide
+ *   framing and keep-alive and can be errors: the general path judges them);
+ * - within the start-line, header-section and field-count limits.
  *
- * It takes a head the general build would accept, with the same result, and declines (null, the
- * general build then runs) anything it does not read the same way for certain:
- * - the method must be exactly CONNECT (case-sensitive, RFC 9110 §9.1);
- * - Content-Length, Transfer-Encoding, Connection, Expect and Upgrade lines are declined (they
- *   decide framing and keep-alive, and can be errors: the general path judges them);
- * - one Host line, valid (isValidHostField), or none on HTTP/1.0: anything else is declined.
- * The request-line and field-line checks are the general ones (scanRequestLine, scanFieldLines),
- * run first as there, so an error thrown here is the error the general build throws.
- * tests/http-plain.test.ts compares both on generated and mutated heads.
+ * Why its own pass rather than a HeadShortcut behind the general scanner: paired CONNECT rr
+ * (bench/RESULTS.md), against the general parse, a shortcut that reused the general scans and
+ * authority parser took 1.8 us per connection off, this pass 3.3-5.8 us (7 of 7 rounds). In a
+ * loop the general parse costs 0.6 us, that shortcut 0.45, this pass 0.05; per connection,
+ * between ~50 us of kernel work, the code they run is cold, and the smaller it is the less it
+ * costs. tests/http-plain.test.ts holds it to the general parser
+ * on generated and mutated heads and under tight limits.
  */
-import { NO_BODY } from "./http1-framing.ts";
-import type { BodyFraming, Header, HeadScan, HeadShortcut, RequestHead } from "./http1.ts";
-import { HTAB, latin1, scanFieldLines, SP } from "./http1-scan.ts";
-import { type Authority, isValidHostField, parseTarget, scanRequestLine } from "./http1-target.ts";
+import type { HeadLimits } from "./http1.ts";
+import { CR, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
+import type { Authority } from "./http1-target.ts";
 
-const CONNECT = [0x43, 0x4f, 0x4e, 0x4e, 0x45, 0x43, 0x54]; // "CONNECT"
+/** What the tunnel needs from the head. */
+export interface ConnectRequest {
+  readonly authority: Authority;
+  /** Where the head ends (tunnel bytes may follow in the same segment). */
+  readonly consumed: number;
+}
+
+/** "CONNECT ". */
+const CONNECT_SP = [0x43, 0x4f, 0x4e, 0x4e, 0x45, 0x43, 0x54, 0x20];
+/** " HTTP/1." before the minor digit. */
+const SP_HTTP_1 = [0x20, 0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e];
+const TARGET_START = CONNECT_SP.length;
 const COLON = 0x3a;
-const LF = 0x0a;
-const FOLD = 0x20; // ASCII letters: OR-ing 0x20 lower-cases them
+const DIGIT_0 = 0x30;
+const DIGIT_1 = 0x31;
+const DIGIT_9 = 0x39;
+const MAX_PORT_DIGITS = 5;
+const MAX_PORT = 65535;
+/** Letters, digits, "." and "-". */
+const HOST_CHAR = charClass((c) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x2e || c === 0x2d);
+/** Printable ASCII and HTAB: field-vchar without obs-text. */
+const VALUE_CHAR = charClass((c) => c === HTAB || (c >= SP && c < 0x7f));
 
-/** Field names the shortcut looks at, lower-case, by length. */
-const HOST = "host";
-const DECLINED = ["content-length", "transfer-encoding", "connection", "expect", "upgrade"];
-const DECLINED_LENGTHS = new Set(DECLINED.map((n) => n.length));
-
-/** buf[s, e) equals the lower-case ASCII `name`, in any case. */
-function nameIs(buf: Uint8Array, s: number, e: number, name: string): boolean {
-  if (e - s !== name.length) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = buf[s + i]!;
-    if ((c >= 0x41 && c <= 0x5a ? c | FOLD : c) !== name.charCodeAt(i)) return false;
-  }
+/** buf[s, s + name.length) is the lower-case `name` in any ASCII case. */
+function nameIs(buf: Uint8Array, s: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) if ((buf[s + k]! | 0x20) !== name.charCodeAt(k)) return false;
   return true;
 }
 
-/**
- * A CONNECT head read by the shortcut. Its fields are the general build's for such a head;
- * `headers`, which the tunnel does not read, is made on first use from the head's bytes.
- */
-export class ConnectHead implements RequestHead {
-  readonly method = "CONNECT";
-  readonly form = "authority";
-  readonly url = undefined;
-  readonly framing: BodyFraming = NO_BODY;
-  readonly expectContinue = false;
-  readonly upgrade = null;
-  readonly keepAlive: boolean;
-  #headers: Header[] | null = null;
-
-  /** buf[fieldsStart, end) are the field lines and the final CRLF. */
-  constructor(
-    readonly target: string,
-    readonly version: "1.0" | "1.1",
-    readonly authority: Authority,
-    private readonly buf: Uint8Array,
-    private readonly fieldsStart: number,
-    private readonly end: number,
-  ) {
-    // RFC 9112 §9.3 with no Connection line (keepAliveOf): 1.1 persists, 1.0 does not.
-    this.keepAlive = version === "1.1";
-  }
-
-  get headers(): Header[] {
-    return (this.#headers ??= fieldLines(this.buf, this.fieldsStart, this.end));
+/** Field names that decide framing or keep-alive: declined, by length. */
+function judgedElsewhere(buf: Uint8Array, s: number, length: number): boolean {
+  switch (length) {
+    case 6:
+      return nameIs(buf, s, "expect");
+    case 7:
+      return nameIs(buf, s, "upgrade");
+    case 10:
+      return nameIs(buf, s, "connection");
+    case 14:
+      return nameIs(buf, s, "content-length");
+    case 17:
+      return nameIs(buf, s, "transfer-encoding");
+    default:
+      return false;
   }
 }
 
-/** Field lines already checked by scanFieldLines: name, then the value without its OWS. */
-function fieldLines(buf: Uint8Array, start: number, end: number): Header[] {
-  const out: Header[] = [];
-  for (let s = start; s < end - 2; ) {
-    const lf = buf.indexOf(LF, s);
-    let colon = s;
-    while (buf[colon] !== COLON) colon++;
-    let vs = colon + 1;
-    let ve = lf - 1;
-    while (vs < ve && (buf[vs] === SP || buf[vs] === HTAB)) vs++;
-    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-    out.push({ name: latin1(buf, s, colon), value: latin1(buf, vs, ve) });
-    s = lf + 1;
+/** The CONNECT head at the start of `buf`, or null: see above. */
+export function readConnectHead(buf: Uint8Array, limits: HeadLimits): ConnectRequest | null {
+  const n = buf.length;
+  for (let k = 0; k < TARGET_START; k++) if (buf[k] !== CONNECT_SP[k]) return null;
+  let i = TARGET_START;
+  while (i < n && HOST_CHAR[buf[i]!] === 1) i++;
+  const hostEnd = i;
+  if (hostEnd === TARGET_START || buf[i] !== COLON) return null;
+  const portStart = ++i;
+  let port = 0;
+  while (i < n && buf[i]! >= DIGIT_0 && buf[i]! <= DIGIT_9) port = port * 10 + (buf[i++]! - DIGIT_0);
+  if (i === portStart || i - portStart > MAX_PORT_DIGITS || port < 1 || port > MAX_PORT) return null;
+  const targetEnd = i;
+  for (let k = 0; k < SP_HTTP_1.length; k++) if (buf[i + k] !== SP_HTTP_1[k]) return null;
+  i += SP_HTTP_1.length;
+  const minor = buf[i];
+  if ((minor !== DIGIT_0 && minor !== DIGIT_1) || buf[i + 1] !== CR || buf[i + 2] !== LF) return null;
+  if (i + 1 > limits.maxRequestLineBytes) return null; // the start-line's length, CRLF excluded
+  i += 3;
+  const fieldsStart = i;
+  let fields = 0;
+  let hosts = 0;
+  for (;;) {
+    if (buf[i] === CR) {
+      if (buf[i + 1] !== LF) return null;
+      i += 2;
+      break;
+    }
+    const nameStart = i;
+    while (i < n && TCHAR[buf[i]!] === 1) i++;
+    const nameLength = i - nameStart;
+    if (nameLength === 0 || buf[i] !== COLON) return null;
+    i++;
+    while (buf[i] === SP || buf[i] === HTAB) i++;
+    const valueStart = i;
+    while (i < n && VALUE_CHAR[buf[i]!] === 1) i++;
+    if (buf[i] !== CR || buf[i + 1] !== LF) return null;
+    let valueEnd = i;
+    while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
+    i += 2;
+    if (++fields > limits.maxHeaderCount) return null;
+    if (nameLength === 4 && nameIs(buf, nameStart, "host")) {
+      if (++hosts > 1 || valueEnd - valueStart !== targetEnd - TARGET_START) return null;
+      for (let k = 0; k < valueEnd - valueStart; k++) if (buf[valueStart + k] !== buf[TARGET_START + k]) return null;
+    } else if (judgedElsewhere(buf, nameStart, nameLength)) return null;
   }
-  return out;
+  if (i - fieldsStart > limits.maxHeaderBytes || (hosts === 0 && minor === DIGIT_1)) return null;
+  return { authority: { host: latin1(buf, TARGET_START, hostEnd), port }, consumed: i };
 }
-
-export const CONNECT_HEAD: HeadShortcut<RequestHead> = {
-  take(buf: Uint8Array, scan: HeadScan, end: number): RequestHead | null {
-    const s = scan.startLine;
-    const line = scanRequestLine(buf, s, scan.startLineEnd - 2);
-    if (line.methodEnd - s !== CONNECT.length) return null;
-    for (let i = 0; i < CONNECT.length; i++) if (buf[s + i] !== CONNECT[i]) return null;
-    const { version, targetStart, targetEnd } = line;
-    const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
-    let host = -1;
-    for (let j = 0; j < spans.length; j += 4) {
-      const ns = spans[j]!;
-      const ne = spans[j + 1]!;
-      if (nameIs(buf, ns, ne, HOST)) {
-        if (host >= 0) return null; // more than one: the general build's 400
-        host = j;
-      } else if (DECLINED_LENGTHS.has(ne - ns)) {
-        for (const name of DECLINED) if (nameIs(buf, ns, ne, name)) return null;
-      }
-    }
-    if (host < 0 ? version === "1.1" : !isValidHostField(latin1(buf, spans[host + 2]!, spans[host + 3]!))) return null;
-    const target = latin1(buf, targetStart, targetEnd);
-    let authority: Authority | undefined;
-    try {
-      authority = parseTarget("CONNECT", target).authority;
-    } catch {
-      return null; // the general build throws it
-    }
-    if (authority === undefined) return null;
-    return new ConnectHead(target, version, authority, buf, scan.startLineEnd, end);
-  },
-};
