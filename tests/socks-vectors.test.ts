@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError, type ErrorKind } from "../lib/errors.ts";
 import { createSocksMachine, type SocksEvent, type SocksMachine, type SocksOptions } from "../lib/protocol/socks.ts";
+import { parseIPv4 } from "../lib/protocol/socks5.ts";
 
 /** "05 01 00" -> bytes; spaces are ignored. */
 function h(hexText: string): Uint8Array {
@@ -370,5 +371,41 @@ describe("machine contract", () => {
   test("a smaller USERID limit is enforced", () => {
     const m = createSocksMachine({ auth: null, maxUserIdBytes: 3 });
     expect(m.feed(cat(h("04 01 0050 7f000001"), a("abcd")))).toEqual([fail("protocol", REPLY4_FAIL)] as SocksEvent[]);
+  });
+});
+
+describe("parseIPv4 (BND.ADDR of every reply)", () => {
+  /** The definition it implements, as it was written before the one-pass version. */
+  function reference(text: string): Uint8Array | null {
+    const parts = text.split(".");
+    if (parts.length !== 4) return null;
+    const out = new Uint8Array(4);
+    for (let i = 0; i < 4; i++) {
+      if (!/^\d{1,3}$/.test(parts[i]!)) return null;
+      const n = Number(parts[i]);
+      if (n > 255) return null;
+      out[i] = n;
+    }
+    return out;
+  }
+
+  test("agrees with split-and-regex on listed and generated strings", () => {
+    const listed = ["127.0.0.1", "0.0.0.0", "255.255.255.255", "256.0.0.1", "1.2.3", "1.2.3.4.", ".1.2.3", "1..2.3", "01.002.3.4", "0255.1.1.1", "0001.2.3.4", "1234.1.1.1", "", "::1", "1.2.3.4 ", "1.2.3.+4", "1.2.3.٤", "::ffff:127.0.0.1"];
+    for (const text of listed) expect({ text, got: parseIPv4(text) }).toEqual({ text, got: reference(text) });
+    let seed = 0x2545f491;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const alphabet = "0123456789....:a ";
+    for (let i = 0; i < 20_000; i++) {
+      let text = "";
+      if (rand() < 0.5) {
+        // Dotted forms: 3-5 parts of 0-4 digits.
+        const parts: string[] = [];
+        for (let p = 3 + Math.floor(rand() * 3); p > 0; p--) parts.push(String(Math.floor(rand() * 10 ** Math.floor(rand() * 5))).slice(0, Math.floor(rand() * 5)));
+        text = parts.join(".");
+      } else {
+        for (let n = Math.floor(rand() * 16); n > 0; n--) text += alphabet[Math.floor(rand() * alphabet.length)];
+      }
+      expect({ text, got: parseIPv4(text) }).toEqual({ text, got: reference(text) });
+    }
   });
 });

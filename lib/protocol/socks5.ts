@@ -37,6 +37,17 @@ export const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01
 
 const UTF8 = new TextDecoder();
 
+// The replies every successful handshake sends, made once: a Conn may queue a view of what it is
+// given, and nothing ever writes into these.
+const CHOSE_NO_AUTHENTICATION = Uint8Array.of(Socks5.Version, Socks5Method.NoAuthenticationRequired);
+const CHOSE_USERNAME_PASSWORD = Uint8Array.of(Socks5.Version, Socks5Method.UsernamePassword);
+const AUTH_SUCCEEDED = Uint8Array.of(Rfc1929.Version, Rfc1929.StatusSuccess);
+
+/** RFC 1928 §3: the greeting's refusal. */
+function refusal(): Uint8Array {
+  return Uint8Array.of(Socks5.Version, Socks5Method.NoAcceptableMethods);
+}
+
 /** RFC 1928 §4: VER CMD RSV ATYP — then DST.ADDR, then DST.PORT (2). */
 const REQUEST_HEAD_BYTES = 4;
 const PORT_BYTES = 2;
@@ -85,14 +96,13 @@ class Socks5Core implements SocksCore {
   #greeting(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     if (end - p < 2) return 0;
     const size = 2 + b[p + 1];
-    const refuse = Uint8Array.of(Socks5.Version, Socks5Method.NoAcceptableMethods);
-    if (size === 2) return this.#fail(out, "protocol", refuse, "greeting offers no methods (NMETHODS=0)", size);
+    if (size === 2) return this.#fail(out, "protocol", refusal(), "greeting offers no methods (NMETHODS=0)", size);
     if (end - p < size) return 0;
     const wanted = this.#options.auth ? Socks5Method.UsernamePassword : Socks5Method.NoAuthenticationRequired;
     let offered = false;
     for (let i = p + 2; i < p + size; i++) if (b[i] === wanted) offered = true;
-    if (!offered) return this.#fail(out, "authFailed", refuse, `client does not offer method ${hex(wanted)}`, size);
-    out.push({ type: "send", bytes: Uint8Array.of(Socks5.Version, wanted) });
+    if (!offered) return this.#fail(out, "authFailed", refusal(), `client does not offer method ${hex(wanted)}`, size);
+    out.push({ type: "send", bytes: wanted === Socks5Method.UsernamePassword ? CHOSE_USERNAME_PASSWORD : CHOSE_NO_AUTHENTICATION });
     this.state = wanted === Socks5Method.UsernamePassword ? "awaitAuth" : "awaitRequest";
     return size;
   }
@@ -116,7 +126,7 @@ class Socks5Core implements SocksCore {
     }
     if (!ok) return this.#fail(out, "authFailed", failure, "username/password rejected (RFC 1929)", size);
     this.#username = username;
-    out.push({ type: "send", bytes: Uint8Array.of(Rfc1929.Version, Rfc1929.StatusSuccess) });
+    out.push({ type: "send", bytes: AUTH_SUCCEEDED });
     this.state = "awaitRequest";
     return size;
   }
@@ -221,19 +231,35 @@ export function ipv4Text(b: Uint8Array, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-/** Dotted quad to 4 bytes; null unless exactly four decimal octets 0-255. */
+/**
+ * Dotted quad to 4 bytes; null unless exactly four decimal octets 0-255 of 1-3 ASCII digits each.
+ * One pass, no split or regex: it runs for every SOCKS reply's BND.ADDR.
+ */
 export function parseIPv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^\d{1,3}$/.test(parts[i])) return null;
-    const n = Number(parts[i]);
-    if (n > 255) return null;
-    out[i] = n;
+  let octets = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : DOT; // the end closes the last octet
+    if (c === DOT) {
+      if (digits === 0 || value > 255 || octets === 4) return null;
+      out[octets++] = value;
+      digits = 0;
+      value = 0;
+    } else if (c >= DIGIT_0 && c <= DIGIT_9 && digits < 3) {
+      value = value * 10 + (c - DIGIT_0);
+      digits++;
+    } else {
+      return null;
+    }
   }
-  return out;
+  return octets === 4 ? out : null;
 }
+
+const DOT = 0x2e;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 
 /** RFC 5952 text: lower case, no leading zeros, the longest (first) run of 2+ zero groups as "::",
  * and IPv4-mapped addresses in mixed notation (§5), e.g. "::ffff:192.0.2.1". */
