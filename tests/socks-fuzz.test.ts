@@ -9,6 +9,7 @@ import { expect, test } from "bun:test";
 import { ERROR_TABLE, type ErrorKind } from "../lib/errors.ts";
 import { fuzzIterations, fuzzSeed, prng } from "./helpers/fuzz.ts";
 import { createSocksMachine, type SocksEvent, type SocksOptions } from "../lib/protocol/socks.ts";
+import { CHOSE_NO_AUTHENTICATION, CONNECTING_REPLIES, isNoAuthGreeting, readConnectRequest } from "../lib/protocol/socks5.ts";
 
 const ITERATIONS = fuzzIterations(20_000);
 const KINDS = Object.keys(ERROR_TABLE) as ErrorKind[];
@@ -130,4 +131,56 @@ test(`fuzz: ${ITERATIONS} random and mutated handshakes in random chunkings`, ()
   expect(tally.connect).toBeGreaterThan(ITERATIONS / 40);
   expect(tally.fail).toBeGreaterThan(ITERATIONS / 20);
   expect(tally.pending).toBeGreaterThan(ITERATIONS / 200);
+});
+
+test(`the one-pass SOCKS5 reading (isNoAuthGreeting, readConnectRequest) takes only what the machine takes, as it does: ${ITERATIONS} greetings and requests`, () => {
+  const r = prng(fuzzSeed(0x50c46));
+  const NO_AUTH: SocksOptions = { auth: null, maxUserIdBytes: 255 };
+  const GREETINGS = [h("05 01 00"), h("05 02 00 02"), h("05 02 02 00"), h("05 03 01 02 00"), h("05 01 02"), h("05 00"), h("04 01 00")];
+  const REQUESTS = [
+    h("05 01 00 01 7f000001 1f90"),
+    h("05 01 00 01 7f000002 0000"),
+    cat(h("05 01 00 03 0b"), a("example.com"), h("01bb")),
+    cat(h("05 01 00 03 09"), a("127.0.0.1"), h("0050")),
+    cat(h("05 01 00 03 03"), a("::1"), h("0050")),
+    h("05 01 00 04 20010db8000000000000000000000001 01bb"),
+    h("05 02 00 01 7f000001 1f90"),
+    h("05 01 00 03 00 0050"),
+  ];
+  const pickOne = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  let greetingsTaken = 0;
+  let requestsTaken = 0;
+  let requestsLeft = 0;
+  for (let i = 0; i < ITERATIONS; i++) {
+    const greeting = r() < 0.7 ? pickOne(GREETINGS) : mutate(r, pickOne(GREETINGS));
+    const machine = createSocksMachine(NO_AUTH);
+    const events = machine.feed(greeting);
+    // The session reads a request in one pass only after a greeting it read so (nothing of the
+    // greeting is then left over in the machine to prefix the request).
+    if (!isNoAuthGreeting(greeting)) continue;
+    greetingsTaken++;
+    expect({ greeting, events, state: machine.state }).toEqual({ greeting, events: [{ type: "send", bytes: CHOSE_NO_AUTHENTICATION }], state: "awaitRequest" });
+    let request = r() < 0.6 ? pickOne(REQUESTS) : mutate(r, pickOne(REQUESTS));
+    if (r() < 0.2) request = cat(request, a("GET / HTTP/1.1\r\n\r\n")); // tunnel bytes right behind it
+    const fast = readConnectRequest(request);
+    const got = machine.feed(request);
+    if (fast === null) {
+      if (got.length === 1 && got[0]!.type === "connect") requestsLeft++;
+      continue;
+    }
+    requestsTaken++;
+    expect({ request, got }).toEqual({ request, got: [{ type: "connect", version: 5, target: fast.target }] });
+    expect(machine.takeRest()).toEqual(request.subarray(fast.size));
+    // Its answers once dialled are the machine's in that state.
+    const kind = KINDS[i % KINDS.length]!;
+    expect(CONNECTING_REPLIES.failure(kind)).toEqual(machine.failure(kind));
+  }
+  for (const bound of [{ address: "127.0.0.1", port: 40000 }, { address: "::1", port: 1 }, { address: "", port: 0 }]) {
+    const machine = createSocksMachine(NO_AUTH);
+    machine.feed(cat(h("05 01 00"), h("05 01 00 01 7f000001 1f90")));
+    expect(CONNECTING_REPLIES.success(bound)).toEqual(machine.success(bound));
+  }
+  expect(greetingsTaken).toBeGreaterThan(ITERATIONS / 5);
+  expect(requestsTaken).toBeGreaterThan(ITERATIONS / 10);
+  expect(requestsLeft).toBeGreaterThan(ITERATIONS / 100); // IPv6, the machine's alone
 });

@@ -535,6 +535,31 @@ describe("raw client: early data and half-close", () => {
     c.close();
   }, T);
 
+  test("SOCKS5: a greeting alone, then the request in two writes, or an IPv6 request: both connect and echo", async () => {
+    // The session answers a whole greeting without its machine and makes the machine (replaying
+    // the greeting) for a request it does not read in one pass: a partial one, an IPv6 one.
+    const echo6 = echoServer("::1");
+    extraServers.push(echo6);
+    for (const [host, port, splitAt] of [["127.0.0.1", echo.port, 4], ["::1", echo6.port, 0]] as const) {
+      const c = await RawClient.connect(fwd.ports.forward!);
+      await c.write(cat(SOCKS5_NO_AUTH_GREETING));
+      await received(c, 2, "method selection");
+      const request = socks5Request(host, port);
+      if (splitAt > 0) {
+        await c.write(request.subarray(0, splitAt));
+        await c.write(request.subarray(splitAt));
+      } else await c.write(request);
+      const replyBytes = host.includes(":") ? 22 : 10;
+      await received(c, 2 + replyBytes, "SOCKS5 reply");
+      expect(hex(c.bytes().subarray(2, 4))).toBe("0500");
+      await c.write(new TextEncoder().encode(`to ${host}`));
+      c.halfClose();
+      await c.waitFor(() => c.gotFin || c.closed, 10_000, "echo and FIN");
+      expect(Buffer.from(c.bytes().subarray(2 + replyBytes)).toString()).toBe(`to ${host}`);
+      c.close();
+    }
+  }, T);
+
   test("the forward listener serves ::1 on the same port as 127.0.0.1", async () => {
     const since = fwd.logs.length;
     const c = await RawClient.connect(fwd.ports.forward!, "::1");

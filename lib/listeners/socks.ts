@@ -1,12 +1,16 @@
 /**
  * SOCKS4/4a/5 driver: feeds client bytes to the pure machine (lib/protocol/socks.ts), owns the
  * handshake deadline, dials, answers with the machine's reply and hands over to the relay.
+ * Without authentication, a SOCKS5 greeting and CONNECT request that arrive whole, one per
+ * segment (what clients send), are read in one pass each (socks5.ts: isNoAuthGreeting,
+ * readConnectRequest) and the machine is made only for anything else, replaying the greeting.
  * Reverse listeners dial the workload whatever DST.ADDR says (never an open relay).
  */
 import { createVerifier } from "../auth.ts";
 import { ProxyError } from "../errors.ts";
 import { faultTermination } from "../fault.ts";
-import { type SocksEvent, type SocksMachine, createSocksMachine } from "../protocol/socks.ts";
+import { type SocksEvent, type SocksMachine, type SocksOptions, createSocksMachine } from "../protocol/socks.ts";
+import { CHOSE_NO_AUTHENTICATION, CONNECTING_REPLIES, isNoAuthGreeting, readConnectRequest } from "../protocol/socks5.ts";
 import { Holding } from "../relay.ts";
 import { type Expiring, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
@@ -14,11 +18,15 @@ import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
 
 /** SOCKS4 USERID limit: longer is refused (0x5B). Dante and microsocks use 255 too. */
+const NO_BYTES = new Uint8Array(0);
 const MAX_USERID_BYTES = 255;
 
 /** The handshake deadline is an entry in a shared deadline set, not a timer per connection. */
 class SocksSession implements ConnEvents, Expiring {
-  private readonly machine: SocksMachine;
+  /** Made on the first bytes the one-pass reading does not take. */
+  private machine: SocksMachine | null = null;
+  /** A greeting answered without the machine: replayed into it if the machine is needed after all. */
+  private greeting: Uint8Array | null = null;
   deadline = 0;
   private slot = -1;
   private done = false;
@@ -27,13 +35,7 @@ class SocksSession implements ConnEvents, Expiring {
     private readonly ctx: ListenerContext,
     private readonly conn: Conn,
     private readonly rec: ConnRecord,
-  ) {
-    const auth = ctx.config.auth;
-    this.machine = createSocksMachine({
-      auth: auth ? { verify: createVerifier(auth) } : null,
-      maxUserIdBytes: MAX_USERID_BYTES,
-    });
-  }
+  ) {}
 
   start(): void {
     this.conn.setEvents(this);
@@ -58,7 +60,31 @@ class SocksSession implements ConnEvents, Expiring {
     if (this.done) return;
     // Handshake bytes count like HTTP CONNECT's head does: bytesUp/Down are all the wire carried.
     this.rec.bytesUp += chunk.byteLength;
-    for (const ev of this.machine.feed(chunk)) this.apply(ev);
+    if (this.machine === null && this.ctx.config.auth === null) {
+      if (this.greeting === null) {
+        if (isNoAuthGreeting(chunk)) {
+          this.greeting = chunk;
+          return this.send(CHOSE_NO_AUTHENTICATION);
+        }
+      } else {
+        const request = readConnectRequest(chunk);
+        if (request) {
+          const { host, port } = request.target;
+          return this.connect(host, port, request.size < chunk.byteLength ? chunk.subarray(request.size) : NO_BYTES, CONNECTING_REPLIES);
+        }
+      }
+    }
+    for (const ev of this.machineFor().feed(chunk)) this.apply(ev);
+  }
+
+  private machineFor(): SocksMachine {
+    if (this.machine) return this.machine;
+    const auth = this.ctx.config.auth;
+    const options: SocksOptions = { auth: auth ? { verify: createVerifier(auth) } : null, maxUserIdBytes: MAX_USERID_BYTES };
+    const machine = (this.machine = createSocksMachine(options));
+    // Its one event is the reply already sent (CHOSE_NO_AUTHENTICATION): the machine only catches up.
+    if (this.greeting) machine.feed(this.greeting);
+    return machine;
   }
 
   private send(bytes: Uint8Array): void {
@@ -72,18 +98,18 @@ class SocksSession implements ConnEvents, Expiring {
     } else if (ev.type === "fail") {
       this.fail(new ProxyError(ev.kind, ev.detail), ev.reply);
     } else {
-      this.connect(ev.target.host, ev.target.port);
+      const machine = this.machine!;
+      this.connect(ev.target.host, ev.target.port, machine.takeRest(), machine);
     }
   }
 
-  private connect(host: string, port: number): void {
+  /** `replies` answers the request once dialled: the machine, or CONNECTING_REPLIES for a request it never saw. */
+  private connect(host: string, port: number, early: Uint8Array, replies: Pick<SocksMachine, "success" | "failure">): void {
     this.done = true;
     this.stopClock();
     this.ctx.tracker.handshakeDone(this.rec);
     const held = new Holding(this.conn, this.ctx.limits.maxBufferedBytes);
     this.conn.setEvents(held);
-    const machine = this.machine;
-    const early = machine.takeRest();
     openTunnel(
       this.ctx,
       this.rec,
@@ -91,9 +117,9 @@ class SocksSession implements ConnEvents, Expiring {
       held,
       routeFor(this.ctx, { host, port }),
       {
-        connected: (up) => this.send(machine.success({ address: up.localAddress, port: up.localPort })),
+        connected: (up) => this.send(replies.success({ address: up.localAddress, port: up.localPort })),
         failed: (err) => {
-          const reply = machine.failure(err.kind);
+          const reply = replies.failure(err.kind);
           if (reply) this.send(reply);
         },
       },
