@@ -18,8 +18,9 @@ import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
 
 /** SOCKS4 USERID limit: longer is refused (0x5B). Dante and microsocks use 255 too. */
-const NO_BYTES = new Uint8Array(0);
 const MAX_USERID_BYTES = 255;
+/** No early bytes: the request ended its segment. */
+const NO_BYTES = new Uint8Array(0);
 
 /** The handshake deadline is an entry in a shared deadline set, not a timer per connection. */
 class SocksSession implements ConnEvents, Expiring {
