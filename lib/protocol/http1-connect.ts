@@ -16,7 +16,7 @@
  * Why its own pass rather than a HeadShortcut behind the general scanner: paired CONNECT rr
  * (bench/RESULTS.md), against the general parse, a shortcut that reused the general scans and
  * authority parser took 1.8 us per connection off, this pass 3.3-5.8 us (7 of 7 rounds). In a
- * loop the general parse costs 0.6 us, that shortcut 0.45, this pass 0.05; per connection,
+ * loop the general parse costs 0.5-0.6 us, that shortcut 0.45, this pass 0.09; per connection,
  * between ~50 us of kernel work, the code they run is cold, and the smaller it is the less it
  * costs. tests/http-plain.test.ts holds it to the general parser
  * on generated and mutated heads and under tight limits.
