@@ -12,6 +12,7 @@ import { Holding, Relay } from "../lib/relay.ts";
 import type { Conn, ConnEvents, Runtime } from "../lib/runtime/types.ts";
 import { type ListenerContext, openTunnel } from "../lib/tunnel.ts";
 import { Tracker } from "../lib/tracker.ts";
+import { collectingFaults } from "./helpers/faults.ts";
 
 /** A Conn that records calls; end/destroy close it at once, as Bun does. */
 class FakeConn implements Conn {
@@ -104,9 +105,7 @@ describe("after a fault", () => {
   });
 
   test("a tunnel whose idle check throws is cut: the client faulted, the server ended, the tunnel `internal`", async () => {
-    const faults: Array<{ err: unknown; site: string }> = [];
-    const previous = onFault((err, site) => void faults.push({ err, site }));
-    try {
+    await collectingFaults(async (faults) => {
       const down = new FakeConn();
       const up = new FakeConn();
       const finished: Relay[] = [];
@@ -127,15 +126,11 @@ describe("after a fault", () => {
       expect(up.calls).toContain("end");
       expect(finished).toEqual([relay]);
       expect(relay.termination).toBe("internal");
-    } finally {
-      onFault(previous);
-    }
+    });
   });
 
   test("a throw in a dial's callback (here the driver's success reply) closes the client and the new upstream, `internal`", async () => {
-    const faults: Array<{ err: unknown; site: string }> = [];
-    const previous = onFault((err, site) => void faults.push({ err, site }));
-    try {
+    await collectingFaults(async (faults) => {
       const down = new FakeConn();
       const up = new FakeConn();
       const runtime = {
@@ -174,9 +169,7 @@ describe("after a fault", () => {
       expect(down.calls[0]).toBe("fault");
       expect(up.closed).toBe(true);
       expect(rec.termination).toBe("internal");
-    } finally {
-      onFault(previous);
-    }
+    });
   });
 
   test("faultTermination: `internal` for a FaultError only", () => {

@@ -3,7 +3,7 @@
  * deadlines. No timing assertion beyond "never early": waits are bounded and only check order.
  */
 import { describe, expect, test } from "bun:test";
-import { onFault } from "../lib/fault.ts";
+import { collectingFaults } from "./helpers/faults.ts";
 import { Slots } from "../lib/slots.ts";
 import { PhaseClock } from "../lib/listeners/phase-clock.ts";
 import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
@@ -53,9 +53,7 @@ describe("SweptSet", () => {
   });
 
   test("an item whose visit throws is reported and dropped; the others are still visited", async () => {
-    const faults: Array<{ err: unknown; site: string }> = [];
-    const previous = onFault((err, site) => void faults.push({ err, site }));
-    try {
+    await collectingFaults(async (faults) => {
       const boom = new Error("boom in a visit");
       const seen = new Map<string, number>();
       const set = new SweptSet<string>(5, (item) => {
@@ -69,15 +67,11 @@ describe("SweptSet", () => {
       expect(faults).toEqual([{ err: boom, site: "timer" }]);
       expect(set.size).toBe(1);
       set.delete(slots[1]!, "after");
-    } finally {
-      onFault(previous);
-    }
+    });
   });
 
   test("an item whose visit throws goes to the set's faulted hook; a hook that throws too gets both reported", async () => {
-    const faults: Array<{ err: unknown; site: string }> = [];
-    const previous = onFault((err, site) => void faults.push({ err, site }));
-    try {
+    await collectingFaults(async (faults) => {
       const boom = new Error("boom in a visit");
       const again = new Error("boom in the hook");
       const told: Array<[string, unknown]> = [];
@@ -97,9 +91,7 @@ describe("SweptSet", () => {
       expect(new Map(told)).toEqual(new Map<string, unknown>([["bad", boom], ["bad, and its hook", boom]]));
       expect(faults).toEqual([{ err: boom, site: "timer" }, { err: again, site: "timer" }]);
       expect(set.size).toBe(0);
-    } finally {
-      onFault(previous);
-    }
+    });
   });
 });
 
@@ -148,9 +140,7 @@ describe("deadlinesFor (connect deadlines)", () => {
   test("an item whose expire throws is told (faulted), and the fault is its to report", async () => {
     const boom = new Error("boom in expire");
     const told: unknown[] = [];
-    const faults: unknown[] = [];
-    const previous = onFault((err) => void faults.push(err));
-    try {
+    await collectingFaults(async (faults) => {
       const set = deadlinesFor(20);
       const bad: Expiring = {
         deadline: Date.now(),
@@ -165,9 +155,7 @@ describe("deadlinesFor (connect deadlines)", () => {
       await until(() => told.length > 0, "the faulted call");
       expect(told).toEqual([boom]);
       expect(faults).toEqual([]); // reporting is the item's (Conn.fault reports)
-    } finally {
-      onFault(previous);
-    }
+    });
   });
 
   test("an item expires once, never before its deadline; a deleted item never expires", async () => {

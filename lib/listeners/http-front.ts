@@ -14,7 +14,7 @@
  * and any event before the first bytes (FIN, reset, the idle deadline, shutdown).
  */
 import { parseRequestHead } from "../protocol/http1.ts";
-import { type ConnectRequest, readConnectHead } from "../protocol/http1-connect.ts";
+import { type ConnectRequest, readConnectHead, startsWithConnect } from "../protocol/http1-connect.ts";
 import type { Limits } from "../limits.ts";
 import { HeadScan } from "../protocol/http1-scan.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
@@ -27,17 +27,8 @@ import { after } from "./http-response.ts";
 import { HttpSession } from "./http.ts";
 import { connectTunnel } from "./http-tunnel.ts";
 
-/** "CONNECT " in ASCII: only a head that starts with it is tried here. */
-const CONNECT_SP = [0x43, 0x4f, 0x4e, 0x4e, 0x45, 0x43, 0x54, 0x20];
-
 /** Shared by every front: used only for a whole head in one chunk, and reset before each use. */
 const SCAN = new HeadScan();
-
-function startsWithConnect(chunk: Uint8Array): boolean {
-  if (chunk.byteLength <= CONNECT_SP.length) return false;
-  for (let i = 0; i < CONNECT_SP.length; i++) if (chunk[i] !== CONNECT_SP[i]) return false;
-  return true;
-}
 
 /**
  * A CONNECT head readConnectHead declined (an IPv6 literal, a Connection line, ...) but the

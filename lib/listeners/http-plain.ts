@@ -32,7 +32,7 @@
 import { Buffer } from "node:buffer";
 import { HOP_BY_HOP, VIA_PSEUDONYM, viaField, X_FORWARDED_PREFIX } from "../http/hop.ts";
 import { parseContentLengthAt } from "../protocol/http1-framing.ts";
-import { CR, LF, SP } from "../protocol/http1-scan.ts";
+import { bytesAre, CR, LF, SP } from "../protocol/http1-scan.ts";
 
 // What a field line is to the rewriting, by its name.
 export const OTHER = 0;
@@ -67,17 +67,8 @@ addKind("forwarded", FORWARDED);
 const X_FORWARDED = ASCII.encode(X_FORWARDED_PREFIX);
 const X = X_FORWARDED[0]!;
 
+/** Bit 0x20 set: A-Z as a-z (bytesAre, lib/protocol/http1-scan.ts). */
 const LOWER = 0x20;
-
-/**
- * ASCII case-insensitive: buf[s, s + lower.length) against `lower`, which holds only a-z and "-".
- * Setting bit 0x20 maps only A-Z onto a-z, and nothing but "-" (or CR, never in a name or
- * value) onto "-".
- */
-function bytesAre(buf: Uint8Array, s: number, lower: Uint8Array): boolean {
-  for (let i = 0; i < lower.length; i++) if ((buf[s + i]! | LOWER) !== lower[i]) return false;
-  return true;
-}
 
 function fieldKind(buf: Uint8Array, s: number, e: number): number {
   const candidates = KINDS_BY_LENGTH[e - s];

@@ -22,7 +22,7 @@
  * on generated and mutated heads and under tight limits.
  */
 import type { HeadLimits } from "./http1.ts";
-import { CR, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
+import { bytesAre, CR, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
 import type { Authority } from "./http1-target.ts";
 
 /** What the tunnel needs from the head. */
@@ -34,6 +34,13 @@ export interface ConnectRequest {
 
 /** "CONNECT ". */
 const CONNECT_SP = [0x43, 0x4f, 0x4e, 0x4e, 0x45, 0x43, 0x54, 0x20];
+
+/** `buf` starts with "CONNECT " and holds more: the only first segment worth trying here. */
+export function startsWithConnect(buf: Uint8Array): boolean {
+  if (buf.byteLength <= CONNECT_SP.length) return false;
+  for (let i = 0; i < CONNECT_SP.length; i++) if (buf[i] !== CONNECT_SP[i]) return false;
+  return true;
+}
 /** " HTTP/1." before the minor digit. */
 const SP_HTTP_1 = [0x20, 0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e];
 const TARGET_START = CONNECT_SP.length;
@@ -48,34 +55,21 @@ const HOST_CHAR = charClass((c) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x
 /** Printable ASCII and HTAB: field-vchar without obs-text. */
 const VALUE_CHAR = charClass((c) => c === HTAB || (c >= SP && c < 0x7f));
 
-/** buf[s, s + name.length) is the lower-case `name` in any ASCII case. */
-function nameIs(buf: Uint8Array, s: number, name: string): boolean {
-  for (let k = 0; k < name.length; k++) if ((buf[s + k]! | 0x20) !== name.charCodeAt(k)) return false;
-  return true;
-}
+const ASCII = new TextEncoder();
+const HOST = ASCII.encode("host");
+/** Field names that decide framing or keep-alive, by length: declined. */
+const JUDGED_ELSEWHERE: Uint8Array[] = [];
+for (const name of ["expect", "upgrade", "connection", "content-length", "transfer-encoding"]) JUDGED_ELSEWHERE[name.length] = ASCII.encode(name);
 
-/** Field names that decide framing or keep-alive: declined, by length. */
 function judgedElsewhere(buf: Uint8Array, s: number, length: number): boolean {
-  switch (length) {
-    case 6:
-      return nameIs(buf, s, "expect");
-    case 7:
-      return nameIs(buf, s, "upgrade");
-    case 10:
-      return nameIs(buf, s, "connection");
-    case 14:
-      return nameIs(buf, s, "content-length");
-    case 17:
-      return nameIs(buf, s, "transfer-encoding");
-    default:
-      return false;
-  }
+  const name = JUDGED_ELSEWHERE[length];
+  return name !== undefined && bytesAre(buf, s, name);
 }
 
 /** The CONNECT head at the start of `buf`, or null: see above. */
 export function readConnectHead(buf: Uint8Array, limits: HeadLimits): ConnectRequest | null {
   const n = buf.length;
-  for (let k = 0; k < TARGET_START; k++) if (buf[k] !== CONNECT_SP[k]) return null;
+  if (!startsWithConnect(buf)) return null;
   let i = TARGET_START;
   while (i < n && HOST_CHAR[buf[i]!] === 1) i++;
   const hostEnd = i;
@@ -113,7 +107,7 @@ export function readConnectHead(buf: Uint8Array, limits: HeadLimits): ConnectReq
     while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
     i += 2;
     if (++fields > limits.maxHeaderCount) return null;
-    if (nameLength === 4 && nameIs(buf, nameStart, "host")) {
+    if (nameLength === HOST.length && bytesAre(buf, nameStart, HOST)) {
       if (++hosts > 1 || valueEnd - valueStart !== targetEnd - TARGET_START) return null;
       for (let k = 0; k < valueEnd - valueStart; k++) if (buf[valueStart + k] !== buf[TARGET_START + k]) return null;
     } else if (judgedElsewhere(buf, nameStart, nameLength)) return null;

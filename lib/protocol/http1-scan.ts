@@ -188,6 +188,16 @@ export function parseDigitOctets(buf: Uint8Array, s: number, e: number, maxDigit
 }
 
 /**
+ * ASCII case-insensitive, on octets: buf[s, s + lower.length) against `lower`, which holds only
+ * a-z and "-". Setting bit 0x20 maps only A-Z onto a-z, and nothing but "-" (or CR, never in a
+ * name or token) onto "-".
+ */
+export function bytesAre(buf: Uint8Array, s: number, lower: Uint8Array): boolean {
+  for (let i = 0; i < lower.length; i++) if ((buf[s + i]! | 0x20) !== lower[i]) return false;
+  return true;
+}
+
+/**
  * ASCII case-insensitive equality with a lower-case field name (RFC 9110 §5.1), without
  * allocating: field names are tokens, so only A-Z need folding.
  */

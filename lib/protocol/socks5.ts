@@ -82,14 +82,14 @@ class Socks5Core implements SocksCore {
   success(bound: { address: string; port: number }): Uint8Array {
     if (this.state !== "connecting") throw new ProxyError("internal", `SOCKS5 success() in state ${this.state}`);
     this.state = "established";
-    return encodeReply(Socks5Reply.Succeeded, bound.address, bound.port);
+    return CONNECTING_REPLIES.success(bound);
   }
 
   /** A reply only while the client awaits one for its request; a greeting or auth gets a close. */
   failure(kind: ErrorKind): Uint8Array | null {
     const replyable = this.state === "awaitRequest" || this.state === "connecting";
     this.state = "closed";
-    return replyable ? failureReply(kind) : null;
+    return replyable ? CONNECTING_REPLIES.failure(kind) : null;
   }
 
   /** RFC 1928 §3: VER NMETHODS METHODS. VER was checked by the dispatcher. */
@@ -185,24 +185,22 @@ export interface ConnectRequest {
 }
 
 /**
- * A whole CONNECT request to an IPv4 address or a host name at the start of `b`, or null (an
- * IPv6 target, another command, a partial or malformed request: the machine's business).
+ * A whole CONNECT request to an IPv4 address or a host name at the start of `b`, read with the
+ * machine's own address helpers, or null: another command, a partial or malformed request, and
+ * an IPv6 target (clients send names and IPv4; the machine's path keeps the IPv6 one) are the
+ * machine's business.
  */
 export function readConnectRequest(b: Uint8Array): ConnectRequest | null {
-  if (b.length < REQUEST_HEAD_BYTES + 4 + PORT_BYTES || b[0] !== Socks5.Version || b[1] !== Socks5Command.Connect) return null;
+  if (b.length <= REQUEST_HEAD_BYTES || b[0] !== Socks5.Version || b[1] !== Socks5Command.Connect) return null;
   const atyp = b[3];
-  if (atyp === Socks5Atyp.IPv4) {
-    const size = REQUEST_HEAD_BYTES + 4 + PORT_BYTES;
-    return { target: { atyp: "ipv4", host: ipv4Text(b, REQUEST_HEAD_BYTES), port: (b[size - 2] << 8) | b[size - 1] }, size };
-  }
-  if (atyp !== Socks5Atyp.DomainName) return null;
-  const size = REQUEST_HEAD_BYTES + 1 + b[REQUEST_HEAD_BYTES] + PORT_BYTES;
+  if (atyp !== Socks5Atyp.IPv4 && atyp !== Socks5Atyp.DomainName) return null;
+  const size = REQUEST_HEAD_BYTES + addressBytes(atyp, b[REQUEST_HEAD_BYTES]) + PORT_BYTES;
   if (b.length < size) return null;
-  const host = readHostname(b, REQUEST_HEAD_BYTES + 1, size - PORT_BYTES);
-  return host === null ? null : { target: { atyp: "domain", host, port: (b[size - 2] << 8) | b[size - 1] }, size };
+  const target = readTarget(b, REQUEST_HEAD_BYTES, atyp, size - PORT_BYTES);
+  return target === null ? null : { target, size };
 }
 
-/** The answers to a request being dialled (the machine's "connecting" state), for one read by readConnectRequest. */
+/** The answers to a request being dialled (the machine's "connecting" state; also for one read by readConnectRequest). */
 export const CONNECTING_REPLIES = {
   success(bound: { address: string; port: number }): Uint8Array {
     return encodeReply(Socks5Reply.Succeeded, bound.address, bound.port);
