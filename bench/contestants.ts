@@ -41,7 +41,7 @@ export interface Contestant {
   readonly quiet?: boolean;
   /**
    * A yardstick, not a peer: never the best peer. bench/floor/relay.ts (the smallest correct Bun
-   * relay, also behind a CONNECT) runs only in `modes` (it has no write queue, so no bulk or idle); in HTTP reverse it
+   * relay, also behind a CONNECT) runs only in `modes` (rr and pingpong; TCP bulk in its `queued` mode; no idle); in HTTP reverse it
    * and sidecar-proxy's TCP mode (`sidecar-proxy-tcp`) relay the HTTP bytes unparsed.
    */
   readonly reference?: boolean;
@@ -107,6 +107,8 @@ export function contestants(bin: Binaries, peersDir: string): Contestant[] {
     peer("haproxy", "tcp", "plain", "haproxy-tcp.cfg", (v) => ["haproxy", "-db", "-f", v.CONF]),
     peer("nginx", "tcp", "plain", "nginx-stream.conf", (v) => ["nginx", "-e", join(v.RUN, "nginx-stream.err"), "-p", v.RUN, "-c", v.CONF]),
     { id: "bun-floor", kind: "tcp", ours: false, reference: true, modes: ["rr", "pingpong"], proto: "plain", cmd: (v) => [...bin.floor, v.PORT, v.ECHO_PORT] },
+    // In bulk the floor needs a write queue and backpressure (its `queued` mode): what a Bun relay can move at best.
+    { id: "bun-floor", kind: "tcp", ours: false, reference: true, modes: ["bulk"], proto: "plain", cmd: (v) => [...bin.floor, v.PORT, v.ECHO_PORT, "queued"] },
 
     sidecar("http-fwd", "plain", forward("http")),
     peer("squid", "http-fwd", "plain", "squid.conf", squid),

@@ -5,7 +5,7 @@
 #     MODE     rr pingpong bulk idle http startup (default: all; a full run takes ~15 min)
 #     --quick  1 round, 1 s measurements, 64 MiB bulk (~3 min): checks the harness, not the numbers
 #     --only   contestant ids, e.g. sidecar-proxy,haproxy (direct always runs). Yardsticks:
-#              bun-floor, the smallest correct Bun relay (bench/floor/relay.ts), in TCP and CONNECT rr/pingpong
+#              bun-floor, the smallest correct Bun relay (bench/floor/relay.ts), in TCP and CONNECT rr/pingpong, TCP bulk
 #              and HTTP reverse; sidecar-proxy-tcp (our TCP mode relaying HTTP) in HTTP reverse
 #     --source run `bun proxy.ts` instead of the compiled binary (for profiling)
 #     --bin    benchmark this sidecar-proxy binary instead of building one (A/B of a change)

@@ -11,12 +11,20 @@
  * reads the head up to its blank line, dials the `CONNECT host:port` authority (an IP literal,
  * brackets removed), answers 200 once connected and relays from there. No checks beyond that:
  * any other head, or one over 8 KiB, is closed.
+ *   bun bench/floor/relay.ts LISTEN_PORT TARGET_PORT queued
+ * With `queued` (TCP bulk) it adds the one thing bulk needs and 64-byte echoes do not: what the
+ * kernel does not take is queued, the other side paused until `drain` empties the queue, and a
+ * FIN or close waits for it. Kept apart from the plain path so that path stays as it was (a
+ * `drain` handler alone costs a setsockopt per FIN: see lib/runtime/bun.ts).
  */
 type Side = { peer: Bun.Socket<Side> | null; early: Uint8Array[] | null; eof: boolean; head: Uint8Array | null };
+/** `queued` mode: `queue` holds what this socket's kernel buffer did not take. */
+type QSide = { peer: Bun.Socket<QSide> | null; early: Uint8Array[] | null; eof: boolean; queue: Uint8Array[] | null };
 
 const port = Number(process.argv[2]);
 const connectMode = process.argv[3] === "connect";
 const target = connectMode ? 0 : Number(process.argv[3]);
+const queuedMode = process.argv[4] === "queued";
 const ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");
 const CONNECT = "CONNECT ";
 const MAX_HEAD = 8192;
@@ -75,7 +83,93 @@ function headBytes(client: Bun.Socket<Side>, chunk: Uint8Array): void {
   dial(client, host, Number(text.slice(colon + 1, targetEnd)), ESTABLISHED);
 }
 
-Bun.listen<Side>({
+// --- queued mode (bulk) ---
+
+/** Writes `chunk` to `to`; what the kernel does not take is queued and `from` paused. */
+function send(to: Bun.Socket<QSide>, from: Bun.Socket<QSide>, chunk: Uint8Array): void {
+  if (to.data.queue !== null) return void to.data.queue.push(chunk);
+  const n = to.write(chunk);
+  if (n === chunk.byteLength) return;
+  to.data.queue = [chunk.subarray(Math.max(n, 0))];
+  from.pause();
+}
+
+function flush(to: Bun.Socket<QSide>): void {
+  const queue = to.data.queue;
+  if (queue === null) return;
+  while (queue.length > 0) {
+    const head = queue[0]!;
+    const n = to.write(head);
+    if (n < head.byteLength) {
+      if (n > 0) queue[0] = head.subarray(n);
+      return;
+    }
+    queue.shift();
+  }
+  to.data.queue = null;
+  const from = to.data.peer;
+  if (from === null) return;
+  from.resume();
+  if (from.data.eof) passFin(from);
+}
+
+/** `from` has ended: its peer's write side follows once its queue is empty; both close when both ended. */
+function passFin(from: Bun.Socket<QSide>): void {
+  const to = from.data.peer;
+  if (to === null || to.data.queue !== null) return;
+  if (to.data.eof && from.data.queue === null) {
+    to.close();
+    from.close();
+  } else to.shutdown();
+}
+
+function queuedEnd(from: Bun.Socket<QSide>): void {
+  from.data.eof = true;
+  passFin(from);
+}
+
+const QUEUED_COMMON = {
+  data: (s: Bun.Socket<QSide>, chunk: Uint8Array) => {
+    if (s.data.peer) send(s.data.peer, s, chunk);
+    else s.data.early!.push(chunk);
+  },
+  drain: flush,
+  end: queuedEnd,
+  close: (s: Bun.Socket<QSide>) => s.data.peer?.close(),
+};
+
+function listenQueued(): void {
+  Bun.listen<QSide>({
+    hostname: "127.0.0.1",
+    port,
+    allowHalfOpen: true,
+    data: { peer: null, early: null, eof: false, queue: null },
+    socket: {
+      ...QUEUED_COMMON,
+      open(client) {
+        client.data = { peer: null, early: [], eof: false, queue: null };
+        Bun.connect<QSide>({
+          hostname: "127.0.0.1",
+          port: target,
+          allowHalfOpen: true,
+          data: { peer: client, early: null, eof: false, queue: null },
+          socket: {
+            ...QUEUED_COMMON,
+            open(up) {
+              client.data.peer = up;
+              for (const chunk of client.data.early!) send(up, client, chunk);
+              client.data.early = null;
+              if (client.data.eof) passFin(client);
+            },
+          },
+        }).catch(() => client.close());
+      },
+    },
+  });
+}
+
+if (queuedMode) listenQueued();
+else Bun.listen<Side>({
   hostname: "127.0.0.1",
   port,
   allowHalfOpen: true,
