@@ -186,12 +186,13 @@ const CONNECT_TARGETS = [
   "*",
 ];
 
-/** CONNECT clients send few fields, and none that decide framing; the request pool adds the rest. */
+/** CONNECT clients send few fields, none that decide framing, some a Connection line; the request pool adds the rest. */
 const CONNECT_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ...Array.from({ length: 4 }, () => [
     ["User-Agent", ["fuzz", "curl/7.88.1", "Java/17.0.9", "Go-http-client/1.1"]] as const,
     ["Accept", ["*/*", "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2"]] as const,
     ["Proxy-Connection", ["keep-alive", "Keep-Alive"]] as const,
+    ["Connection", ["close", "Close", "keep-alive"]] as const, // undici: `connection: close`
     ["X-Trace", ["1", "", "a\tb", "\x7f"]] as const,
   ]).flat(),
   ...REQUEST_FIELDS,
@@ -433,17 +434,20 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(left).toBeGreaterThan(ITERATIONS / 100);
   });
 
-  test("the CONNECT heads of curl, Go, Java and the bench are read in one pass; the rest is left to the parser", () => {
+  test("the CONNECT heads of curl, Go, Java, undici and the bench are read in one pass; the rest is left to the parser", () => {
     const read = (text: string) => readConnectHead(bytes(text), DEFAULT_LIMITS);
     expect(read("CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n\x16\x03")).toEqual({ authority: { host: "127.0.0.1", port: 443 }, consumed: 55 }); // bench/loadgen.c, Go
     expect(read("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nUser-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n")).not.toBeNull();
     const java = "CONNECT example.test:443 HTTP/1.1\r\nUser-Agent: Java/17.0.9\r\nHost: example.test:443\r\nAccept: */*\r\nProxy-Connection: keep-alive\r\n\r\n";
     expect(read(java)?.authority).toEqual({ host: "example.test", port: 443 });
     expect(read("CONNECT example.test:443 HTTP/1.0\r\n\r\n")).not.toBeNull();
-    // Left to the parser (valid there): an IPv6 literal, a Connection line, a Host without the port.
+    // undici's ProxyAgent (lib/dispatcher/client-h1.js): a CONNECT always says `connection: close`.
+    const undici = "CONNECT 127.0.0.1:8443 HTTP/1.1\r\nhost: 127.0.0.1:8443\r\nconnection: close\r\n\r\n";
+    expect(read(undici)).toEqual({ authority: { host: "127.0.0.1", port: 8443 }, consumed: undici.length });
+    // Left to the parser (valid there): an IPv6 literal, a Host without the port, an Expect line.
     expect(read("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n")).toBeNull();
-    expect(read("CONNECT example.test:443 HTTP/1.1\r\nhost: example.test:443\r\nconnection: keep-alive\r\n\r\n")).toBeNull();
     expect(read("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\n\r\n")).toBeNull();
+    expect(read("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nExpect: 100-continue\r\n\r\n")).toBeNull();
   });
 
   test("the rewritten request, spelled out: hop-by-hop and every client forwarding field go, ours and Via come last", () => {

@@ -31,7 +31,7 @@ import { connectTunnel } from "./http-tunnel.ts";
 const SCAN = new HeadScan();
 
 /**
- * A CONNECT head readConnectHead declined (an IPv6 literal, a Connection line, ...) but the
+ * A CONNECT head readConnectHead declined (an IPv6 literal, an Expect line, ...) but the
  * general parser accepts; null for anything else, which the session parses again and answers.
  */
 function parseConnectHead(chunk: Uint8Array, limits: Limits): ConnectRequest | null {

@@ -9,8 +9,10 @@
  *   anything else are declined);
  * - field lines `token ":" OWS value OWS` with values of printable ASCII and HTAB only;
  * - one Host line equal to the target byte for byte (none on 1.0);
- * - no Content-Length, Transfer-Encoding, Connection, Expect or Upgrade line (they decide
- *   framing and keep-alive and can be errors: the general path judges them);
+ * - no Content-Length, Transfer-Encoding, Expect or Upgrade line (they decide framing or can be
+ *   errors: the general path judges them). A Connection line is taken: whatever it says, a
+ *   CONNECT that succeeds becomes a tunnel and one that fails is answered with `Connection:
+ *   close`, so only the authority and the head's end matter (undici sends `connection: close`);
  * - within the start-line, header-section and field-count limits.
  *
  * Why its own pass rather than a HeadShortcut behind the general scanner: paired CONNECT rr
@@ -57,9 +59,9 @@ const VALUE_CHAR = charClass((c) => c === HTAB || (c >= SP && c < 0x7f));
 
 const ASCII = new TextEncoder();
 const HOST = ASCII.encode("host");
-/** Field names that decide framing or keep-alive, by length: declined. */
+/** Field names that decide framing or can be errors, by length: declined. */
 const JUDGED_ELSEWHERE: Uint8Array[] = [];
-for (const name of ["expect", "upgrade", "connection", "content-length", "transfer-encoding"]) JUDGED_ELSEWHERE[name.length] = ASCII.encode(name);
+for (const name of ["expect", "upgrade", "content-length", "transfer-encoding"]) JUDGED_ELSEWHERE[name.length] = ASCII.encode(name);
 
 function judgedElsewhere(buf: Uint8Array, s: number, length: number): boolean {
   const name = JUDGED_ELSEWHERE[length];
