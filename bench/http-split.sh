@@ -46,8 +46,7 @@ for r in $(seq "$ROUNDS"); do
     port=$(free_port)
     if [ "$who" = sidecar-proxy ]; then
       "$BIN" --proxy-type reverse --proxy-protocol http --proxy-host 127.0.0.1 --proxy-port "$HTTP" \
-        --proxy-in-port "$port" --in-bind 127.0.0.1 --no-admin --log-level error --drain-delay 0 --grace-period 0 \
-        --ready-file "$OUT/ready" >/dev/null 2>&1 &
+        --proxy-in-port "$port" --in-bind 127.0.0.1 --no-admin --log-level error --drain-delay 0 --grace-period 0 >/dev/null 2>&1 &
     elif [ "$who" = haproxy ]; then
       sed -e "s/{{PORT}}/$port/" -e "s/{{HTTP_PORT}}/$HTTP/" "$HERE/peers/haproxy-http.cfg" >"$OUT/haproxy.cfg"
       haproxy -db -f "$OUT/haproxy.cfg" >/dev/null 2>&1 &
@@ -76,6 +75,5 @@ print(f"{who:14s} {n / d['duration_us'] * 1e6:9.0f} req/s   proxy {proxy:5.2f}  
 PY
     kill "$P"
     wait "$P" 2>/dev/null || true
-    rm -f "$OUT/ready"
   done
 done
