@@ -4,8 +4,8 @@
  *
  *   sidecar-proxy [flags]          run the proxy
  *   sidecar-proxy config [flags]   print the effective configuration with the source of each value
- *   sidecar-proxy inject [-f FILE|-] [--image IMAGE]
- *                                  print a Deployment (JSON) with the sidecar added (lib/inject.ts)
+ *   sidecar-proxy inject [-f FILE|-] [--image IMAGE] [--sidecar native|container]
+ *                                  print a workload (JSON) with the sidecar added (lib/inject.ts)
  *
  * A configuration error prints one line `sidecar-proxy: <message>` on stderr and exits 2.
  * argv is parsed strictly by lib/config/argv.ts (citty's parse is lenient, see there); citty
@@ -48,7 +48,7 @@ async function readManifest(file: string): Promise<{ text: string; name: string 
       throw new ConfigError(`cannot read ${JSON.stringify(file)} (from flag --file): ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  if (process.stdin.isTTY === true) throw new ConfigError("inject reads a Deployment as JSON from -f FILE or from stdin, and stdin is a terminal");
+  if (process.stdin.isTTY === true) throw new ConfigError("inject reads a workload as JSON from -f FILE or from stdin, and stdin is a terminal");
   // No Buffer: it is not a global under Deno.
   const decoder = new TextDecoder();
   let text = "";
@@ -63,7 +63,7 @@ function injectCommand(): CommandDef {
     meta: {
       name: "inject",
       description:
-        "Print a Deployment with the sidecar added according to its pod template's sidecar.speedscale.com/* annotations. " +
+        "Print a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod) with the sidecar added according to its pod template's sidecar.speedscale.com/* annotations. " +
         "Reads JSON only (no YAML): kubectl get deploy NAME -o json | sidecar-proxy inject | kubectl apply -f -",
     },
     args,
@@ -72,7 +72,8 @@ function injectCommand(): CommandDef {
       const { text, name } = await readManifest(typeof flags.file === "string" ? flags.file : "-");
       // Loaded only for this command: the proxy's start-up does not pay for it.
       const { inject, parseManifest } = await import("./lib/inject.ts");
-      const out = inject(parseManifest(text, name), { image: typeof flags.image === "string" ? flags.image : undefined });
+      const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
+      const out = inject(parseManifest(text, name), { image: str(flags.image), sidecar: str(flags.sidecar) });
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     },
   });

@@ -1,25 +1,33 @@
 /**
- * `sidecar-proxy inject`: adds the sidecar to a Kubernetes Deployment according to its pod
+ * `sidecar-proxy inject`: adds the sidecar to a Kubernetes workload according to its pod
  * template's `sidecar.speedscale.com/*` annotations (SPEC §2), like `istioctl kube-inject`.
  * Pure: a parsed manifest in, a new manifest out; proxy.ts reads the file and prints the result.
  *
  * Input is JSON only (`kubectl get deploy NAME -o json`, `kubectl create ... --dry-run=client
  * -o json`): reading YAML would need a YAML dependency in a binary that otherwise has no use for
- * one. One apps/v1 Deployment; a List, a Pod or another workload kind is refused.
+ * one. One object with a pod template: a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
+ * CronJob, or a bare Pod; a List or another kind is refused.
  *
  * What is added (deploy/example.yaml is this output for deploy/workload.json, annotated):
  * - a `sidecar-proxy` container: `--annotations /etc/podinfo/annotations --admin-bind 0.0.0.0`,
- *   the reverse and admin ports, readiness `/readyz` and liveness `/healthz` on the admin port;
+ *   the reverse and admin ports, readiness `/readyz` and liveness `/healthz` on the admin port.
+ *   By default it is a native sidecar (Kubernetes 1.29+): the first init container, with
+ *   `restartPolicy: Always` and a startup probe on `/readyz`, so the kubelet starts the other
+ *   init containers and the workload only once every listener is bound, and stops the sidecar
+ *   only after the workload has exited (its last outbound calls still go through; a Job's pod
+ *   completes). `--sidecar container` adds it as a regular container instead, for older clusters;
  * - a downward-API volume with `metadata.annotations`, mounted read-only at /etc/podinfo, so the
  *   running sidecar reads the same annotations this command validated;
- * - when there is a forward listener, the proxy variables on every other container (not on
- *   initContainers: they run before the sidecar starts);
+ * - when there is a forward listener, the proxy variables on every other container, and on the
+ *   other init containers when the sidecar is native (they start after it; a regular sidecar
+ *   container starts after them);
  * - `terminationGracePeriodSeconds` at least drain delay + grace period + a margin.
  *
  * Idempotent: the container, the volume and each variable are matched by name and replaced, so
- * injecting an injected Deployment changes nothing (and re-injecting after an annotation change
- * updates in place). Invalid input throws ConfigError with one line; annotation errors are the
- * ones the sidecar itself would print at start-up, from resolveConfig.
+ * injecting an injected workload changes nothing (re-injecting after an annotation change updates
+ * in place, and with the other `--sidecar` moves the sidecar). Invalid input throws ConfigError
+ * with one line; annotation errors are the ones the sidecar itself would print at start-up, from
+ * resolveConfig.
  */
 import { type Config, ConfigError, resolveConfig } from "./config.ts";
 import { quote } from "./config/error.ts";
@@ -42,10 +50,32 @@ const LOOPBACK_NO_PROXY = ["localhost", "127.0.0.1", "::1"];
 /** Seconds added to drain + grace so the kubelet's SIGKILL never lands on a clean shutdown. */
 const TERMINATION_MARGIN_S = 5;
 
+export const SIDECAR_KINDS = ["native", "container"] as const;
+
 export interface InjectOptions {
   /** Sidecar image; DEFAULT_IMAGE when omitted. */
   readonly image?: string;
+  /** `native` (default): a restartable init container; `container`: a regular container. */
+  readonly sidecar?: string;
 }
+
+/** Where each accepted kind keeps its pod template; a Pod is its own. */
+const POD_TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
+  Deployment: ["spec", "template"],
+  StatefulSet: ["spec", "template"],
+  DaemonSet: ["spec", "template"],
+  ReplicaSet: ["spec", "template"],
+  Job: ["spec", "template"],
+  CronJob: ["spec", "jobTemplate", "spec", "template"],
+  Pod: [],
+};
+const KINDS_TEXT = "a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod";
+/** Pods meant to complete: a regular sidecar container never exits, so they would not. */
+const RUN_TO_COMPLETION = new Set(["Job", "CronJob"]);
+const COMPLETING_RESTART_POLICIES = new Set(["Never", "OnFailure"]);
+/** The native sidecar's start-up probe: the workload starts once this passes (30 s to bind). */
+const STARTUP_PERIOD_S = 1;
+const STARTUP_FAILURES = 30;
 
 type Json = Record<string, unknown>;
 
@@ -60,37 +90,66 @@ export function parseManifest(text: string, name: string): unknown {
   }
 }
 
-/** The Deployment with the sidecar added. Throws ConfigError on invalid input. */
+/** The workload with the sidecar added. Throws ConfigError on invalid input. */
 export function inject(manifest: unknown, options: InjectOptions = {}): Json {
   const image = options.image ?? DEFAULT_IMAGE;
   if (image === "") throw new ConfigError("invalid --image \"\": empty; allowed: an image reference");
-  if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : typeof manifest}, not a Deployment object`);
+  const kindOfSidecar = options.sidecar ?? "native";
+  if (!(SIDECAR_KINDS as readonly string[]).includes(kindOfSidecar)) {
+    throw new ConfigError(`invalid --sidecar ${quote(kindOfSidecar)}; allowed: native (an init container with restartPolicy Always, Kubernetes 1.29+), container (a regular container)`);
+  }
+  const native = kindOfSidecar === "native";
+  if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : typeof manifest}, not a workload object (${KINDS_TEXT})`);
   const out = structuredClone(manifest) as Json;
   const kind = out.kind;
-  if (kind !== "Deployment") {
-    const hint = kind === "List" ? "; pass one Deployment: kubectl get deploy NAME -o json" : "";
-    throw new ConfigError(`input is ${typeof kind === "string" ? `a ${kind}` : "not a Kubernetes object (no kind)"}, not a Deployment${hint}`);
+  const templatePath = typeof kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, kind) ? POD_TEMPLATE_PATHS[kind]! : null;
+  if (templatePath === null) {
+    const hint = kind === "List" ? "; pass one object: kubectl get deploy NAME -o json" : "";
+    throw new ConfigError(`input is ${typeof kind === "string" ? `a ${kind}` : "not a Kubernetes object (no kind)"}, not ${KINDS_TEXT}${hint}`);
   }
   const meta = isObject(out.metadata) ? out.metadata : {};
-  const what = `deployment/${typeof meta.name === "string" ? meta.name : "?"}`;
-  const template = objectAt(out, ["spec", "template"], what);
+  const what = `${(kind as string).toLowerCase()}/${typeof meta.name === "string" ? meta.name : "?"}`;
+  const template = templatePath.length === 0 ? out : objectAt(out, templatePath, what);
+  const at = templatePath.length === 0 ? "" : `${templatePath.join(".")}.`;
   const podMeta = (template.metadata ??= {}) as Json;
-  if (!isObject(podMeta)) throw new ConfigError(`${what}: spec.template.metadata is not an object`);
-  const podSpec = objectAt(template, ["spec"], `${what} spec.template`);
+  if (!isObject(podMeta)) throw new ConfigError(`${what}: ${at}metadata is not an object`);
+  const podSpec = objectAt(template, ["spec"], templatePath.length === 0 ? what : `${what} ${templatePath.join(".")}`);
   const containers = podSpec.containers;
   if (!Array.isArray(containers) || containers.length === 0 || !containers.every(isObject)) {
-    throw new ConfigError(`${what} has no containers in spec.template.spec.containers`);
+    throw new ConfigError(`${what} has no containers in ${at}spec.containers`);
   }
+  if (!native && (RUN_TO_COMPLETION.has(kind as string) || COMPLETING_RESTART_POLICIES.has(podSpec.restartPolicy as string))) {
+    throw new ConfigError(`${what}: --sidecar container would keep its pods from completing (a regular container runs until it is stopped); use --sidecar native (Kubernetes 1.29+)`);
+  }
+  const inits = podSpec.initContainers;
+  if (inits !== undefined && (!Array.isArray(inits) || !inits.every(isObject))) throw new ConfigError(`${what}: ${at}spec.initContainers is not a list of containers`);
 
-  const config = configFromAnnotations(podMeta.annotations, what);
-  checkPorts(containers as Json[], config, what);
+  const config = configFromAnnotations(podMeta.annotations, what, at);
+  // Each list loses its old sidecar (either kind), and the new one goes where its kind belongs:
+  // a native sidecar first, so every other init container starts after it.
+  const workload = (containers as Json[]).filter((c) => c.name !== SIDECAR_NAME);
+  const initList = (inits as Json[] | undefined) ?? [];
+  const otherInits = initList.filter((c) => c.name !== SIDECAR_NAME);
+  if (workload.length === 0) throw new ConfigError(`${what} has no containers besides ${SIDECAR_NAME} in ${at}spec.containers`);
+  // Regular init containers have exited before a regular sidecar container starts.
+  checkPorts(native ? [...workload, ...otherInits] : workload, config, what);
 
-  const sidecar = sidecarContainer(config, image);
-  const at = containers.findIndex((c) => (c as Json).name === SIDECAR_NAME);
-  if (at === -1) containers.push(sidecar);
-  else containers[at] = sidecar;
-  for (const c of containers as Json[]) if (c !== sidecar) setEnv(c, proxyEnv(config), what);
-  podSpec.volumes = upsertByName(podSpec.volumes, podinfoVolume(), `${what} spec.template.spec.volumes`);
+  const sidecar = sidecarContainer(config, image, native);
+  if (native) {
+    podSpec.containers = workload;
+    podSpec.initContainers = [sidecar, ...otherInits];
+  } else {
+    const old = (containers as Json[]).findIndex((c) => c.name === SIDECAR_NAME);
+    podSpec.containers = old === -1 ? [...workload, sidecar] : (containers as Json[]).map((c) => (c.name === SIDECAR_NAME ? sidecar : c));
+    // A native sidecar from an earlier injection moves out; an empty list it leaves goes too.
+    if (otherInits.length < initList.length) {
+      if (otherInits.length > 0) podSpec.initContainers = otherInits;
+      else delete podSpec.initContainers;
+    }
+  }
+  const proxied = native ? [...workload, ...otherInits] : workload;
+  for (const c of proxied) setEnv(c, proxyEnv(config), what);
+  podSpec.volumes = upsertByName(podSpec.volumes, podinfoVolume(), `${what} ${at}spec.volumes`);
   const needS = Math.ceil((config.limits.drainDelayMs + config.limits.gracePeriodMs) / 1000) + TERMINATION_MARGIN_S;
   const current = podSpec.terminationGracePeriodSeconds;
   if (typeof current !== "number" || current < needS) podSpec.terminationGracePeriodSeconds = needS;
@@ -102,8 +161,8 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
  * would write them to the downward-API file) plus the sidecar's own flags, through resolveConfig,
  * so an invalid annotation reads exactly as at start-up.
  */
-function configFromAnnotations(annotations: unknown, what: string): Config {
-  if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: spec.template.metadata.annotations is not an object`);
+function configFromAnnotations(annotations: unknown, what: string, at: string): Config {
+  if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: ${at}metadata.annotations is not an object`);
   const lines: string[] = [];
   for (const [key, value] of Object.entries(annotations ?? {})) {
     if (!key.startsWith(ANNOTATION_PREFIX)) continue;
@@ -111,7 +170,7 @@ function configFromAnnotations(annotations: unknown, what: string): Config {
     // JSON string escapes are a subset of what Go's strconv.Unquote reads (lib/config/annotations.ts).
     lines.push(`${key}=${JSON.stringify(value)}`);
   }
-  const file = `the pod template of ${what}`;
+  const file = at === "" ? `the annotations of ${what}` : `the pod template of ${what}`;
   return resolveConfig({
     flags: { annotations: file, "admin-bind": ADMIN_BIND },
     env: {},
@@ -131,7 +190,7 @@ function checkPorts(containers: Json[], config: Config, what: string): void {
     if (port === 0) throw new ConfigError(`${what}: ${name} 0 (any free port) cannot be injected: the Service and the workload need a fixed port; allowed: 1-65535`);
   }
   for (const c of containers) {
-    if (c.name === SIDECAR_NAME || !Array.isArray(c.ports)) continue;
+    if (!Array.isArray(c.ports)) continue;
     for (const p of c.ports) {
       const hit = ours.find(([port]) => isObject(p) && p.containerPort === port);
       if (hit) throw new ConfigError(`${what}: container ${quote(String(c.name))} uses port ${hit[0]}, which the sidecar's ${hit[1]} needs; change one of them`);
@@ -139,7 +198,7 @@ function checkPorts(containers: Json[], config: Config, what: string): void {
   }
 }
 
-function sidecarContainer(config: Config, image: string): Json {
+function sidecarContainer(config: Config, image: string, native: boolean): Json {
   const ports: Json[] = [];
   if (config.reverseProtocol) ports.push({ name: "sidecar-in", containerPort: config.inPort });
   // The forward listener binds loopback only (--out-bind): nothing outside the pod reaches it.
@@ -150,8 +209,13 @@ function sidecarContainer(config: Config, image: string): Json {
     args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", ADMIN_BIND],
     ports,
   };
+  // Native: the kubelet restarts it whenever it exits (as it would a regular container), and
+  // starts what follows once the startup probe passes: /readyz answers once every listener is
+  // bound.
+  if (native) container.restartPolicy = "Always";
   if (config.adminPort !== null) {
     ports.push({ name: "sidecar-admin", containerPort: config.adminPort });
+    if (native) container.startupProbe = probe("/readyz", STARTUP_PERIOD_S, STARTUP_FAILURES);
     container.readinessProbe = probe("/readyz", 5, 1);
     container.livenessProbe = probe("/healthz", 10, 3);
   }
@@ -225,11 +289,11 @@ function upsertByName(list: unknown, item: Json, what: string): unknown[] {
   return out;
 }
 
-function objectAt(root: Json, path: string[], what: string): Json {
+function objectAt(root: Json, path: readonly string[], what: string): Json {
   let node: unknown = root;
-  for (const key of path) {
-    node = isObject(node) ? node[key] : undefined;
-    if (!isObject(node)) throw new ConfigError(`${what} has no ${path.slice(0, path.indexOf(key) + 1).join(".")} object`);
+  for (let i = 0; i < path.length; i++) {
+    node = isObject(node) ? node[path[i]!] : undefined;
+    if (!isObject(node)) throw new ConfigError(`${what} has no ${path.slice(0, i + 1).join(".")} object`);
   }
   return node as Json;
 }

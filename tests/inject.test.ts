@@ -22,7 +22,10 @@ const exampleDeployment = exampleDocs.find((d) => d.kind === "Deployment") as Js
 const exampleService = exampleDocs.find((d) => d.kind === "Service") as Json;
 
 const podSpec = (d: Json): Json => d.spec.template.spec;
-const container = (d: Json, name: string): Json => podSpec(d).containers.find((c: Json) => c.name === name);
+/** Every container of the pod, init containers first, as the kubelet starts them. */
+const allContainers = (spec: Json): Json[] => [...(spec.initContainers ?? []), ...spec.containers];
+const container = (d: Json, name: string): Json => allContainers(podSpec(d)).find((c: Json) => c.name === name)!;
+const names = (list: Json[] | undefined): string[] | undefined => list?.map((c) => c.name);
 const envOf = (c: Json): Record<string, string> => Object.fromEntries((c.env ?? []).map((e: Json) => [e.name, e.value]));
 
 function withAnnotations(annotations: Record<string, unknown>): Json {
@@ -31,9 +34,9 @@ function withAnnotations(annotations: Record<string, unknown>): Json {
   return d;
 }
 
-function injectError(manifest: unknown): string {
+function injectError(manifest: unknown, options?: Parameters<typeof inject>[1]): string {
   try {
-    inject(manifest);
+    inject(manifest, options);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     const message = (err as Error).message;
@@ -91,14 +94,15 @@ describe("inject on deploy/workload.json", () => {
     expect(input).toEqual(workload());
     expect(inject(once)).toEqual(once);
     expect(inject(inject(once))).toEqual(once);
-    expect(podSpec(inject(once)).containers.filter((c: Json) => c.name === "sidecar-proxy")).toHaveLength(1);
+    expect(allContainers(podSpec(inject(once))).filter((c: Json) => c.name === "sidecar-proxy")).toHaveLength(1);
   });
 
   test("re-injecting after an annotation change updates in place", () => {
     const once = inject(workload()) as Json;
     once.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-out-port"] = "4150";
     const again = inject(once);
-    expect(podSpec(again).containers).toHaveLength(2);
+    expect(names(podSpec(again).initContainers)).toEqual(["sidecar-proxy"]);
+    expect(names(podSpec(again).containers)).toEqual(["web"]);
     expect(podSpec(again).volumes).toHaveLength(1);
     expect(envOf(container(again, "web")).HTTP_PROXY).toBe("http://127.0.0.1:4150");
     expect(container(again, "web").env).toHaveLength(6);
@@ -164,16 +168,72 @@ describe("inject follows the annotations", () => {
     expect(inject(out)).toEqual(out);
   });
 
-  test("every workload container gets the variables, initContainers do not; a longer grace period is kept", () => {
+  test("native: the sidecar starts first, so every other container, init containers too, gets the variables; a longer grace period is kept", () => {
     const d = workload();
     podSpec(d).containers.push({ name: "worker", image: "busybox" });
     podSpec(d).initContainers = [{ name: "migrate", image: "busybox" }];
     podSpec(d).terminationGracePeriodSeconds = 120;
     const out = inject(d);
+    expect(names(podSpec(out).initContainers)).toEqual(["sidecar-proxy", "migrate"]);
+    expect(names(podSpec(out).containers)).toEqual(["web", "worker"]);
     expect(envOf(container(out, "worker")).HTTPS_PROXY).toBe("http://127.0.0.1:4140");
-    expect(podSpec(out).initContainers[0].env).toBeUndefined();
-    expect(podSpec(out).containers.map((c: Json) => c.name)).toEqual(["web", "worker", "sidecar-proxy"]);
+    expect(envOf(container(out, "migrate")).HTTPS_PROXY).toBe("http://127.0.0.1:4140");
+    expect(container(out, "sidecar-proxy").env).toBeUndefined();
     expect(podSpec(out).terminationGracePeriodSeconds).toBe(120);
+  });
+
+  test("--sidecar container: a regular container after the workload; init containers run before it starts and get no variables", () => {
+    const d = workload();
+    podSpec(d).containers.push({ name: "worker", image: "busybox" });
+    podSpec(d).initContainers = [{ name: "migrate", image: "busybox" }];
+    const out = inject(d, { sidecar: "container" });
+    expect(names(podSpec(out).containers)).toEqual(["web", "worker", "sidecar-proxy"]);
+    expect(names(podSpec(out).initContainers)).toEqual(["migrate"]);
+    expect(envOf(container(out, "worker")).HTTPS_PROXY).toBe("http://127.0.0.1:4140");
+    expect(container(out, "migrate").env).toBeUndefined();
+    const sidecar = container(out, "sidecar-proxy");
+    expect(sidecar.restartPolicy).toBeUndefined();
+    expect(sidecar.startupProbe).toBeUndefined();
+    // Apart from those two fields, the same container as the native one.
+    const { restartPolicy: _r, startupProbe: _s, ...nativeRest } = container(inject(d), "sidecar-proxy");
+    expect(sidecar).toEqual(nativeRest);
+    expect(inject(out, { sidecar: "container" })).toEqual(out);
+  });
+
+  test("switching --sidecar moves the sidecar, and the other list is left as the workload had it", () => {
+    const plain = workload();
+    const native = inject(plain);
+    const regular = inject(plain, { sidecar: "container" });
+    expect(podSpec(regular).initContainers).toBeUndefined();
+    expect(inject(native, { sidecar: "container" })).toEqual(regular);
+    expect(inject(regular)).toEqual(native);
+    const withInit = workload();
+    podSpec(withInit).initContainers = [{ name: "migrate", image: "busybox" }];
+    const back = inject(inject(withInit), { sidecar: "container" });
+    expect(names(podSpec(back).initContainers)).toEqual(["migrate"]);
+    expect(names(podSpec(back).containers)).toEqual(["web", "sidecar-proxy"]);
+    // A variable set while the sidecar was native stays on the init container: it is the proxy's.
+    expect(envOf(container(back, "migrate")).HTTP_PROXY).toBe("http://127.0.0.1:4140");
+  });
+
+  test("every kind with a pod template: StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, and a bare Pod", () => {
+    const template = (): Json => workload().spec.template;
+    const injected = podSpec(inject(workload()));
+    for (const kind of ["StatefulSet", "DaemonSet", "ReplicaSet", "Job"]) {
+      const out: Json = inject({ apiVersion: kind === "Job" ? "batch/v1" : "apps/v1", kind, metadata: { name: "web" }, spec: { template: template() } });
+      expect(out.spec.template.spec).toEqual(injected);
+    }
+    const cron: Json = inject({ apiVersion: "batch/v1", kind: "CronJob", metadata: { name: "web" }, spec: { schedule: "@daily", jobTemplate: { spec: { template: template() } } } });
+    expect(cron.spec.jobTemplate.spec.template.spec).toEqual(injected);
+    expect(cron.spec.schedule).toBe("@daily");
+    const pod: Json = inject({ apiVersion: "v1", kind: "Pod", metadata: { name: "web", ...template().metadata }, spec: template().spec });
+    expect(pod.spec).toEqual(injected);
+    // Errors name the object as kubectl does, and the path in that kind.
+    const bare = { apiVersion: "v1", kind: "Pod", metadata: { name: "p", annotations: { "sidecar.speedscale.com/proxy-port": "http" } }, spec: template().spec };
+    expect(injectError(bare)).toMatch(/^invalid proxy-port "http" from annotation sidecar\.speedscale\.com\/proxy-port in the annotations of pod\/p: /);
+    expect(injectError({ kind: "Pod", metadata: { name: "p" } })).toBe("pod/p has no spec object");
+    expect(injectError({ kind: "CronJob", metadata: { name: "c" }, spec: { jobTemplate: {} } })).toBe("cronjob/c has no spec.jobTemplate.spec object");
+    expect(injectError({ kind: "Job", metadata: { name: "j" }, spec: { template: { spec: {} } } })).toBe("job/j has no containers in spec.template.spec.containers");
   });
 
   test("existing volumes stay", () => {
@@ -189,13 +249,44 @@ describe("inject refuses invalid input with one line", () => {
     expect(() => parseManifest("apiVersion: apps/v1\nkind: Deployment\n", "d.yaml")).toThrow(/^d\.yaml is not JSON \(this looks like YAML\): /);
   });
 
-  test("not a Deployment", () => {
-    expect(injectError(null)).toBe("input is null, not a Deployment object");
-    expect(injectError([workload()])).toBe("input is object, not a Deployment object");
-    expect(injectError("Deployment")).toBe("input is string, not a Deployment object");
-    expect(injectError({ apiVersion: "v1", kind: "Pod", spec: { containers: [] } })).toBe("input is a Pod, not a Deployment");
-    expect(injectError({ apiVersion: "v1", kind: "List", items: [workload()] })).toBe("input is a List, not a Deployment; pass one Deployment: kubectl get deploy NAME -o json");
-    expect(injectError({ metadata: { name: "x" } })).toBe("input is not a Kubernetes object (no kind), not a Deployment");
+  test("not a workload with a pod template", () => {
+    const kinds = "a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod";
+    expect(injectError(null)).toBe(`input is null, not a workload object (${kinds})`);
+    expect(injectError([workload()])).toBe(`input is object, not a workload object (${kinds})`);
+    expect(injectError("Deployment")).toBe(`input is string, not a workload object (${kinds})`);
+    expect(injectError({ apiVersion: "v1", kind: "Service", spec: {} })).toBe(`input is a Service, not ${kinds}`);
+    expect(injectError({ apiVersion: "v1", kind: "List", items: [workload()] })).toBe(`input is a List, not ${kinds}; pass one object: kubectl get deploy NAME -o json`);
+    expect(injectError({ metadata: { name: "x" } })).toBe(`input is not a Kubernetes object (no kind), not ${kinds}`);
+    expect(injectError({ kind: "toString", metadata: { name: "x" } })).toBe(`input is a toString, not ${kinds}`);
+  });
+
+  test("--sidecar: native or container; container is refused for pods that must complete (Job, CronJob, restartPolicy Never or OnFailure)", () => {
+    expect(injectError(workload(), { sidecar: "regular" })).toBe(
+      `invalid --sidecar "regular"; allowed: native (an init container with restartPolicy Always, Kubernetes 1.29+), container (a regular container)`,
+    );
+    const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "nightly" }, spec: { template: workload().spec.template } };
+    expect(injectError(job, { sidecar: "container" })).toBe(
+      "job/nightly: --sidecar container would keep its pods from completing (a regular container runs until it is stopped); use --sidecar native (Kubernetes 1.29+)",
+    );
+    expect(injectError({ ...job, kind: "CronJob", spec: { jobTemplate: { spec: job.spec } } }, { sidecar: "container" })).toMatch(/^cronjob\/nightly: --sidecar container would keep/);
+    const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "once" }, spec: { ...workload().spec.template.spec, restartPolicy: "OnFailure" } };
+    expect(injectError(pod, { sidecar: "container" })).toMatch(/^pod\/once: --sidecar container would keep/);
+    expect(names((inject(pod) as Json).spec.initContainers)).toEqual(["sidecar-proxy"]);
+    expect(names((inject({ ...pod, spec: { ...pod.spec, restartPolicy: "Always" } }, { sidecar: "container" }) as Json).spec.containers)).toEqual(["web", "sidecar-proxy"]);
+  });
+
+  test("init containers: malformed, a native sidecar's ports, a workload that is only the sidecar", () => {
+    const d = workload();
+    podSpec(d).initContainers = { name: "migrate" };
+    expect(injectError(d)).toBe("deployment/web: spec.template.spec.initContainers is not a list of containers");
+    const p = workload();
+    podSpec(p).initContainers = [{ name: "fetch", image: "busybox", ports: [{ containerPort: 4140 }] }];
+    expect(injectError(p)).toBe(`deployment/web: container "fetch" uses port 4140, which the sidecar's proxy-out-port needs; change one of them`);
+    // A regular init container has exited before a regular sidecar container starts.
+    expect(container(inject(p, { sidecar: "container" }), "fetch").ports).toEqual([{ containerPort: 4140 }]);
+    const only = workload();
+    podSpec(only).containers = [{ name: "sidecar-proxy", image: "x" }];
+    expect(injectError(only)).toBe("deployment/web has no containers besides sidecar-proxy in spec.template.spec.containers");
   });
 
   test("no pod template, no containers", () => {
@@ -282,7 +373,10 @@ describe("sidecar-proxy inject (CLI)", () => {
     expect(again).toEqual({ stdout: expected, stderr: "", exitCode: 0 });
     const image = await viaStdin(["--image=registry.example.com/sp:1"], text);
     expect(image.exitCode).toBe(0);
-    expect(JSON.parse(image.stdout).spec.template.spec.containers[1].image).toBe("registry.example.com/sp:1");
+    expect(JSON.parse(image.stdout).spec.template.spec.initContainers[0].image).toBe("registry.example.com/sp:1");
+    const regular = await viaStdin(["--sidecar", "container"], text);
+    expect(regular).toEqual({ stdout: JSON.stringify(inject(workload(), { sidecar: "container" }), null, 2) + "\n", stderr: "", exitCode: 0 });
+    expect(JSON.parse(regular.stdout).spec.template.spec.containers[1].name).toBe("sidecar-proxy");
   });
 
   test("invalid input and flags: exit 2, one line on stderr", async () => {
@@ -296,9 +390,10 @@ describe("sidecar-proxy inject (CLI)", () => {
         [["inject", "-f", yaml], /^sidecar-proxy: .*d\.yaml is not JSON \(this looks like YAML\): .*kubectl get deploy NAME -o json/],
         [["inject", "-f", bad], /^sidecar-proxy: invalid proxy-type "sideways" from annotation sidecar\.speedscale\.com\/proxy-type in the pod template of deployment\/web: /],
         [["inject", "-f", join(dir, "missing.json")], /^sidecar-proxy: cannot read ".*missing\.json" \(from flag --file\): /],
-        [["inject", "--proxy-type", "forward"], /^sidecar-proxy: unknown option --proxy-type \(inject takes -f\/--file, --image\)$/],
+        [["inject", "--proxy-type", "forward"], /^sidecar-proxy: unknown option --proxy-type \(inject takes -f\/--file, --image, --sidecar\)$/],
         [["inject", "-f"], /^sidecar-proxy: option --file needs a value: --file FILE /],
         [["inject", "-f", WORKLOAD_PATH, "--file", WORKLOAD_PATH], /^sidecar-proxy: option --file is given more than once$/],
+        [["inject", "-f", WORKLOAD_PATH, "--sidecar", "sideways"], /^sidecar-proxy: invalid --sidecar "sideways"; allowed: native .*, container /],
         [["inject", WORKLOAD_PATH], /^sidecar-proxy: unexpected argument #2; /],
         [["--proxy-type", "forward", "inject"], /^sidecar-proxy: the command inject must come first: sidecar-proxy inject \[flags\]$/],
       ];
@@ -320,5 +415,6 @@ describe("sidecar-proxy inject (CLI)", () => {
     expect(r.stdout).toContain("Reads JSON only (no YAML)");
     expect(r.stdout).toContain("-f, --file=<FILE>");
     expect(r.stdout).toContain("--image=<IMAGE>");
+    expect(r.stdout).toContain("--sidecar=<native|container>");
   });
 });

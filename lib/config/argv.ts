@@ -31,8 +31,14 @@ export interface CommandFlag {
 }
 
 export const INJECT_FLAGS: readonly CommandFlag[] = Object.freeze([
-  { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "Deployment to read, as JSON (YAML is not read); - for stdin (default: -)" },
+  { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "workload to read (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod), as JSON (YAML is not read); - for stdin (default: -)" },
   { flag: "image", type: "string", valueHint: "IMAGE", description: "sidecar image (default: sidecar-proxy:latest)" },
+  {
+    flag: "sidecar",
+    type: "string",
+    valueHint: "native|container",
+    description: "native: the first init container with restartPolicy Always (Kubernetes 1.29+: up before the workload, stopped after it); container: a regular container (default: native)",
+  },
 ]);
 
 type FlagLookup = (name: string) => Pick<CommandFlag, "type" | "valueHint"> | undefined;
@@ -71,7 +77,7 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     const shorts = new Map<string, string>(INJECT_FLAGS.flatMap((f) => (f.short ? [[`-${f.short}`, `--${f.flag}`] as const] : [])));
     // `-f X` is `--file X`; only as its own argument (no `-fX`, no `-f=X`).
     const long = rest.map((a) => shorts.get(a) ?? a);
-    const rules = { lookup: (name: string) => byFlag.get(name), known: "inject takes -f/--file, --image", dashIsValue: true };
+    const rules = { lookup: (name: string) => byFlag.get(name), known: "inject takes -f/--file, --image, --sidecar", dashIsValue: true };
     return { command, flags: parseFlags(long, offset, rules), help: false };
   }
   return { command, flags: parseFlags(rest, offset, { lookup: optionByFlag, known: "see --help", dashIsValue: false }), help: false };
