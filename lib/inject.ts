@@ -147,8 +147,11 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
       else delete podSpec.initContainers;
     }
   }
-  const proxied = native ? [...workload, ...otherInits] : workload;
-  for (const c of proxied) setEnv(c, proxyEnv(config), what);
+  const vars = proxyEnv(config);
+  for (const c of native ? [...workload, ...otherInits] : workload) setEnv(c, vars, what);
+  // A regular sidecar starts after the init containers: proxy URLs a native one gave them would
+  // point at nothing. NO_PROXY stays (loopback entries never send anything anywhere).
+  if (!native) for (const c of otherInits) unsetProxyUrls(c, vars);
   podSpec.volumes = upsertByName(podSpec.volumes, podinfoVolume(), `${what} ${at}spec.volumes`);
   const needS = Math.ceil((config.limits.drainDelayMs + config.limits.gracePeriodMs) / 1000) + TERMINATION_MARGIN_S;
   const current = podSpec.terminationGracePeriodSeconds;
@@ -278,6 +281,13 @@ function setEnv(container: Json, vars: Array<[string, string]>, what: string): v
     if (at === -1) env.push({ name, value: merged });
     else env[at] = { name, value: merged };
   }
+}
+
+/** Removes the proxy URL variables that still hold exactly the value `setEnv` would give them. */
+function unsetProxyUrls(container: Json, vars: Array<[string, string]>): void {
+  if (!Array.isArray(container.env)) return;
+  const ours = vars.filter(([name]) => name.toLowerCase() !== "no_proxy");
+  container.env = container.env.filter((e) => !(isObject(e) && ours.some(([name, value]) => e.name === name && e.value === value)));
 }
 
 function upsertByName(list: unknown, item: Json, what: string): unknown[] {

@@ -212,8 +212,12 @@ describe("inject follows the annotations", () => {
     const back = inject(inject(withInit), { sidecar: "container" });
     expect(names(podSpec(back).initContainers)).toEqual(["migrate"]);
     expect(names(podSpec(back).containers)).toEqual(["web", "sidecar-proxy"]);
-    // A variable set while the sidecar was native stays on the init container: it is the proxy's.
-    expect(envOf(container(back, "migrate")).HTTP_PROXY).toBe("http://127.0.0.1:4140");
+    // The proxy URLs a native sidecar gave the init container go (it now runs before the proxy
+    // starts); NO_PROXY stays, and so does a proxy URL the workload set itself.
+    expect(envOf(container(back, "migrate"))).toEqual({ NO_PROXY: "localhost,127.0.0.1,::1", no_proxy: "localhost,127.0.0.1,::1" });
+    const own = workload();
+    podSpec(own).initContainers = [{ name: "migrate", image: "busybox", env: [{ name: "HTTP_PROXY", value: "http://corp-proxy:3128" }] }];
+    expect(envOf(container(inject(own, { sidecar: "container" }), "migrate")).HTTP_PROXY).toBe("http://corp-proxy:3128");
   });
 
   test("every kind with a pod template: StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, and a bare Pod", () => {
