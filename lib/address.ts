@@ -17,3 +17,30 @@ export function unmapIPv4(address: string): string {
 export function hostPort(host: string, port: number): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+// The IP-literal test of Node's `net.isIP`, without importing `node:net`: under a compiled Bun
+// binary that import loads Bun's whole node:net module at start-up (~10 ms of a ~50 ms start on
+// a slow machine: bench/RESULTS.md). tests/address.test.ts holds this to node:net's answers.
+const V4_SEG = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])";
+const V4 = `(?:${V4_SEG}\\.){3}${V4_SEG}`;
+const V6_SEG = "(?:[0-9a-fA-F]{1,4})";
+const IPV4_RE = new RegExp(`^${V4}$`);
+const IPV6_RE = new RegExp(
+  "^(?:" +
+    `(?:${V6_SEG}:){7}(?:${V6_SEG}|:)|` +
+    `(?:${V6_SEG}:){6}(?:${V4}|:${V6_SEG}|:)|` +
+    `(?:${V6_SEG}:){5}(?::${V4}|(?::${V6_SEG}){1,2}|:)|` +
+    `(?:${V6_SEG}:){4}(?:(?::${V6_SEG}){0,1}:${V4}|(?::${V6_SEG}){1,3}|:)|` +
+    `(?:${V6_SEG}:){3}(?:(?::${V6_SEG}){0,2}:${V4}|(?::${V6_SEG}){1,4}|:)|` +
+    `(?:${V6_SEG}:){2}(?:(?::${V6_SEG}){0,3}:${V4}|(?::${V6_SEG}){1,5}|:)|` +
+    `(?:${V6_SEG}:){1}(?:(?::${V6_SEG}){0,4}:${V4}|(?::${V6_SEG}){1,6}|:)|` +
+    `(?::(?:(?::${V6_SEG}){0,5}:${V4}|(?::${V6_SEG}){1,7}|:))` +
+    ")(?:%[0-9a-zA-Z-.:]{1,})?$",
+);
+
+/** 4 for an IPv4 literal, 6 for IPv6 (a zone `%id` allowed), 0 otherwise: Node's `net.isIP`. */
+export function isIP(text: string): number {
+  if (IPV4_RE.test(text)) return 4;
+  if (IPV6_RE.test(text)) return 6;
+  return 0;
+}

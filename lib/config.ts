@@ -7,7 +7,7 @@
  * value, where it came from and the allowed values. The password never appears in a message or
  * in `sources` (shown as "***").
  */
-import { isIP } from "node:net";
+import { isIP } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { MAX_BYTES, MAX_DURATION_MS, optionByFlag } from "./config/options.ts";
 import { Resolver, spec } from "./config/resolver.ts";

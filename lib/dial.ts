@@ -4,7 +4,7 @@
  * on the address actually dialled), then try the addresses in the resolver's order within one
  * connect deadline. IPv6 and IPv4 results are both tried.
  */
-import { isIP } from "node:net";
+import { isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
 

@@ -4,7 +4,7 @@
  * Nothing is guessed: no trimming of single values, no case folding, no unit assumed.
  * Comma lists are the one exception: spaces around the commas are ignored ("a, b").
  */
-import { isIP } from "node:net";
+import { isIP } from "../address.ts";
 import { DurationError, parseDuration } from "../duration.ts";
 import { InvalidValue } from "./error.ts";
 
