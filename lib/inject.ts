@@ -50,7 +50,7 @@ const LOOPBACK_NO_PROXY = ["localhost", "127.0.0.1", "::1"];
 /** Seconds added to drain + grace so the kubelet's SIGKILL never lands on a clean shutdown. */
 const TERMINATION_MARGIN_S = 5;
 
-export const SIDECAR_KINDS = ["native", "container"] as const;
+const SIDECAR_KINDS = ["native", "container"] as const;
 
 export interface InjectOptions {
   /** Sidecar image; DEFAULT_IMAGE when omitted. */
@@ -109,11 +109,12 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
   }
   const meta = isObject(out.metadata) ? out.metadata : {};
   const what = `${(kind as string).toLowerCase()}/${typeof meta.name === "string" ? meta.name : "?"}`;
-  const template = templatePath.length === 0 ? out : objectAt(out, templatePath, what);
-  const at = templatePath.length === 0 ? "" : `${templatePath.join(".")}.`;
+  const template = objectAt(out, templatePath, what); // a Pod (empty path) is its own template
+  const where = templatePath.join(".");
+  const at = where === "" ? "" : `${where}.`; // prefix of the pod template's paths in messages
   const podMeta = (template.metadata ??= {}) as Json;
   if (!isObject(podMeta)) throw new ConfigError(`${what}: ${at}metadata is not an object`);
-  const podSpec = objectAt(template, ["spec"], templatePath.length === 0 ? what : `${what} ${templatePath.join(".")}`);
+  const podSpec = objectAt(template, ["spec"], where === "" ? what : `${what} ${where}`);
   const containers = podSpec.containers;
   if (!Array.isArray(containers) || containers.length === 0 || !containers.every(isObject)) {
     throw new ConfigError(`${what} has no containers in ${at}spec.containers`);

@@ -13,7 +13,7 @@
  * - /proc/self/limits needs `--allow-all` (plain `--allow-read` is refused with NotCapable).
  */
 import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
+import { isIP } from "../address.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { reportFault } from "../fault.ts";
 import { readFdLimit } from "./fd-limit.ts";
