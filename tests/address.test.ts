@@ -3,6 +3,7 @@
  * ~10 ms of start-up), on known vectors and on a bounded, seeded random sample of near-literals.
  */
 import { describe, expect, test } from "bun:test";
+import { prng } from "./helpers/fuzz.ts";
 import { isIP as nodeIsIP } from "node:net";
 import { isIP } from "../lib/address.ts";
 
@@ -14,13 +15,6 @@ const VECTORS = [
   "::1/128", "localhost", "example.com", "1.2.3.4%eth0", "FE80::ABCD", "::%1", "fe80::1%en0.1-a:b",
 ];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 describe("isIP", () => {
   test("known vectors: as node:net", () => {
@@ -31,7 +25,7 @@ describe("isIP", () => {
   });
 
   test("50 000 random near-literals: as node:net", () => {
-    const next = rng(20261128);
+    const next = prng(20261128);
     const alphabet = "0123456789abcdefABCDEFg.:%-/ ";
     const pieces = ["::", ":", ".", "255", "256", "0", "00", "ffff", "1.2.3.4", "%eth0", "fe80", "12345"];
     let fours = 0;
