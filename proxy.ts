@@ -12,7 +12,7 @@
  * defines the commands, renders --help from OPTIONS and runs the chosen command.
  * Portable: only process.* and node:fs, so the same file runs under Deno.
  */
-import { readFileSync } from "node:fs";
+import { fstatSync, readFileSync, statSync } from "node:fs";
 import { type ArgsDef, type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { ConfigError, OPTIONS, type ParsedArgv, type ResolvedConfig, parseArgv, resolveConfig } from "./lib/config.ts";
 import { INJECT_FLAGS } from "./lib/config/argv.ts";
@@ -30,12 +30,27 @@ function argsFromOptions(): ArgsDef {
   return args;
 }
 
+/**
+ * Whether stdout is a terminal, decided without touching process.stdout: under Bun its creation
+ * loads the node:stream modules, ~8 ms of a compiled start (bench/RESULTS.md). A terminal is a
+ * character device; /dev/null is one too and is told apart by its device number. (Another
+ * character device, say /dev/zero, would count as a terminal: nobody logs there.)
+ */
+function stdoutIsTerminal(): boolean {
+  try {
+    const out = fstatSync(1);
+    return out.isCharacterDevice() && out.rdev !== statSync("/dev/null").rdev;
+  } catch {
+    return false;
+  }
+}
+
 function resolve(flags: ParsedArgv["flags"]): ResolvedConfig {
   return resolveConfig({
     flags,
     env: process.env,
     readFile: (path) => readFileSync(path, "utf8"),
-    stdoutIsTTY: process.stdout.isTTY === true,
+    stdoutIsTTY: stdoutIsTerminal(),
   });
 }
 
@@ -111,13 +126,14 @@ async function main(argv: readonly string[]): Promise<void> {
     const cmd = parsed.command === "run" ? cmds.main : cmds[parsed.command];
     if (parsed.help) {
       const usage = await renderUsage(cmd, parsed.command === "run" ? undefined : cmds.main);
-      const text = (process.stdout.isTTY === true ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")).replace(/[ \t]+$/gm, "");
+      const text = (stdoutIsTerminal() ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")).replace(/[ \t]+$/gm, "");
       process.stdout.write(`${text}\n`);
       return;
     }
     // rawArgs: [] so citty neither re-parses argv nor looks for sub-commands; the command
-    // was chosen and its flags validated above.
-    await runCommand(cmd, { rawArgs: [], data: parsed });
+    // was chosen and its flags validated above. Its arg definitions serve --help only: without
+    // them citty skips case-converting ~40 names per start (~1 ms, bench/RESULTS.md).
+    await runCommand({ ...cmd, args: {} }, { rawArgs: [], data: parsed });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${NAME}: ${err.message}\n`);

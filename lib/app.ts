@@ -8,18 +8,18 @@
  */
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { hostPort, unmapIPv4 } from "./address.ts";
-import { startAdmin } from "./admin.ts";
+import type { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
-import { driverFor } from "./listeners/index.ts";
+import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
-import { type ListenerContext, formatTarget } from "./tunnel.ts";
+import { type ListenerContext, type ProtocolDriver, formatTarget } from "./tunnel.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
@@ -47,8 +47,8 @@ export class ProxyServer {
     readonly config: Config,
     readonly runtime: Runtime,
     readonly log: Logger,
-    /** Built by loadMatchers(): ip-address is only loaded when a policy is configured. */
-    private readonly matchers: Matchers = { allow: null, deny: null },
+    /** From loadModules(): only the code this configuration uses. */
+    private readonly modules: Modules,
   ) {
     this.tracker = new Tracker(log);
   }
@@ -64,7 +64,9 @@ export class ProxyServer {
     const { adminBind, adminPort } = config;
     if (adminPort !== null) {
       const state = { tracker: this.tracker, ready: () => this.isReady && !this.isDraining, draining: () => this.isDraining };
-      this.admin = listenOrExplain("admin", adminBind, adminPort, () => startAdmin(this.runtime, adminBind, adminPort, state));
+      const start = this.modules.startAdmin;
+      if (!start) throw new Error("the admin module was not loaded");
+      this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
       this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
     this.isReady = true;
@@ -128,7 +130,8 @@ export class ProxyServer {
   }
 
   private bindGroup(name: ListenerName, protocol: string, addresses: readonly string[], port: number, cap: number): BoundListener {
-    const driver = driverFor(protocol);
+    const driver = this.modules.drivers.get(protocol);
+    if (!driver) throw new Error(`the ${protocol} driver was not loaded`);
     const stats = this.tracker.register(name, protocol);
     const workload = name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null;
     const ctx: ListenerContext = {
@@ -143,11 +146,11 @@ export class ProxyServer {
       workloadKey: workload && formatTarget(workload),
       dialOptions: {
         timeoutMs: this.config.limits.connectTimeoutMs,
-        allowAddress: name === "forward" && this.matchers.deny ? negate(this.matchers.deny) : undefined,
+        allowAddress: name === "forward" && this.modules.matchers.deny ? negate(this.modules.matchers.deny) : undefined,
       },
       draining: () => this.isDraining,
     };
-    const allowClient = this.matchers.allow;
+    const allowClient = this.modules.matchers.allow;
     // The client's address and port outlive the socket only in the log line and /connections:
     // with neither, records name no client and the address is read only if something asks.
     const recordClient = this.tracker.logsConnections() || this.config.adminPort !== null;
@@ -263,8 +266,32 @@ export interface Matchers {
   readonly deny: AddressMatcher | null;
 }
 
-/** Loads lib/policy.ts (and ip-address) only when --allow-clients or --deny-destinations is set: start-up time. */
-export async function loadMatchers(config: Config): Promise<Matchers> {
+/**
+ * The code a configuration needs beyond the core, loaded before the server starts: each module
+ * costs start-up time to evaluate, so a TCP-only proxy without admin never evaluates the HTTP
+ * parsers (bench/RESULTS.md has the measurements).
+ */
+export interface Modules {
+  /** A driver for each configured listener protocol. */
+  readonly drivers: ReadonlyMap<string, ProtocolDriver>;
+  /** lib/admin.ts, when the admin listener is on. */
+  readonly startAdmin: typeof startAdmin | null;
+  readonly matchers: Matchers;
+}
+
+export async function loadModules(config: Config): Promise<Modules> {
+  const protocols = [config.reverseProtocol, config.forwardProtocol].filter((p): p is NonNullable<typeof p> => p !== null);
+  const drivers = new Map<string, ProtocolDriver>();
+  for (const protocol of protocols) if (!drivers.has(protocol)) drivers.set(protocol, await loadDriver(protocol));
+  return {
+    drivers,
+    startAdmin: config.adminPort !== null ? (await import("./admin.ts")).startAdmin : null,
+    matchers: await loadMatchers(config),
+  };
+}
+
+/** lib/policy.ts (and ip-address) only when --allow-clients or --deny-destinations is set. */
+async function loadMatchers(config: Config): Promise<Matchers> {
   if (config.allowClients.length === 0 && config.denyDestinations.length === 0) return { allow: null, deny: null };
   const { createMatcher } = await import("./policy.ts");
   return {
@@ -286,8 +313,9 @@ export function logFaults(log: Logger, tracker: Tracker): void {
 }
 
 export async function runProxy(config: Config): Promise<void> {
-  const log = createLogger(config.logLevel, config.logFormat);
-  const server = new ProxyServer(config, await loadRuntime(), log, await loadMatchers(config));
+  const runtime = await loadRuntime();
+  const log = createLogger(config.logLevel, config.logFormat, runtime.writeStdout);
+  const server = new ProxyServer(config, runtime, log, await loadModules(config));
   logFaults(log, server.tracker);
   catchStrayErrors();
   // Handlers first: a signal that follows the "ready" line must find them installed (under

@@ -1,6 +1,8 @@
 /**
  * Logging on consola's core (no fancy reporter: the default one costs ~20 ms of start-up on its
- * first touch of process.stdout, see RUNTIME-NOTES). Two formats:
+ * first touch of process.stdout, see RUNTIME-NOTES). Lines go to the runtime's `writeStdout`
+ * (lib/runtime/types.ts), which under Bun is a FileSink on fd 1: creating process.stdout alone
+ * cost ~8 ms of start-up (bench/RESULTS.md). Two formats:
  * - json: one JSON object per line, `{"time","level","msg",...fields}` (for log pipelines);
  * - pretty: `HH:MM:SS level msg key=value ...` (for humans at a TTY).
  * Throttling is off: one line per finished connection must never be merged away.
@@ -20,12 +22,9 @@ export interface Logger {
 
 const LEVELS: Record<LogLevelName, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 
-function writeOut(line: string): void {
-  // process.stdout.write keeps ordering with other writers and works under Bun and Deno.
-  process.stdout.write(line);
-}
+type Write = (line: string) => void;
 
-function jsonReporter(): ConsolaReporter {
+function jsonReporter(writeOut: Write): ConsolaReporter {
   return {
     log(obj: LogObject) {
       const [msg, fields] = obj.args as [string, Fields | undefined];
@@ -41,7 +40,7 @@ function prettyValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function prettyReporter(): ConsolaReporter {
+function prettyReporter(writeOut: Write): ConsolaReporter {
   return {
     log(obj: LogObject) {
       const [msg, fields] = obj.args as [string, Fields | undefined];
@@ -53,11 +52,12 @@ function prettyReporter(): ConsolaReporter {
   };
 }
 
-export function createLogger(level: LogLevelName, format: "json" | "pretty"): Logger {
+/** `write` receives whole lines, each ending in a newline. */
+export function createLogger(level: LogLevelName, format: "json" | "pretty", write: Write): Logger {
   const consola = createConsola({
     level: LEVELS[level],
     throttle: 0,
-    reporters: [format === "json" ? jsonReporter() : prettyReporter()],
+    reporters: [format === "json" ? jsonReporter(write) : prettyReporter(write)],
   });
   const numeric = LEVELS[level];
   return {

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RawClient, type TestServer, echoServer } from "./helpers/net.ts";
 import { type Origin, httpOrigin, parseResponses, stalledPort } from "./helpers/origins.ts";
+import { cleanEnv, proxyCommand } from "./helpers/proc.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 import {
   NetClient,
@@ -415,5 +416,49 @@ describe("floods", () => {
     await after.roundTrip("service resumed;");
     after.close();
     await p.stop();
+  }, T);
+});
+
+describe("stdout gone", () => {
+  test("the log reader closes its end: lines are dropped, connections are still served, SIGTERM still exits 0", async () => {
+    const args = ["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port)];
+    const proc = Bun.spawn(proxyCommand([...args, "--proxy-in-port", "0", "--in-bind", "127.0.0.1", "--admin-port", "0", "--log-format", "json", "--drain-delay", "0"]), {
+      env: cleanEnv(),
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    const stderr = new Response(proc.stderr).text();
+    try {
+      // Read up to the "ready" line (it names the ports), then close the pipe's read end.
+      const reader = proc.stdout.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      while (!text.split("\n").some((l) => l.includes('"msg":"ready"'))) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stdout ended before "ready": ${text}\n${await stderr}`);
+        text += decoder.decode(value, { stream: true });
+      }
+      const ready = JSON.parse(text.split("\n").find((l) => l.includes('"msg":"ready"'))!) as { listeners: Record<string, Array<{ port: number }>> };
+      const port = ready.listeners.reverse![0]!.port;
+      await reader.cancel();
+
+      // Each finished connection logs a line, into a pipe nobody reads any more (EPIPE).
+      for (let i = 0; i < 20; i++) {
+        const c = await NetClient.connect(port);
+        await c.roundTrip(`after the reader left #${i};`);
+        c.close();
+      }
+      expect(proc.exitCode).toBeNull();
+      // A write error is not a fault of the proxy's code: nothing was caught by a fault barrier.
+      const metrics = await (await fetch(`http://127.0.0.1:${ready.listeners.admin![0]!.port}/metrics`)).text();
+      expect(metrics).toMatch(/^sidecar_internal_errors_total 0$/m);
+      expect(metrics).toMatch(/^sidecar_connections_total\{[^}]*listener="reverse"[^}]*\} 20$/m);
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      expect(await stderr).toBe("");
+    } finally {
+      proc.kill("SIGKILL");
+    }
   }, T);
 });

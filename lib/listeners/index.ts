@@ -1,17 +1,17 @@
-/** Protocol name -> driver. */
+/**
+ * Protocol name -> driver, loaded on demand: a configuration that names only `tcp` never
+ * evaluates the SOCKS and HTTP modules (start-up time, bench/RESULTS.md).
+ */
 import type { ProtocolDriver } from "../tunnel.ts";
-import { httpDriver } from "./http-front.ts";
-import { socksDriver } from "./socks.ts";
-import { tcpDriver } from "./tcp.ts";
 
-const DRIVERS: Record<string, ProtocolDriver> = {
-  tcp: tcpDriver,
-  socks: socksDriver,
-  http: httpDriver,
+const LOADERS: Record<string, () => Promise<ProtocolDriver>> = {
+  tcp: async () => (await import("./tcp.ts")).tcpDriver,
+  socks: async () => (await import("./socks.ts")).socksDriver,
+  http: async () => (await import("./http-front.ts")).httpDriver,
 };
 
-export function driverFor(protocol: string): ProtocolDriver {
-  const driver = DRIVERS[protocol];
-  if (!driver) throw new Error(`no driver for protocol ${protocol}`);
-  return driver;
+export async function loadDriver(protocol: string): Promise<ProtocolDriver> {
+  const load = LOADERS[protocol];
+  if (!load) throw new Error(`no driver for protocol ${protocol}`);
+  return load();
 }

@@ -372,4 +372,26 @@ async function resolve(hostname: string): Promise<string[]> {
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
 
-export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, gc: () => Bun.gc(true) };
+/**
+ * Log lines through a FileSink on fd 1 rather than process.stdout, whose first touch loads
+ * Bun's node:stream machinery (~8 ms of a compiled start, bench/RESULTS.md). Same behaviour
+ * otherwise: a pipe that is full queues in order without blocking. A write error (EPIPE: the
+ * reader is gone) is thrown by write/flush or rejects a pending flush; either way logging stops
+ * instead of the process (process.stdout would raise it as an uncaught error).
+ */
+let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
+let stdoutBroken = false;
+
+function writeStdout(line: string): void {
+  if (stdoutBroken) return;
+  try {
+    stdoutSink ??= Bun.stdout.writer();
+    stdoutSink.write(line);
+    const flushed = stdoutSink.flush();
+    if (flushed instanceof Promise) flushed.catch(() => (stdoutBroken = true));
+  } catch {
+    stdoutBroken = true;
+  }
+}
+
+export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, gc: () => Bun.gc(true) };

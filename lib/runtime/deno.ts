@@ -12,7 +12,6 @@
  * - `node:dns` `lookup` works under Deno and reads /etc/hosts (`Deno.resolveDns` does not).
  * - /proc/self/limits needs `--allow-all` (plain `--allow-read` is refused with NotCapable).
  */
-import { lookup } from "node:dns/promises";
 import { isIP } from "../address.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { reportFault } from "../fault.ts";
@@ -218,6 +217,9 @@ function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => v
 async function resolve(hostname: string): Promise<string[]> {
   if (isIP(hostname)) return [hostname];
   try {
+    // Imported here, not at the top: the compiled Bun binary bundles this file, and a bundle
+    // loads every node: module it names at start-up, whichever runtime runs it.
+    const { lookup } = await import("node:dns/promises");
     const results = await lookup(hostname, { all: true });
     const addresses = [...new Set(results.map((r) => r.address))];
     if (addresses.length > 0) return addresses;
@@ -230,4 +232,20 @@ async function resolve(hostname: string): Promise<string[]> {
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
 
-export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit };
+/** process.stdout, whose write errors (EPIPE) stop logging rather than the process. */
+let stdoutBroken: boolean | undefined;
+
+function writeStdout(line: string): void {
+  if (stdoutBroken === undefined) {
+    stdoutBroken = false;
+    process.stdout.on("error", () => (stdoutBroken = true));
+  }
+  if (stdoutBroken) return;
+  try {
+    process.stdout.write(line);
+  } catch {
+    stdoutBroken = true;
+  }
+}
+
+export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit, writeStdout };

@@ -94,6 +94,11 @@ export interface Runtime {
   resolve(hostname: string): Promise<string[]>;
   /** Soft limit on open file descriptors, or undefined if unknown. */
   fdLimit(): number | undefined;
+  /**
+   * Writes a log line to stdout without blocking the event loop (what the OS does not take yet
+   * is queued, in order). Never throws: once stdout is gone (EPIPE), later lines are dropped.
+   */
+  writeStdout(line: string): void;
   /** Full garbage collection, where the runtime offers one (used when the proxy goes quiet). */
   readonly gc?: () => void;
 }
