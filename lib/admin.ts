@@ -15,6 +15,8 @@ export interface AdminState {
   /** True once every listener is bound and until shutdown starts. */
   ready(): boolean;
   draining(): boolean;
+  /** Log lines stdout did not take (Logger.droppedLines). */
+  logLinesDropped(): number;
 }
 
 const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
@@ -127,6 +129,8 @@ function renderMetrics(state: AdminState): string {
   for (const s of stats) for (const [kind, n] of s.errors) out.push(`sidecar_errors_total${labels(s, `,kind="${kind}"`)} ${n}`);
   family("sidecar_internal_errors_total", "counter", "Exceptions of the proxy's own code caught by its fault barriers (one in a socket event closed that connection).");
   out.push(`sidecar_internal_errors_total ${state.tracker.internalErrors}`);
+  family("sidecar_log_lines_dropped_total", "counter", "Log lines not written because stdout was closed or too far behind (lib/limits.ts LOG_QUEUE_MAX_BYTES).");
+  out.push(`sidecar_log_lines_dropped_total ${state.logLinesDropped()}`);
   histogram(out, family, "sidecar_connect_duration_seconds", "Upstream connect latency.", stats.map((s) => [labels(s), s.connectLatency] as const));
   histogram(out, family, "sidecar_handshake_duration_seconds", "Client handshake latency (accept to request parsed).", stats.map((s) => [labels(s), s.handshakeLatency] as const));
   return out.join("\n") + "\n";

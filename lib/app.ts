@@ -23,6 +23,12 @@ import { type ListenerContext, type ProtocolDriver, formatTarget } from "./tunne
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
+/**
+ * At exit, how long queued log lines may take to reach stdout's reader: a reader that reads
+ * takes 1 MiB (LOG_QUEUE_MAX_BYTES) in well under this; one that has stalled must not hold the
+ * exit (a second signal included) for longer.
+ */
+const EXIT_LOG_FLUSH_MS = 1_000;
 /** Accepts quiet for one tick after a burst: collect the burst's garbage (see quietGc). */
 const QUIET_GC_TICK_MS = 250;
 /** At most one such collection this often: a full GC of a small heap costs a few ms. */
@@ -63,7 +69,12 @@ export class ProxyServer {
     for (const [name, protocol, addresses, port] of groups) this.bound.push(this.bindGroup(name, protocol, addresses, port, cap));
     const { adminBind, adminPort } = config;
     if (adminPort !== null) {
-      const state = { tracker: this.tracker, ready: () => this.isReady && !this.isDraining, draining: () => this.isDraining };
+      const state = {
+        tracker: this.tracker,
+        ready: () => this.isReady && !this.isDraining,
+        draining: () => this.isDraining,
+        logLinesDropped: () => this.log.droppedLines,
+      };
       const start = this.modules.startAdmin;
       if (!start) throw new Error("the admin module was not loaded");
       this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
@@ -320,7 +331,9 @@ export async function runProxy(config: Config): Promise<void> {
   catchStrayErrors();
   // Handlers first: a signal that follows the "ready" line must find them installed (under
   // Deno, process.on for a signal takes effect only after a while).
-  const onSignal = (signal: string) => server.shutdown(signal, (code) => process.exit(code));
+  // The last lines (stopped, cannot start) reach a reader that is still reading.
+  const exit = (code: number) => void runtime.flushStdout(EXIT_LOG_FLUSH_MS).then(() => process.exit(code));
+  const onSignal = (signal: string) => server.shutdown(signal, exit);
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
   try {
@@ -328,6 +341,6 @@ export async function runProxy(config: Config): Promise<void> {
   } catch (err) {
     const where = err instanceof ListenError ? { listener: err.listener, address: err.address, port: err.port, code: err.code } : {};
     log.error("cannot start", { ...where, error: err instanceof Error ? err.message : String(err) });
-    process.exit(1);
+    exit(1);
   }
 }

@@ -53,3 +53,12 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   drainDelayMs: 5_000,
   gracePeriodMs: 25_000,
 });
+
+/**
+ * Log bytes waiting for a stdout reader that does not keep up (a stalled pipe, a paused
+ * terminal). Beyond it lines are dropped and counted (`sidecar_log_lines_dropped_total`, and a
+ * `log lines dropped` line once the reader catches up) instead of growing the heap without end:
+ * HAProxy drops and counts log messages when its buffer is full. 1 MiB is ~4000 connection lines.
+ * Not configurable.
+ */
+export const LOG_QUEUE_MAX_BYTES = 1024 * 1024;

@@ -18,50 +18,70 @@ export interface Logger {
   info(msg: string, fields?: Fields): void;
   debug(msg: string, fields?: Fields): void;
   readonly level: number;
+  /** Lines stdout did not take (see createLogger). */
+  readonly droppedLines: number;
 }
 
 const LEVELS: Record<LogLevelName, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 
-type Write = (line: string) => void;
+/** Takes one whole line (ending in a newline); false when it was not taken (see Runtime.writeStdout). */
+type Write = (line: string) => boolean;
+type Format = (type: string, date: Date, msg: string, fields: Fields | undefined) => string;
 
-function jsonReporter(writeOut: Write): ConsolaReporter {
-  return {
-    log(obj: LogObject) {
-      const [msg, fields] = obj.args as [string, Fields | undefined];
-      const record: Fields = { time: obj.date.toISOString(), level: obj.type, msg };
-      if (fields) Object.assign(record, fields);
-      writeOut(JSON.stringify(record) + "\n");
-    },
-  };
-}
+const formatJson: Format = (type, date, msg, fields) => {
+  const record: Fields = { time: date.toISOString(), level: type, msg };
+  if (fields) Object.assign(record, fields);
+  return JSON.stringify(record) + "\n";
+};
 
 function prettyValue(value: unknown): string {
   if (typeof value === "string") return /[\s"=]/.test(value) || value === "" ? JSON.stringify(value) : value;
   return JSON.stringify(value);
 }
 
-function prettyReporter(writeOut: Write): ConsolaReporter {
-  return {
+const formatPretty: Format = (type, date, msg, fields) => {
+  let line = `${date.toISOString().slice(11, 23)} ${type.padEnd(5)} ${msg}`;
+  if (fields) for (const [k, v] of Object.entries(fields)) line += ` ${k}=${prettyValue(v)}`;
+  return line + "\n";
+};
+
+/**
+ * `write` may refuse a line (stdout gone, or too much already waiting for its reader): the line
+ * is counted in `droppedLines`, and the next line that gets through is preceded by a warning
+ * that says how many were dropped since the last one did.
+ */
+export function createLogger(level: LogLevelName, format: "json" | "pretty", write: Write): Logger {
+  const fmt = format === "json" ? formatJson : formatPretty;
+  let dropped = 0;
+  let droppedSinceNotice = 0;
+  const out = (line: string): void => {
+    if (droppedSinceNotice > 0) {
+      const notice = fmt("warn", new Date(), "log lines dropped", { lines: droppedSinceNotice, reason: "stdout is not read fast enough, or is closed" });
+      if (!write(notice)) {
+        dropped++;
+        droppedSinceNotice++;
+        return;
+      }
+      droppedSinceNotice = 0;
+    }
+    if (!write(line)) {
+      dropped++;
+      droppedSinceNotice++;
+    }
+  };
+  const reporter: ConsolaReporter = {
     log(obj: LogObject) {
       const [msg, fields] = obj.args as [string, Fields | undefined];
-      const time = obj.date.toISOString().slice(11, 23);
-      let line = `${time} ${obj.type.padEnd(5)} ${msg}`;
-      if (fields) for (const [k, v] of Object.entries(fields)) line += ` ${k}=${prettyValue(v)}`;
-      writeOut(line + "\n");
+      out(fmt(obj.type, obj.date, msg, fields));
     },
   };
-}
-
-/** `write` receives whole lines, each ending in a newline. */
-export function createLogger(level: LogLevelName, format: "json" | "pretty", write: Write): Logger {
-  const consola = createConsola({
-    level: LEVELS[level],
-    throttle: 0,
-    reporters: [format === "json" ? jsonReporter(write) : prettyReporter(write)],
-  });
+  const consola = createConsola({ level: LEVELS[level], throttle: 0, reporters: [reporter] });
   const numeric = LEVELS[level];
   return {
     level: numeric,
+    get droppedLines() {
+      return dropped;
+    },
     error: (msg, fields) => consola.error(msg, fields),
     warn: (msg, fields) => consola.warn(msg, fields),
     info: (msg, fields) => consola.info(msg, fields),
@@ -70,4 +90,3 @@ export function createLogger(level: LogLevelName, format: "json" | "pretty", wri
     },
   };
 }
-

@@ -59,7 +59,7 @@ class FakeConn implements Conn {
 function capturingLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Fields }> } {
   const lines: Array<{ level: string; msg: string; fields?: Fields }> = [];
   const at = (level: string) => (msg: string, fields?: Fields) => void lines.push({ level, msg, fields });
-  return { lines, level: 3, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
+  return { lines, level: 3, droppedLines: 0, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
 }
 
 describe("after a fault", () => {

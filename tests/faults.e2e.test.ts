@@ -9,6 +9,10 @@
  * close, a log line, a metric) with generous bounds; nothing asserts that something was fast.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LOG_QUEUE_MAX_BYTES } from "../lib/limits.ts";
 import { RawClient, type TestServer, echoServer } from "./helpers/net.ts";
 import { type Origin, httpOrigin, parseResponses, stalledPort } from "./helpers/origins.ts";
 import { cleanEnv, proxyCommand } from "./helpers/proc.ts";
@@ -419,7 +423,7 @@ describe("floods", () => {
   }, T);
 });
 
-describe("stdout gone", () => {
+describe("stdout", () => {
   test("the log reader closes its end: lines are dropped, connections are still served, SIGTERM still exits 0", async () => {
     const args = ["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port)];
     const proc = Bun.spawn(proxyCommand([...args, "--proxy-in-port", "0", "--in-bind", "127.0.0.1", "--admin-port", "0", "--log-format", "json", "--drain-delay", "0"]), {
@@ -461,4 +465,84 @@ describe("stdout gone", () => {
       proc.kill("SIGKILL");
     }
   }, T);
+
+  test("a log reader that stops reading: past LOG_QUEUE_MAX_BYTES lines are dropped and counted, service goes on, and every connection is either logged or counted", async () => {
+    // proxy -> FIFO -> cat -> file; cat is stopped (SIGSTOP) so the pipe fills and lines queue.
+    const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-stalled-log-"));
+    const fifo = join(dir, "stdout.fifo");
+    const logFile = join(dir, "stdout.log");
+    const readyFile = join(dir, "ready.json");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const cat = Bun.spawn(["bash", "-c", 'exec cat "$0" > "$1"', fifo, logFile], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
+    const args = ["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port)];
+    const command = proxyCommand([...args, "--proxy-in-port", "0", "--in-bind", "127.0.0.1", "--admin-port", "0", "--log-format", "json", "--drain-delay", "0", "--ready-file", readyFile]);
+    const proc = Bun.spawn(["bash", "-c", 'exec "$@" > "$FIFO"', "bash", ...command], { env: cleanEnv({ FIFO: fifo }), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const stderr = new Response(proc.stderr).text();
+    const connectionLines = () => readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes('"msg":"connection"'));
+    try {
+      await until(() => existsSync(readyFile), (ok) => ok, 20_000, "the ready file", 5);
+      const ready = JSON.parse(readFileSync(readyFile, "utf8")) as Record<string, Array<{ port: number }>>;
+      const port = ready.reverse![0]!.port;
+      const metrics = async () => (await fetch(`http://127.0.0.1:${ready.admin![0]!.port}/metrics`)).text();
+      const dropped = async () => Number(/^sidecar_log_lines_dropped_total (\d+)$/m.exec(await metrics())?.[1]);
+
+      // One connection while cat reads, to learn how long a connection's line is.
+      const first = await NetClient.connect(port);
+      await first.roundTrip("measure;");
+      first.close();
+      const lines = await until(connectionLines, (l) => l.length === 1, 10_000, "the first connection line", 5);
+      const lineBytes = lines[0]!.length + 1;
+
+      cat.kill("SIGSTOP");
+      // Enough lines to fill a pipe (64 KiB by default; 256 KiB allowed for) and the queue, and more.
+      const n = Math.ceil((LOG_QUEUE_MAX_BYTES + 256 * 1024) / lineBytes) + 500;
+      const CONCURRENCY = 16;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < n) {
+            const i = next++;
+            const c = await NetClient.connect(port);
+            await c.roundTrip(`#${i};`);
+            c.close();
+          }
+        }),
+      );
+      const active = async () => Number(/^sidecar_connections_active\{listener="reverse"[^}]*\} (\d+)$/m.exec(await metrics())?.[1]);
+      await until(active, (v) => v === 0, 20_000, "every connection finished (its line written or dropped)");
+      const droppedWhileStalled = await dropped();
+      expect(droppedWhileStalled).toBeGreaterThan(0);
+      expect(droppedWhileStalled).toBeLessThan(n);
+
+      // The reader resumes: what was queued drains, then the next line comes with a notice.
+      cat.kill("SIGCONT");
+      await until(() => connectionLines().length, (count) => count >= n + 1 - droppedWhileStalled, 20_000, "the queued lines", 10);
+      const last = await NetClient.connect(port);
+      await last.roundTrip("after;");
+      last.close();
+      await until(() => connectionLines().length, (count) => count === n + 2 - droppedWhileStalled, 20_000, "the line of the connection after the reader resumed", 10);
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      expect(await cat.exited).toBe(0); // EOF once the proxy is gone
+
+      const records = readFileSync(logFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as LogLine);
+      const notices = records.filter((r) => r.msg === "log lines dropped");
+      expect(notices).toHaveLength(1);
+      expect(notices[0]!.level).toBe("warn");
+      expect(notices[0]!.lines).toBe(droppedWhileStalled);
+      // Every connection is accounted for: logged, or counted as dropped.
+      expect(records.filter((r) => r.msg === "connection").length + droppedWhileStalled).toBe(n + 2);
+      // The notice comes right before the first line written after the drops, which is not
+      // necessarily the last connection's: the queue may have had room before it.
+      const at = records.indexOf(notices[0]!);
+      expect(records[at + 1]?.msg).toBe("connection");
+      expect(records.at(-1)?.msg).toBe("stopped");
+      expect(await stderr).toBe("");
+    } finally {
+      proc.kill("SIGKILL");
+      cat.kill("SIGCONT");
+      cat.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -18,7 +18,9 @@
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
+import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
+import { settledWithin } from "./settled.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -375,23 +377,54 @@ async function resolve(hostname: string): Promise<string[]> {
 /**
  * Log lines through a FileSink on fd 1 rather than process.stdout, whose first touch loads
  * Bun's node:stream machinery (~8 ms of a compiled start, bench/RESULTS.md). Same behaviour
- * otherwise: a pipe that is full queues in order without blocking. A write error (EPIPE: the
- * reader is gone) is thrown by write/flush or rejects a pending flush; either way logging stops
- * instead of the process (process.stdout would raise it as an uncaught error).
+ * otherwise: a pipe that is full queues in order without blocking. Measured FileSink contract
+ * (Bun 1.4.4): once the pipe is full, write() and flush() return promises, which all resolve
+ * when the sink has drained; a write error (EPIPE: the reader is gone) is thrown, or rejects
+ * the pending promises. Either way logging stops instead of the process (process.stdout would
+ * raise it as an uncaught error).
  */
 let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
 let stdoutBroken = false;
+/** Bytes written since the sink last had nothing pending (an upper bound of what it holds). */
+let stdoutQueued = 0;
+/** Bumped per pending write: only the newest promise's settling proves the sink drained. */
+let stdoutPendingSeq = 0;
+let stdoutNewest: Promise<unknown> = Promise.resolve();
 
-function writeStdout(line: string): void {
-  if (stdoutBroken) return;
+function stdoutPending(p: Promise<number>): void {
+  const seq = ++stdoutPendingSeq;
+  stdoutNewest = p;
+  p.then(
+    () => {
+      if (seq === stdoutPendingSeq) stdoutQueued = 0;
+    },
+    () => (stdoutBroken = true),
+  );
+}
+
+function writeStdout(line: string): boolean {
+  if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
   try {
     stdoutSink ??= Bun.stdout.writer();
-    stdoutSink.write(line);
+    const written = stdoutSink.write(line);
     const flushed = stdoutSink.flush();
-    if (flushed instanceof Promise) flushed.catch(() => (stdoutBroken = true));
+    if (written instanceof Promise || flushed instanceof Promise) {
+      stdoutQueued += line.length;
+      if (written instanceof Promise) stdoutPending(written);
+      if (flushed instanceof Promise) stdoutPending(flushed);
+    } else {
+      stdoutQueued = 0;
+    }
+    return true;
   } catch {
     stdoutBroken = true;
+    return false;
   }
 }
 
-export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, gc: () => Bun.gc(true) };
+async function flushStdout(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (stdoutQueued > 0 && !stdoutBroken && Date.now() < deadline) await settledWithin(stdoutNewest, deadline - Date.now());
+}
+
+export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, flushStdout, gc: () => Bun.gc(true) };

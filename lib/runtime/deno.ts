@@ -15,8 +15,10 @@
 import { isIP } from "../address.ts";
 import { ProxyError, asProxyError } from "../errors.ts";
 import { reportFault } from "../fault.ts";
+import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { PendingConnect } from "./pending-connect.ts";
+import { settledWithin } from "./settled.ts";
 import { DenoConn, type DenoNetAddr, type DenoTcpConn } from "./deno-conn.ts";
 import type { Conn, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -28,6 +30,7 @@ interface DenoTcpListener {
 
 /** The part of the `Deno` namespace this adapter uses (tsc runs without Deno's types). */
 interface DenoNamespace {
+  readonly stdout: { write(data: Uint8Array): Promise<number> };
   listen(options: { hostname: string; port: number; transport: "tcp" }): DenoTcpListener;
   connect(options: { hostname: string; port: number; transport: "tcp"; signal: AbortSignal }): Promise<DenoTcpConn>;
 }
@@ -232,20 +235,46 @@ async function resolve(hostname: string): Promise<string[]> {
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
 }
 
-/** process.stdout, whose write errors (EPIPE) stop logging rather than the process. */
-let stdoutBroken: boolean | undefined;
+/**
+ * Log lines through `Deno.stdout.write` with a queue of our own: Deno's process.stdout writes
+ * synchronously, so a log reader that stops reading would stop the whole proxy. One writer
+ * drains the queue (the write may take part of a chunk); a write error (EPIPE: the reader is
+ * gone) stops logging, never the process.
+ */
+const stdoutQueue: Uint8Array[] = [];
+let stdoutQueued = 0;
+let stdoutWriting: Promise<void> | null = null;
+let stdoutBroken = false;
+const stdoutEncoder = new TextEncoder();
 
-function writeStdout(line: string): void {
-  if (stdoutBroken === undefined) {
-    stdoutBroken = false;
-    process.stdout.on("error", () => (stdoutBroken = true));
-  }
-  if (stdoutBroken) return;
+async function drainStdout(): Promise<void> {
   try {
-    process.stdout.write(line);
+    for (let chunk = stdoutQueue[0]; chunk; chunk = stdoutQueue[0]) {
+      let offset = 0;
+      while (offset < chunk.length) offset += await deno.stdout.write(chunk.subarray(offset));
+      stdoutQueue.shift();
+      stdoutQueued -= chunk.length;
+    }
   } catch {
     stdoutBroken = true;
+    stdoutQueue.length = 0;
+    stdoutQueued = 0;
+  } finally {
+    stdoutWriting = null;
   }
 }
 
-export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit, writeStdout };
+function writeStdout(line: string): boolean {
+  if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
+  const bytes = stdoutEncoder.encode(line);
+  stdoutQueue.push(bytes);
+  stdoutQueued += bytes.length;
+  stdoutWriting ??= drainStdout();
+  return true;
+}
+
+async function flushStdout(timeoutMs: number): Promise<void> {
+  if (stdoutWriting) await settledWithin(stdoutWriting, timeoutMs);
+}
+
+export const denoRuntime: Runtime = { name: "deno", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, flushStdout };

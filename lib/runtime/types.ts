@@ -96,9 +96,15 @@ export interface Runtime {
   fdLimit(): number | undefined;
   /**
    * Writes a log line to stdout without blocking the event loop (what the OS does not take yet
-   * is queued, in order). Never throws: once stdout is gone (EPIPE), later lines are dropped.
+   * is queued, in order). Never throws. False when the line was not taken: stdout is gone
+   * (EPIPE), or LOG_QUEUE_MAX_BYTES (lib/limits.ts) are already waiting for the reader.
    */
-  writeStdout(line: string): void;
+  writeStdout(line: string): boolean;
+  /**
+   * Resolves once every queued log line is written, stdout is gone, or `timeoutMs` has passed:
+   * awaited before the process exits, so the last lines ("stopped") are not lost.
+   */
+  flushStdout(timeoutMs: number): Promise<void>;
   /** Full garbage collection, where the runtime offers one (used when the proxy goes quiet). */
   readonly gc?: () => void;
 }

@@ -1,0 +1,71 @@
+/**
+ * lib/log.ts: the two line formats, and what happens when stdout refuses lines (closed, or too
+ * far behind): every refused line is counted, and the next line that gets through is preceded by
+ * one warning naming how many were dropped.
+ */
+import { describe, expect, test } from "bun:test";
+import { createLogger } from "../lib/log.ts";
+
+/** A stdout that takes lines while `open` is true. */
+function fakeStdout() {
+  const lines: string[] = [];
+  const state = { open: true, lines, write: (line: string) => (state.open ? (lines.push(line), true) : false) };
+  return state;
+}
+
+describe("createLogger", () => {
+  test("json: one object per line, time, level, msg and the fields", () => {
+    const out = fakeStdout();
+    const log = createLogger("info", "json", out.write);
+    log.info("connection", { id: 7, target: "127.0.0.1:80" });
+    log.debug("not at info");
+    expect(out.lines).toHaveLength(1);
+    expect(out.lines[0]!.endsWith("\n")).toBe(true);
+    const rec = JSON.parse(out.lines[0]!);
+    expect(rec).toMatchObject({ level: "info", msg: "connection", id: 7, target: "127.0.0.1:80" });
+    expect(Number.isNaN(Date.parse(rec.time))).toBe(false);
+  });
+
+  test("pretty: time, level, msg, key=value with strings quoted only when needed", () => {
+    const out = fakeStdout();
+    createLogger("info", "pretty", out.write).warn("connection", { a: "plain", b: "has space", c: 3 });
+    expect(out.lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} warn  connection a=plain b="has space" c=3\n$/);
+  });
+
+  test("refused lines are counted; the next line through is preceded by one notice with the count", () => {
+    const out = fakeStdout();
+    const log = createLogger("info", "json", out.write);
+    log.info("first");
+    out.open = false;
+    for (let i = 0; i < 5; i++) log.info("lost", { i });
+    expect(log.droppedLines).toBe(5);
+    out.open = true;
+    log.info("back");
+    log.info("after");
+    expect(out.lines.map((l) => JSON.parse(l).msg)).toEqual(["first", "log lines dropped", "back", "after"]);
+    expect(JSON.parse(out.lines[1]!)).toMatchObject({ level: "warn", lines: 5 });
+    expect(log.droppedLines).toBe(5);
+
+    // A second episode reports only its own lines; the total keeps counting.
+    out.open = false;
+    log.error("lost again");
+    out.open = true;
+    log.info("back again");
+    expect(JSON.parse(out.lines[4]!)).toMatchObject({ msg: "log lines dropped", lines: 1 });
+    expect(JSON.parse(out.lines[5]!).msg).toBe("back again");
+    expect(log.droppedLines).toBe(6);
+  });
+
+  test("while the notice is refused, the line after it is not tried (it would come first) and counts as dropped", () => {
+    let budget = 0;
+    const lines: string[] = [];
+    const log = createLogger("info", "json", (line) => (budget-- > 0 ? (lines.push(line), true) : false));
+    log.info("a"); // refused
+    log.info("b"); // its notice is refused, so "b" is not tried
+    expect(log.droppedLines).toBe(2);
+    budget = 2;
+    log.info("c");
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["log lines dropped", "c"]);
+    expect(JSON.parse(lines[0]!).lines).toBe(2);
+  });
+});
