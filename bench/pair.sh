@@ -8,6 +8,7 @@
 #   bench/pair.sh A_BIN B_BIN [--mode tcp|socks|connect] [--rounds N] [--conns N] [-- EXTRA_FLAGS...]
 #     tcp     reverse TCP rr (default)        socks    SOCKS5 rr        connect  HTTP CONNECT rr
 #     EXTRA_FLAGS go to both proxies (e.g. -- --deny-destinations 127.0.0.2/32)
+#     PAIR_LOG_LEVEL=info (env) runs both with a log line per connection (default: error), to a file
 #
 # Build the binaries with build.ts (`bun build.ts linux-x64 --outdir DIR`). Needs cc and python3.
 set -euo pipefail
@@ -43,7 +44,7 @@ ECHO=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["echo"])'
 
 # start BIN SLOT: runs one proxy on an OS-chosen port; its port lands in $OUT/SLOT.ready
 start() {
-  local args=(--no-admin --log-level error --drain-delay 0 --grace-period 0 --ready-file "$OUT/$2.ready")
+  local args=(--no-admin --log-level "${PAIR_LOG_LEVEL:-error}" --drain-delay 0 --grace-period 0 --ready-file "$OUT/$2.ready")
   case $MODE in
     tcp) args+=(--proxy-type reverse --proxy-protocol tcp --proxy-host 127.0.0.1 --proxy-port "$ECHO" --proxy-in-port 0 --in-bind 127.0.0.1) ;;
     socks) args+=(--proxy-type forward --proxy-protocol socks --proxy-out-port 0 --out-bind 127.0.0.1) ;;

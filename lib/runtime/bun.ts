@@ -382,6 +382,10 @@ async function resolve(hostname: string): Promise<string[]> {
  * when the sink has drained; a write error (EPIPE: the reader is gone) is thrown, or rejects
  * the pending promises. Either way logging stops instead of the process (process.stdout would
  * raise it as an uncaught error).
+ *
+ * Lines are buffered in the sink and flushed once per event-loop turn (setImmediate): one
+ * write(2) for all the lines a turn produced rather than one per line (paired, a line per
+ * connection at info level: −0.6 to −0.9 µs of CPU per connection, bench/RESULTS.md).
  */
 let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
 let stdoutBroken = false;
@@ -402,18 +406,18 @@ function stdoutPending(p: Promise<number>): void {
   );
 }
 
+let stdoutFlushScheduled = false;
+
 function writeStdout(line: string): boolean {
   if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
   try {
     stdoutSink ??= Bun.stdout.writer();
     const written = stdoutSink.write(line);
-    const flushed = stdoutSink.flush();
-    if (written instanceof Promise || flushed instanceof Promise) {
-      stdoutQueued += line.length;
-      if (written instanceof Promise) stdoutPending(written);
-      if (flushed instanceof Promise) stdoutPending(flushed);
-    } else {
-      stdoutQueued = 0;
+    stdoutQueued += line.length;
+    if (written instanceof Promise) stdoutPending(written);
+    if (!stdoutFlushScheduled) {
+      stdoutFlushScheduled = true;
+      setImmediate(flushStdoutNow);
     }
     return true;
   } catch {
@@ -422,7 +426,20 @@ function writeStdout(line: string): boolean {
   }
 }
 
+function flushStdoutNow(): void {
+  stdoutFlushScheduled = false;
+  if (!stdoutSink || stdoutBroken) return;
+  try {
+    const flushed = stdoutSink.flush();
+    if (flushed instanceof Promise) stdoutPending(flushed);
+    else stdoutQueued = 0;
+  } catch {
+    stdoutBroken = true;
+  }
+}
+
 async function flushStdout(timeoutMs: number): Promise<void> {
+  if (stdoutFlushScheduled) flushStdoutNow();
   const deadline = Date.now() + timeoutMs;
   while (stdoutQueued > 0 && !stdoutBroken && Date.now() < deadline) await settledWithin(stdoutNewest, deadline - Date.now());
 }
