@@ -142,6 +142,27 @@ headSuite("response heads", RESPONSE_VECTORS, parseResponseHead, NEXT_RESPONSE, 
   responseFraming({ method: v.method ?? "GET" }, h),
 );
 
+describe("request-line errors name what is wrong", () => {
+  const messageOf = (head: string): string => {
+    try {
+      parseRequestHead(bytes(head), DEFAULT_LIMITS);
+    } catch (err) {
+      if (err instanceof ProxyError) return err.message;
+      throw err;
+    }
+    return "parsed";
+  };
+  test("a line without its three parts (a typo, HTTP/0.9) says so; a bad token names the token", () => {
+    const incomplete = "request line is not method SP request-target SP HTTP-version";
+    expect(messageOf("GARBAGE\r\n\r\n")).toBe(incomplete);
+    expect(messageOf("GET /\r\n\r\n")).toBe(incomplete);
+    expect(messageOf("G(T / HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("invalid method token");
+    expect(messageOf("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("unsupported HTTP version (only HTTP/1.0 and HTTP/1.1)");
+    expect(messageOf("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("invalid request-target");
+    expect(messageOf("GET / HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("parsed");
+  });
+});
+
 describe("body decoder", () => {
   for (const v of BODY_VECTORS) {
     const used = v.used ?? v.input.length;

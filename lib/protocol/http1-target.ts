@@ -75,6 +75,9 @@ export interface RequestLineSpans {
 /** scanRequestLine's answer: one object, filled anew by each call (read it before the next). */
 const LINE: { -readonly [K in keyof RequestLineSpans]: RequestLineSpans[K] } = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: "1.1" };
 
+/** A line that ends before its three parts: the usual cause of a 400 for someone typing by hand. */
+const INCOMPLETE_LINE = "request line is not method SP request-target SP HTTP-version";
+
 /**
  * RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). The
  * answer is a shared object (no allocation per request): read it before the next call.
@@ -82,10 +85,13 @@ const LINE: { -readonly [K in keyof RequestLineSpans]: RequestLineSpans[K] } = {
 export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestLineSpans {
   let i = s;
   while (i < e && TCHAR[buf[i]!] === 1) i++;
+  if (i === e && i > s) throw new ProxyError("protocol", INCOMPLETE_LINE);
   if (i === s || buf[i] !== SP) throw new ProxyError("protocol", "invalid method token");
   const methodEnd = i;
   const targetStart = ++i;
   while (i < e && TARGET_CHAR[buf[i]!] === 1) i++;
+  // "GET /" alone is HTTP/0.9, which RFC 9112 §2.3 leaves behind.
+  if (i === e && i > targetStart) throw new ProxyError("protocol", INCOMPLETE_LINE);
   if (i === targetStart || buf[i] !== SP) throw new ProxyError("protocol", "invalid request-target");
   const line = LINE;
   line.version = scanVersion(buf, i + 1, e, "protocol");
