@@ -2,6 +2,8 @@
 # Where sidecar-proxy's CPU goes under load, with JavaScript functions named (issue #7).
 #
 #   bench/profile.sh [http|tcp-rr|tcp-pingpong|connect-rr|socks-rr] [SECONDS]   (default: http 3)
+#   FLOOR=1 bench/profile.sh ...   the same for the Bun floor relay (bench/floor/relay.ts; not
+#                                  socks-rr), to tell our cost from Bun's function by function
 #
 # Runs `bun proxy.ts` (the npm bun binary keeps its symbol table; the compiled binary does not)
 # as an HTTP or TCP reverse proxy in front of bench/loadgen's upstream (or as a forward CONNECT
@@ -43,12 +45,25 @@ esac
 if [ $SIDE = reverse ]; then ARGS+=(--proxy-host 127.0.0.1 --proxy-port "$UPSTREAM" --proxy-in-port 0 --in-bind 127.0.0.1)
 else ARGS+=(--proxy-out-port 0 --out-bind 127.0.0.1); fi
 
-BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory="$OUT/jit" "$BUN" "$ROOT/proxy.ts" "${ARGS[@]}" \
-  --no-admin --log-level error --ready-file "$OUT/ready.json" >"$OUT/proxy.log" 2>&1 &
-PROXY=$!
-pids+=($PROXY)
-for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && break; sleep 0.1; done
-PORT=$(field "['$SIDE'][0]['port']" ready.json)
+export BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory="$OUT/jit"
+if [ "${FLOOR:-0}" = 1 ]; then
+  case $MODE in socks-rr) echo "profile: the floor relay has no SOCKS mode" >&2; exit 2 ;; esac
+  # The floor writes no ready file: a port the OS just handed out, then wait until it accepts.
+  PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+  FLOOR_ARGS=("$PORT" "$UPSTREAM")
+  [ "$MODE" = connect-rr ] && FLOOR_ARGS=("$PORT" connect)
+  "$BUN" "$HERE/floor/relay.ts" "${FLOOR_ARGS[@]}" >"$OUT/proxy.log" 2>&1 &
+  PROXY=$!
+  pids+=($PROXY)
+  for _ in $(seq 100); do (: </dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
+else
+  "$BUN" "$ROOT/proxy.ts" "${ARGS[@]}" --no-admin --log-level error --ready-file "$OUT/ready.json" >"$OUT/proxy.log" 2>&1 &
+  PROXY=$!
+  pids+=($PROXY)
+  for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && break; sleep 0.1; done
+  PORT=$(field "['$SIDE'][0]['port']" ready.json)
+fi
+unset BUN_JSC_useJITDump BUN_JSC_jitDumpDirectory
 
 load() { # seconds -> operations
   if [ "$MODE" = http ]; then
