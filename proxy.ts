@@ -3,6 +3,7 @@
  * sidecar-proxy CLI: argv -> validated frozen Config -> runProxy (lib/app.ts).
  *
  *   sidecar-proxy [flags]          run the proxy
+ *   sidecar-proxy --version        print the release and the runtime
  *   sidecar-proxy config [flags]   print the effective configuration with the source of each value
  *   sidecar-proxy inject [-f FILE|-] [--image IMAGE] [--sidecar native|container]
  *                                  print a workload (JSON) with the sidecar added (lib/inject.ts)
@@ -16,6 +17,7 @@ import { fstatSync, readFileSync, statSync } from "node:fs";
 import { type ArgsDef, type CommandDef, defineCommand, renderUsage, runCommand } from "citty";
 import { ConfigError, OPTIONS, type ParsedArgv, type ResolvedConfig, parseArgv, resolveConfig } from "./lib/config.ts";
 import { INJECT_FLAGS } from "./lib/config/argv.ts";
+import { VERSION, runtimeVersion } from "./lib/version.ts";
 
 const NAME = "sidecar-proxy";
 
@@ -106,7 +108,7 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
     },
   });
   const main = defineCommand({
-    meta: { name: NAME, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5" },
+    meta: { name: NAME, version: VERSION, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5; --version prints the release" },
     args,
     subCommands: { config, inject },
     run: async ({ data }) => {
@@ -122,6 +124,10 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
 async function main(argv: readonly string[]): Promise<void> {
   try {
     const parsed = parseArgv(argv);
+    if (parsed.version) {
+      process.stdout.write(`${NAME} ${VERSION} (${runtimeVersion()}, ${process.platform} ${process.arch})\n`);
+      return;
+    }
     const cmds = commands();
     const cmd = parsed.command === "run" ? cmds.main : cmds[parsed.command];
     if (parsed.help) {

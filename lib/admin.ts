@@ -9,6 +9,7 @@
 import { reasonPhrase } from "./protocol/http1.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
+import { VERSION, runtimeVersion } from "./version.ts";
 
 export interface AdminState {
   readonly tracker: Tracker;
@@ -105,6 +106,8 @@ function renderMetrics(state: AdminState): string {
   const stats = [...state.tracker.stats.values()];
   const labels = (s: { listener: string; protocol: string }, extra = "") => `{listener="${s.listener}",protocol="${s.protocol}"${extra}}`;
 
+  family("sidecar_build_info", "gauge", "Always 1; the labels name the release and the runtime.");
+  out.push(`sidecar_build_info{version="${VERSION}",runtime="${runtimeVersion()}"} 1`);
   family("sidecar_ready", "gauge", "1 when listeners are bound and the proxy is not draining.");
   out.push(`sidecar_ready ${state.ready() ? 1 : 0}`);
   family("sidecar_connections_active", "gauge", "Open client connections.");

@@ -20,6 +20,7 @@ import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
 import { type ListenerContext, type ProtocolDriver, formatTarget } from "./tunnel.ts";
+import { VERSION, runtimeVersion } from "./version.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
@@ -82,7 +83,7 @@ export class ProxyServer {
     }
     this.isReady = true;
     this.quietGc();
-    this.log.info("ready", { listeners: this.addresses() });
+    this.log.info("ready", { version: VERSION, runtime: runtimeVersion(), listeners: this.addresses() });
     if (config.readyFile) {
       // Written then renamed: a script polling for the file never reads half of it.
       const partial = `${config.readyFile}.${process.pid}.tmp`;

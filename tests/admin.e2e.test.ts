@@ -6,6 +6,8 @@
  * codes, unknown paths, and `--no-admin` leaving nothing listening but the proxy's own listeners.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { type TestServer, closedPort, echoServer, patternChunk } from "./helpers/net.ts";
 import { type Origin, httpOrigin, parseResponses } from "./helpers/origins.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
@@ -80,6 +82,13 @@ describe("probes and paths", () => {
     expect(post).toStartWith("HTTP/1.1 405 ");
     const m = parsePrometheus((await adminGet(p, "/metrics")).body);
     expect(m.value("sidecar_ready")).toBe(1);
+    // The release and the runtime, on the ready line and as sidecar_build_info's labels.
+    const { version } = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string };
+    const line = p.logs.find((l) => l.msg === "ready")!;
+    expect(line.version).toBe(version);
+    expect(line.runtime).toMatch(/^(bun|deno) \d+\.\d+\.\d+/);
+    expect(m.families.get("sidecar_build_info")!.type).toBe("gauge");
+    expect(m.value("sidecar_build_info", { version, runtime: line.runtime as string })).toBe(1);
   }, T);
 
   test("HEAD /healthz: 200 with headers only (RFC 9110 §9.3.2: a HEAD response has no content)", async () => {

@@ -4,7 +4,7 @@
  * loopback port the test itself holds).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OPTIONS, type SourceEntry } from "../lib/config.ts";
@@ -215,5 +215,28 @@ describe("--help", () => {
     const r = await runProxyOnce(["--bogus", "-h"]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain("--proxy-type");
+  });
+});
+
+describe("--version", () => {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string };
+  const expected = process.env.SIDECAR_PROXY_RUNTIME === "deno" ? /\(deno \d+\.\d+\.\d+, linux x64\)$/ : /\(bun \d+\.\d+\.\d+, linux x64\)$/;
+
+  test("prints the release (package.json) and the runtime, exit 0; other flags are not checked", async () => {
+    for (const args of [["--version"], ["--proxy-port", "99999", "--version"]]) {
+      const r = await runProxyOnce(args);
+      expect(r.exitCode).toBe(0);
+      expect(r.stderr).toBe("");
+      const line = r.stdout.trimEnd();
+      expect(line.split("\n")).toHaveLength(1);
+      expect(line.startsWith(`sidecar-proxy ${pkg.version} (`)).toBe(true);
+      expect(line).toMatch(expected);
+    }
+  });
+
+  test("is not an option of config or inject", async () => {
+    const r = await runProxyOnce(["config", "--version"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain("--version");
   });
 });

@@ -57,6 +57,8 @@ export interface ParsedArgv {
   readonly flags: Record<string, string | boolean>;
   /** `--help` or `-h` anywhere: show help for `command`, nothing else is checked. */
   readonly help: boolean;
+  /** `--version` anywhere (no command): print the version, nothing else is checked. */
+  readonly version?: boolean;
 }
 
 export function parseArgv(argv: readonly string[]): ParsedArgv {
@@ -71,6 +73,7 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     rest = argv.slice(1);
   }
   if (rest.includes("--help") || rest.includes("-h")) return { command, flags: {}, help: true };
+  if (command === "run" && rest.includes("--version")) return { command, flags: {}, help: false, version: true };
   const offset = argv.length - rest.length;
   if (command === "inject") {
     const byFlag = new Map(INJECT_FLAGS.map((f) => [f.flag, f]));
