@@ -1,6 +1,6 @@
 # sidecar-proxy image: the compiled binary alone on distroless (SPEC §6 Delivery, issue #6).
 #
-#   docker build -t sidecar-proxy:latest .
+#   docker build -t sidecar-proxy:0.1.0 .     (package.json's version: what `inject` writes by default)
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/sidecar-proxy:TAG --push .
 #
 # NOT BUILT HERE: the development machine has no Docker engine. What this image relies on is

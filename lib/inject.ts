@@ -32,8 +32,9 @@
 import { type Config, ConfigError, resolveConfig } from "./config.ts";
 import { quote } from "./config/error.ts";
 import { ANNOTATION_PREFIX } from "./config/options.ts";
+import { RELEASE_IMAGE } from "./version.ts";
 
-export const DEFAULT_IMAGE = "sidecar-proxy:latest";
+export const DEFAULT_IMAGE = RELEASE_IMAGE;
 export const SIDECAR_NAME = "sidecar-proxy";
 export const PODINFO_VOLUME = "sidecar-proxy-podinfo";
 export const PODINFO_DIR = "/etc/podinfo";

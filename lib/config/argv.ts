@@ -17,6 +17,7 @@
  */
 import { ConfigError } from "./error.ts";
 import { optionByFlag } from "./options.ts";
+import { RELEASE_IMAGE } from "../version.ts";
 
 export const COMMANDS = ["config", "inject"] as const;
 export type Command = "run" | (typeof COMMANDS)[number];
@@ -32,7 +33,7 @@ export interface CommandFlag {
 
 export const INJECT_FLAGS: readonly CommandFlag[] = Object.freeze([
   { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "workload to read (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod), as JSON (YAML is not read); - for stdin (default: -)" },
-  { flag: "image", type: "string", valueHint: "IMAGE", description: "sidecar image (default: sidecar-proxy:latest)" },
+  { flag: "image", type: "string", valueHint: "IMAGE", description: `sidecar image (default: ${RELEASE_IMAGE}, this release's tag)` },
   {
     flag: "sidecar",
     type: "string",
