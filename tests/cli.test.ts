@@ -220,7 +220,8 @@ describe("--help", () => {
 
 describe("--version", () => {
   const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string };
-  const expected = process.env.SIDECAR_PROXY_RUNTIME === "deno" ? /\(deno \d+\.\d+\.\d+, linux x64\)$/ : /\(bun \d+\.\d+\.\d+, linux x64\)$/;
+  const runtime = process.env.SIDECAR_PROXY_RUNTIME === "deno" ? "deno" : "bun";
+  const expected = new RegExp(`\\(${runtime} \\d+\\.\\d+\\.\\d+, ${process.platform} ${process.arch}\\)$`);
 
   test("prints the release (package.json) and the runtime, exit 0; other flags are not checked", async () => {
     for (const args of [["--version"], ["--proxy-port", "99999", "--version"]]) {
