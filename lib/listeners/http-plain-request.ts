@@ -117,6 +117,8 @@ export class PlainRequest implements RequestHead {
   private pathStart = 0;
   private slash = false;
   private spans: readonly number[] = [];
+  /** Each field line's kind (PlainFields.read), filled by the shortcut before `set`. */
+  readonly kinds: number[] = [];
   /** The offsets in spans of the Host line and of the last Via line (-1: none). */
   private host = 0;
   private via = -1;
@@ -193,11 +195,11 @@ export class PlainRequest implements RequestHead {
     const startLine = method + (this.slash ? 1 : 0) + this.targetEnd - this.pathStart + 1 + HTTP11.byteLength + CRLF_LENGTH;
     const viaLine = via < 0 ? VIA_LINE[this.version].byteLength : 0;
     if (origin !== null) {
-      return startLine + keptSize(this.buf, this.spans, keptOnForward, via, VIA_VALUE[this.version], this.host, origin.hostValue) + viaLine + CRLF_LENGTH;
+      return startLine + keptSize(this.spans, this.kinds, keptOnForward, via, VIA_VALUE[this.version], this.host, origin.hostValue) + viaLine + CRLF_LENGTH;
     }
     const hostValue = this.spans[this.host + 3]! - this.spans[this.host + 2]!;
     const added = this.forwarded!.byteLength + hostValue + CRLF_LENGTH + viaLine;
-    return startLine + keptSize(this.buf, this.spans, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH;
+    return startLine + keptSize(this.spans, this.kinds, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH;
   }
 
   /**
@@ -211,9 +213,9 @@ export class PlainRequest implements RequestHead {
     if (this.slash) out[p++] = SLASH;
     p = copy(out, p, buf, this.pathStart, this.targetEnd + 1); // and the SP after it
     p = crlf(out, put(out, p, HTTP11));
-    if (origin !== null) p = writeKept(out, p, buf, spans, keptOnForward, via, VIA_VALUE[this.version], this.host, origin.hostValue);
+    if (origin !== null) p = writeKept(out, p, buf, spans, this.kinds, keptOnForward, via, VIA_VALUE[this.version], this.host, origin.hostValue);
     else {
-      p = writeKept(out, p, buf, spans, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
+      p = writeKept(out, p, buf, spans, this.kinds, keptOnReverse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
       p = put(out, p, this.forwarded!);
       p = crlf(out, copy(out, p, buf, spans[this.host + 2]!, spans[this.host + 3]!)); // X-Forwarded-Host's value
     }
@@ -242,7 +244,7 @@ abstract class PlainRequests implements HeadShortcut<RequestHead> {
     const version = line.version;
     const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "protocol", scan.spans);
     const fields = PLAIN_FIELDS;
-    if (!fields.read(buf, spans, true) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
+    if (!fields.read(buf, spans, true, this.request.kinds) || fields.host < 0 || (fields.chunked && fields.length >= 0)) return null;
     // RFC 9112 §6.1: the general path refuses Transfer-Encoding in an HTTP/1.0 request.
     if (fields.chunked && version === "1.0") return null;
     const { host, via, length } = fields;

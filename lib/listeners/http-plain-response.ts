@@ -34,6 +34,8 @@ export class PlainResponse implements ResponseHead {
   private lineEnd = 0;
   private end = 0;
   private spans: readonly number[] = [];
+  /** Each field line's kind (PlainFields.read), filled by the shortcut before `set`. */
+  readonly kinds: number[] = [];
   private via = -1;
   /** The head names the chunked coding (whether or not a body follows: HEAD, 304). */
   private chunked = false;
@@ -92,7 +94,7 @@ export class PlainResponse implements ResponseHead {
     const added = (this.via < 0 ? VIA_LINE[this.version].byteLength : 0) + (connection ? connection.byteLength : 0);
     // "HTTP/1.1" SP status SP reason CRLF: the received line with our version.
     const line = REASON_START + Math.max(this.lineEnd - this.start - REASON_START, 0) + CRLF_LENGTH;
-    return line + keptSize(this.buf, this.spans, keptOnResponse, this.via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH + bodyLength;
+    return line + keptSize(this.spans, this.kinds, keptOnResponse, this.via, VIA_VALUE[this.version], -1, NO_OCTETS) + added + CRLF_LENGTH + bodyLength;
   }
 
   /** Writes clientHead's bytes into out from 0 (room for clientHeadSize) and returns their length. */
@@ -105,7 +107,7 @@ export class PlainResponse implements ResponseHead {
     p = copy(out, p, buf, start + HTTP11.byteLength, reasonStart - 1);
     out[p++] = SP;
     p = crlf(out, copy(out, p, buf, reasonStart, reasonEnd));
-    p = writeKept(out, p, buf, spans, keptOnResponse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
+    p = writeKept(out, p, buf, spans, this.kinds, keptOnResponse, via, VIA_VALUE[this.version], -1, NO_OCTETS);
     if (via < 0) p = put(out, p, VIA_LINE[this.version]);
     const connection = connectionLine(clientVersion, keepAlive);
     if (connection) p = put(out, p, connection);
@@ -132,7 +134,7 @@ export class PlainResponses implements HeadShortcut<ResponseHead> {
     const spans = scanFieldLines(buf, scan.startLineEnd, scan.fieldEnds, "upstreamProtocol", scan.spans);
     if (status < 200) return null;
     const fields = PLAIN_FIELDS;
-    if (!fields.read(buf, spans, false)) return null;
+    if (!fields.read(buf, spans, false, this.response.kinds)) return null;
     const { length, via } = fields;
     const version = statusLineVersion(buf, s);
     // RFC 9112 §6.1-§6.3: the general path rejects chunked in HTTP/1.0 and drops Content-Length

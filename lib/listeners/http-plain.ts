@@ -117,13 +117,17 @@ class PlainFields {
 
   /**
    * Requests: Host once, no Expect. Both: one valid Content-Length or one chunked
-   * Transfer-Encoding (not both, checked by the caller), plain Connection lines.
+   * Transfer-Encoding (not both, checked by the caller), plain Connection lines. Each line's
+   * kind goes to kinds[j / 4], for keptSize and writeKept: the head object that owns `kinds`
+   * rewrites the head without looking at the names again.
    */
-  read(buf: Uint8Array, spans: readonly number[], isRequest: boolean): boolean {
+  read(buf: Uint8Array, spans: readonly number[], isRequest: boolean, kinds: number[]): boolean {
     this.host = this.via = this.length = -1;
     this.close = this.keepAliveToken = this.chunked = false;
     for (let j = 0; j < spans.length; j += 4) {
-      switch (fieldKind(buf, spans[j]!, spans[j + 1]!)) {
+      const kind = fieldKind(buf, spans[j]!, spans[j + 1]!);
+      kinds[j >> 2] = kind;
+      switch (kind) {
         case HOST:
           if (!isRequest) break;
           if (this.host >= 0) return false;
@@ -218,11 +222,12 @@ export function crlf(out: Uint8Array, p: number): number {
 /**
  * Bytes of the kept field lines, as the serializer writes them ("name: value" CRLF), with Via's
  * suffix; the line at offset `replaced` of spans (-1: none) has `replacement` for its value.
+ * `kinds`: what PlainFields.read found for these spans.
  */
-export function keptSize(buf: Uint8Array, spans: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array, replaced: number, replacement: Uint8Array): number {
+export function keptSize(spans: readonly number[], kinds: readonly number[], keep: (kind: number) => boolean, via: number, viaValue: Uint8Array, replaced: number, replacement: Uint8Array): number {
   let size = 0;
   for (let j = 0; j < spans.length; j += 4) {
-    if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
+    if (!keep(kinds[j >> 2]!)) continue;
     const value = j === replaced ? replacement.byteLength : spans[j + 3]! - spans[j + 2]!;
     size += spans[j + 1]! - spans[j]! + SEPARATOR_LENGTH + value + CRLF_LENGTH;
     if (j === via) size += spans[j + 3]! > spans[j + 2]! ? VIA_JOIN.byteLength + viaValue.byteLength : viaValue.byteLength;
@@ -239,6 +244,7 @@ export function writeKept(
   p: number,
   buf: Uint8Array,
   spans: readonly number[],
+  kinds: readonly number[],
   keep: (kind: number) => boolean,
   via: number,
   viaValue: Uint8Array,
@@ -246,7 +252,7 @@ export function writeKept(
   replacement: Uint8Array,
 ): number {
   for (let j = 0; j < spans.length; j += 4) {
-    if (!keep(fieldKind(buf, spans[j]!, spans[j + 1]!))) continue;
+    if (!keep(kinds[j >> 2]!)) continue;
     p = copy(out, p, buf, spans[j]!, spans[j + 1]!);
     out[p++] = COLON;
     out[p++] = SP;
