@@ -11,12 +11,13 @@
 export type Verifier = (username: string, password: string) => boolean;
 
 const encoder = new TextEncoder();
+/** What an empty secret is compared as, so the loop still runs over every byte sent. */
+const EMPTY_SECRET = new Uint8Array(1);
 
 /** 0 when `given` equals `secret`, non-zero otherwise; the loop runs over `given` only. */
 function difference(given: Uint8Array, secret: Uint8Array): number {
   let diff = given.length ^ secret.length;
-  // An empty secret is compared as one 0 byte: the loop still runs over every byte sent.
-  const s = secret.length > 0 ? secret : new Uint8Array(1);
+  const s = secret.length > 0 ? secret : EMPTY_SECRET;
   for (let i = 0; i < given.length; i++) diff |= given[i]! ^ s[i % s.length]!;
   return diff;
 }

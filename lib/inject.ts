@@ -34,7 +34,6 @@ import { quote } from "./config/error.ts";
 import { ANNOTATION_PREFIX } from "./config/options.ts";
 import { RELEASE_IMAGE } from "./version.ts";
 
-export const DEFAULT_IMAGE = RELEASE_IMAGE;
 export const SIDECAR_NAME = "sidecar-proxy";
 export const PODINFO_VOLUME = "sidecar-proxy-podinfo";
 export const PODINFO_DIR = "/etc/podinfo";
@@ -54,7 +53,7 @@ const TERMINATION_MARGIN_S = 5;
 const SIDECAR_KINDS = ["native", "container"] as const;
 
 export interface InjectOptions {
-  /** Sidecar image; DEFAULT_IMAGE when omitted. */
+  /** Sidecar image; this release's (RELEASE_IMAGE, lib/version.ts) when omitted. */
   readonly image?: string;
   /** `native` (default): a restartable init container; `container`: a regular container. */
   readonly sidecar?: string;
@@ -93,7 +92,7 @@ export function parseManifest(text: string, name: string): unknown {
 
 /** The workload with the sidecar added. Throws ConfigError on invalid input. */
 export function inject(manifest: unknown, options: InjectOptions = {}): Json {
-  const image = options.image ?? DEFAULT_IMAGE;
+  const image = options.image ?? RELEASE_IMAGE;
   if (image === "") throw new ConfigError("invalid --image \"\": empty; allowed: an image reference");
   const kindOfSidecar = options.sidecar ?? "native";
   if (!(SIDECAR_KINDS as readonly string[]).includes(kindOfSidecar)) {

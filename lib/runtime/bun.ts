@@ -389,7 +389,10 @@ async function resolve(hostname: string): Promise<string[]> {
  */
 let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
 let stdoutBroken = false;
-/** Bytes written since the sink last had nothing pending (an upper bound of what it holds). */
+/**
+ * What was written since the sink last had nothing pending, in UTF-16 units (bytes for the
+ * ASCII of almost every log line; fewer than the bytes where a field value is not ASCII).
+ */
 let stdoutQueued = 0;
 /** Bumped per pending write: only the newest promise's settling proves the sink drained. */
 let stdoutPendingSeq = 0;
