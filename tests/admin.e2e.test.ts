@@ -6,11 +6,10 @@
  * codes, unknown paths, and `--no-admin` leaving nothing listening but the proxy's own listeners.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { type TestServer, closedPort, echoServer, patternChunk } from "./helpers/net.ts";
 import { type Origin, httpOrigin, parseResponses } from "./helpers/origins.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import pkg from "../package.json" with { type: "json" };
 import {
   NetClient,
   SOCKS5_HEAD_BYTES,
@@ -83,7 +82,7 @@ describe("probes and paths", () => {
     const m = parsePrometheus((await adminGet(p, "/metrics")).body);
     expect(m.value("sidecar_ready")).toBe(1);
     // The release and the runtime, on the ready line and as sidecar_build_info's labels.
-    const { version } = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string };
+    const { version } = pkg;
     const line = p.logs.find((l) => l.msg === "ready")!;
     expect(line.version).toBe(version);
     expect(line.runtime).toMatch(/^(bun|deno) \d+\.\d+\.\d+/);

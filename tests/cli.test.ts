@@ -4,10 +4,11 @@
  * loopback port the test itself holds).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OPTIONS, type SourceEntry } from "../lib/config.ts";
+import pkg from "../package.json" with { type: "json" };
 import { runProxyOnce } from "./helpers/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-cli-"));
@@ -219,7 +220,6 @@ describe("--help", () => {
 });
 
 describe("--version", () => {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string };
   const runtime = process.env.SIDECAR_PROXY_RUNTIME === "deno" ? "deno" : "bun";
   const expected = new RegExp(`\\(${runtime} \\d+\\.\\d+\\.\\d+, ${process.platform} ${process.arch}\\)$`);
 
