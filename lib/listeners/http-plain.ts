@@ -235,9 +235,15 @@ export function keptSize(spans: readonly number[], kinds: readonly number[], kee
   return size;
 }
 
+/** Runs of received field lines shorter than this are copied by a loop here: a native copy costs more to call. */
+const NATIVE_COPY_BYTES = 32;
+
 /**
  * Writes the kept field lines; the last Via line gets this proxy appended (hop.ts withVia), and
  * the line at `replaced` gets `replacement` for its value, in place (hop.ts setHeader).
+ * A line received exactly as the serializer writes it (`name: value` CRLF: one SP after the
+ * colon, no trailing whitespace) is its own bytes, and consecutive ones are one range of the
+ * head: such a run is copied at once (most of a browser's head is one or two runs).
  */
 export function writeKept(
   out: Uint8Array,
@@ -251,9 +257,26 @@ export function writeKept(
   replaced: number,
   replacement: Uint8Array,
 ): number {
+  // The run of received lines not yet written: buf[runStart, runEnd).
+  let runStart = 0;
+  let runEnd = 0;
   for (let j = 0; j < spans.length; j += 4) {
     if (!keep(kinds[j >> 2]!)) continue;
-    p = copy(out, p, buf, spans[j]!, spans[j + 1]!);
+    const nameStart = spans[j]!;
+    const nameEnd = spans[j + 1]!;
+    const valueEnd = spans[j + 3]!;
+    if (j !== replaced && j !== via && spans[j + 2] === nameEnd + SEPARATOR_LENGTH && buf[nameEnd + 1] === SP && buf[valueEnd] === CR) {
+      // Canonical (the colon at nameEnd and the LF after the CR are the scanner's): joins the run.
+      if (nameStart !== runEnd) {
+        p = flush(out, p, buf, runStart, runEnd);
+        runStart = nameStart;
+      }
+      runEnd = valueEnd + CRLF_LENGTH;
+      continue;
+    }
+    p = flush(out, p, buf, runStart, runEnd);
+    runStart = runEnd = 0;
+    p = copy(out, p, buf, nameStart, nameEnd);
     out[p++] = COLON;
     out[p++] = SP;
     if (j === replaced) {
@@ -261,12 +284,19 @@ export function writeKept(
       p = crlf(out, p);
       continue;
     }
-    p = copy(out, p, buf, spans[j + 2]!, spans[j + 3]!);
+    p = copy(out, p, buf, spans[j + 2]!, valueEnd);
     if (j === via) {
-      if (spans[j + 3]! > spans[j + 2]!) p = put(out, p, VIA_JOIN);
+      if (valueEnd > spans[j + 2]!) p = put(out, p, VIA_JOIN);
       p = put(out, p, viaValue);
     }
     p = crlf(out, p);
   }
-  return p;
+  return flush(out, p, buf, runStart, runEnd);
+}
+
+/** buf[s, e) into out at p: natively when long enough to pay for the call. */
+function flush(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
+  if (e - s < NATIVE_COPY_BYTES) return copy(out, p, buf, s, e);
+  copyRange(buf, s, e, out, p);
+  return p + e - s;
 }
