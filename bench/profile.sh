@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where sidecar-proxy's CPU goes under load, with JavaScript functions named (issue #7).
 #
-#   bench/profile.sh [http|tcp-rr|tcp-pingpong|connect-rr|socks-rr] [SECONDS]   (default: http 3)
+#   bench/profile.sh [http|http-tcp|tcp-rr|tcp-pingpong|connect-rr|socks-rr] [SECONDS]   (default: http 3)
+#   http-tcp: the http load through our TCP mode (bytes relayed, heads not read), to set
+#   against http function by function
 #   FLOOR=1 bench/profile.sh ...   the same for the Bun floor relay (bench/floor/relay.ts; not
 #                                  socks-rr), to tell our cost from Bun's function by function
 #
@@ -23,7 +25,7 @@ BUN=$(readlink -f "$ROOT/node_modules/.bin/bun")
 for tool in perf wrk cc python3; do
   command -v "$tool" >/dev/null || { echo "profile: needs $tool" >&2; exit 2; }
 done
-case $MODE in http | tcp-rr | tcp-pingpong | connect-rr | socks-rr) ;; *) echo "profile: mode is http, tcp-rr, tcp-pingpong, connect-rr or socks-rr" >&2; exit 2 ;; esac
+case $MODE in http | http-tcp | tcp-rr | tcp-pingpong | connect-rr | socks-rr) ;; *) echo "profile: mode is http, http-tcp, tcp-rr, tcp-pingpong, connect-rr or socks-rr" >&2; exit 2 ;; esac
 
 OUT=$(mktemp -d /tmp/sidecar-profile.XXXXXX)
 mkdir -p "$HERE/.work" "$OUT/jit"
@@ -38,6 +40,7 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$1)" "$
 UPSTREAM=$(field "['echo']" upstream.json) SIDE=reverse PROTO=plain
 case $MODE in
   http) UPSTREAM=$(field "['http']" upstream.json) ARGS=(--proxy-type reverse --proxy-protocol http) ;;
+  http-tcp) UPSTREAM=$(field "['http']" upstream.json) ARGS=(--proxy-type reverse --proxy-protocol tcp) ;;
   tcp-*) ARGS=(--proxy-type reverse --proxy-protocol tcp) ;;
   connect-rr) SIDE=forward PROTO=connect ARGS=(--proxy-type forward --proxy-protocol http) ;;
   socks-rr) SIDE=forward PROTO=socks5 ARGS=(--proxy-type forward --proxy-protocol socks) ;;
@@ -66,7 +69,7 @@ fi
 unset BUN_JSC_useJITDump BUN_JSC_jitDumpDirectory
 
 load() { # seconds -> operations
-  if [ "$MODE" = http ]; then
+  if [ "${MODE%-tcp}" = http ]; then
     wrk -t1 -c64 -d"$1"s -s "$HERE/wrk/check.lua" "http://127.0.0.1:$PORT/" | sed -n 's/.*"requests":\([0-9]*\).*/\1/p'
   else
     "$HERE/.work/loadgen" client --mode "${MODE#*-}" --proto $PROTO --proxy "127.0.0.1:$PORT" --target "127.0.0.1:$UPSTREAM" \
@@ -106,7 +109,7 @@ for path in glob.glob(f"{out}/jit/jit-*.dump"):
 open(f"/tmp/perf-{pid}.map", "w").write("\n".join(lines) + "\n")
 PY
 
-unit=$([ "$MODE" = http ] && echo request || echo "${MODE#*-} operation")
+unit=$([ "${MODE%-tcp}" = http ] && echo request || echo "${MODE#*-} operation")
 echo "mode $MODE: $OPS operations in $SECS s, proxy CPU $(python3 -c "print(round(($c1 - $c0) * 1e4 / max(1, $OPS), 2))") µs per $unit"
 echo "(profile in $OUT; perf report -i $OUT/perf.data for more)"
 echo
