@@ -195,6 +195,9 @@ export function plainOutput(size: number): Uint8Array {
   return (output ??= new Uint8Array(OUTPUT_BYTES));
 }
 
+/** Copies shorter than this run as a loop here: a native copy costs more to call (bench/heads.ts). */
+const NATIVE_COPY_BYTES = 32;
+
 export function copy(out: Uint8Array, p: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) out[p++] = buf[i]!;
   return p;
@@ -209,8 +212,13 @@ export function copyRange(source: Uint8Array, start: number, end: number, out: U
 }
 
 export function put(out: Uint8Array, p: number, bytes: Uint8Array): number {
-  out.set(bytes, p);
-  return p + bytes.byteLength;
+  const n = bytes.byteLength;
+  if (n >= NATIVE_COPY_BYTES) {
+    out.set(bytes, p);
+    return p + n;
+  }
+  for (let i = 0; i < n; i++) out[p++] = bytes[i]!;
+  return p;
 }
 
 export function crlf(out: Uint8Array, p: number): number {
@@ -234,9 +242,6 @@ export function keptSize(spans: readonly number[], kinds: readonly number[], kee
   }
   return size;
 }
-
-/** Runs of received field lines shorter than this are copied by a loop here: a native copy costs more to call. */
-const NATIVE_COPY_BYTES = 32;
 
 /**
  * Writes the kept field lines; the last Via line gets this proxy appended (hop.ts withVia), and
