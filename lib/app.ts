@@ -19,7 +19,7 @@ import type { AddressMatcher } from "./policy.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
-import { type ListenerContext, type ProtocolDriver, formatTarget } from "./tunnel.ts";
+import { type ListenerContext, type ProtocolDriver, formatTarget, relayOptions } from "./tunnel.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
@@ -160,6 +160,7 @@ export class ProxyServer {
         timeoutMs: this.config.limits.connectTimeoutMs,
         allowAddress: name === "forward" && this.modules.matchers.deny ? negate(this.modules.matchers.deny) : undefined,
       },
+      relayOptions: relayOptions(this.config.limits),
       draining: () => this.isDraining,
     };
     const allowClient = this.modules.matchers.allow;

@@ -168,6 +168,11 @@ export class Tracker {
     this.stats.get(rec.listener)?.handshakeLatency.observe(rec.handshakeMs);
   }
 
+  /** A tunnel's relay has finished (lib/relay.ts RelayOwner; tunnel.ts startRelay gives it the record). */
+  relayDone(relay: { readonly termination: string | null }, rec: ConnRecord): void {
+    this.close(rec, relay.termination ?? "client-fin");
+  }
+
   /** Finishes a record once: logs the connection line and updates the counters. */
   close(rec: ConnRecord, termination: string, error?: ProxyError): void {
     if (rec.endedMs !== null) return;

@@ -10,7 +10,7 @@ import { ProxyError } from "./errors.ts";
 import { faultTermination } from "./fault.ts";
 import type { Limits } from "./limits.ts";
 import type { Logger } from "./log.ts";
-import { Holding, Relay } from "./relay.ts";
+import { Holding, Relay, type RelayOptions } from "./relay.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type ListenerName, type Tracker, terminationFor } from "./tracker.ts";
 
@@ -31,6 +31,8 @@ export interface ListenerContext {
    * (false for a dialled address that `--deny-destinations` refuses). One object for every dial.
    */
   readonly dialOptions: DialOptions;
+  /** What every relay of this listener is given (relayOptions(limits)), made once. */
+  readonly relayOptions: RelayOptions;
   /** True once shutdown has begun: keep-alive connections close after their current response. */
   draining(): boolean;
 }
@@ -111,8 +113,8 @@ export function openTunnel(
  * buffer) alive for the tunnel's lifetime, and idle tunnels are meant to be cheap. The record
  * reaches the relay through `rec.live` (bytes, and abort at shutdown).
  */
-export function startRelay(ctx: ListenerContext, rec: ConnRecord, down: Conn, up: Conn, held: Holding | null, earlyBytes?: Uint8Array): Relay {
-  const relay = new Relay(down, up, relayOptions(ctx.limits), (r) => ctx.tracker.close(rec, r.termination ?? "client-fin"));
+export function startRelay(ctx: ListenerContext, rec: ConnRecord, down: Conn, up: Conn, held: Holding | null, earlyBytes?: Uint8Array): Relay<ConnRecord> {
+  const relay = new Relay(down, up, ctx.relayOptions, ctx.tracker, rec);
   // Bytes of the handshake (HTTP CONNECT head, SOCKS greeting and request) count too.
   relay.bytesUp = rec.bytesUp;
   relay.bytesDown = rec.bytesDown;
@@ -122,7 +124,7 @@ export function startRelay(ctx: ListenerContext, rec: ConnRecord, down: Conn, up
   return relay;
 }
 
-export function relayOptions(limits: Limits) {
+export function relayOptions(limits: Limits): RelayOptions {
   return {
     maxBufferedBytes: limits.maxBufferedBytes,
     idleTimeoutMs: limits.tunnelIdleTimeoutMs,

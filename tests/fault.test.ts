@@ -10,7 +10,7 @@ import type { Fields, Logger } from "../lib/log.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
 import { Holding, Relay } from "../lib/relay.ts";
 import type { Conn, ConnEvents, Runtime } from "../lib/runtime/types.ts";
-import { type ListenerContext, openTunnel } from "../lib/tunnel.ts";
+import { type ListenerContext, openTunnel, relayOptions } from "../lib/tunnel.ts";
 import { Tracker } from "../lib/tracker.ts";
 import { collectingFaults } from "./helpers/faults.ts";
 
@@ -93,8 +93,8 @@ describe("after a fault", () => {
   test("a tunnel whose client side was closed by a fault ends `internal`, and its server side is closed", () => {
     const down = new FakeConn();
     const up = new FakeConn();
-    const finished: Relay[] = [];
-    const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 60_000, halfClosedTimeoutMs: 60_000 }, (r) => void finished.push(r));
+    const finished: Relay<null>[] = [];
+    const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 60_000, halfClosedTimeoutMs: 60_000 }, { relayDone: (r) => void finished.push(r) }, null);
     relay.start(null);
     // What an adapter does after a handler threw: the socket is reset, its owner hears onClose.
     down.closed = true;
@@ -108,9 +108,9 @@ describe("after a fault", () => {
     await collectingFaults(async (faults) => {
       const down = new FakeConn();
       const up = new FakeConn();
-      const finished: Relay[] = [];
+      const finished: Relay<null>[] = [];
       // A 20 ms idle limit: checked every 5 ms by its shared sweeper (lib/sweep.ts).
-      const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 20, halfClosedTimeoutMs: 60_000 }, (r) => void finished.push(r));
+      const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 20, halfClosedTimeoutMs: 60_000 }, { relayDone: (r) => void finished.push(r) }, null);
       relay.start(null);
       const boom = new Error("boom in the idle check");
       // The check reads the byte counters: a bug there is a throw in the timer.
@@ -152,6 +152,7 @@ describe("after a fault", () => {
         workload,
         workloadKey: "127.0.0.1:9",
         dialOptions: { timeoutMs: 60_000 },
+        relayOptions: relayOptions(DEFAULT_LIMITS),
         draining: () => false,
       } as unknown as ListenerContext;
       const rec = tracker.open("forward", "socks", "127.0.0.1:1");

@@ -47,7 +47,7 @@ describe("garbage of finished connections", () => {
         down.setEvents(held);
         rt.connect({ hostname: "127.0.0.1", port: upstream.port, timeoutMs: 5_000 }, (up) => {
           if (up instanceof ProxyError) return down.destroy();
-          new Relay(down, up, RELAY_OPTIONS, () => void finished++).start(held);
+          new Relay(down, up, RELAY_OPTIONS, { relayDone: () => void finished++ }, null).start(held);
         });
       },
     });
