@@ -304,6 +304,24 @@ describe("misbehaving upstreams", () => {
     expect((await lineFor(p, c)).error).toBe("upstreamTimeout");
   }, T);
 
+  test("a client trickling pipelined bytes does not hold a silent origin open past --response-timeout 300ms", async () => {
+    // The next request's bytes wait behind the exchange; they are not the exchange moving. One
+    // byte every 50 ms (150 bytes: 7.5 s): before, each byte kept the exchange alive, and the
+    // 504 came only after the trickle ran out.
+    const mute = Bun.listen({ hostname: "127.0.0.1", port: 0, allowHalfOpen: true, socket: { data() {} } });
+    servers.push({ stop: () => mute.stop(true) });
+    const p = await forwardHttp(["--response-timeout", "300ms"]);
+    const c = await NetClient.connect(p.ports.forward!);
+    await c.write(get(`http://127.0.0.1:${mute.port}/`));
+    const next = new TextEncoder().encode(`GET http://127.0.0.1:${mute.port}/next HTTP/1.1\r\nX-Pad: ${"z".repeat(150)}`).subarray(0, 150);
+    const sent = await dribble(c, next, 50);
+    expect(sent, "the trickle ran out before the proxy answered").toBeLessThan(next.length);
+    await c.waitFor(() => c.ended, 10_000, "close after the 504");
+    const finals = parseResponses(Buffer.concat(c.chunks), [], true).responses;
+    expect(finals[0]?.status).toBe(504);
+    expect((await lineFor(p, c)).error).toBe("upstreamTimeout");
+  }, T);
+
   test("a destination whose connect never completes (full accept queue): SOCKS5 REP 0x06, HTTP 504 (GET and CONNECT) after --connect-timeout 300ms", async () => {
     const stalled = await stalledPort();
     servers.push(stalled);

@@ -2,7 +2,8 @@
  * One request/response in flight on an HTTP session (http.ts), and the rules of its deadline.
  *
  * The exchange's limit is on inactivity, like nginx's proxy_read_timeout / client_body_timeout:
- * it fires after --response-timeout with no byte moving either way, so a slow upload or a long
+ * it fires after --response-timeout with no byte of the exchange moving either way (the request
+ * body, the response; not pipelined requests waiting behind it), so a slow upload or a long
  * download that keeps moving is never cut. Before the response head that is a 504 (or a 408
  * while the client's body is still due); mid-response the connection is cut (the session never
  * sends a second status line). The session owns the clock and checks it as every inactivity
@@ -29,6 +30,12 @@ export interface Exchange extends Inactivity {
   readonly targetKey: string;
   /** Request body still to relay (null once complete). */
   requestBody: BodyDecoder | null;
+  /**
+   * Bytes the client sent while this request's body was still due: its share of the activity
+   * that keeps the exchange alive. Pipelined bytes after the request do not count, or a client
+   * sending one byte now and then would hold a silent upstream open past --response-timeout.
+   */
+  clientBytes: number;
   upstream: Upstream | null;
   readonly response: ResponseReader;
   keepClient: boolean;
@@ -37,7 +44,7 @@ export interface Exchange extends Inactivity {
 
 /** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */
 export function bytesMoved(ex: Exchange, rec: ConnRecord): number {
-  return rec.bytesUp + rec.bytesDown + ex.response.upstreamBytes;
+  return ex.clientBytes + rec.bytesDown + ex.response.upstreamBytes;
 }
 
 /** Why an exchange that moved no byte for `ms` ends, by how far it got. */

@@ -95,6 +95,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.closed) return;
     this.rec.bytesUp += chunk.byteLength;
     const ex = this.exchange;
+    if (ex && ex.requestBody) ex.clientBytes += chunk.byteLength;
     if (ex && ex.requestBody && ex.upstream) {
       this.relayRequestBody(ex, chunk);
       return;
@@ -180,6 +181,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       upstreamHead,
       targetKey: key,
       requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
+      clientBytes: 0,
       upstream: null,
       response: this.readerFor(request),
       keepClient: request.keepAlive,
