@@ -6,6 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { RawClient, closedPort, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import { connectionsOf } from "./helpers/hardening.ts";
+import { readFileSync } from "node:fs";
 
 const MiB = 1024 * 1024;
 
@@ -139,6 +141,43 @@ describe("reverse tcp", () => {
     await proxy.stop();
     stream.stop();
   }, 120_000);
+
+  test("a workload that never reads: the proxy holds at most --max-buffered-bytes plus one read, then stops reading the client", async () => {
+    // The upstream socket is paused at accept: nothing leaves the kernel's queues toward it.
+    const mute = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void s.pause(), data() {} } });
+    const limit = 64 * 1024;
+    const proxy = await reverseTcp(mute.port, ["--max-buffered-bytes", "64KiB"]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    client.keepChunks = false;
+    // Write until the kernel stops taking bytes for half a second (bounded: 2000 writes, 20 s).
+    const chunk = new Uint8Array(64 * 1024);
+    let sent = 0;
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; i < 2000 && Date.now() < deadline; i++) {
+      const took = await Promise.race([client.write(chunk).then(() => true), Bun.sleep(500).then(() => false)]);
+      if (!took) break;
+      sent += chunk.byteLength;
+    }
+    const [tunnel] = (await connectionsOf(proxy)).active;
+    // What the kernel holds between the proxy and the workload: Send-Q of the proxy's socket and
+    // Recv-Q of the workload's (/proc/net/tcp tx_queue and rx_queue, hex).
+    const rows = readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).map((l) => l.trim().split(/\s+/));
+    const port = (hexAddress: string) => parseInt(hexAddress.split(":")[1]!, 16);
+    let inKernel = 0;
+    for (const r of rows) {
+      if (r.length < 5) continue;
+      const [tx, rx] = r[4]!.split(":").map((h) => parseInt(h, 16)) as [number, number];
+      if (port(r[2]!) === mute.port) inKernel += tx; // the proxy's socket: its peer is the workload
+      if (port(r[1]!) === mute.port) inKernel += rx; // the workload's accepted socket
+    }
+    const held = tunnel!.bytesUp - inKernel;
+    expect(sent).toBeGreaterThan(tunnel!.bytesUp); // the client was stopped: bytes wait in its own queues
+    expect(held).toBeGreaterThanOrEqual(limit);
+    expect(held).toBeLessThanOrEqual(limit + 512 * 1024); // Bun reads at most 512 KiB at once
+    client.close();
+    await proxy.stop();
+    mute.stop(true);
+  }, 60_000);
 
   test("an IPv6 workload (::1): relayed, and named [::1]:port alike in the listening and connection lines", async () => {
     const echo = echoServer("::1");
