@@ -188,9 +188,9 @@ const VECTORS: Vector[] = [
     state: "closed",
   },
   {
-    name: "socks5 request with VER 4 -> close without reply",
+    name: "socks5 request with VER 4 -> 01 (the greeting settled the version)",
     input: cat(GREET_NOAUTH, REQ_V4.map((x, i) => (i === 0 ? 4 : x))),
-    events: [SEND_00, fail("protocol", null)],
+    events: [SEND_00, fail("protocol", REPLY5(1))],
     state: "closed",
   },
   // ---- SOCKS4 / 4a ----

@@ -133,7 +133,9 @@ class Socks5Core implements SocksCore {
 
   /** RFC 1928 §4: VER CMD RSV ATYP DST.ADDR DST.PORT. */
   #request(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
-    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", null, `request VER ${hex(b[p])}`, 0);
+    // The greeting settled the version, so the client reads a SOCKS5 reply: 0x01, as microsocks
+    // answers (SPEC §4: 0x01 where a reply is possible).
+    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", failureReply("protocol"), `request VER ${hex(b[p])}`, 0);
     if (end - p < REQUEST_HEAD_BYTES) return 0;
     const atyp = b[p + 3];
     if (atyp === Socks5Atyp.DomainName && end - p < REQUEST_HEAD_BYTES + 1) return 0; // its length octet
