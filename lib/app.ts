@@ -225,11 +225,13 @@ export class ProxyServer {
       this.tracker.onIdle = finish;
       setTimeout(() => {
         const cut = this.tracker.active.size;
+        // The last cut would run finish (onIdle) before the line that says why: finish below.
+        this.tracker.onIdle = null;
+        if (cut > 0) this.log.warn("grace period over: connections cut", { cut });
         for (const rec of this.tracker.active.toArray()) {
           if (rec.live) rec.live.abort("shutdown");
           else rec.abort?.();
         }
-        if (cut > 0) this.log.warn("grace period over: connections cut", { cut });
         finish();
       }, gracePeriodMs).unref?.();
     }, drainDelayMs);

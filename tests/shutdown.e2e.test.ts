@@ -117,6 +117,9 @@ describe("shutdown", () => {
     expect(await proxy.exited).toBe(0);
     await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be cut");
     expect(proxy.logs.some((l) => l.msg === "connection" && l.termination === "shutdown")).toBe(true);
+    // In the order things happened: the cut is announced, the cut connection logged, then "stopped".
+    const order = proxy.logs.map((l) => l.msg).filter((m) => m === "grace period over: connections cut" || m === "connection" || m === "stopped");
+    expect(order).toEqual(["grace period over: connections cut", "connection", "stopped"]);
     echo.stop();
   });
 });
