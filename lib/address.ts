@@ -38,6 +38,22 @@ const IPV6_RE = new RegExp(
     ")(?:%[0-9a-zA-Z-.:]{1,})?$",
 );
 
+/**
+ * Whether a name that is not an IP literal ends in a number: its last label (after one trailing
+ * dot) is all decimal digits, or 0x/0X and hex digits. inet_aton and the WHATWG URL parser read
+ * such a name as an IPv4 address in another form ("0177.0.0.1" octal, "0x7f.1", "2130706433",
+ * "1.2.3", "010.0.0.1", which Node's isIP refuses for its leading zero), and other resolvers
+ * send it to DNS, where any answer may come back. It is no DNS name either (RFC 3696 §2: a
+ * top-level label is not all-numeric), so the proxy refuses it rather than guess which.
+ */
+export function endsInNumber(host: string): boolean {
+  const end = host.endsWith(".") ? host.length - 1 : host.length;
+  const start = host.lastIndexOf(".", end - 1) + 1;
+  if (start >= end) return false;
+  const label = host.slice(start, end);
+  return /^[0-9]+$/.test(label) || /^0[xX][0-9a-fA-F]*$/.test(label);
+}
+
 /** 4 for an IPv4 literal, 6 for IPv6 (a zone `%id` allowed), 0 otherwise: Node's `net.isIP`. */
 export function isIP(text: string): number {
   if (IPV4_RE.test(text)) return 4;

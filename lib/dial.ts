@@ -2,9 +2,10 @@
  * Dialling an upstream: resolve the name ourselves, check each resolved address against the
  * destination policy (so a name that resolves to a denied address — DNS rebinding — is refused
  * on the address actually dialled), then try the addresses in the resolver's order within one
- * connect deadline. IPv6 and IPv4 results are both tried.
+ * connect deadline. IPv6 and IPv4 results are both tried. A name that ends in a number
+ * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS.
  */
-import { isIP } from "./address.ts";
+import { endsInNumber, isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
 
@@ -37,6 +38,10 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
   const deadline = Date.now() + options.timeoutMs;
   const host = stripBrackets(target.host);
   if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
+  if (endsInNumber(host)) {
+    const err = new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
+    return queueMicrotask(() => done(err));
+  }
   withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs).then(
     (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
     (err: unknown) => done(asProxyError(err)),

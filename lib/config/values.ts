@@ -4,7 +4,7 @@
  * Nothing is guessed: no trimming of single values, no case folding, no unit assumed.
  * Comma lists are the one exception: spaces around the commas are ignored ("a, b").
  */
-import { isIP } from "../address.ts";
+import { endsInNumber, isIP } from "../address.ts";
 import { DurationError, parseDuration } from "../duration.ts";
 import { InvalidValue } from "./error.ts";
 
@@ -112,6 +112,7 @@ export function host(text: string): string {
   if (text.startsWith("[")) throw new InvalidValue("IPv6 addresses are written without brackets");
   if (/^[^:]+:\d+$/.test(text)) throw new InvalidValue("a host without a port (the port is proxy-port)");
   const label = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
-  if (text.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(text) && !/^[\d.]+$/.test(text)) return text;
+  // A name ending in a number is an IPv4 address in another form (address.ts endsInNumber).
+  if (text.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(text) && !endsInNumber(text)) return text;
   throw new InvalidValue("not a host name or IP address");
 }

@@ -1,0 +1,66 @@
+/**
+ * lib/dial.ts with a fake runtime that records what it is asked: names that end in a number
+ * (address.ts endsInNumber: IPv4 addresses in octal, hex or short forms) are refused before any
+ * lookup or connect; names are resolved and IP literals connected as before. No real DNS or
+ * socket: a lookup of such a name, on a machine whose resolver answers every name, would dial
+ * whatever came back.
+ */
+import { describe, expect, test } from "bun:test";
+import { endsInNumber } from "../lib/address.ts";
+import { dial } from "../lib/dial.ts";
+import { ProxyError } from "../lib/errors.ts";
+import type { Conn, Runtime } from "../lib/runtime/types.ts";
+
+function recordingRuntime() {
+  const asked: string[] = [];
+  const runtime = {
+    resolve(hostname: string): Promise<string[]> {
+      asked.push(`resolve ${hostname}`);
+      return Promise.resolve(["127.0.0.1"]);
+    },
+    connect(options: { hostname: string; port: number }, done: (result: Conn | ProxyError) => void): void {
+      asked.push(`connect ${options.hostname}:${options.port}`);
+      queueMicrotask(() => done(new ProxyError("connectRefused", "refused by the fake runtime")));
+    },
+  } as unknown as Runtime;
+  return { runtime, asked };
+}
+
+function dialed(host: string): Promise<{ result: Conn | ProxyError; asked: string[] }> {
+  const { runtime, asked } = recordingRuntime();
+  return new Promise((resolve) => dial(runtime, { host, port: 9 }, { timeoutMs: 5_000 }, (result) => resolve({ result, asked })));
+}
+
+const NUMBER_ENDINGS = ["0177.0.0.1", "0x7f.0.0.1", "0x7F.1", "2130706433", "1.2.3", "010.0.0.1", "127.0.0.1.", "127.000.000.001", "host.123", "host.0x", "0x"];
+const NAMES = ["localhost", "workload.default.svc", "123.example", "0x7f.example", "a1", "x.y-1", "example.com."];
+
+describe("endsInNumber", () => {
+  test("numeric or 0x-hex last labels", () => {
+    for (const h of NUMBER_ENDINGS) expect([h, endsInNumber(h)]).toEqual([h, true]);
+  });
+  test("host names", () => {
+    for (const h of NAMES) expect([h, endsInNumber(h)]).toEqual([h, false]);
+  });
+});
+
+describe("dial", () => {
+  test("a name ending in a number is refused as malformed, with no lookup and no connect", async () => {
+    for (const host of NUMBER_ENDINGS) {
+      const { result, asked } = await dialed(host);
+      expect([host, asked]).toEqual([host, []]);
+      expect(result).toBeInstanceOf(ProxyError);
+      expect((result as ProxyError).kind).toBe("protocol");
+      expect((result as ProxyError).message).toContain("non-standard form");
+    }
+  });
+
+  test("a name is resolved and its address connected; an IP literal is connected at once", async () => {
+    const byName = await dialed("localhost");
+    expect(byName.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9"]);
+    expect((byName.result as ProxyError).kind).toBe("connectRefused");
+    const literal = await dialed("127.0.0.1");
+    expect(literal.asked).toEqual(["connect 127.0.0.1:9"]);
+    const bracketed = await dialed("[::1]");
+    expect(bracketed.asked).toEqual(["connect ::1:9"]);
+  });
+});
