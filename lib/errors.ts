@@ -12,6 +12,7 @@ export type ErrorKind =
   | "uriTooLong" // request line over the limit (414)
   | "headersTooLarge" // header section over the limit (431)
   | "headerTimeout" // request head not complete within the deadline (408)
+  | "handshakeTimeout" // SOCKS handshake not complete within --handshake-timeout (closed)
   | "bodyTimeout" // request body stalled for --response-timeout before the response began (408)
   | "authFailed"
   | "denied" // refused by policy (allow/deny lists, never an open relay)
@@ -67,6 +68,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorKind, ErrorAnswer>> = Object.free
   uriTooLong: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 414, reason: "request line too long" },
   headersTooLarge: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 431, reason: "request header section too large" },
   headerTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "request head not received in time" },
+  handshakeTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "handshake not completed in time" },
   bodyTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "request body not received in time" },
   authFailed: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 407, reason: "proxy authentication required" },
   denied: { socks5: R5.NotAllowedByRuleset, socks4: CD_FAIL, http: 403, reason: "destination denied by policy" },

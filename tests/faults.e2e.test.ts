@@ -140,6 +140,8 @@ describe("slowloris", () => {
     expect(slow.receivedBytes).toBeLessThanOrEqual(2);
     const line = await lineFor(p, slow);
     expect(line.termination).toBe("handshake-timeout");
+    expect(line.error).toBe("handshakeTimeout");
+    expect((await metricsOf(p)).value("sidecar_errors_total", { listener: "forward", kind: "handshakeTimeout" })).toBe(1);
     expect(normal).not.toBeNull();
     const ok = await normal!;
     expect(socks5Rep(ok)).toBe(0x00);

@@ -355,7 +355,7 @@ describe("machine contract", () => {
     expect(m.state).toBe("closed");
     const m5 = createSocksMachine(AUTH);
     m5.feed(h("05 01 02"));
-    expect(m5.failure("headerTimeout")).toBeNull();
+    expect(m5.failure("handshakeTimeout")).toBeNull();
   });
   test("a throwing verify() becomes fail internal, not an exception", () => {
     const m = createSocksMachine({ auth: { verify: () => { throw new Error("boom"); } }, maxUserIdBytes: 255 });

@@ -892,6 +892,7 @@ describe("disconnects and timeouts", () => {
     expect(stalledClient.receivedBytes).toBe(0);
     const line = await connectionLog(p, since, (l) => l.termination === "handshake-timeout", "handshake-timeout log line");
     expect(line.target).toBeNull();
+    expect(line.error).toBe("handshakeTimeout");
     const after = await mustRun(curlCmd("--socks5", p.ports.forward!, [http4.url("/hello")]));
     expect(after.stdout).toBe(HELLO);
     await waitConnections(p, (v) => v.active.length === 0, 10_000, "no active connection");

@@ -46,7 +46,7 @@ class SocksSession implements ConnEvents, Expiring {
 
   expire(): void {
     const ms = this.ctx.limits.handshakeTimeoutMs;
-    this.fail(new ProxyError("headerTimeout", `SOCKS handshake not complete in ${ms} ms`), null, "handshake-timeout");
+    this.fail(new ProxyError("handshakeTimeout", `SOCKS handshake not complete in ${ms} ms`), null, "handshake-timeout");
   }
 
   faulted(err: unknown): void {
