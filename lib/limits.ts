@@ -62,3 +62,13 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
  * Not configurable.
  */
 export const LOG_QUEUE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Lingering close (RFC 9112 §9.6): a socket we end before its peer's FIN is half-closed, and
+ * what the peer still sends is read and dropped until its FIN, so the close sends no reset that
+ * would destroy response bytes the peer has not read yet. The socket is closed after
+ * LINGER_IDLE_MS without a byte from the peer, or LINGER_MAX_MS in all: nginx lingering_timeout
+ * 5 s and lingering_time 30 s. Not configurable.
+ */
+export const LINGER_IDLE_MS = 5_000;
+export const LINGER_MAX_MS = 30_000;

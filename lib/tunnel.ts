@@ -84,8 +84,10 @@ export function openTunnel(
     held.onGone = null;
     try {
       if (result instanceof ProxyError) {
-        if (!held.closed) hooks.failed?.(result);
-        down.end();
+        if (!held.closed && hooks.failed) {
+          hooks.failed(result);
+          down.endLingering(); // bytes the client sent after its request must not reset the reply
+        } else down.end();
         ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
         return;
       }

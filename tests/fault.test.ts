@@ -41,6 +41,9 @@ class FakeConn implements Conn {
   end(): void {
     this.close("end");
   }
+  endLingering(): void {
+    this.close("endLingering");
+  }
   destroy(): void {
     this.close("destroy");
   }

@@ -347,6 +347,37 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
   });
 });
 
+describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
+  test("bytes a client sends after the proxy has ended a Connection: close response do not reset away its unread rest", async () => {
+    // The client stops reading after the head, so most of the body waits in the kernel's queues
+    // when the proxy ends the connection (its log line says so), and then sends more. A plain
+    // close(2) answers those bytes with a reset, and the queued body is lost; a lingering close
+    // half-closes, reads and drops them, and the client reads the whole body, then the FIN.
+    const p = await reverseHttp(workload.port);
+    const n = 256 * 1024;
+    const c = await RawClient.connect(p.ports.reverse!);
+    let paused = false;
+    c.onChunk = () => {
+      if (paused) return;
+      paused = true;
+      c.pause();
+    };
+    await c.write(`GET /bytes?n=${n}&seed=7 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+    const line = await p.waitForLog((l) => l.msg === "connection" && l.client === `127.0.0.1:${c.localPort}`, 20_000, "the proxy to end the connection");
+    expect(line.termination).toBe("server-fin");
+    expect(c.receivedBytes).toBeLessThan(n); // most of the body is still queued toward the client
+    await c.write("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.resume();
+    await c.waitFor(() => c.gotFin || c.closed, 20_000, "the end of the response");
+    const r = responsesOf(c).finals[0]!;
+    expect(c.closeError).toBeUndefined();
+    expect(r.body.length).toBe(n);
+    expect(sha256Hex(r.body)).toBe(r.header("x-sha256")!);
+    expect(c.gotFin).toBe(true);
+    c.close();
+  });
+});
+
 describe("reverse http: WebSocket upgrade", () => {
   test("a WebSocket through the reverse proxy: text and 256 KiB binary echoed, forwarding fields on the upgrade", async () => {
     let upgradeHeaders: Record<string, string> = {};

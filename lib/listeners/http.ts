@@ -127,7 +127,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.closed = true;
     this.clearTimers();
     if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
-    this.dropUpstream(true);
+    // An upstream kept alive between requests gets a FIN; one in the middle of an exchange, a reset.
+    this.dropUpstream(this.exchange !== null);
     this.rec.requests = this.requests;
     this.ctx.tracker.close(this.rec, faultTermination(err, this.termination ?? "client-fin"), this.error);
   }
@@ -408,10 +409,15 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.closeClient(this.termination);
   }
 
+  /**
+   * After a response, an error answer or an idle keep-alive: a lingering close, since the client
+   * may still be sending (a body we answered early, a pipelined request, a request crossing our
+   * idle close) and a reset would destroy response bytes it has not read (RFC 9112 §9.6).
+   */
   private closeClient(termination: string): void {
     this.termination ??= termination;
     this.clearTimers();
-    this.conn.end();
+    this.conn.endLingering();
   }
 
   private destroy(termination: string): void {

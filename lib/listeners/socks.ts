@@ -132,8 +132,10 @@ class SocksSession implements ConnEvents, Expiring {
     if (this.done) return;
     this.done = true;
     this.stopClock();
-    if (reply) this.send(reply);
-    this.conn.end();
+    if (reply) {
+      this.send(reply);
+      this.conn.endLingering(); // the client may have sent more after its request: no reset over the reply
+    } else this.conn.end();
     this.ctx.tracker.close(this.rec, termination ?? terminationFor(err.kind), err);
   }
 

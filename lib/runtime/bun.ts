@@ -8,7 +8,9 @@
  * - `shutdown()` is the real half-close; `end()` and `close()` close the whole socket and run
  *   `close` synchronously, so they are only called once our queue is empty. `close()` is used:
  *   `end()` also clears TCP_CORK first, one more syscall per socket (Bun never corks these).
- *   Either sends a FIN, or an RST when unread bytes are left, as close(2) does.
+ *   Either sends a FIN, or an RST when unread bytes are left, as close(2) does; bytes that
+ *   arrive after it get an RST too, and the peer loses what it had not read: Conn.endLingering
+ *   closes at once only after the peer's FIN, and otherwise lingers (Lingering, below).
  * - The `open` handler runs before the `Bun.connect` promise resolves, and `data` can follow
  *   before the caller installs its events: those are held and replayed by `setEvents`.
  * - With a `drain` handler, the writable event that follows each FIN Bun reads costs a
@@ -18,13 +20,23 @@
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
-import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
+import { LINGER_IDLE_MS, LINGER_MAX_MS, LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { settledWithin } from "./settled.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
-type BunSocket = Bun.Socket<BunConn | undefined>;
+/** What a socket's `data` is, for the shared handlers: its BunConn, or its Lingering at the end. */
+interface SocketOwner {
+  gotData(chunk: Uint8Array): void;
+  gotEnd(): void;
+  gotError(err: Error): void;
+  gotClose(err?: Error): void;
+  flush(): void;
+  fault(err: unknown, site: FaultSite): void;
+}
+
+type BunSocket = Bun.Socket<SocketOwner | undefined>;
 
 interface Endpoint {
   readonly address: string;
@@ -33,7 +45,7 @@ interface Endpoint {
 
 type HeldEvent = ["onData", Uint8Array] | ["onEnd", undefined] | ["onClose", Error | undefined];
 
-class BunConn implements Conn {
+class BunConn implements Conn, SocketOwner {
   queuedBytes = 0;
   closed = false;
   /** null until the owner calls setEvents; what arrives before is held (rare: connect races). */
@@ -43,7 +55,11 @@ class BunConn implements Conn {
   private queue: Uint8Array[] | null = null;
   private shutdownPending = false;
   private endPending = false;
+  /** end() lingers (endLingering) unless the peer's FIN has come. */
+  private linger = false;
   private writeShut = false;
+  /** The peer's FIN came: everything it sent has been read, so a close sends no reset. */
+  private peerEnded = false;
   private paused = false;
   private error: Error | undefined;
   /** Whether Bun calls `drain` for this socket (see queueRest). */
@@ -154,7 +170,7 @@ class BunConn implements Conn {
   }
 
   private afterFlush(): void {
-    if (this.endPending) this.socket.close();
+    if (this.endPending) this.closeNow();
     else if (this.shutdownPending) this.doShutdown();
   }
 
@@ -186,7 +202,25 @@ class BunConn implements Conn {
   end(): void {
     if (this.closed) return;
     if (this.queuedBytes > 0) this.endPending = true;
-    else this.socket.close();
+    else this.closeNow();
+  }
+
+  endLingering(): void {
+    this.linger = true;
+    this.end();
+  }
+
+  /**
+   * Our queue is empty. After the peer's FIN a close is clean; before it, endLingering's socket
+   * lingers: half-closed (our FIN follows what the kernel still has to send), read and dropped
+   * until the peer's FIN. To the owner the connection is closed now either way (onClose, as
+   * close() does).
+   */
+  private closeNow(): void {
+    if (this.peerEnded || !this.linger) return this.socket.close();
+    const socket = this.socket;
+    new Lingering(socket, !this.writeShut, this.paused); // takes over socket.data
+    this.gotClose(undefined);
   }
 
   destroy(): void {
@@ -202,6 +236,7 @@ class BunConn implements Conn {
     else this.hold(["onData", chunk]);
   }
   gotEnd(): void {
+    this.peerEnded = true;
     if (this.events) this.events.onEnd();
     else this.hold(["onEnd", undefined]);
   }
@@ -232,6 +267,59 @@ class BunConn implements Conn {
     } catch (again) {
       reportFault(again, "close");
     }
+  }
+}
+
+/**
+ * A socket its owner has ended before the peer's FIN (BunConn.closeNow): half-closed, it reads
+ * and drops what the peer sends until the peer's FIN, then closes (RFC 9112 §9.6, nginx
+ * lingering_close); after LINGER_IDLE_MS without a byte, or LINGER_MAX_MS in all, it closes
+ * anyway. Its timer does not keep the process alive.
+ */
+class Lingering implements SocketOwner {
+  private readonly startedMs = Date.now();
+  private lastByteMs = this.startedMs;
+  private timer: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly socket: BunSocket,
+    shutdown: boolean,
+    paused: boolean,
+  ) {
+    socket.data = this;
+    if (shutdown) socket.shutdown();
+    if (paused) socket.resume();
+    this.timer = this.arm(LINGER_IDLE_MS);
+  }
+
+  private arm(ms: number): ReturnType<typeof setTimeout> {
+    const timer = setTimeout(() => this.check(), ms);
+    timer.unref?.();
+    return timer;
+  }
+
+  private check(): void {
+    const now = Date.now();
+    const idleLeft = this.lastByteMs + LINGER_IDLE_MS - now;
+    const totalLeft = this.startedMs + LINGER_MAX_MS - now;
+    if (idleLeft <= 0 || totalLeft <= 0) return this.socket.close();
+    this.timer = this.arm(Math.min(idleLeft, totalLeft));
+  }
+
+  gotData(): void {
+    this.lastByteMs = Date.now();
+  }
+  gotEnd(): void {
+    this.socket.close();
+  }
+  gotError(): void {}
+  gotClose(): void {
+    clearTimeout(this.timer);
+  }
+  flush(): void {}
+  fault(err: unknown, site: FaultSite): void {
+    reportFault(err, site);
+    this.socket.terminate();
   }
 }
 

@@ -17,6 +17,7 @@
  */
 import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
+import { LINGER_IDLE_MS, LINGER_MAX_MS } from "../limits.ts";
 import type { Conn, ConnEvents } from "./types.ts";
 
 export interface DenoNetAddr {
@@ -84,6 +85,13 @@ export class DenoConn implements Conn {
   private writeShut = false; // closeWrite requested
   private writeShutDone = false; // closeWrite completed
   private readEnded = false; // peer FIN seen
+  /** end() lingers (endLingering) unless the peer's FIN has come. */
+  private linger = false;
+  /** Closed for the owner, still reading and dropping until the peer's FIN (endLingering). */
+  private lingering = false;
+  private lingerStartMs = 0;
+  private lastByteMs = 0;
+  private lingerTimer: ReturnType<typeof setTimeout> | null = null;
   private paused = false;
   private wakeReader: (() => void) | null = null;
 
@@ -152,7 +160,45 @@ export class DenoConn implements Conn {
   end(): void {
     if (this.closed) return;
     if (this.queue.length > 0) this.endPending = true;
-    else this.finish(undefined);
+    else this.endNow();
+  }
+
+  endLingering(): void {
+    this.linger = true;
+    this.end();
+  }
+
+  /** The queue is empty: close, or (endLingering, no FIN from the peer yet) linger. */
+  private endNow(): void {
+    if (this.readEnded || !this.linger) return this.finish(undefined);
+    this.lingering = true;
+    this.lingerStartMs = this.lastByteMs = Date.now();
+    this.lingerTimer = unrefTimer(setTimeout(() => this.checkLinger(), LINGER_IDLE_MS));
+    if (!this.writeShut) {
+      this.writeShut = true;
+      this.raw.closeWrite().catch(() => this.stopLingering());
+    }
+    this.paused = false;
+    this.finish(undefined); // for the owner; the read loop goes on while lingering
+  }
+
+  private checkLinger(): void {
+    if (!this.lingering) return;
+    const now = Date.now();
+    const left = Math.min(this.lastByteMs + LINGER_IDLE_MS - now, this.lingerStartMs + LINGER_MAX_MS - now);
+    if (left <= 0) return this.stopLingering();
+    this.lingerTimer = unrefTimer(setTimeout(() => this.checkLinger(), left));
+  }
+
+  private stopLingering(): void {
+    if (!this.lingering) return;
+    this.lingering = false;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    try {
+      this.raw.close();
+    } catch {
+      // Already closed by Deno.
+    }
   }
 
   destroy(): void {
@@ -172,7 +218,7 @@ export class DenoConn implements Conn {
     } catch (err) {
       return this.finish(err instanceof Error ? err : new Error(String(err)));
     }
-    if (this.endPending) return this.finish(undefined);
+    if (this.endPending) return this.endNow();
     if (this.shutdownPending) this.doShutdown();
     if (this.closed) return;
     try {
@@ -228,7 +274,7 @@ export class DenoConn implements Conn {
 
   private async readLoop(): Promise<void> {
     let buffer = new Uint8Array(MIN_READ_BYTES);
-    while (!this.closed) {
+    while (!this.closed || this.lingering) {
       if (this.paused) {
         await new Promise<void>((resolve) => (this.wakeReader = resolve));
         continue;
@@ -237,8 +283,14 @@ export class DenoConn implements Conn {
       try {
         n = await this.raw.read(buffer);
       } catch (err) {
+        if (this.lingering) return this.stopLingering();
         // After our own close the pending read is cancelled: not an error of the connection.
         return this.finish(err instanceof Error ? err : new Error(String(err)));
+      }
+      if (this.lingering) {
+        if (n === null) return this.stopLingering();
+        this.lastByteMs = Date.now();
+        continue; // dropped
       }
       if (this.closed) return;
       if (n === null) return this.peerEnded();
@@ -286,16 +338,18 @@ export class DenoConn implements Conn {
     wake?.();
   }
 
-  /** The socket is gone: close it, drop the queue, tell the owner once. */
+  /** The socket is gone (or lingers, endNow): close it, drop the queue, tell the owner once. */
   private finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
     this.queuedBytes = 0;
-    try {
-      this.raw.close();
-    } catch {
-      // Already closed by Deno (BadResource): nothing left to release.
+    if (!this.lingering) {
+      try {
+        this.raw.close();
+      } catch {
+        // Already closed by Deno (BadResource): nothing left to release.
+      }
     }
     this.wake(); // a paused read loop exits
     try {
@@ -304,4 +358,12 @@ export class DenoConn implements Conn {
       reportFault(fault, "close"); // the socket is gone already
     }
   }
+}
+
+/** A timer that does not keep the process alive (Deno.unrefTimer; Node-style unref elsewhere). */
+function unrefTimer(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
+  const deno = (globalThis as unknown as { Deno?: { unrefTimer(id: number): void } }).Deno;
+  if (deno && typeof timer === "number") deno.unrefTimer(timer);
+  else (timer as { unref?: () => void }).unref?.();
+  return timer;
 }

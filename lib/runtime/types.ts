@@ -41,8 +41,16 @@ export interface Conn {
   resume(): void;
   /** Half-close: FIN once the queue is flushed; reading continues. Idempotent. */
   shutdown(): void;
-  /** Graceful close: flush the queue, then close. */
+  /** Graceful close: flush the queue, then close (a reset instead if unread bytes are left, as close(2)). */
   end(): void;
+  /**
+   * Lingering close, for a connection that ends with an answer while its peer may still be
+   * sending (an HTTP response or error, a SOCKS or CONNECT failure reply): flush the queue,
+   * half-close, then read and drop until the peer's FIN (lib/limits.ts LINGER_IDLE_MS,
+   * LINGER_MAX_MS), so no reset destroys answer bytes the peer has not read yet. The owner hears
+   * onClose as for end(); the lingering socket is no longer its concern.
+   */
+  endLingering(): void;
   /** Close now, discarding the queue. */
   destroy(): void;
   /**
