@@ -378,6 +378,36 @@ describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
   });
 });
 
+describe("reverse http: the upstream kept alive between requests", () => {
+  test("gets a FIN, not a reset, when its client leaves", async () => {
+    const seen: string[] = [];
+    const origin = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      allowHalfOpen: true,
+      socket: {
+        data: (s, d) => void (Buffer.from(d).includes("\r\n\r\n") && s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")),
+        end: (s) => {
+          seen.push("fin");
+          s.end();
+        },
+        error: (_s, err) => void seen.push(`error ${err.message}`),
+        close: (_s, err) => void seen.push(err ? `close ${err.message}` : "close"),
+      },
+    });
+    extra.push({ stop: () => origin.stop(true) });
+    const p = await reverseHttp(origin.port);
+    const c = await RawClient.connect(p.ports.reverse!);
+    await c.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await c.waitFor(() => responsesOf(c).finals[0]?.complete ?? false, 10_000, "the response");
+    c.close(); // the client leaves; the upstream connection is idle, kept for a next request
+    await c.waitFor(() => c.closed, 10_000, "the client side closed");
+    const deadline = Date.now() + 10_000;
+    while (!seen.some((e) => e.startsWith("close")) && Date.now() < deadline) await Bun.sleep(20);
+    expect(seen).toEqual(["fin", "close"]);
+  });
+});
+
 describe("reverse http: WebSocket upgrade", () => {
   test("a WebSocket through the reverse proxy: text and 256 KiB binary echoed, forwarding fields on the upgrade", async () => {
     let upgradeHeaders: Record<string, string> = {};
