@@ -16,6 +16,8 @@
  */
 import { ProxyError } from "../errors.ts";
 import type { BodyDecoder } from "../protocol/http-body.ts";
+import type { DialTarget } from "../dial.ts";
+import { hasBody } from "../protocol/http-body.ts";
 import type { RequestHead } from "../protocol/http1.ts";
 import type { Inactivity } from "../sweep.ts";
 import type { ConnRecord } from "../tracker.ts";
@@ -27,7 +29,10 @@ export interface Exchange extends Inactivity {
   readonly request: RequestHead;
   /** The head for the upstream; null for a PlainRequest, which writes its own when sent. */
   readonly upstreamHead: Uint8Array | null;
+  readonly target: DialTarget;
   readonly targetKey: string;
+  /** Sent on an upstream kept alive from an earlier request (a retry candidate: retryable). */
+  reused: boolean;
   /** Request body still to relay (null once complete). */
   requestBody: BodyDecoder | null;
   /**
@@ -45,6 +50,19 @@ export interface Exchange extends Inactivity {
 /** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */
 export function bytesMoved(ex: Exchange, rec: ConnRecord): number {
   return ex.clientBytes + rec.bytesDown + ex.response.upstreamBytes;
+}
+
+/** RFC 9110 §9.2.2: requests whose effect is the same if sent twice. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+/**
+ * Whether an exchange whose upstream closed or reset may be sent again on a new connection
+ * (RFC 9112 §9.3.1): it went out on a kept-alive connection, which the upstream may have closed
+ * just as we reused it, no byte of a response came back, and the request is idempotent and has
+ * no body (the body is not kept). nginx and HAProxy retry these once too.
+ */
+export function retryable(ex: Exchange): boolean {
+  return ex.reused && ex.response.upstreamBytes === 0 && !hasBody(ex.request.framing) && IDEMPOTENT.has(ex.request.method);
 }
 
 /** Why an exchange that moved no byte for `ms` ends, by how far it got. */

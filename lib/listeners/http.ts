@@ -35,7 +35,7 @@ import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
-import { type Exchange, bytesMoved, stallError } from "./http-exchange.ts";
+import { type Exchange, bytesMoved, retryable, stallError } from "./http-exchange.ts";
 import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
@@ -180,7 +180,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
     const ex: Exchange = {
       request,
       upstreamHead,
+      target,
       targetKey: key,
+      reused: false,
       requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
       clientBytes: 0,
       upstream: null,
@@ -193,10 +195,19 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.exchange = ex;
     this.pending = rest;
     const idle = this.upstream;
-    if (idle && idle.key === key && idle.usable()) return this.useUpstream(ex, idle);
+    if (idle && idle.key === key && idle.usable()) {
+      ex.reused = true;
+      return this.useUpstream(ex, idle);
+    }
     if (idle) this.dropUpstream(false);
+    this.dialFor(ex);
+  }
+
+  /** Dials the exchange's target and sends the request on the new connection. */
+  private dialFor(ex: Exchange): void {
+    const key = ex.targetKey;
     const startedMs = Date.now();
-    dial(this.ctx.runtime, target, this.ctx.dialOptions, (result) => {
+    dial(this.ctx.runtime, ex.target, this.ctx.dialOptions, (result) => {
       try {
         if (result instanceof ProxyError) {
           if (this.exchange === ex) this.fail(result);
@@ -372,6 +383,13 @@ export class HttpSession implements ConnEvents, ResponseSink {
       // An idle kept-alive upstream went away: forget it.
       if (upstream && this.upstream === upstream) this.upstream = null;
       return;
+    }
+    if (retryable(ex)) {
+      // Once: the new connection is not `reused`, so a second close is answered as usual.
+      ex.reused = false;
+      ex.upstream = null;
+      this.dropUpstream(true);
+      return this.dialFor(ex);
     }
     if (err) this.fail(err);
     else ex.response.end(); // read-until-close bodies end here; others were cut short
