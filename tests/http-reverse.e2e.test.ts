@@ -347,6 +347,24 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
   });
 });
 
+describe("reverse http: the response head's limits", () => {
+  test("100 fields pass (99 Set-Cookie and Content-Length); 101 are a 502, as for requests (--max-header-count)", async () => {
+    const head = (cookies: number) => `HTTP/1.1 200 OK\r\n${Array.from({ length: cookies }, (_, i) => `Set-Cookie: c${i}=${i}\r\n`).join("")}Content-Length: 2\r\n\r\nok`;
+    for (const [cookies, status] of [[99, 200], [100, 502]] as const) {
+      const raw = rawOrigin(answerEachHead(head(cookies)));
+      extra.push(raw);
+      const p = await reverseHttp(raw.port);
+      const c = await RawClient.connect(p.ports.reverse!);
+      await c.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+      await c.waitFor(() => (responsesOf(c).finals[0]?.complete ?? false) || c.closed, 10_000, "the response");
+      const r = responsesOf(c).finals[0]!;
+      expect([cookies, r.status]).toEqual([cookies, status]);
+      if (status === 200) expect(r.headers.filter(([name]) => name.toLowerCase() === "set-cookie").length).toBe(99);
+      c.close();
+    }
+  });
+});
+
 describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
   test("bytes a client sends after the proxy has ended a Connection: close response do not reset away its unread rest", async () => {
     // The client stops reading after the head, so most of the body waits in the kernel's queues
