@@ -12,10 +12,12 @@ import type { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
+import { LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
+import { setLingerBudget } from "./runtime/linger-budget.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
@@ -133,7 +135,10 @@ export class ProxyServer {
       this.log.warn("file-descriptor limit unknown: the connection cap is not lowered to fit it; keep --max-connections below half of `ulimit -n`", { maxConnections: configured });
       return configured;
     }
-    const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS) / 2 / listenerCount));
+    // Lingering sockets (Conn.endLingering) get an eighth of what is left, the connections the rest.
+    const lingerBudget = Math.min(LINGER_MAX_SOCKETS, Math.floor(Math.max(0, fds - RESERVED_FDS) / 8));
+    setLingerBudget(lingerBudget);
+    const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS - lingerBudget) / 2 / listenerCount));
     if (byFds < configured) {
       this.log.warn("connection cap lowered to fit the file-descriptor limit", { configured, effective: byFds, fdLimit: fds });
       return byFds;

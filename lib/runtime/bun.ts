@@ -22,6 +22,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { LINGER_IDLE_MS, LINGER_MAX_MS, LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
+import { releaseLingerSlot, takeLingerSlot } from "./linger-budget.ts";
 import { settledWithin } from "./settled.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -217,7 +218,7 @@ class BunConn implements Conn, SocketOwner {
    * close() does).
    */
   private closeNow(): void {
-    if (this.peerEnded || !this.linger) return this.socket.close();
+    if (this.peerEnded || !this.linger || !takeLingerSlot()) return this.socket.close();
     const socket = this.socket;
     new Lingering(socket, !this.writeShut, this.paused); // takes over socket.data
     this.gotClose(undefined);
@@ -315,6 +316,7 @@ class Lingering implements SocketOwner {
   gotError(): void {}
   gotClose(): void {
     clearTimeout(this.timer);
+    releaseLingerSlot();
   }
   flush(): void {}
   fault(err: unknown, site: FaultSite): void {

@@ -18,6 +18,7 @@
 import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { LINGER_IDLE_MS, LINGER_MAX_MS } from "../limits.ts";
+import { releaseLingerSlot, takeLingerSlot } from "./linger-budget.ts";
 import type { Conn, ConnEvents } from "./types.ts";
 
 export interface DenoNetAddr {
@@ -170,7 +171,7 @@ export class DenoConn implements Conn {
 
   /** The queue is empty: close, or (endLingering, no FIN from the peer yet) linger. */
   private endNow(): void {
-    if (this.readEnded || !this.linger) return this.finish(undefined);
+    if (this.readEnded || !this.linger || !takeLingerSlot()) return this.finish(undefined);
     this.lingering = true;
     this.lingerStartMs = this.lastByteMs = Date.now();
     this.lingerTimer = unrefTimer(setTimeout(() => this.checkLinger(), LINGER_IDLE_MS));
@@ -193,6 +194,7 @@ export class DenoConn implements Conn {
   private stopLingering(): void {
     if (!this.lingering) return;
     this.lingering = false;
+    releaseLingerSlot();
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     try {
       this.raw.close();
