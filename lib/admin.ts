@@ -7,6 +7,7 @@
  * `Connection: close`: probes and scrapers need nothing more.
  */
 import { reasonPhrase } from "./protocol/http1.ts";
+import { lingeringSockets } from "./runtime/linger-budget.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
@@ -132,6 +133,8 @@ function renderMetrics(state: AdminState): string {
   for (const s of stats) for (const [kind, n] of s.errors) out.push(`sidecar_errors_total${labels(s, `,kind="${kind}"`)} ${n}`);
   family("sidecar_internal_errors_total", "counter", "Exceptions of the proxy's own code caught by its fault barriers (one in a socket event closed that connection).");
   out.push(`sidecar_internal_errors_total ${state.tracker.internalErrors}`);
+  family("sidecar_lingering_sockets", "gauge", "Sockets closed to their owner after an answer, still reading until the peer's FIN (lingering close; lib/limits.ts LINGER_MAX_SOCKETS).");
+  out.push(`sidecar_lingering_sockets ${lingeringSockets()}`);
   family("sidecar_log_lines_dropped_total", "counter", "Log lines not written because stdout was closed or too far behind (lib/limits.ts LOG_QUEUE_MAX_BYTES).");
   out.push(`sidecar_log_lines_dropped_total ${state.logLinesDropped()}`);
   histogram(out, family, "sidecar_connect_duration_seconds", "Upstream connect latency.", stats.map((s) => [labels(s), s.connectLatency] as const));

@@ -22,6 +22,7 @@ import {
   responsesOf,
 } from "./helpers/origins.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import { metricsOf, until } from "./helpers/hardening.ts";
 
 const HELLO = "hello from origin";
 const NO_SUCH_HOST = "nonexistent.invalid";
@@ -384,6 +385,7 @@ describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
     const line = await p.waitForLog((l) => l.msg === "connection" && l.client === `127.0.0.1:${c.localPort}`, 20_000, "the proxy to end the connection");
     expect(line.termination).toBe("server-fin");
     expect(c.receivedBytes).toBeLessThan(n); // most of the body is still queued toward the client
+    expect((await metricsOf(p)).value("sidecar_lingering_sockets")).toBe(1);
     await c.write("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
     c.resume();
     await c.waitFor(() => c.gotFin || c.closed, 20_000, "the end of the response");
@@ -392,7 +394,8 @@ describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
     expect(r.body.length).toBe(n);
     expect(sha256Hex(r.body)).toBe(r.header("x-sha256")!);
     expect(c.gotFin).toBe(true);
-    c.close();
+    c.close(); // our FIN ends the lingering
+    await until(() => metricsOf(p), (m) => m.value("sidecar_lingering_sockets") === 0, 10_000, "no socket lingering");
   });
 });
 
