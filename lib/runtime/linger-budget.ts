@@ -24,7 +24,7 @@ export function releaseLingerSlot(): void {
   if (lingering > 0) lingering--;
 }
 
-/** Sockets lingering now (tests, /metrics if ever wanted). */
+/** Sockets lingering now (/metrics sidecar_lingering_sockets). */
 export function lingeringSockets(): number {
   return lingering;
 }
