@@ -197,7 +197,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
    * are inactivity timeouts too).
    */
   private armHalfClosed(): void {
-    this.halfSeenBytes = this.bytesUp + this.bytesDown;
+    this.halfSeenBytes = this.moved();
     this.deadline = Date.now() + this.options.halfClosedTimeoutMs;
     this.halfClosedSlot = deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
   }
@@ -211,7 +211,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
   /** The half-closed deadline passed (from the shared sweep): cut, unless bytes moved since. */
   expire(): void {
     if (this.finished || this.halfSeenBytes < 0) return;
-    if (this.bytesUp + this.bytesDown === this.halfSeenBytes) return this.abort("half-closed-timeout");
+    if (this.moved() === this.halfSeenBytes) return this.abort("half-closed-timeout");
     this.armHalfClosed();
   }
 
@@ -256,7 +256,18 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
 
   /** Called by the sweeper every idle-limit / INACTIVITY_CHECKS. */
   checkIdle(): void {
-    if (stalled(this, this.bytesUp + this.bytesDown)) this.abort("idle-timeout");
+    if (stalled(this, this.moved())) this.abort("idle-timeout");
+  }
+
+  /**
+   * What the inactivity limits watch: bytes read from either side plus bytes delivered to
+   * either side (read minus still queued). Both only grow, so this moves whenever a byte is read
+   * or a queued byte reaches the kernel: a slow reader draining our queue, while the other side
+   * is paused for it, is a tunnel moving bytes, not an idle one.
+   */
+  private moved(): number {
+    const read = this.bytesUp + this.bytesDown;
+    return 2 * read - this.up.queuedBytes - this.down.queuedBytes;
   }
 
   private maybeFinish(force: boolean): void {
