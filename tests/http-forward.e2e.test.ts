@@ -406,6 +406,18 @@ describe("forward http: CONNECT", () => {
     await expectRejected(fwd, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 502, ["CONNECT"]);
   });
 
+  test("CONNECT to a refused port: the log line's bytes down are the 502 the client got", async () => {
+    const port = closedPort();
+    const since = fwd.logs.length;
+    const c = await RawClient.connect(fwd.ports.forward!);
+    await c.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    await c.waitFor(() => c.gotFin || c.closed, 10_000, "the 502 and the close");
+    expect(c.text().startsWith("HTTP/1.1 502 ")).toBe(true);
+    const line = await connectionLog(fwd, since, (l) => l.target === `127.0.0.1:${port}`);
+    expect(line.bytesDown).toBe(c.receivedBytes);
+    c.close();
+  });
+
   test(`CONNECT to a name that does not resolve (${NO_SUCH_HOST}): 502`, async () => {
     await expectRejected(fwd, `CONNECT ${NO_SUCH_HOST}:443 HTTP/1.1\r\nHost: ${NO_SUCH_HOST}:443\r\n\r\n`, 502, ["CONNECT"]);
   });

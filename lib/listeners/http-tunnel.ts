@@ -33,7 +33,11 @@ export function connectTunnel(ctx: ListenerContext, rec: ConnRecord, conn: Conn,
       rec.bytesDown += CONNECT_ESTABLISHED.byteLength;
       conn.write(CONNECT_ESTABLISHED);
     },
-    failed: (err) => conn.write(errorFor(err)),
+    failed: (err) => {
+      const answer = errorFor(err);
+      rec.bytesDown += answer.byteLength; // the log line's bytes include the answer, as for SOCKS replies
+      conn.write(answer);
+    },
   }, rest);
 }
 
