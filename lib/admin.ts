@@ -7,7 +7,7 @@
  * `Connection: close`: probes and scrapers need nothing more.
  */
 import { reasonPhrase } from "./protocol/http1.ts";
-import { lingeringSockets } from "./runtime/linger-budget.ts";
+import { lingeringSockets } from "./runtime/linger.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
 import { VERSION, runtimeVersion } from "./version.ts";

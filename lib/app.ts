@@ -17,7 +17,7 @@ import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
-import { setLingerBudget } from "./runtime/linger-budget.ts";
+import { setLingerBudget } from "./runtime/linger.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";

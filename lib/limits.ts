@@ -73,7 +73,7 @@ export const LOG_QUEUE_MAX_BYTES = 1024 * 1024;
 export const LINGER_IDLE_MS = 5_000;
 export const LINGER_MAX_MS = 30_000;
 /**
- * Sockets lingering at once, at most (lib/runtime/linger-budget.ts): each holds a descriptor
+ * Sockets lingering at once, at most (lib/runtime/linger.ts): each holds a descriptor
  * for up to LINGER_MAX_MS outside the connection cap. nginx counts lingering connections in
  * worker_connections (512 by default); 1024 here, and never more than an eighth of the
  * descriptors left after RESERVED_FDS (lib/app.ts), which the connection cap then leaves free.

@@ -15,9 +15,8 @@
  * initialize, no extra object).
  */
 import { ProxyError } from "../errors.ts";
-import type { BodyDecoder } from "../protocol/http-body.ts";
 import type { DialTarget } from "../dial.ts";
-import { hasBody } from "../protocol/http-body.ts";
+import { type BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import type { RequestHead } from "../protocol/http1.ts";
 import type { Inactivity } from "../sweep.ts";
 import type { ConnRecord } from "../tracker.ts";

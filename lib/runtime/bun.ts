@@ -20,9 +20,9 @@
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
-import { LINGER_IDLE_MS, LINGER_MAX_MS, LOG_QUEUE_MAX_BYTES } from "../limits.ts";
+import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
-import { releaseLingerSlot, takeLingerSlot } from "./linger-budget.ts";
+import { type LingerClock, startLingering } from "./linger.ts";
 import { settledWithin } from "./settled.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -218,9 +218,10 @@ class BunConn implements Conn, SocketOwner {
    * close() does).
    */
   private closeNow(): void {
-    if (this.peerEnded || !this.linger || !takeLingerSlot()) return this.socket.close();
     const socket = this.socket;
-    new Lingering(socket, !this.writeShut, this.paused); // takes over socket.data
+    const clock = this.peerEnded || !this.linger ? null : startLingering(() => socket.close());
+    if (clock === null) return socket.close();
+    new Lingering(socket, clock, !this.writeShut, this.paused); // takes over socket.data
     this.gotClose(undefined);
   }
 
@@ -274,49 +275,30 @@ class BunConn implements Conn, SocketOwner {
 /**
  * A socket its owner has ended before the peer's FIN (BunConn.closeNow): half-closed, it reads
  * and drops what the peer sends until the peer's FIN, then closes (RFC 9112 §9.6, nginx
- * lingering_close); after LINGER_IDLE_MS without a byte, or LINGER_MAX_MS in all, it closes
- * anyway. Its timer does not keep the process alive.
+ * lingering_close); its LingerClock (lib/runtime/linger.ts) closes it anyway after
+ * LINGER_IDLE_MS without a byte, or LINGER_MAX_MS in all.
  */
 class Lingering implements SocketOwner {
-  private readonly startedMs = Date.now();
-  private lastByteMs = this.startedMs;
-  private timer: ReturnType<typeof setTimeout>;
-
   constructor(
     private readonly socket: BunSocket,
+    private readonly clock: LingerClock,
     shutdown: boolean,
     paused: boolean,
   ) {
     socket.data = this;
     if (shutdown) socket.shutdown();
     if (paused) socket.resume();
-    this.timer = this.arm(LINGER_IDLE_MS);
-  }
-
-  private arm(ms: number): ReturnType<typeof setTimeout> {
-    const timer = setTimeout(() => this.check(), ms);
-    timer.unref?.();
-    return timer;
-  }
-
-  private check(): void {
-    const now = Date.now();
-    const idleLeft = this.lastByteMs + LINGER_IDLE_MS - now;
-    const totalLeft = this.startedMs + LINGER_MAX_MS - now;
-    if (idleLeft <= 0 || totalLeft <= 0) return this.socket.close();
-    this.timer = this.arm(Math.min(idleLeft, totalLeft));
   }
 
   gotData(): void {
-    this.lastByteMs = Date.now();
+    this.clock.byte();
   }
   gotEnd(): void {
     this.socket.close();
   }
   gotError(): void {}
   gotClose(): void {
-    clearTimeout(this.timer);
-    releaseLingerSlot();
+    this.clock.stop();
   }
   flush(): void {}
   fault(err: unknown, site: FaultSite): void {

@@ -17,8 +17,7 @@
  */
 import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
-import { LINGER_IDLE_MS, LINGER_MAX_MS } from "../limits.ts";
-import { releaseLingerSlot, takeLingerSlot } from "./linger-budget.ts";
+import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
 
 export interface DenoNetAddr {
@@ -88,11 +87,8 @@ export class DenoConn implements Conn {
   private readEnded = false; // peer FIN seen
   /** end() lingers (endLingering) unless the peer's FIN has come. */
   private linger = false;
-  /** Closed for the owner, still reading and dropping until the peer's FIN (endLingering). */
-  private lingering = false;
-  private lingerStartMs = 0;
-  private lastByteMs = 0;
-  private lingerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set while closed for the owner but still reading and dropping until the peer's FIN (endLingering). */
+  private lingering: LingerClock | null = null;
   private paused = false;
   private wakeReader: (() => void) | null = null;
 
@@ -171,10 +167,8 @@ export class DenoConn implements Conn {
 
   /** The queue is empty: close, or (endLingering, no FIN from the peer yet) linger. */
   private endNow(): void {
-    if (this.readEnded || !this.linger || !takeLingerSlot()) return this.finish(undefined);
-    this.lingering = true;
-    this.lingerStartMs = this.lastByteMs = Date.now();
-    this.lingerTimer = unrefTimer(setTimeout(() => this.checkLinger(), LINGER_IDLE_MS));
+    this.lingering = this.readEnded || !this.linger ? null : startLingering(() => this.stopLingering());
+    if (this.lingering === null) return this.finish(undefined);
     if (!this.writeShut) {
       this.writeShut = true;
       this.raw.closeWrite().catch(() => this.stopLingering());
@@ -183,19 +177,11 @@ export class DenoConn implements Conn {
     this.finish(undefined); // for the owner; the read loop goes on while lingering
   }
 
-  private checkLinger(): void {
-    if (!this.lingering) return;
-    const now = Date.now();
-    const left = Math.min(this.lastByteMs + LINGER_IDLE_MS - now, this.lingerStartMs + LINGER_MAX_MS - now);
-    if (left <= 0) return this.stopLingering();
-    this.lingerTimer = unrefTimer(setTimeout(() => this.checkLinger(), left));
-  }
-
   private stopLingering(): void {
-    if (!this.lingering) return;
-    this.lingering = false;
-    releaseLingerSlot();
-    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    const clock = this.lingering;
+    if (clock === null) return;
+    this.lingering = null;
+    clock.stop();
     try {
       this.raw.close();
     } catch {
@@ -276,7 +262,7 @@ export class DenoConn implements Conn {
 
   private async readLoop(): Promise<void> {
     let buffer = new Uint8Array(MIN_READ_BYTES);
-    while (!this.closed || this.lingering) {
+    while (!this.closed || this.lingering !== null) {
       if (this.paused) {
         await new Promise<void>((resolve) => (this.wakeReader = resolve));
         continue;
@@ -285,13 +271,13 @@ export class DenoConn implements Conn {
       try {
         n = await this.raw.read(buffer);
       } catch (err) {
-        if (this.lingering) return this.stopLingering();
+        if (this.lingering !== null) return this.stopLingering();
         // After our own close the pending read is cancelled: not an error of the connection.
         return this.finish(err instanceof Error ? err : new Error(String(err)));
       }
-      if (this.lingering) {
+      if (this.lingering !== null) {
         if (n === null) return this.stopLingering();
-        this.lastByteMs = Date.now();
+        this.lingering.byte();
         continue; // dropped
       }
       if (this.closed) return;
@@ -346,7 +332,7 @@ export class DenoConn implements Conn {
     this.closed = true;
     this.queue.length = 0;
     this.queuedBytes = 0;
-    if (!this.lingering) {
+    if (this.lingering === null) {
       try {
         this.raw.close();
       } catch {
@@ -362,10 +348,3 @@ export class DenoConn implements Conn {
   }
 }
 
-/** A timer that does not keep the process alive (Deno.unrefTimer; Node-style unref elsewhere). */
-function unrefTimer(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
-  const deno = (globalThis as unknown as { Deno?: { unrefTimer(id: number): void } }).Deno;
-  if (deno && typeof timer === "number") deno.unrefTimer(timer);
-  else (timer as { unref?: () => void }).unref?.();
-  return timer;
-}
