@@ -3,7 +3,8 @@
  * destination policy (so a name that resolves to a denied address — DNS rebinding — is refused
  * on the address actually dialled), then try the addresses in the resolver's order within one
  * connect deadline. IPv6 and IPv4 results are both tried. A name that ends in a number
- * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS.
+ * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
+ * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
 import { endsInNumber, isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
@@ -40,6 +41,10 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
   if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
   if (endsInNumber(host)) {
     const err = new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
+    return queueMicrotask(() => done(err));
+  }
+  if (isInvalidName(host)) {
+    const err = new ProxyError("dnsFailed", `${target.host} does not resolve (RFC 6761: .invalid names never do; not sent to DNS)`);
     return queueMicrotask(() => done(err));
   }
   withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs).then(
@@ -109,6 +114,12 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarg
       },
     );
   });
+}
+
+/** RFC 6761 §6.4: `invalid` and every name under it, with or without the root dot. */
+export function isInvalidName(host: string): boolean {
+  const name = (host.endsWith(".") ? host.slice(0, -1) : host).toLowerCase();
+  return name === "invalid" || name.endsWith(".invalid");
 }
 
 export function stripBrackets(host: string): string {

@@ -54,6 +54,18 @@ describe("dial", () => {
     }
   });
 
+  test("a name under .invalid (RFC 6761 §6.4) fails as dnsFailed with no lookup and no connect", async () => {
+    for (const host of ["nonexistent.invalid", "a.b.INVALID", "x.invalid.", "invalid"]) {
+      const { result, asked } = await dialed(host);
+      expect([host, asked]).toEqual([host, []]);
+      expect([host, (result as ProxyError).kind]).toEqual([host, "dnsFailed"]);
+    }
+    for (const host of ["invalid.example", "notinvalid", "x.invalidate"]) {
+      const { asked } = await dialed(host);
+      expect(asked[0]).toBe(`resolve ${host}`);
+    }
+  });
+
   test("a name is resolved and its address connected; an IP literal is connected at once", async () => {
     const byName = await dialed("localhost");
     expect(byName.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9"]);
