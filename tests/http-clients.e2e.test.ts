@@ -301,15 +301,17 @@ const GO_T = 240_000; // the first test may include the Go build
 
 /**
  * Go's ProxyFromEnvironment never proxies "localhost" or loopback IPs, so origins are named by
- * this machine's host name, which must resolve to loopback (checked with getent, as the resolver
- * would). If it does not, the test falls back to an explicit Transport.Proxy (-proxy) with
- * 127.0.0.1 and says so in the test name.
+ * this machine's host name, which must resolve to loopback (checked with `getent ahosts`, which
+ * calls getaddrinfo as the proxy does: /etc/hosts answers it; `getent hosts` would also ask the
+ * DNS server for an AAAA record). If it does not, the test falls back to an explicit
+ * Transport.Proxy (-proxy) with 127.0.0.1 and says so in the test name.
  */
 function loopbackHostName(): string | null {
   const name = hostname();
-  const r = Bun.spawnSync(["getent", "hosts", name], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const addr = r.stdout.toString().trim().split(/\s+/)[0] ?? "";
-  return r.exitCode === 0 && (addr.startsWith("127.") || addr === "::1") ? name : null;
+  const r = Bun.spawnSync(["getent", "ahosts", name], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // Every address it has must be loopback: the proxy would dial any of them.
+  const addrs = r.stdout.toString().trim().split("\n").map((line) => line.split(/\s+/)[0] ?? "");
+  return r.exitCode === 0 && addrs.every((a) => a.startsWith("127.") || a === "::1") ? name : null;
 }
 const GO_HOST = loopbackHostName();
 
