@@ -1,8 +1,8 @@
 /**
  * Logging on consola's core (no fancy reporter: the default one costs ~20 ms of start-up on its
  * first touch of process.stdout, see RUNTIME-NOTES). Lines go to the runtime's `writeStdout`
- * (lib/runtime/types.ts), which under Bun is a FileSink on fd 1: creating process.stdout alone
- * cost ~8 ms of start-up (bench/RESULTS.md). Two formats:
+ * (lib/runtime/types.ts), which under Bun is a FileSink on fd 1 (lib/runtime/bun-stdout.ts):
+ * creating process.stdout alone cost ~8 ms of start-up (bench/RESULTS.md). Two formats:
  * - json: one JSON object per line, `{"time","level","msg",...fields}` (for log pipelines);
  * - pretty: `HH:MM:SS level msg key=value ...` (for humans at a TTY).
  * Throttling is off: one line per finished connection must never be merged away.

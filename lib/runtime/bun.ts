@@ -20,10 +20,9 @@
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
-import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
+import { flushStdout, writeStdout } from "./bun-stdout.ts";
 import { readFdLimit } from "./fd-limit.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
-import { settledWithin } from "./settled.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -444,79 +443,6 @@ async function resolve(hostname: string): Promise<string[]> {
     throw new ProxyError(kind, `${hostname} does not resolve (${e.message})`, { cause: err });
   }
   throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
-}
-
-/**
- * Log lines through a FileSink on fd 1 rather than process.stdout, whose first touch loads
- * Bun's node:stream machinery (~8 ms of a compiled start, bench/RESULTS.md). Same behaviour
- * otherwise: a pipe that is full queues in order without blocking. Measured FileSink contract
- * (Bun 1.4.4): once the pipe is full, write() and flush() return promises, which all resolve
- * when the sink has drained; a write error (EPIPE: the reader is gone) is thrown, or rejects
- * the pending promises. Either way logging stops instead of the process (process.stdout would
- * raise it as an uncaught error).
- *
- * Lines are buffered in the sink and flushed once per event-loop turn (setImmediate): one
- * write(2) for all the lines a turn produced rather than one per line (paired, a line per
- * connection at info level: −0.6 to −0.9 µs of CPU per connection, bench/RESULTS.md).
- */
-let stdoutSink: ReturnType<typeof Bun.stdout.writer> | undefined;
-let stdoutBroken = false;
-/**
- * What was written since the sink last had nothing pending, in UTF-16 units (bytes for the
- * ASCII of almost every log line; fewer than the bytes where a field value is not ASCII).
- */
-let stdoutQueued = 0;
-/** Bumped per pending write: only the newest promise's settling proves the sink drained. */
-let stdoutPendingSeq = 0;
-let stdoutNewest: Promise<unknown> = Promise.resolve();
-
-function stdoutPending(p: Promise<number>): void {
-  const seq = ++stdoutPendingSeq;
-  stdoutNewest = p;
-  p.then(
-    () => {
-      if (seq === stdoutPendingSeq) stdoutQueued = 0;
-    },
-    () => (stdoutBroken = true),
-  );
-}
-
-let stdoutFlushScheduled = false;
-
-function writeStdout(line: string): boolean {
-  if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
-  try {
-    stdoutSink ??= Bun.stdout.writer();
-    const written = stdoutSink.write(line);
-    stdoutQueued += line.length;
-    if (written instanceof Promise) stdoutPending(written);
-    if (!stdoutFlushScheduled) {
-      stdoutFlushScheduled = true;
-      setImmediate(flushStdoutNow);
-    }
-    return true;
-  } catch {
-    stdoutBroken = true;
-    return false;
-  }
-}
-
-function flushStdoutNow(): void {
-  stdoutFlushScheduled = false;
-  if (!stdoutSink || stdoutBroken) return;
-  try {
-    const flushed = stdoutSink.flush();
-    if (flushed instanceof Promise) stdoutPending(flushed);
-    else stdoutQueued = 0;
-  } catch {
-    stdoutBroken = true;
-  }
-}
-
-async function flushStdout(timeoutMs: number): Promise<void> {
-  if (stdoutFlushScheduled) flushStdoutNow();
-  const deadline = Date.now() + timeoutMs;
-  while (stdoutQueued > 0 && !stdoutBroken && Date.now() < deadline) await settledWithin(stdoutNewest, deadline - Date.now());
 }
 
 export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, flushStdout, gc: () => Bun.gc(true) };
