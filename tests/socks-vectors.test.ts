@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError, type ErrorKind } from "../lib/errors.ts";
 import { createSocksMachine, type SocksEvent, type SocksMachine, type SocksOptions } from "../lib/protocol/socks.ts";
-import { parseIPv4 } from "../lib/protocol/socks5.ts";
+import { parseIPv4 } from "../lib/protocol/socks-address.ts";
 
 /** "05 01 00" -> bytes; spaces are ignored. */
 function h(hexText: string): Uint8Array {

@@ -20,7 +20,7 @@
  */
 import { ERROR_TABLE, ProxyError, Socks4Reply, type ErrorKind } from "../errors.ts";
 import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";
-import { hex, ipv4Text, parseIPv4, readHostname } from "./socks5.ts";
+import { hex, ipv4Text, parseIPv4, readHostname } from "./socks-address.ts";
 
 export const Socks4 = { Version: 0x04, ReplyVersion: 0x00 } as const;
 export const Socks4Command = { Connect: 0x01, Bind: 0x02 } as const;
