@@ -98,12 +98,13 @@ describe("garbage of finished connections", () => {
       await workers;
       // As many connections are open as at `base`, plus a few just closed or on the stack;
       // with the sets as JS Set and Map, ~920 of the window's 3 × 1 200 sockets were still
-      // there (here 18–48), all of which only a full collection then freed.
-      expect(afterEden - base).toBeLessThan(150);
+      // there (here 18–48; 176 once with the whole suite under strace, whose slowed closes
+      // leave more in flight), all of which only a full collection then freed.
+      expect(afterEden - base).toBeLessThan(300);
       expect(finished).toBeGreaterThanOrEqual(mark + WINDOW);
     } finally {
       proxy.stop();
       upstream.stop(true);
     }
-  }, 60_000); // 1 500 connections: well under a second here, but not on a slowed machine (strace)
+  }, 60_000); // 1 500 connections: well under a second here, far longer on a slowed machine (strace)
 });
