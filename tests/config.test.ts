@@ -16,6 +16,7 @@ import {
 } from "../lib/config.ts";
 import { goUnquote } from "../lib/config/annotations.ts";
 import { DEFAULT_LIMITS, type Limits } from "../lib/limits.ts";
+import { createMatcher } from "../lib/policy.ts";
 
 const ANN = "/etc/podinfo/annotations";
 const A = "sidecar.speedscale.com/";
@@ -315,6 +316,8 @@ describe("invalid values: one line with key, value, source and allowed values", 
     ["out-bind", "[::1]", "comma-separated IP addresses"],
     ["admin-bind", "localhost", "an IP address"],
     ["allow-clients", "127.0.0.0/33", "comma-separated IP addresses or CIDRs"],
+    ["allow-clients", "127.0.0.0/008", "comma-separated IP addresses or CIDRs"],
+    ["deny-destinations", "::1/0128", "comma-separated IP addresses or CIDRs and the word private"],
     ["allow-clients", "private", "comma-separated IP addresses or CIDRs"],
     ["allow-clients", "::1%lo", "comma-separated IP addresses or CIDRs"],
     ["deny-destinations", "private,example.com", "comma-separated IP addresses or CIDRs and the word private"],
@@ -386,6 +389,25 @@ describe("invalid values: one line with key, value, source and allowed values", 
       `annotations file "${ANN}" (from flag --annotations), line 3: value of ${A}proxy-port is not a double-quoted string`,
     );
   });
+});
+
+describe("CIDR lists: what the configuration accepts, the matcher (lib/policy.ts) accepts", () => {
+  // A value `config` passes must not stop the proxy at start-up: "/008" once passed the check
+  // and then threw in the matcher (exit 1 with a stack trace instead of exit 2).
+  const TEXTS = ["127.0.0.0/8", "127.0.0.0/008", "127.0.0.0/08", "127.0.0.1/032", "127.0.0.1/32", "127.0.0.1/0", "127.0.0.1/00",
+    "::1/128", "::1/0128", "::1/064", "::/0", "::ffff:127.0.0.1/128", "::ffff:127.0.0.0/104", "127.0.0.1", "::1", "127.0.0.1/+8", "127.0.0.1/ 8"];
+  for (const text of TEXTS) {
+    test(text, () => {
+      let accepted = true;
+      try {
+        resolve({ flags: { "allow-clients": text } });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        accepted = false;
+      }
+      if (accepted) expect(() => createMatcher([text])).not.toThrow();
+    });
+  }
 });
 
 describe("annotations file", () => {

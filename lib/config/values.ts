@@ -81,7 +81,8 @@ export function cidr(text: string): string {
   const [address = "", prefix, extra] = text.split("/");
   const family = text.includes("%") || extra !== undefined ? 0 : isIP(address);
   const maxPrefix = family === 4 ? 32 : 128;
-  if (family !== 0 && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix))) return text;
+  // Prefix lengths in plain decimal: ip-address (the matcher) refuses "/008" for IPv4.
+  if (family !== 0 && (prefix === undefined || (/^(?:0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= maxPrefix))) return text;
   throw new InvalidValue("not an IP address or CIDR");
 }
 
