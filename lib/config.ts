@@ -13,6 +13,7 @@ import { MAX_BYTES, MAX_DURATION_MS, optionByFlag } from "./config/options.ts";
 import { Resolver, spec } from "./config/resolver.ts";
 import * as v from "./config/values.ts";
 import type { Limits } from "./limits.ts";
+import { parseIPv6 } from "./protocol/socks-address.ts";
 
 export { ConfigError } from "./config/error.ts";
 export { OPTIONS, type OptionSpec } from "./config/options.ts";
@@ -183,10 +184,12 @@ function listenerProtocols(r: Resolver, type: ProxyType, protocol: Protocol): Pi
   }
   const [reverse, forward] = SPLIT[protocol];
   const result = { reverseProtocol: type === "forward" ? null : reverse, forwardProtocol: type === "reverse" ? null : forward };
-  // Derived values: shown by `config` with the source of proxy-protocol.
+  // Derived values: shown by `config` with the source of proxy-protocol, or of proxy-type for
+  // the listener it turns off.
   const from = r.sources.proxyProtocol ?? { value: protocol, source: "default" };
-  r.sources.reverseProtocol = { ...from, value: result.reverseProtocol };
-  r.sources.forwardProtocol = { ...from, value: result.forwardProtocol };
+  const off = r.sources.proxyType ?? { value: type, source: "default" };
+  r.sources.reverseProtocol = { ...(result.reverseProtocol === null ? off : from), value: result.reverseProtocol };
+  r.sources.forwardProtocol = { ...(result.forwardProtocol === null ? off : from), value: result.forwardProtocol };
   return result;
 }
 
@@ -248,7 +251,15 @@ const WILDCARD: Readonly<Record<number, string>> = { 4: "0.0.0.0", 6: "[::]" };
 function bindsOverlap(a: string, b: string): boolean {
   const family = isIP(a);
   if (family !== isIP(b)) return false;
-  const canonical = (address: string) => new URL(family === 6 ? `http://[${address}]/` : `http://${address}/`).hostname;
-  const [ca, cb] = [canonical(a), canonical(b)];
+  const [ca, cb] = [canonical(a, family), canonical(b, family)];
   return ca === cb || ca === WILDCARD[family] || cb === WILDCARD[family];
+}
+
+/** IPv4 as written (validated); IPv6 as its 16 bytes in hex (any spelling, mixed notation too). */
+function canonical(address: string, family: number): string {
+  if (family === 4) return address;
+  const bytes = parseIPv6(address);
+  if (bytes === null) return address; // validated as IPv6 already; kept as is rather than thrown
+  const hex = Array.from(bytes, (x) => x.toString(16).padStart(2, "0")).join("");
+  return /^0+$/.test(hex) ? WILDCARD[6]! : hex;
 }

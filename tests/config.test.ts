@@ -108,6 +108,12 @@ describe("defaults", () => {
     expect(sources.connectTimeoutMs).toEqual({ value: 10_000, source: "default" });
   });
 
+  test("a listener proxy-type turns off has proxy-type's source; the other, proxy-protocol's", () => {
+    const { sources } = resolve({ flags: { "proxy-type": "reverse" }, env: { SIDECAR_PROXY_PROTOCOL: "tcp" } });
+    expect(sources.forwardProtocol).toEqual({ value: null, source: "flag", from: "flag --proxy-type" });
+    expect(sources.reverseProtocol).toEqual({ value: "tcp", source: "env", from: "env SIDECAR_PROXY_PROTOCOL" });
+  });
+
   test("OPTIONS: unique flags and env names, annotations only for the six proxy keys", () => {
     expect(new Set(OPTIONS.map((o) => o.flag)).size).toBe(OPTIONS.length);
     expect(new Set(OPTIONS.map((o) => o.env)).size).toBe(OPTIONS.length);
@@ -528,6 +534,10 @@ describe("auth", () => {
     expect(sources.auth).toEqual({ value: { username: "alice", password: "***" }, source: "flag", from: "flag --auth" });
   });
 
+  test("auth-file: a byte-order mark is not part of the user name", () => {
+    expect(resolve({ flags: { "auth-file": "/f" }, files: { "/f": `\uFEFFbob:${SECRET}\n` } }).config.auth?.username).toBe("bob");
+  });
+
   test("auth-file: trailing newline trimmed; env forms", () => {
     const files = { "/run/secret": `bob:${SECRET}\n`, "/run/crlf": `bob:${SECRET}\r\n` };
     expect(resolve({ flags: { "auth-file": "/run/secret" }, files }).config.auth).toEqual({ username: "bob", password: SECRET });
@@ -666,6 +676,17 @@ describe("one listener's addresses must not overlap (they share one port)", () =
   });
   test("one IPv6 address written two ways: refused", () => {
     expect(errorOf({ flags: { "in-bind": "::1,0:0::1" } })).toContain(`"0:0::1" overlaps "::1"`);
+    expect(errorOf({ flags: { "in-bind": "::1,0:0:0:0:0:0:0:1", "proxy-in-port": "0" } })).toContain(`"0:0:0:0:0:0:0:1" overlaps "::1"`);
+    expect(errorOf({ flags: { "in-bind": "::,0:0::0" } })).toContain(`"0:0::0" overlaps "::"`);
+  });
+  test("IPv6 in mixed notation is compared, not thrown (URL refused it: a TypeError, exit 1)", () => {
+    expect(errorOf({ flags: { "in-bind": "::7f00:1,0:0:0::127.0.0.1", "proxy-in-port": "0" } })).toContain(`"0:0:0::127.0.0.1" overlaps "::7f00:1"`);
+    expect(() => resolve({ flags: { "in-bind": "::1,0:0:0::127.0.0.1", "proxy-in-port": "0" } })).not.toThrow();
+  });
+  test("an IPv4-mapped address cannot be bound (IPv6 listeners are IPv6-only): refused with the reason", () => {
+    for (const text of ["::ffff:127.0.0.1", "0:0:0::ffff:127.0.0.1", "::FFFF:7f00:1"]) {
+      expect(errorOf({ flags: { "in-bind": `::1,${text}`, "proxy-in-port": "0" } })).toContain("an IPv4-mapped address: write the IPv4 address");
+    }
   });
   test("the default 0.0.0.0,:: and distinct addresses: accepted", () => {
     expect(() => resolve({})).not.toThrow();

@@ -101,7 +101,8 @@ export class Resolver {
     if (useFile) {
       const path = this.parse(spec("auth-file"), raw, v.nonEmpty);
       try {
-        text = this.input.readFile(path).replace(/(\r?\n)+$/, "");
+        // A byte-order mark (editors on Windows write one) is not part of the user name.
+        text = this.input.readFile(path).replace(/^\uFEFF/, "").replace(/(\r?\n)+$/, "");
       } catch (err) {
         throw new ConfigError(`cannot read auth-file ${quote(path)} (from ${raw.origin}): ${errorText(err)}`);
       }

@@ -6,6 +6,7 @@
  */
 import { endsInNumber, isIP } from "../address.ts";
 import { DurationError, parseDuration } from "../duration.ts";
+import { parseIPv6 } from "../protocol/socks-address.ts";
 import { InvalidValue } from "./error.ts";
 
 export type Parser<T> = (text: string) => T;
@@ -70,8 +71,15 @@ export function nonEmpty(text: string): string {
 
 /** A plain IPv4 or IPv6 address: no prefix length, no zone, no brackets. */
 export function ipAddress(text: string): string {
+  // An IPv4-mapped address cannot be bound: IPv6 listeners are IPv6-only (lib/runtime adapters).
+  if (isIP(text) === 6 && isMapped4(text)) throw new InvalidValue("an IPv4-mapped address: write the IPv4 address");
   if (!/[/%]/.test(text) && isIP(text) !== 0) return text;
   throw new InvalidValue(text.startsWith("[") ? "IPv6 addresses are written without brackets" : "not an IP address");
+}
+
+function isMapped4(text: string): boolean {
+  const b = parseIPv6(text);
+  return b !== null && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
 }
 
 /** An IP address or CIDR (`10.0.0.0/8`, `fd00::/8`, a bare IP = /32 or /128); no zone. */
