@@ -30,7 +30,8 @@ interface CheckLine {
 }
 
 async function run(cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // DENO_NO_UPDATE_CHECK: Deno's daily upgrade check would query dl.deno.land (tests stay on loopback).
+  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), RUN_TIMEOUT_MS);
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);

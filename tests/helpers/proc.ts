@@ -18,9 +18,12 @@ export function proxyCommand(args: string[]): string[] {
   return [process.execPath, PROXY_TS, ...args];
 }
 
-/** Environment for a spawned proxy: no inherited SIDECAR_* settings leak into tests. */
+/**
+ * Environment for a spawned proxy: no inherited SIDECAR_* settings leak into tests. Deno's
+ * daily upgrade check (a DNS query and HTTPS to dl.deno.land) is off: tests stay on loopback.
+ */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith("SIDECAR_")) env[k] = v;
   }
