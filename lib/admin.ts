@@ -11,6 +11,7 @@ import { lingeringSockets } from "./runtime/linger.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
+import { nowMs } from "./clock.ts";
 
 export interface AdminState {
   readonly tracker: Tracker;
@@ -83,7 +84,7 @@ const replyFull = (conn: Conn, status: number, type: string, body: string) => wr
 const replyHead = (conn: Conn, status: number, type: string, body: string) => writeReply(conn, status, type, body, false);
 
 function renderConnections(tracker: Tracker): string {
-  const now = Date.now();
+  const now = nowMs();
   const view = (r: ConnRecord) => ({
     id: r.id,
     listener: r.listener,
@@ -92,7 +93,7 @@ function renderConnections(tracker: Tracker): string {
     target: r.target,
     bytesUp: r.live ? r.live.bytesUp : r.bytesUp,
     bytesDown: r.live ? r.live.bytesDown : r.bytesDown,
-    ageMs: (r.endedMs ?? now) - r.startedMs,
+    ageMs: Math.round((r.endedMs ?? now) - r.startedMs),
     connectMs: r.connectMs,
     termination: r.termination,
     error: r.error,

@@ -23,6 +23,7 @@ import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
 import { type ListenerContext, type ProtocolDriver, formatTarget, relayOptions } from "./tunnel.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
+import { nowMs } from "./clock.ts";
 
 /** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
 const RESERVED_FDS = 64;
@@ -109,9 +110,9 @@ export class ProxyServer {
     const timer = setInterval(() => {
       const now = this.accepted;
       if (now !== last) last = now; // still busy
-      else if (now !== collected && Date.now() - collectedAtMs >= QUIET_GC_MIN_INTERVAL_MS) {
+      else if (now !== collected && nowMs() - collectedAtMs >= QUIET_GC_MIN_INTERVAL_MS) {
         collected = now;
-        collectedAtMs = Date.now();
+        collectedAtMs = nowMs();
         gc();
       }
     }, QUIET_GC_TICK_MS);

@@ -9,6 +9,7 @@
 import { endsInNumber, isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
+import { nowMs } from "./clock.ts";
 
 export interface DialTarget {
   readonly host: string;
@@ -36,7 +37,7 @@ const KIND_RANK: Record<string, number> = {
  * promise); a name is resolved first, within the same deadline.
  */
 export function dial(runtime: Runtime, target: DialTarget, options: DialOptions, done: (result: Conn | ProxyError) => void): void {
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = nowMs() + options.timeoutMs;
   const host = stripBrackets(target.host);
   if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
   if (endsInNumber(host)) {
@@ -70,7 +71,7 @@ function tryAddresses(
       failure = pick(failure, new ProxyError("denied", `${target.host} -> ${address} is denied by policy`));
       continue;
     }
-    const remainingMs = deadline - Date.now();
+    const remainingMs = deadline - nowMs();
     if (remainingMs <= 0) {
       failure = pick(failure, timeoutError(target, options.timeoutMs));
       break;
@@ -102,7 +103,7 @@ function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
 
 function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarget, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(timeoutError(target, timeoutMs)), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(() => reject(timeoutError(target, timeoutMs)), Math.max(0, deadline - nowMs()));
     promise.then(
       (value) => {
         clearTimeout(timer);

@@ -14,6 +14,7 @@
 import { faultTermination } from "./fault.ts";
 import type { Conn, ConnEvents } from "./runtime/types.ts";
 import { type Expiring, type Inactivity, type SweptSet, deadlinesFor, inactivityTickMs, stalled, sweptSetFor } from "./sweep.ts";
+import { nowMs } from "./clock.ts";
 
 export type Termination =
   | "client-fin" // both directions ended cleanly; the client finished first
@@ -198,7 +199,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
    */
   private armHalfClosed(): void {
     this.halfSeenBytes = this.moved();
-    this.deadline = Date.now() + this.options.halfClosedTimeoutMs;
+    this.deadline = nowMs() + this.options.halfClosedTimeoutMs;
     this.halfClosedSlot = deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
   }
 

@@ -14,6 +14,7 @@
  */
 import { type FaultSite, reportFault } from "./fault.ts";
 import { Slots } from "./slots.ts";
+import { nowMs } from "./clock.ts";
 
 /**
  * Inactivity limits (a tunnel's idle limit, an HTTP exchange's --response-timeout): checked
@@ -108,7 +109,7 @@ export class SweptSet<T> {
       this.timer = undefined;
       return;
     }
-    this.now = Date.now();
+    this.now = nowMs();
     this.items.forEach(this.visitOne);
   }
 }
@@ -126,7 +127,7 @@ export function sweptSetFor<T>(
 }
 
 export interface Expiring {
-  /** Date.now() value from which the item is overdue. */
+  /** nowMs() value from which the item is overdue. */
   readonly deadline: number;
   /** Called once, from the sweep, when the deadline has passed and the item is still pending. */
   expire(): void;

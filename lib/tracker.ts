@@ -6,6 +6,7 @@
 import type { ErrorKind, ProxyError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { Slots } from "./slots.ts";
+import { nowMs } from "./clock.ts";
 
 export type ListenerName = "reverse" | "forward";
 
@@ -20,6 +21,7 @@ export interface ConnRecord {
   readonly listener: ListenerName;
   readonly protocol: string;
   readonly client: string;
+  /** Monotonic (lib/clock.ts), as endedMs: only their differences mean anything. */
   readonly startedMs: number;
   target: string | null;
   connectMs: number | null;
@@ -127,7 +129,7 @@ export class Tracker {
       listener,
       protocol,
       client,
-      startedMs: Date.now(),
+      startedMs: nowMs(),
       target: null,
       connectMs: null,
       handshakeMs: null,
@@ -158,14 +160,16 @@ export class Tracker {
     s.errors.set(reason, (s.errors.get(reason) ?? 0) + 1);
   }
 
+  /** Durations are measured in fractions of a ms (lib/clock.ts): whole ms in records and logs, exact in histograms. */
   connected(rec: ConnRecord, connectMs: number): void {
-    rec.connectMs = connectMs;
+    rec.connectMs = Math.round(connectMs);
     this.stats.get(rec.listener)?.connectLatency.observe(connectMs);
   }
 
   handshakeDone(rec: ConnRecord): void {
-    rec.handshakeMs = Date.now() - rec.startedMs;
-    this.stats.get(rec.listener)?.handshakeLatency.observe(rec.handshakeMs);
+    const handshakeMs = nowMs() - rec.startedMs;
+    rec.handshakeMs = Math.round(handshakeMs);
+    this.stats.get(rec.listener)?.handshakeLatency.observe(handshakeMs);
   }
 
   /** A tunnel's relay has finished (lib/relay.ts RelayOwner; tunnel.ts startRelay gives it the record). */
@@ -176,7 +180,7 @@ export class Tracker {
   /** Finishes a record once: logs the connection line and updates the counters. */
   close(rec: ConnRecord, termination: string, error?: ProxyError): void {
     if (rec.endedMs !== null) return;
-    rec.endedMs = Date.now();
+    rec.endedMs = nowMs();
     rec.termination = termination;
     if (rec.live) {
       rec.bytesUp = rec.live.bytesUp;
@@ -211,7 +215,7 @@ export class Tracker {
       bytesUp: rec.bytesUp,
       bytesDown: rec.bytesDown,
       connectMs: rec.connectMs,
-      totalMs: rec.endedMs! - rec.startedMs,
+      totalMs: Math.round(rec.endedMs! - rec.startedMs),
       termination: rec.termination,
     };
     if (rec.requests > 0) fields.requests = rec.requests;

@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { Holding, Relay, type RelayOptions } from "./relay.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type ListenerName, type Tracker, terminationFor } from "./tracker.ts";
+import { nowMs } from "./clock.ts";
 
 export interface ListenerContext {
   readonly name: ListenerName;
@@ -66,7 +67,7 @@ export function openTunnel(
   earlyBytes?: Uint8Array,
 ): void {
   rec.target = targetKey(ctx, target);
-  const startedMs = Date.now();
+  const startedMs = nowMs();
   let cancelled = false;
   rec.abort = () => {
     cancelled = true;
@@ -91,7 +92,7 @@ export function openTunnel(
         ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
         return;
       }
-      ctx.tracker.connected(rec, Date.now() - startedMs);
+      ctx.tracker.connected(rec, nowMs() - startedMs);
       if (cancelled) {
         result.destroy();
         ctx.tracker.close(rec, "shutdown");

@@ -2,8 +2,9 @@
  * lib/sweep.ts: the shared intervals behind idle limits and connect
  * deadlines. No timing assertion beyond "never early": waits are bounded and only check order.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setSystemTime, test } from "bun:test";
 import { collectingFaults } from "./helpers/faults.ts";
+import { nowMs } from "../lib/clock.ts";
 import { Slots } from "../lib/slots.ts";
 import { PhaseClock } from "../lib/listeners/phase-clock.ts";
 import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
@@ -124,10 +125,10 @@ describe("Slots", () => {
 describe("deadlinesFor (connect deadlines)", () => {
   function item(timeoutMs: number, log: string[], name: string): Expiring & { firedAt: number | null } {
     const it = {
-      deadline: Date.now() + timeoutMs,
+      deadline: nowMs() + timeoutMs,
       firedAt: null as number | null,
       expire() {
-        it.firedAt = Date.now();
+        it.firedAt = nowMs();
         log.push(name);
       },
       faulted() {
@@ -143,7 +144,7 @@ describe("deadlinesFor (connect deadlines)", () => {
     await collectingFaults(async (faults) => {
       const set = deadlinesFor(20);
       const bad: Expiring = {
-        deadline: Date.now(),
+        deadline: nowMs(),
         expire() {
           throw boom;
         },
@@ -167,7 +168,7 @@ describe("deadlinesFor (connect deadlines)", () => {
     set.delete(set.add(cancelled), cancelled);
     await until(() => due.firedAt !== null, "the deadline");
     expect(due.firedAt!).toBeGreaterThanOrEqual(due.deadline);
-    await until(() => Date.now() > due.deadline + 100, "a few more ticks");
+    await until(() => nowMs() > due.deadline + 100, "a few more ticks");
     expect(log).toEqual(["due"]);
   });
 
@@ -203,5 +204,30 @@ describe("PhaseClock", () => {
     expect(told).toEqual([boom]);
     expect(clock.phase).toBeNull();
     clock.stop(); // a stale stop after the sweep dropped it: harmless
+  });
+});
+
+describe("deadlines run on the monotonic clock (lib/clock.ts)", () => {
+  test("a wall-clock step of an hour does not expire a deadline early", async () => {
+    // Both items in one set (same timeout), so one sweep visits both with the same `now`: the
+    // sentinel's expiry proves a sweep ran after the step, and the other must have outlived it.
+    const set = deadlinesFor(100);
+    const expired: string[] = [];
+    const item = (name: string, inMs: number): Expiring => ({
+      deadline: nowMs() + inMs,
+      expire: () => void expired.push(name),
+      faulted: () => {},
+    });
+    const long = item("long", 10 * 60_000);
+    const sentinel = item("sentinel", 50);
+    const slots = [set.add(long), set.add(sentinel)];
+    setSystemTime(new Date(Date.now() + 3_600_000));
+    try {
+      await until(() => expired.includes("sentinel"), "the sentinel's expiry");
+      expect(expired).toEqual(["sentinel"]);
+    } finally {
+      setSystemTime();
+      set.delete(slots[0]!, long);
+    }
   });
 });

@@ -26,6 +26,7 @@ import { errorFor } from "./http-message.ts";
 import { after } from "./http-response.ts";
 import { HttpSession } from "./http.ts";
 import { connectTunnel } from "./http-tunnel.ts";
+import { nowMs } from "../clock.ts";
 
 /** Shared by every front: used only for a whole head in one chunk, and reset before each use. */
 const SCAN = new HeadScan();
@@ -56,7 +57,7 @@ class HttpFront implements ConnEvents, Expiring {
     private readonly rec: ConnRecord,
   ) {
     const idleMs = ctx.limits.idleTimeoutMs;
-    this.deadline = Date.now() + idleMs;
+    this.deadline = nowMs() + idleMs;
     this.deadlines = deadlinesFor(idleMs);
   }
 

@@ -44,6 +44,7 @@ import { ResponseReader, type ResponseSink, after, concat } from "./http-respons
 import { connectTunnel, upgradeTunnel } from "./http-tunnel.ts";
 import { Upstream } from "./http-upstream.ts";
 import { PhaseClock } from "./phase-clock.ts";
+import { nowMs } from "../clock.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -206,14 +207,14 @@ export class HttpSession implements ConnEvents, ResponseSink {
   /** Dials the exchange's target and sends the request on the new connection. */
   private dialFor(ex: Exchange): void {
     const key = ex.targetKey;
-    const startedMs = Date.now();
+    const startedMs = nowMs();
     dial(this.ctx.runtime, ex.target, this.ctx.dialOptions, (result) => {
       try {
         if (result instanceof ProxyError) {
           if (this.exchange === ex) this.fail(result);
           return;
         }
-        this.ctx.tracker.connected(this.rec, Date.now() - startedMs);
+        this.ctx.tracker.connected(this.rec, nowMs() - startedMs);
         if (this.closed || this.exchange !== ex) return result.destroy();
         this.useUpstream(ex, new Upstream(key, result));
       } catch (err) {

@@ -7,6 +7,7 @@
  * `onExpire(phase)` runs once; like every deadline here it fires up to 10 % late, never early.
  */
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
+import { nowMs } from "../clock.ts";
 
 export class PhaseClock<P extends string> implements Expiring {
   phase: P | null = null;
@@ -25,7 +26,7 @@ export class PhaseClock<P extends string> implements Expiring {
   /** Waits for `phase` from now on, for at most `ms`. */
   set(phase: P, ms: number): void {
     this.phase = phase;
-    this.deadline = Date.now() + ms;
+    this.deadline = nowMs() + ms;
     // A set swept for a longer timeout would check this one too rarely: move to ms's own set.
     // Timeouts of 10 s and more share one set (its tick is capped), so usually it stays.
     if (this.set_ === null || ms < this.setForMs) {

@@ -16,6 +16,7 @@ import { type Expiring, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
+import { nowMs } from "../clock.ts";
 
 /** SOCKS4 USERID limit: longer is refused (0x5B). Dante and microsocks use 255 too. */
 const MAX_USERID_BYTES = 255;
@@ -40,7 +41,7 @@ class SocksSession implements ConnEvents, Expiring {
 
   start(): void {
     this.conn.setEvents(this);
-    this.deadline = Date.now() + this.ctx.limits.handshakeTimeoutMs;
+    this.deadline = nowMs() + this.ctx.limits.handshakeTimeoutMs;
     this.slot = deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
   }
 

@@ -3,6 +3,7 @@
  */
 import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { settledWithin } from "./settled.ts";
+import { nowMs } from "../clock.ts";
 
 /**
  * Log lines through a FileSink on fd 1 rather than process.stdout, whose first touch loads
@@ -73,6 +74,6 @@ function flushStdoutNow(): void {
 
 export async function flushStdout(timeoutMs: number): Promise<void> {
   if (stdoutFlushScheduled) flushStdoutNow();
-  const deadline = Date.now() + timeoutMs;
-  while (stdoutQueued > 0 && !stdoutBroken && Date.now() < deadline) await settledWithin(stdoutNewest, deadline - Date.now());
+  const deadline = nowMs() + timeoutMs;
+  while (stdoutQueued > 0 && !stdoutBroken && nowMs() < deadline) await settledWithin(stdoutNewest, deadline - nowMs());
 }

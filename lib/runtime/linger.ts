@@ -9,6 +9,7 @@
 import { reportFault } from "../fault.ts";
 import { LINGER_IDLE_MS, LINGER_MAX_MS, LINGER_MAX_SOCKETS } from "../limits.ts";
 import { type Expiring, deadlinesFor } from "../sweep.ts";
+import { nowMs } from "../clock.ts";
 
 let budget = LINGER_MAX_SOCKETS;
 let lingering = 0;
@@ -36,18 +37,18 @@ export class LingerClock implements Expiring {
 
   constructor(private readonly over: () => void) {
     lingering++;
-    this.startedMs = this.lastByteMs = Date.now();
+    this.startedMs = this.lastByteMs = nowMs();
     this.deadline = this.startedMs + LINGER_IDLE_MS;
     this.slot = deadlinesFor(LINGER_IDLE_MS).add(this);
   }
 
   byte(): void {
-    this.lastByteMs = Date.now();
+    this.lastByteMs = nowMs();
   }
 
   expire(): void {
     if (this.stopped) return;
-    const now = Date.now();
+    const now = nowMs();
     const left = Math.min(this.lastByteMs + LINGER_IDLE_MS, this.startedMs + LINGER_MAX_MS) - now;
     if (left <= 0) return this.over();
     this.deadline = now + left;

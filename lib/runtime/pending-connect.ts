@@ -8,6 +8,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { reportFault } from "../fault.ts";
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnectOptions } from "./types.ts";
+import { nowMs } from "../clock.ts";
 
 export class PendingConnect implements Expiring {
   readonly deadline: number;
@@ -21,7 +22,7 @@ export class PendingConnect implements Expiring {
     private readonly done: (result: Conn | ProxyError) => void,
     private readonly onTimeout?: () => void,
   ) {
-    this.deadline = Date.now() + options.timeoutMs;
+    this.deadline = nowMs() + options.timeoutMs;
     this.deadlines = deadlinesFor(options.timeoutMs);
     this.slot = this.deadlines.add(this);
   }
