@@ -24,24 +24,47 @@ export interface AdminState {
 
 const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
 const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in Kubernetes
+/**
+ * Admin connections open at once; more are closed at accept. Probes and scrapers hold one for a
+ * few ms; without a cap, clients that connect and send nothing would hold a descriptor each for
+ * ADMIN_READ_TIMEOUT_MS, taking the fds the proxy's connections need. Counted in app.ts's
+ * RESERVED_FDS.
+ */
+export const ADMIN_MAX_CONNECTIONS = 32;
+/** /connections lists at most this many active connections (the oldest), and counts them all. */
+export const ADMIN_ACTIVE_SHOWN_MAX = 500;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
+/** RFC 9112 §3: method SP request-target SP HTTP-version. */
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
 
 export function startAdmin(runtime: Runtime, hostname: string, port: number, state: AdminState): Listener {
-  return runtime.listen({ hostname, port, onAccept: (conn) => serveOne(conn, state) });
+  let open = 0;
+  return runtime.listen({
+    hostname,
+    port,
+    onAccept(conn) {
+      if (open >= ADMIN_MAX_CONNECTIONS) return conn.destroy();
+      open++;
+      serveOne(conn, state, () => open--);
+    },
+  });
 }
 
-function serveOne(conn: Conn, state: AdminState): void {
+function serveOne(conn: Conn, state: AdminState, closed: () => void): void {
   let buffered = "";
   const timer = setTimeout(() => conn.destroy(), ADMIN_READ_TIMEOUT_MS);
   conn.setEvents({
     onData(chunk) {
       buffered += latin1.decode(chunk);
       if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return writeReply(conn, 431, "text/plain", "request too large\n");
-      if (!buffered.includes("\r\n\r\n")) return;
+      // RFC 9112 §2.2: a bare LF ends a line too.
+      const headEnd = buffered.search(/\r?\n\r?\n/);
+      if (headEnd < 0) return;
       clearTimeout(timer);
-      const [method = "", target = ""] = buffered.slice(0, buffered.indexOf("\r\n")).split(" ");
-      route(conn, method, target, state);
+      const line = REQUEST_LINE.exec(buffered.slice(0, buffered.search(/\r?\n/)));
+      if (!line) return writeReply(conn, 400, "text/plain", "bad request: not an HTTP/1.x request line\n");
+      route(conn, line[1]!, line[2]!, state);
     },
     onEnd() {
       conn.end();
@@ -49,6 +72,7 @@ function serveOne(conn: Conn, state: AdminState): void {
     onDrain() {},
     onClose() {
       clearTimeout(timer);
+      closed();
     },
   });
 }
@@ -56,7 +80,8 @@ function serveOne(conn: Conn, state: AdminState): void {
 function route(conn: Conn, method: string, target: string, state: AdminState): void {
   if (method !== "GET" && method !== "HEAD") return writeReply(conn, 405, "text/plain", "method not allowed\n");
   const reply = method === "HEAD" ? replyHead : replyFull;
-  const path = target.split("?")[0];
+  // Absolute-form (RFC 9112 §3.2.2) names the same resources: its path is what counts.
+  const path = target.replace(/^https?:\/\/[^/?]*/i, "").split("?")[0] || "/";
   switch (path) {
     case "/healthz":
       return reply(conn, 200, "text/plain", "ok\n");
@@ -74,7 +99,9 @@ function route(conn: Conn, method: string, target: string, state: AdminState): v
 
 function writeReply(conn: Conn, status: number, type: string, body: string, withBody = true): void {
   const bytes = encoder.encode(body);
-  const head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n`;
+  // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+  const allow = status === 405 ? "Allow: GET, HEAD\r\n" : "";
+  const head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nContent-Type: ${type}\r\nContent-Length: ${bytes.byteLength}\r\n${allow}Connection: close\r\nCache-Control: no-store\r\n\r\n`;
   conn.write(encoder.encode(head));
   if (withBody) conn.write(bytes); // RFC 9110 §9.3.2: HEAD gets the same head and no content
   conn.end();
@@ -99,7 +126,9 @@ function renderConnections(tracker: Tracker): string {
     error: r.error,
   });
   const active = tracker.active.toArray().sort((a, b) => a.id - b.id); // oldest first
-  return JSON.stringify({ active: active.map(view), recent: tracker.recent().map(view) }, null, 2) + "\n";
+  // Bounded: at the connection cap the whole list was megabytes, built while nothing is relayed.
+  const shown = active.length > ADMIN_ACTIVE_SHOWN_MAX ? active.slice(0, ADMIN_ACTIVE_SHOWN_MAX) : active;
+  return JSON.stringify({ activeCount: active.length, active: shown.map(view), recent: tracker.recent().map(view) }, null, 2) + "\n";
 }
 
 function renderMetrics(state: AdminState): string {

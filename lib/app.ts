@@ -25,7 +25,7 @@ import { type ListenerContext, type ProtocolDriver, formatTarget, relayOptions }
 import { VERSION, runtimeVersion } from "./version.ts";
 import { nowMs } from "./clock.ts";
 
-/** File descriptors kept for the process itself (stdio, listeners, admin, DNS, logs). */
+/** File descriptors kept for the process itself (stdio, listeners, admin: its ADMIN_MAX_CONNECTIONS = 32, DNS, logs). */
 const RESERVED_FDS = 64;
 /**
  * At exit, how long queued log lines may take to reach stdout's reader: a reader that reads

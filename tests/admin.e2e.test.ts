@@ -79,6 +79,7 @@ describe("probes and paths", () => {
     expect((await adminGet(p, "/metricsx")).status).toBe(404);
     const post = await rawAdmin(p, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     expect(post).toStartWith("HTTP/1.1 405 ");
+    expect(post).toContain("\r\nAllow: GET, HEAD\r\n"); // RFC 9110 §15.5.6
     const m = parsePrometheus((await adminGet(p, "/metrics")).body);
     expect(m.value("sidecar_ready")).toBe(1);
     // The release and the runtime, on the ready line and as sidecar_build_info's labels.
@@ -88,6 +89,36 @@ describe("probes and paths", () => {
     expect(line.runtime).toMatch(/^(bun|deno) \d+\.\d+\.\d+/);
     expect(m.families.get("sidecar_build_info")!.type).toBe("gauge");
     expect(m.value("sidecar_build_info", { version, runtime: line.runtime as string })).toBe(1);
+  }, T);
+
+  test("bare-LF lines and absolute-form are served; bytes that are no HTTP request line get 400", async () => {
+    const p = await reverseTcp();
+    expect(await rawAdmin(p, "GET /healthz HTTP/1.1\nHost: x\n\n")).toStartWith("HTTP/1.1 200 ");
+    expect(await rawAdmin(p, `GET http://127.0.0.1:${p.ports.admin}/readyz HTTP/1.1\r\nHost: x\r\n\r\n`)).toStartWith("HTTP/1.1 200 ");
+    expect(await rawAdmin(p, "\x16\x03\x01 hello\r\n\r\n")).toStartWith("HTTP/1.1 400 ");
+    expect(await rawAdmin(p, "GET /healthz\r\n\r\n")).toStartWith("HTTP/1.1 400 ");
+  }, T);
+
+  test(`at most 32 admin connections at once: one more is closed at accept, the proxy relays meanwhile`, async () => {
+    const p = await reverseTcp();
+    const held: NetClient[] = [];
+    try {
+      for (let i = 0; i < 32; i++) held.push(await NetClient.connect(p.ports.admin!));
+      // Accepted in order from the backlog: the 33rd finds the 32 open and is closed unanswered,
+      // though it asks for /healthz (without the cap: a 200).
+      const extra = await NetClient.connect(p.ports.admin!);
+      await extra.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      await extra.waitFor(() => extra.ended, 10_000, "the 33rd admin connection to be closed");
+      expect(extra.text()).toBe("");
+      const c = await NetClient.connect(p.ports.reverse!);
+      await c.roundTrip("the data plane is not held up;");
+      c.halfClose();
+    } finally {
+      for (const h of held) h.close();
+    }
+    // Once they are gone, probes are answered again.
+    const health = await until(() => adminGet(p, "/healthz").catch(() => ({ status: 0, body: "" })), (r) => r.status === 200, 10_000, "/healthz after the held connections closed");
+    expect(health.body).toBe("ok\n");
   }, T);
 
   test("HEAD /healthz: 200 with headers only (RFC 9110 §9.3.2: a HEAD response has no content)", async () => {
@@ -284,6 +315,7 @@ describe("/connections", () => {
     const me = `127.0.0.1:${c.localPort}`;
     let view = await connectionsOf(p);
     expect(view.active).toHaveLength(1);
+    expect(view.activeCount).toBe(1);
     const a = view.active[0]!;
     expect(a.client).toBe(me);
     expect(a.target).toBe(`127.0.0.1:${echo.port}`);
@@ -320,4 +352,20 @@ describe("/connections", () => {
     // Most recent first.
     expect(view.recent[0]!.id).toBeGreaterThan(view.recent[1]!.id);
   }, T);
+
+  test("at most 500 active connections are listed (the oldest); activeCount counts them all", async () => {
+    const p = await reverseTcp();
+    const clients: NetClient[] = [];
+    try {
+      for (let i = 0; i < 510; i++) clients.push(await NetClient.connect(p.ports.reverse!));
+      for (const c of clients) await c.roundTrip("x"); // each tunnel is open at the far end
+      const view = await until(() => connectionsOf(p), (v) => v.activeCount === 510, 10_000, "510 active");
+      expect(view.active).toHaveLength(500);
+      const ids = view.active.map((a) => a.id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b)); // oldest first
+      expect(view.active.map((a) => a.client)).toContain(`127.0.0.1:${clients[0]!.localPort}`);
+    } finally {
+      for (const c of clients) c.close();
+    }
+  }, 60_000);
 });

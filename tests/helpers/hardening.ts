@@ -226,7 +226,7 @@ export interface ConnectionView {
   error: string | null;
 }
 
-export async function connectionsOf(p: RunningProxy): Promise<{ active: ConnectionView[]; recent: ConnectionView[] }> {
+export async function connectionsOf(p: RunningProxy): Promise<{ activeCount: number; active: ConnectionView[]; recent: ConnectionView[] }> {
   const r = await adminGet(p, "/connections");
   if (r.status !== 200) throw new Error(`/connections answered ${r.status}`);
   return JSON.parse(r.body);
