@@ -346,6 +346,9 @@ export async function runProxy(config: Config): Promise<void> {
   const onSignal = (signal: string) => server.shutdown(signal, exit);
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+  // No reload (the configuration is read once): HUP is logged and ignored rather than killing
+  // every tunnel without a drain, as its default action would (nginx, Dante, Squid reload on it).
+  process.on("SIGHUP", () => log.warn("signal ignored", { signal: "SIGHUP", reason: "no reload: the configuration is read at start-up; SIGTERM stops the proxy" }));
   try {
     server.start();
   } catch (err) {

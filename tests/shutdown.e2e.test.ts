@@ -71,6 +71,23 @@ describe("shutdown", () => {
     echo.stop();
   });
 
+  test("SIGHUP is logged and ignored: tunnels, probes and the ready file stay; SIGTERM still drains and exits 0", async () => {
+    const echo = echoServer();
+    const readyFile = join(dir, "hup.ready");
+    const proxy = await reverseTcp(echo.port, ["--drain-delay", "0", "--ready-file", readyFile]);
+    const client = await RawClient.connect(proxy.ports.reverse!);
+    await echoRoundTrip(client, "before HUP;");
+    proxy.signal("SIGHUP");
+    await proxy.waitForLog((l) => l.msg === "signal ignored" && l.signal === "SIGHUP", 10_000, "the SIGHUP line");
+    await echoRoundTrip(client, "after HUP;");
+    expect((await fetch(`http://127.0.0.1:${proxy.ports.admin}/readyz`)).status).toBe(200);
+    expect(existsSync(readyFile)).toBe(true);
+    client.close();
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(0);
+    echo.stop();
+  });
+
   test("a second signal (exit 1) removes the ready file too", async () => {
     const readyFile = join(dir, "second-signal.ready");
     const proxy = await startProxy(["--proxy-type", "forward", "--drain-delay", "1h", "--ready-file", readyFile]);

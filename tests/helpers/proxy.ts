@@ -22,7 +22,7 @@ export interface RunningProxy {
   readonly logs: LogLine[];
   readonly exited: Promise<number>;
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>;
-  signal(sig: "SIGTERM" | "SIGINT" | "SIGKILL"): void;
+  signal(sig: "SIGTERM" | "SIGINT" | "SIGHUP" | "SIGKILL"): void;
   stop(): Promise<number>;
   rssKiB(): number;
 }
