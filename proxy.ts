@@ -103,7 +103,8 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
     meta: { name: "config", description: "Print the effective configuration as JSON, with the source of each value" },
     args,
     run: ({ data }) => {
-      const { sources } = resolve((data as ParsedArgv).flags);
+      const { sources, warnings } = resolve((data as ParsedArgv).flags);
+      for (const w of warnings) process.stderr.write(`${NAME}: warning: ${w}\n`);
       process.stdout.write(`${JSON.stringify(sources, null, 2)}\n`);
     },
   });
@@ -112,10 +113,10 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
     args,
     subCommands: { config, inject },
     run: async ({ data }) => {
-      const { config: resolved } = resolve((data as ParsedArgv).flags);
+      const { config: resolved, warnings } = resolve((data as ParsedArgv).flags);
       // Loaded only when the proxy really runs: `config` and `--help` stay cheap.
       const { runProxy } = await import("./lib/app.ts");
-      await runProxy(resolved);
+      await runProxy(resolved, warnings);
     },
   });
   return { main, config, inject };

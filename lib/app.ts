@@ -333,9 +333,10 @@ export function logFaults(log: Logger, tracker: Tracker): void {
   });
 }
 
-export async function runProxy(config: Config): Promise<void> {
+export async function runProxy(config: Config, warnings: readonly string[] = []): Promise<void> {
   const runtime = await loadRuntime();
   const log = createLogger(config.logLevel, config.logFormat, runtime.writeStdout);
+  for (const message of warnings) log.warn("configuration", { detail: message });
   const server = new ProxyServer(config, runtime, log, await loadModules(config));
   logFaults(log, server.tracker);
   catchStrayErrors();

@@ -68,6 +68,8 @@ export interface ResolvedConfig {
   config: Config;
   /** One entry per setting (OptionSpec.key, plus the derived reverse/forwardProtocol). */
   sources: Record<string, SourceEntry>;
+  /** Input read and deliberately not used (a Kubernetes service link): logged at start-up. */
+  warnings: readonly string[];
 }
 
 export interface ResolveInput {
@@ -133,7 +135,46 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     readyFile: r.optional("ready-file", v.nonEmpty),
   });
   checkPortCollisions(r, config);
-  return { config, sources: r.sources };
+  checkAuthUsed(r, config);
+  checkWorkloadNotSelf(r, config);
+  return { config, sources: r.sources, warnings: Object.freeze([...r.warnings]) };
+}
+
+/**
+ * Credentials no listener asks for are refused rather than silently unused: a reverse tcp
+ * listener relays bytes it cannot authenticate, and a reverse http listener serves any client
+ * it admits (Proxy-Authorization is for forward proxies). SOCKS asks on either side.
+ */
+function checkAuthUsed(r: Resolver, config: Config): void {
+  if (config.auth === null || config.forwardProtocol !== null || config.reverseProtocol === "socks") return;
+  const raw = r.lookup(spec("auth")) ?? r.lookup(spec("auth-file"));
+  const type = r.lookup(spec("proxy-type"));
+  throw new ConfigError(
+    `auth (from ${raw?.origin}) has no effect with proxy-type ${quote(config.proxyType)} from ${type?.origin} and a reverse ${config.reverseProtocol} listener: ` +
+      "no listener would ask for it; allowed: auth with a forward listener (forward, dual) or reverse socks, or no auth",
+  );
+}
+
+/**
+ * The workload must not be the reverse listener itself: every connection would be relayed back
+ * into the proxy, each taking two slots, until one client had filled the listener. Known only
+ * for a loopback or listed workload address (`localhost` is 127.0.0.1 and ::1); another name or
+ * one of the host's other addresses cannot be checked here without DNS.
+ */
+function checkWorkloadNotSelf(r: Resolver, config: Config): void {
+  if (config.reverseProtocol === null || config.proxyPort !== config.inPort) return;
+  const host = config.proxyHost.toLowerCase().replace(/\.$/, "");
+  const addresses = host === "localhost" ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [host] : [];
+  const bound = addresses.find((a) => config.inBind.some((b) => bindsOverlap(a, b)));
+  if (bound === undefined) return;
+  const said = (flag: string) => {
+    const raw = r.lookup(spec(flag));
+    return `${flag} ${quote(raw?.text ?? "")} from ${raw?.origin}`;
+  };
+  throw new ConfigError(
+    `${said("proxy-host")} and ${said("proxy-port")} name the reverse listener itself (${said("proxy-in-port")}, ${said("in-bind")}): ` +
+      "every connection would loop back into the proxy; allowed: the workload's own address and port",
+  );
 }
 
 function parseProxyType(text: string): ProxyType {

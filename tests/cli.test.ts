@@ -195,6 +195,31 @@ describe("a listener that cannot bind: exit 1, one `cannot start` line naming it
   }
 });
 
+describe("a Kubernetes service link in a setting's variable: ignored, with a warning", () => {
+  const LINK = { SIDECAR_PROXY_SERVICE_HOST: "127.0.0.1", SIDECAR_PROXY_PORT: "tcp://127.0.0.1:4140" };
+  const WARNING = `env SIDECAR_PROXY_PORT="tcp://127.0.0.1:4140" ignored: it is the Kubernetes service link of Service "sidecar-proxy"`;
+
+  test("config: exit 0, the default in its place, the warning on stderr", async () => {
+    const r = await runProxyOnce(["config"], LINK);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toStartWith(`sidecar-proxy: warning: ${WARNING}`);
+    expect((JSON.parse(r.stdout) as Record<string, SourceEntry>).proxyPort).toEqual({ value: 80, source: "default" });
+  });
+
+  test("run: a `configuration` warn line before anything else", async () => {
+    // A held port ends the run right after start-up: the lines before it are what is checked.
+    const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const r = await runProxyOnce(["--proxy-type", "reverse", "--in-bind", "127.0.0.1", "--proxy-in-port", String(held.port), "--no-admin", "--log-format", "json"], LINK, 10_000);
+      const first = JSON.parse(r.stdout.split("\n")[0] ?? "") as Record<string, unknown>;
+      expect(first).toMatchObject({ level: "warn", msg: "configuration" });
+      expect(String(first.detail)).toStartWith(WARNING);
+    } finally {
+      held.stop(true);
+    }
+  });
+});
+
 describe("--help", () => {
   for (const command of [[], ["config"]]) {
     test(`${["sidecar-proxy", ...command].join(" ")} --help lists every flag with its env name and default`, async () => {

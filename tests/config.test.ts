@@ -397,6 +397,66 @@ describe("invalid values: one line with key, value, source and allowed values", 
   });
 });
 
+describe("combinations with no effect or a loop are refused", () => {
+  test("auth that no listener asks for (reverse tcp, reverse http): refused, naming both", () => {
+    for (const protocol of ["tcp", "http"]) {
+      expect(errorOf({ flags: { "proxy-type": "reverse", "proxy-protocol": protocol, auth: "alice:pw" } })).toBe(
+        `auth (from flag --auth) has no effect with proxy-type "reverse" from flag --proxy-type and a reverse ${protocol} listener: ` +
+          "no listener would ask for it; allowed: auth with a forward listener (forward, dual) or reverse socks, or no auth",
+      );
+    }
+    expect(errorOf({ flags: { "proxy-type": "reverse", "proxy-protocol": "tcp", "auth-file": "/f" }, files: { "/f": "a:b" } })).toContain("auth (from flag --auth-file) has no effect");
+    // Where a listener asks: accepted.
+    for (const [type, protocol] of [["reverse", "socks"], ["forward", "http"], ["dual", "tcp:http"], ["dual", "tcp:socks"]]) {
+      expect(resolve({ flags: { "proxy-type": type, "proxy-protocol": protocol, auth: "alice:pw" } }).config.auth?.username).toBe("alice");
+    }
+  });
+
+  test("a workload that is the reverse listener itself (same port, a bound loopback address): refused", () => {
+    expect(errorOf({ flags: { "proxy-port": "4143" } })).toBe(
+      `proxy-host "localhost" from default and proxy-port "4143" from flag --proxy-port name the reverse listener itself (proxy-in-port "4143" from default, in-bind "0.0.0.0,::" from default): ` +
+        "every connection would loop back into the proxy; allowed: the workload's own address and port",
+    );
+    expect(errorOf({ flags: { "proxy-host": "127.0.0.2", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.2" } })).toContain("name the reverse listener itself");
+    expect(errorOf({ flags: { "proxy-host": "::1", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "::" } })).toContain("name the reverse listener itself");
+    // Another address on a specific bind, another port, a forward-only setup, a name: accepted.
+    expect(() => resolve({ flags: { "proxy-host": "127.0.0.2", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } })).not.toThrow();
+    expect(() => resolve({ flags: { "proxy-port": "4144" } })).not.toThrow();
+    expect(() => resolve({ flags: { "proxy-type": "forward", "proxy-port": "4143" } })).not.toThrow();
+    expect(() => resolve({ flags: { "proxy-host": "workload", "proxy-port": "4143" } })).not.toThrow();
+  });
+});
+
+describe("Kubernetes service links", () => {
+  // A Service named sidecar-proxy gives every container of its namespace these variables.
+  const LINKS = {
+    SIDECAR_PROXY_SERVICE_HOST: "127.0.0.1",
+    SIDECAR_PROXY_SERVICE_PORT: "4140",
+    SIDECAR_PROXY_PORT: "tcp://127.0.0.1:4140",
+    SIDECAR_PROXY_PORT_4140_TCP: "tcp://127.0.0.1:4140",
+    SIDECAR_ADMIN_SERVICE_HOST: "127.0.0.1",
+    SIDECAR_ADMIN_PORT: "tcp://127.0.0.1:4100",
+  };
+
+  test("a <SERVICE>_PORT=tcp://IP:PORT next to its _SERVICE_HOST is ignored with a warning; the annotation then applies", () => {
+    const { config, sources, warnings } = resolve({ env: LINKS, flags: { annotations: ANN }, files: { [ANN]: `${A}proxy-port="8080"` } });
+    expect(config.proxyPort).toBe(8080);
+    expect(sources.proxyPort?.source).toBe("annotation");
+    expect(config.adminPort).toBe(4100);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toBe(
+      `env SIDECAR_PROXY_PORT="tcp://127.0.0.1:4140" ignored: it is the Kubernetes service link of Service "sidecar-proxy" (SIDECAR_PROXY_SERVICE_HOST is set), not a setting; set enableServiceLinks: false in the pod spec, or rename the Service`,
+    );
+  });
+
+  test("without _SERVICE_HOST, or with a plain port, the variable is a setting as before", () => {
+    expect(errorOf({ env: { SIDECAR_PROXY_PORT: "tcp://127.0.0.1:4140" } })).toContain(`invalid proxy-port "tcp://127.0.0.1:4140" from env SIDECAR_PROXY_PORT`);
+    const { config, warnings } = resolve({ env: { SIDECAR_PROXY_SERVICE_HOST: "127.0.0.1", SIDECAR_PROXY_PORT: "8081" } });
+    expect(config.proxyPort).toBe(8081);
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe("CIDR lists: what the configuration accepts, the matcher (lib/policy.ts) accepts", () => {
   // A value `config` passes must not stop the proxy at start-up: "/008" once passed the check
   // and then threw in the matcher (exit 1 with a stack trace instead of exit 2).

@@ -24,6 +24,8 @@ const MAX_CREDENTIAL_BYTES = 255; // RFC 1929: ULEN and PLEN are one octet
 
 export class Resolver {
   readonly sources: Record<string, SourceEntry> = {};
+  /** What was read but not used, for the operator (logged at start-up, printed by `config`). */
+  readonly warnings: string[] = [];
   annotationsFile: string | null = null;
   private annotations: ReadonlyMap<string, string> = new Map();
   private readonly raws = new Map<string, Raw | null>();
@@ -159,7 +161,13 @@ export class Resolver {
       return { text: flag, source: "flag", origin: `flag --${option.flag}` };
     }
     const env = this.input.env[option.env];
-    if (env !== undefined && env !== "") return { text: env, source: "env", origin: `env ${option.env}` };
+    if (env !== undefined && env !== "") {
+      const link = serviceLink(option.env, env, this.input.env);
+      if (link === null) return { text: env, source: "env", origin: `env ${option.env}` };
+      this.warnings.push(
+        `env ${option.env}=${quote(env)} ignored: it is the Kubernetes service link of Service ${quote(link)} (${option.env.slice(0, -"_PORT".length)}_SERVICE_HOST is set), not a setting; set enableServiceLinks: false in the pod spec, or rename the Service`,
+      );
+    }
     const found = option.annotations.flatMap((key) => {
       const text = this.annotations.get(key);
       return text === undefined || text === "" ? [] : [{ key, text }];
@@ -176,6 +184,22 @@ export class Resolver {
     if (option.default !== null) return { text: option.default, source: "default", origin: "default" };
     return null;
   }
+}
+
+/**
+ * The kubelet gives every container `<SERVICE>_PORT=tcp://IP:PORT` (and `<SERVICE>_SERVICE_HOST`)
+ * for each Service of its namespace, unless the pod sets `enableServiceLinks: false`. A Service
+ * named `sidecar-proxy`, `sidecar-proxy-in`, `sidecar-proxy-out` or `sidecar-admin` would so set
+ * our SIDECAR_PROXY_PORT, SIDECAR_PROXY_IN_PORT, SIDECAR_PROXY_OUT_PORT or SIDECAR_ADMIN_PORT,
+ * above the pod's annotations, and stop every sidecar of the namespace at start-up. Such a value
+ * (a URL, which no port setting accepts) next to its `_SERVICE_HOST` is recognised and ignored.
+ * Returns the Service's name as the kubelet derived the variables from, or null.
+ */
+function serviceLink(name: string, value: string, env: ResolveInput["env"]): string | null {
+  if (!name.endsWith("_PORT") || !/^(?:tcp|udp|sctp):\/\/\S+:\d+$/.test(value)) return null;
+  const prefix = name.slice(0, -"_PORT".length);
+  if (env[`${prefix}_SERVICE_HOST`] === undefined) return null;
+  return prefix.toLowerCase().replace(/_/g, "-");
 }
 
 export function spec(flag: string): OptionSpec {
