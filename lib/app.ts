@@ -7,9 +7,10 @@
  *   A second signal exits at once (exit code 1: the shutdown was not clean).
  */
 import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { hostPort, unmapIPv4 } from "./address.ts";
+import { hostPort, isIP, unmapIPv4 } from "./address.ts";
 import type { startAdmin } from "./admin.ts";
 import type { Config } from "./config.ts";
+import { optionByFlag } from "./config/options.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { LINGER_MAX_SOCKETS } from "./limits.ts";
@@ -197,9 +198,19 @@ export class ProxyServer {
     };
     const listeners: Listener[] = [];
     let boundPort = port;
+    const defaultBinds = addresses.join(",") === optionByFlag(name === "reverse" ? "in-bind" : "out-bind")?.default;
     for (const address of addresses) {
       // With port 0 the first address picks a free port and the others share it.
-      const l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
+      let l: Listener;
+      try {
+        l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
+      } catch (err) {
+        if (!(defaultBinds && ipv6Unavailable(address, err))) throw err;
+        // An IPv4-only host (IPv6 disabled by sysctl, or Docker without IPv6) must start with the
+        // defaults; an address the operator listed stays fatal.
+        this.log.warn("IPv6 address skipped: IPv6 is not available on this host", { listener: name, address, code: (err as ListenError).code });
+        continue;
+      }
       boundPort = l.port;
       listeners.push(l);
       const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };
@@ -298,6 +309,11 @@ export interface Modules {
   /** lib/admin.ts, when the admin listener is on. */
   readonly startAdmin: typeof startAdmin | null;
   readonly matchers: Matchers;
+}
+
+/** A default IPv6 bind address the host cannot have: no IPv6 on lo (EADDRNOTAVAIL), or none at all. */
+function ipv6Unavailable(address: string, err: unknown): boolean {
+  return err instanceof ListenError && isIP(address) === 6 && (err.code === "EADDRNOTAVAIL" || err.code === "EAFNOSUPPORT");
 }
 
 export async function loadModules(config: Config): Promise<Modules> {

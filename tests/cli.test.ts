@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OPTIONS, type SourceEntry } from "../lib/config.ts";
 import pkg from "../package.json" with { type: "json" };
-import { runProxyOnce } from "./helpers/proc.ts";
+import { cleanEnv, proxyCommand, runProxyOnce } from "./helpers/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -218,6 +218,52 @@ describe("a Kubernetes service link in a setting's variable: ignored, with a war
       held.stop(true);
     }
   });
+});
+
+describe("a host without IPv6 (a network namespace with IPv6 disabled; root and unshare needed, as in CI)", () => {
+  // `unshare -n` execs the command in place, so the spawned pid is the proxy's.
+  const NO_IPV6 = 'ip link set lo up && sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1 && exec "$@"';
+  async function runWithoutIPv6(args: string[]): Promise<{ lines: Array<Record<string, unknown>>; exitCode: number }> {
+    const proc = Bun.spawn(["unshare", "-n", "sh", "-c", NO_IPV6, "sh", ...proxyCommand([...args, "--log-format", "json"])], {
+      env: cleanEnv(),
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    const killer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+    const lines: Array<Record<string, unknown>> = [];
+    let text = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stdout) {
+      text += decoder.decode(chunk, { stream: true });
+      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+        const line = JSON.parse(text.slice(0, nl)) as Record<string, unknown>;
+        text = text.slice(nl + 1);
+        lines.push(line);
+        if (line.msg === "ready") proc.kill("SIGTERM");
+      }
+    }
+    const exitCode = await proc.exited;
+    clearTimeout(killer);
+    if (lines.length === 0) throw new Error(`no log line: ${await new Response(proc.stderr).text()}`);
+    return { lines, exitCode };
+  }
+
+  test("the default addresses: the IPv6 one that cannot bind is skipped with a warning; the rest serve", async () => {
+    const { lines, exitCode } = await runWithoutIPv6(["--proxy-in-port", "0", "--proxy-out-port", "0", "--admin-port", "0", "--drain-delay", "0"]);
+    expect(lines.filter((l) => l.msg === "IPv6 address skipped: IPv6 is not available on this host")).toEqual([
+      expect.objectContaining({ level: "warn", listener: "forward", address: "::1", code: "EADDRNOTAVAIL" }),
+    ]);
+    const ready = lines.find((l) => l.msg === "ready") as { listeners: Record<string, Array<{ address: string }>> } | undefined;
+    expect(ready?.listeners.forward?.map((a) => a.address)).toEqual(["127.0.0.1"]);
+    expect(exitCode).toBe(0);
+  }, 30_000);
+
+  test("an IPv6 address the operator listed stays fatal: exit 1, cannot start", async () => {
+    const { lines, exitCode } = await runWithoutIPv6(["--proxy-type", "forward", "--out-bind", "::1", "--proxy-out-port", "0", "--no-admin"]);
+    expect(exitCode).toBe(1);
+    expect(lines.find((l) => l.msg === "cannot start")).toMatchObject({ listener: "forward", address: "::1", code: "EADDRNOTAVAIL" });
+  }, 30_000);
 });
 
 describe("--help", () => {
