@@ -9,7 +9,7 @@
  */
 import { isIP } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
-import { MAX_BYTES, MAX_DURATION_MS, optionByFlag } from "./config/options.ts";
+import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
 import { Resolver, spec } from "./config/resolver.ts";
 import * as v from "./config/values.ts";
 import type { Limits } from "./limits.ts";
@@ -137,7 +137,22 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
   checkPortCollisions(r, config);
   checkAuthUsed(r, config);
   checkWorkloadNotSelf(r, config);
-  return { config, sources: r.sources, warnings: Object.freeze([...r.warnings]) };
+  return { config, sources: r.sources, warnings: Object.freeze([...r.warnings, ...unknownEnv(input.env)]) };
+}
+
+/** Kubernetes service-link variables (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_80_TCP_ADDR`, ...). */
+const SERVICE_LINK_NAME = /_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
+
+/**
+ * A SIDECAR_* variable that is no setting (a typo such as SIDECAR_PROXY_PORTS) would otherwise
+ * do nothing, silently: it is named in a warning. Service-link variables are not reported.
+ */
+function unknownEnv(env: ResolveInput["env"]): string[] {
+  const known = new Set(OPTIONS.map((o) => o.env));
+  return Object.keys(env)
+    .filter((name) => name.startsWith("SIDECAR_") && !known.has(name) && !SERVICE_LINK_NAME.test(name))
+    .sort()
+    .map((name) => `env ${name} is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)`);
 }
 
 /**

@@ -449,11 +449,26 @@ describe("Kubernetes service links", () => {
     );
   });
 
+  test("the other service-link variables are not reported as unknown SIDECAR_* names", () => {
+    const env = { ...LINKS, SIDECAR_PROXY_PORT_4140_TCP_PROTO: "tcp", SIDECAR_PROXY_PORT_4140_TCP_PORT: "4140", SIDECAR_PROXY_PORT_4140_TCP_ADDR: "127.0.0.1" };
+    expect(resolve({ env }).warnings.filter((w) => w.includes("not a setting of"))).toEqual([]);
+  });
+
   test("without _SERVICE_HOST, or with a plain port, the variable is a setting as before", () => {
     expect(errorOf({ env: { SIDECAR_PROXY_PORT: "tcp://127.0.0.1:4140" } })).toContain(`invalid proxy-port "tcp://127.0.0.1:4140" from env SIDECAR_PROXY_PORT`);
     const { config, warnings } = resolve({ env: { SIDECAR_PROXY_SERVICE_HOST: "127.0.0.1", SIDECAR_PROXY_PORT: "8081" } });
     expect(config.proxyPort).toBe(8081);
     expect(warnings).toEqual([]);
+  });
+});
+
+describe("unknown SIDECAR_* variables", () => {
+  test("are named in a warning (a typo would otherwise do nothing); known ones are not", () => {
+    const { warnings } = resolve({ env: { SIDECAR_PROXY_PORTS: "8080", SIDECAR_ANNOTATIONS: "/f", SIDECAR_PROXY_HOST: "127.0.0.1", OTHER_VAR: "x" } });
+    expect(warnings).toEqual([
+      "env SIDECAR_ANNOTATIONS is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)",
+      "env SIDECAR_PROXY_PORTS is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)",
+    ]);
   });
 });
 
