@@ -18,6 +18,7 @@ import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
+import { setFlushIdleMs } from "./runtime/flush.ts";
 import { setLingerBudget } from "./runtime/linger.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
@@ -67,6 +68,7 @@ export class ProxyServer {
   /** Binds everything; throws a ListenError (listener, address, port, OS reason) when a bind fails. */
   start(): void {
     const { config } = this;
+    setFlushIdleMs(config.limits.responseTimeoutMs); // closing sockets whose peer stopped reading (flush.ts)
     const groups: Array<[ListenerName, string, readonly string[], number]> = [];
     if (config.reverseProtocol) groups.push(["reverse", config.reverseProtocol, config.inBind, config.inPort]);
     if (config.forwardProtocol) groups.push(["forward", config.forwardProtocol, config.outBind, config.outPort]);

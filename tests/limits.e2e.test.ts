@@ -345,6 +345,22 @@ describe("timeouts", () => {
     expect(line.termination).toBe("body-timeout");
   }, T);
 
+  test("a client that stops reading a response the proxy has read whole is cut after --response-timeout, not held for ever", async () => {
+    // 16 MB: more than the client's receive buffer and the proxy's send buffer take, all of it
+    // read from the origin (--max-buffered-bytes 64MiB), so the exchange is over and the rest
+    // waits in the proxy's queue behind the closing connection. Before, that queue waited for
+    // ever: the connection kept its slot (and the tracker its record) until the client left.
+    const p = await forwardHttp(["--response-timeout", "300ms", "--max-buffered-bytes", "64MiB"]);
+    const c = await NetClient.connect(p.ports.forward!);
+    c.pause();
+    await c.write(`GET ${origin.url(`/bytes?n=${16 * 1024 * 1024}`)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const line = await lineFor(p, c, 20_000);
+    expect(line.termination).toBe("server-fin"); // the exchange had ended; the flush was cut
+    expect(line.bytesDown as number).toBeGreaterThan(16 * 1024 * 1024);
+    expect((await connectionsOf(p)).activeCount).toBe(0);
+    c.close();
+  }, T);
+
   test("--idle-timeout 300ms closes an idle HTTP keep-alive connection (and one that never sent a byte)", async () => {
     const p = await forwardHttp(["--idle-timeout", "300ms"]);
     const c = await NetClient.connect(p.ports.forward!);

@@ -22,6 +22,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { flushStdout, writeStdout } from "./bun-stdout.ts";
 import { readFdLimit } from "./fd-limit.ts";
+import { FlushClock } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -64,6 +65,8 @@ class BunConn implements Conn, SocketOwner {
   private error: Error | undefined;
   /** Whether Bun calls `drain` for this socket (see queueRest). */
   private drainArmed: boolean;
+  /** end() while bytes are queued: resets the socket if they stop draining (flush.ts). */
+  private flushClock: FlushClock | null = null;
 
   /**
    * Each Bun address getter is a syscall (getpeername/getsockname), and a short connection is
@@ -159,6 +162,7 @@ class BunConn implements Conn, SocketOwner {
       const n = this.socket.write(head);
       if (n < 0) return;
       this.queuedBytes -= n;
+      if (n > 0) this.flushClock?.progress();
       if (n < head.byteLength) {
         queue[0] = head.subarray(n);
         return;
@@ -201,8 +205,9 @@ class BunConn implements Conn, SocketOwner {
 
   end(): void {
     if (this.closed) return;
-    if (this.queuedBytes > 0) this.endPending = true;
-    else this.closeNow();
+    if (this.queuedBytes === 0) return this.closeNow();
+    this.endPending = true;
+    this.flushClock ??= new FlushClock(() => this.destroy());
   }
 
   endLingering(): void {
@@ -217,6 +222,7 @@ class BunConn implements Conn, SocketOwner {
    * close() does).
    */
   private closeNow(): void {
+    this.flushClock?.stop();
     const socket = this.socket;
     const clock = this.peerEnded || !this.linger ? null : startLingering(() => socket.close());
     if (clock === null) return socket.close();
@@ -247,6 +253,7 @@ class BunConn implements Conn, SocketOwner {
   gotClose(err?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.flushClock?.stop();
     this.queue = null;
     this.queuedBytes = 0;
     // A fault's error wins over whatever Bun reports for the reset that followed it.

@@ -19,6 +19,7 @@ import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
+import { FlushClock } from "./flush.ts";
 
 export interface DenoNetAddr {
   readonly hostname: string;
@@ -91,6 +92,8 @@ export class DenoConn implements Conn {
   private lingering: LingerClock | null = null;
   private paused = false;
   private wakeReader: (() => void) | null = null;
+  /** end() while bytes are queued: resets the socket if they stop draining (flush.ts). */
+  private flushClock: FlushClock | null = null;
 
   /** `unmap`: the socket is a dual-stack `::` serving an IPv4 listener (see deno.ts). */
   constructor(
@@ -156,8 +159,9 @@ export class DenoConn implements Conn {
 
   end(): void {
     if (this.closed) return;
-    if (this.queue.length > 0) this.endPending = true;
-    else this.endNow();
+    if (this.queue.length === 0) return this.endNow();
+    this.endPending = true;
+    this.flushClock ??= new FlushClock(() => this.destroy());
   }
 
   endLingering(): void {
@@ -167,6 +171,7 @@ export class DenoConn implements Conn {
 
   /** The queue is empty: close, or (endLingering, no FIN from the peer yet) linger. */
   private endNow(): void {
+    this.flushClock?.stop();
     this.lingering = this.readEnded || !this.linger ? null : startLingering(() => this.stopLingering());
     if (this.lingering === null) return this.finish(undefined);
     if (!this.writeShut) {
@@ -242,6 +247,7 @@ export class DenoConn implements Conn {
   private consume(n: number): void {
     const head = this.queue[0]!;
     this.queuedBytes -= n;
+    if (n > 0) this.flushClock?.progress();
     if (n < head.byteLength) this.queue[0] = head.subarray(n);
     else this.queue.shift();
   }
@@ -330,6 +336,7 @@ export class DenoConn implements Conn {
   private finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    this.flushClock?.stop();
     this.queue.length = 0;
     this.queuedBytes = 0;
     if (this.lingering === null) {

@@ -105,6 +105,10 @@ export class NetClient {
   halfClose(): void {
     this.sock.end();
   }
+  /** Stops reading: what the peer sends fills the kernel's buffers, then waits at the sender. */
+  pause(): void {
+    this.sock.pause();
+  }
   close(): void {
     this.sock.destroy();
   }
