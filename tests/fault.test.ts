@@ -5,59 +5,15 @@
  */
 import { describe, expect, test } from "bun:test";
 import { logFaults } from "../lib/app.ts";
-import { FaultError, type FaultSite, faultTermination, onFault, reportFault } from "../lib/fault.ts";
+import { FaultError, faultTermination, onFault, reportFault } from "../lib/fault.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import { DEFAULT_LIMITS } from "../lib/limits.ts";
 import { Holding, Relay } from "../lib/relay.ts";
-import type { Conn, ConnEvents, Runtime } from "../lib/runtime/types.ts";
+import type { Conn, Runtime } from "../lib/runtime/types.ts";
 import { type ListenerContext, openTunnel, relayOptions } from "../lib/tunnel.ts";
 import { Tracker } from "../lib/tracker.ts";
+import { ScriptedConn } from "./helpers/fake-conn.ts";
 import { collectingFaults } from "./helpers/faults.ts";
-
-/** A Conn that records calls; end/destroy close it at once, as Bun does. */
-class FakeConn implements Conn {
-  readonly remoteAddress = "127.0.0.1";
-  readonly remotePort = 1;
-  readonly localAddress = "127.0.0.1";
-  readonly localPort = 2;
-  readonly queuedBytes = 0;
-  closed = false;
-  events: ConnEvents | null = null;
-  readonly calls: string[] = [];
-  setEvents(events: ConnEvents): void {
-    this.events = events;
-  }
-  write(): boolean {
-    return true;
-  }
-  writeFrom(): boolean {
-    return true;
-  }
-  pause(): void {}
-  resume(): void {}
-  shutdown(): void {
-    this.calls.push("shutdown");
-  }
-  end(): void {
-    this.close("end");
-  }
-  endLingering(): void {
-    this.close("endLingering");
-  }
-  destroy(): void {
-    this.close("destroy");
-  }
-  fault(err: unknown, site: FaultSite): void {
-    reportFault(err, site);
-    this.close("fault", new FaultError(err));
-  }
-  private close(how: string, err?: Error): void {
-    this.calls.push(how);
-    if (this.closed) return;
-    this.closed = true;
-    this.events?.onClose(err);
-  }
-}
 
 function capturingLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Fields }> } {
   const lines: Array<{ level: string; msg: string; fields?: Fields }> = [];
@@ -94,8 +50,8 @@ describe("after a fault", () => {
   });
 
   test("a tunnel whose client side was closed by a fault ends `internal`, and its server side is closed", () => {
-    const down = new FakeConn();
-    const up = new FakeConn();
+    const down = new ScriptedConn();
+    const up = new ScriptedConn();
     const finished: Relay<null>[] = [];
     const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 60_000, halfClosedTimeoutMs: 60_000 }, { relayDone: (r) => void finished.push(r) }, null);
     relay.start(null);
@@ -109,8 +65,8 @@ describe("after a fault", () => {
 
   test("a tunnel whose idle check throws is cut: the client faulted, the server ended, the tunnel `internal`", async () => {
     await collectingFaults(async (faults) => {
-      const down = new FakeConn();
-      const up = new FakeConn();
+      const down = new ScriptedConn();
+      const up = new ScriptedConn();
       const finished: Relay<null>[] = [];
       // A 20 ms idle limit: checked every 5 ms by its shared sweeper (lib/sweep.ts).
       const relay = new Relay(down, up, { maxBufferedBytes: 1 << 20, idleTimeoutMs: 20, halfClosedTimeoutMs: 60_000 }, { relayDone: (r) => void finished.push(r) }, null);
@@ -134,8 +90,8 @@ describe("after a fault", () => {
 
   test("a throw in a dial's callback (here the driver's success reply) closes the client and the new upstream, `internal`", async () => {
     await collectingFaults(async (faults) => {
-      const down = new FakeConn();
-      const up = new FakeConn();
+      const down = new ScriptedConn();
+      const up = new ScriptedConn();
       const runtime = {
         connect(_options: unknown, done: (result: Conn) => void) {
           queueMicrotask(() => done(up));

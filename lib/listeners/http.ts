@@ -102,11 +102,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
       return;
     }
     this.pending = concat(this.pending, chunk);
-    if (ex) {
-      // Pipelined bytes wait for the current exchange; stop reading if they pile up.
-      if (this.pending.byteLength > this.ctx.limits.maxBufferedBytes) this.conn.pause();
-      return;
-    }
+    // Pipelined bytes wait for the current exchange (or behind the request parsed from them):
+    // stop reading if they pile up, until exchanges have used them up (resumeClient).
+    if (this.pending.byteLength > this.ctx.limits.maxBufferedBytes) this.conn.pause();
+    if (ex) return;
     this.parseNext();
   }
 
@@ -148,6 +147,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     }
     if (!result.ok) {
       if (this.clientEnded) this.closeClient("client-fin");
+      else this.conn.resume(); // the head's limits bound what this reads
       return;
     }
     this.clock.pause(); // dialling: the connect timeout rules
@@ -250,7 +250,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       upstream.conn.writeFrom(out, 0, size);
     } else upstream.conn.write(ex.upstreamHead!);
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
-    if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.conn.resume();
+    if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.resumeClient();
   }
 
   /** The exchange's inactivity limit (http-exchange.ts, lib/sweep.ts): its checks start over. */
@@ -296,7 +296,16 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   /** The upstream drained: the client may send more request body. */
   upstreamDrained(): void {
-    this.conn.resume();
+    this.resumeClient();
+  }
+
+  /**
+   * Reading from the client goes on unless pipelined requests already wait past
+   * --max-buffered-bytes: each exchange consumes one of them, and resuming after each would let
+   * every exchange read one more chunk (up to 512 KiB under Bun) while using up a few bytes.
+   */
+  private resumeClient(): void {
+    if (this.pending.byteLength <= this.ctx.limits.maxBufferedBytes) this.conn.resume();
   }
 
   // ---- responses (called by Upstream) ----
@@ -365,13 +374,17 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.exchange = null;
     this.clock.pause();
     const upstream = ex.upstream;
-    // Only an upstream that finished both directions cleanly is reused.
+    // Only an upstream that finished both directions cleanly is reused. One that answered before
+    // the whole request body is reset: the rest will never be sent, and what is queued for it
+    // would wait on a socket nobody reads.
     if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
-      if (this.upstream === upstream) this.dropUpstream(false);
+      const abort = ex.requestBody !== null;
+      if (this.upstream === upstream) this.dropUpstream(abort);
+      else if (abort) upstream.conn.destroy();
       else upstream.conn.end();
     } else upstream?.conn.resume();
     if (!ex.keepClient) return this.closeClient(this.clientEnded ? "client-fin" : "server-fin");
-    this.conn.resume();
+    this.resumeClient();
     this.armIdle();
     if (this.pending.byteLength > 0) this.parseNext();
     else if (this.clientEnded) this.closeClient("client-fin");
@@ -381,8 +394,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
   upstreamGone(err?: ProxyError, upstream?: Upstream): void {
     const ex = this.exchange;
     if (!ex || (upstream && ex.upstream !== upstream)) {
-      // An idle kept-alive upstream went away: forget it.
-      if (upstream && this.upstream === upstream) this.upstream = null;
+      // An idle kept-alive upstream sent its FIN (or closed): close our side too, or the socket
+      // would sit half-closed (CLOSE_WAIT) for as long as the client stays.
+      if (upstream && this.upstream === upstream) this.dropUpstream(false);
       return;
     }
     if (retryable(ex)) {

@@ -1,0 +1,121 @@
+/**
+ * HttpSession (lib/listeners/http.ts) driven in-process through scripted connections: the
+ * client and the upstream are Conns whose every call is recorded and whose input the test
+ * feeds, one step at a time, so what the session buffers, pauses, resumes and closes is seen
+ * exactly (no sockets, no timing). Reverse listener: every request goes to the workload.
+ */
+import { describe, expect, test } from "bun:test";
+import type { Config } from "../lib/config.ts";
+import { ProxyError } from "../lib/errors.ts";
+import { DEFAULT_LIMITS, type Limits } from "../lib/limits.ts";
+import { HttpSession } from "../lib/listeners/http.ts";
+import type { Fields, Logger } from "../lib/log.ts";
+import type { Conn, ConnectOptions, Runtime } from "../lib/runtime/types.ts";
+import { Tracker } from "../lib/tracker.ts";
+import { type ListenerContext, relayOptions } from "../lib/tunnel.ts";
+import { ScriptedConn } from "./helpers/fake-conn.ts";
+
+const text = new TextEncoder();
+
+const quietLog: Logger = { level: 0, droppedLines: 0, error() {}, warn() {}, info() {}, debug() {} } as unknown as Logger;
+
+/** A session on a reverse listener whose every dial opens a new ScriptedConn, handed over in order. */
+function session(limits: Partial<Limits> = {}) {
+  const upstreams: ScriptedConn[] = [];
+  const runtime = {
+    name: "bun",
+    connect(_options: ConnectOptions, done: (result: Conn | ProxyError) => void) {
+      const up = new ScriptedConn();
+      upstreams.push(up);
+      queueMicrotask(() => done(up));
+    },
+  } as unknown as Runtime;
+  const all = { ...DEFAULT_LIMITS, ...limits };
+  const tracker = new Tracker(quietLog);
+  const workload = { host: "127.0.0.1", port: 8080 };
+  const ctx = {
+    name: "reverse",
+    protocol: "http",
+    config: { auth: null } as unknown as Config,
+    limits: all,
+    runtime,
+    log: quietLog,
+    tracker,
+    workload,
+    workloadKey: "127.0.0.1:8080",
+    dialOptions: { timeoutMs: 60_000 },
+    relayOptions: relayOptions(all),
+    draining: () => false,
+  } as unknown as ListenerContext;
+  tracker.register("reverse", "http");
+  const client = new ScriptedConn();
+  const rec = tracker.open("reverse", "http", "127.0.0.1:40000");
+  const s = new HttpSession(ctx, client, rec);
+  s.start();
+  return { client, upstreams, rec, tracker };
+}
+
+/** Lets the dial's microtask (and what follows it) run. */
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+const GET = "GET / HTTP/1.1\r\nHost: w\r\n\r\n";
+const RESPONSE = "HTTP/1.1 204 No Content\r\n\r\n";
+
+describe("pipelined requests: what waits is bounded by --max-buffered-bytes", () => {
+  test("a client that pipelines without end is paused, and stays paused until the backlog is under the limit", async () => {
+    const max = 16 * 1024;
+    const { client, upstreams } = session({ maxBufferedBytes: max });
+    const chunk = text.encode(GET.repeat(Math.ceil((64 * 1024) / GET.length)));
+    let fed = 0;
+    let answered = 0;
+    let peak = 0;
+    // One chunk per round while the session reads, one response per round (an upstream that
+    // answers in a network round trip, not at once).
+    for (let round = 0; round < 200; round++) {
+      if (!client.paused && !client.closed) {
+        client.events!.onData(chunk);
+        fed += chunk.byteLength;
+      }
+      await settle();
+      const up = upstreams.at(-1)!;
+      const requestsSent = up.text().split("\r\n\r\n").length - 1;
+      if (requestsSent > answered) {
+        up.events!.onData(text.encode(RESPONSE));
+        answered++;
+      }
+      await settle();
+      // What the session holds: read from the client, not yet sent upstream as a request.
+      peak = Math.max(peak, fed - requestsSent * GET.length);
+    }
+    expect(answered).toBeGreaterThan(100);
+    // At most the limit plus the one read that crossed it (before: one more read per exchange).
+    expect(peak).toBeLessThanOrEqual(max + chunk.byteLength);
+  });
+});
+
+describe("upstream connections the session lets go of are closed", () => {
+  test("an idle kept-alive upstream that sends its FIN gets ours (it sat in CLOSE_WAIT for as long as the client stayed)", async () => {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode(GET));
+    await settle();
+    const up = upstreams[0]!;
+    up.events!.onData(text.encode(RESPONSE));
+    expect(client.text()).toStartWith("HTTP/1.1 204 ");
+    expect(up.calls).toEqual([]); // kept for the next request
+    up.events!.onEnd(); // the origin's keep-alive timeout
+    expect(up.calls).toEqual(["end"]);
+    expect(client.closed).toBe(false);
+  });
+
+  test("an upstream that answers before the whole request body is reset, not ended behind bytes it will never read", async () => {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode("POST /upload HTTP/1.1\r\nHost: w\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000)));
+    await settle();
+    const up = upstreams[0]!;
+    up.queuedBytes = 65_536; // it stopped reading
+    up.events!.onData(text.encode("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"));
+    expect(up.calls).toEqual(["destroy"]);
+    expect(client.text()).toStartWith("HTTP/1.1 413 ");
+    expect(client.calls).toEqual(["endLingering"]); // the client's connection ends after the answer
+  });
+});
