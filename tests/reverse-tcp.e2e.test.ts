@@ -242,4 +242,35 @@ describe("reverse tcp", () => {
     resetter.stop(true);
     echo.stop();
   });
+
+  test("a tunnel's tail waits for a reader that pauses past --response-timeout (only an answer's close has that limit)", async () => {
+    // Both FINs seen, 16 MB still on their way to a client that reads nothing for a while (most
+    // of it queued in the proxy: --max-buffered-bytes 64MiB): the tunnel's own limits (1 h)
+    // apply, not the flush limit of HTTP answers (here 300 ms).
+    const TOTAL = 16 * MiB;
+    const server = (await import("node:net")).createServer({ allowHalfOpen: true }, (s) => {
+      s.on("data", () => {});
+      s.on("error", () => {});
+      s.end(Buffer.alloc(TOTAL, 0x61));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    const p = await startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(port), "--response-timeout", "300ms", "--max-buffered-bytes", "64MiB"]);
+    const client = await RawClient.connect(p.ports.reverse!);
+    client.keepChunks = false;
+    try {
+      client.pause();
+      await client.write("hello");
+      client.halfClose();
+      // Several times the flush limit with nothing read (a cut would come as a reset here).
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      client.resume();
+      await client.waitFor(() => client.closed, 20_000, "the whole stream and the close");
+      expect(client.receivedBytes).toBe(TOTAL);
+      expect(client.closeError).toBeUndefined();
+    } finally {
+      client.close();
+      server.close();
+    }
+  }, 40_000);
 });

@@ -33,12 +33,14 @@ export class Upstream implements ConnEvents {
   }
 
   /**
-   * Lets go of the connection: FIN, or a reset with `abort`. It is detached first: closing a Bun
-   * socket runs its close handler synchronously, which must not re-enter the session.
+   * Lets go of the connection: FIN, or a reset with `abort`, or when bytes toward it are still
+   * queued (its exchange is over: an upstream that stopped reading them would hold the socket
+   * for ever behind a FIN). It is detached first: closing a Bun socket runs its close handler
+   * synchronously, which must not re-enter the session.
    */
   release(abort: boolean): void {
     this.detach();
-    if (abort) this.conn.destroy();
+    if (abort || this.conn.queuedBytes > 0) this.conn.destroy();
     else this.conn.end();
   }
 

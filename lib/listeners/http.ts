@@ -31,6 +31,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { faultTermination } from "../fault.ts";
 import { BodyDecoder, hasBody } from "../protocol/http-body.ts";
 import { type Authority, type BodyFraming, HeadScan, type RequestHead, type ResponseHead, parseRequestHead } from "../protocol/http1.ts";
+import { FlushTimeout } from "../runtime/flush.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
@@ -126,6 +127,11 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.handedOff) return;
     this.closed = true;
     this.clearTimers();
+    if (err instanceof FlushTimeout) {
+      // The answer's tail was cut (lib/runtime/flush.ts): not the clean end closeClient expected.
+      this.termination = "flush-timeout";
+      this.rec.bytesDown -= err.droppedBytes;
+    }
     if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
     // An upstream kept alive between requests gets a FIN; one in the middle of an exchange, a reset.
     this.dropUpstream(this.exchange !== null);
@@ -380,8 +386,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (upstream && (!ex.reuseUpstream || ex.requestBody !== null || extra.byteLength > 0)) {
       const abort = ex.requestBody !== null;
       if (this.upstream === upstream) this.dropUpstream(abort);
-      else if (abort) upstream.conn.destroy();
-      else upstream.conn.end();
+      else upstream.release(abort);
     } else upstream?.conn.resume();
     if (!ex.keepClient) return this.closeClient(this.clientEnded ? "client-fin" : "server-fin");
     this.resumeClient();

@@ -22,7 +22,7 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { flushStdout, writeStdout } from "./bun-stdout.ts";
 import { readFdLimit } from "./fd-limit.ts";
-import { FlushClock } from "./flush.ts";
+import { FlushClock, FlushTimeout } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import { PendingConnect } from "./pending-connect.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
@@ -65,7 +65,7 @@ class BunConn implements Conn, SocketOwner {
   private error: Error | undefined;
   /** Whether Bun calls `drain` for this socket (see queueRest). */
   private drainArmed: boolean;
-  /** end() while bytes are queued: resets the socket if they stop draining (flush.ts). */
+  /** endLingering() while bytes are queued: resets the socket if they stop draining (flush.ts). */
   private flushClock: FlushClock | null = null;
 
   /**
@@ -207,7 +207,14 @@ class BunConn implements Conn, SocketOwner {
     if (this.closed) return;
     if (this.queuedBytes === 0) return this.closeNow();
     this.endPending = true;
-    this.flushClock ??= new FlushClock(() => this.destroy());
+    // An answer's close is bounded (flush.ts); a tunnel's end is bounded by its relay.
+    if (this.linger) this.flushClock ??= new FlushClock(() => this.flushTimedOut());
+  }
+
+  private flushTimedOut(): void {
+    if (this.closed) return;
+    this.error = new FlushTimeout(this.queuedBytes);
+    this.destroy();
   }
 
   endLingering(): void {
@@ -256,8 +263,8 @@ class BunConn implements Conn, SocketOwner {
     this.flushClock?.stop();
     this.queue = null;
     this.queuedBytes = 0;
-    // A fault's error wins over whatever Bun reports for the reset that followed it.
-    const reason = this.error instanceof FaultError ? this.error : (err ?? this.error);
+    // A fault's or the flush limit's error wins over whatever Bun reports for the reset that followed it.
+    const reason = this.error instanceof FaultError || this.error instanceof FlushTimeout ? this.error : (err ?? this.error);
     if (this.events) this.events.onClose(reason);
     else this.hold(["onClose", reason]);
   }

@@ -19,7 +19,7 @@ import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
-import { FlushClock } from "./flush.ts";
+import { FlushClock, FlushTimeout } from "./flush.ts";
 
 export interface DenoNetAddr {
   readonly hostname: string;
@@ -92,7 +92,7 @@ export class DenoConn implements Conn {
   private lingering: LingerClock | null = null;
   private paused = false;
   private wakeReader: (() => void) | null = null;
-  /** end() while bytes are queued: resets the socket if they stop draining (flush.ts). */
+  /** endLingering() while bytes are queued: closes the socket if they stop draining (flush.ts; Deno has no reset). */
   private flushClock: FlushClock | null = null;
 
   /** `unmap`: the socket is a dual-stack `::` serving an IPv4 listener (see deno.ts). */
@@ -161,7 +161,8 @@ export class DenoConn implements Conn {
     if (this.closed) return;
     if (this.queue.length === 0) return this.endNow();
     this.endPending = true;
-    this.flushClock ??= new FlushClock(() => this.destroy());
+    // An answer's close is bounded (flush.ts); a tunnel's end is bounded by its relay.
+    if (this.linger) this.flushClock ??= new FlushClock(() => this.finish(new FlushTimeout(this.queuedBytes)));
   }
 
   endLingering(): void {

@@ -1,12 +1,13 @@
 /**
- * Closing after the queue drains (Conn.end, Conn.endLingering), shared by both adapters: end()
- * with bytes still queued closes once the kernel has taken them. A peer that never reads would
- * keep that socket open for ever: an HTTP client's connection slot (its response complete, the
- * session closing), or an upstream we stopped sending a request body to. After the flush idle
- * limit without a byte taken, the socket is reset (nginx send_timeout, HAProxy's client and
- * server timeouts while they wait to write). The limit is --response-timeout (lib/app.ts sets
- * it): the same "no byte moving" limit the HTTP exchange had until its last byte was read.
- * The clocks sit in the shared deadline sets (lib/sweep.ts): no timer per socket.
+ * The flush limit of an answer's close (Conn.endLingering), shared by both adapters: with bytes
+ * still queued, the close waits until the kernel has taken them. A peer that never reads would
+ * keep that socket open for ever: an HTTP client's connection slot, its response complete and
+ * the session closing. After the flush idle limit without a byte taken, the socket is cut (a
+ * reset under Bun; Deno can only close, a FIN after what the kernel holds) as nginx's
+ * send_timeout does. The limit is --response-timeout (lib/app.ts sets it): the same "no byte
+ * moving" limit the HTTP exchange had until its last byte was read. Conn.end() has no such
+ * limit: the relay, which ends tunnels with it, keeps its own idle limit until both sockets
+ * close. The clocks sit in the shared deadline sets (lib/sweep.ts): no timer per socket.
  */
 import { nowMs } from "../clock.ts";
 import { reportFault } from "../fault.ts";
@@ -14,6 +15,17 @@ import { DEFAULT_LIMITS } from "../limits.ts";
 import { type Expiring, deadlinesFor } from "../sweep.ts";
 
 let flushIdleMs = DEFAULT_LIMITS.responseTimeoutMs;
+
+/**
+ * What the owner hears in onClose when the flush limit cut its connection: the termination
+ * `flush-timeout`, and the bytes that were dropped (counted as sent when they were written).
+ */
+export class FlushTimeout extends Error {
+  constructor(readonly droppedBytes: number) {
+    super(`the peer took no byte of the last ${droppedBytes} for ${flushIdleMs} ms: connection cut`);
+    this.name = "FlushTimeout";
+  }
+}
 
 export function setFlushIdleMs(ms: number): void {
   flushIdleMs = ms;
