@@ -125,8 +125,10 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
       held.chunks.length = 0;
       if (held.closed) this.clientGone(held.error);
       else if (held.ended) this.clientFin();
-      if (!held.closed && this.up.queuedBytes < this.options.maxBufferedBytes) this.down.resume();
     }
+    // The client may have been paused before (Holding, or an HTTP session whose pipelined bytes
+    // became these early bytes): from here only the upstream's queue holds it back.
+    if (!held?.closed && this.up.queuedBytes < this.options.maxBufferedBytes) this.down.resume();
   }
 
   /**

@@ -119,3 +119,29 @@ describe("upstream connections the session lets go of are closed", () => {
     expect(client.calls).toEqual(["endLingering"]); // the client's connection ends after the answer
   });
 });
+
+describe("an upgrade hands the connection to the relay unpaused", () => {
+  const UPGRADE = "GET /ws HTTP/1.1\r\nHost: w\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  const SWITCHED = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+  test("early bytes past --max-buffered-bytes in the request's own read: the client reads again once the relay has them", async () => {
+    const { client, upstreams } = session({ maxBufferedBytes: 16 * 1024 });
+    client.events!.onData(text.encode(UPGRADE + "x".repeat(20_000)));
+    await settle();
+    expect(client.paused).toBe(true); // the early bytes wait for the 101
+    upstreams[0]!.events!.onData(text.encode(SWITCHED));
+    await settle();
+    expect(upstreams[0]!.text()).toEndWith("x".repeat(20_000)); // handed on as tunnel data
+    expect(client.paused).toBe(false);
+  });
+
+  test("the same bytes sent while the 101 is awaited", async () => {
+    const { client, upstreams } = session({ maxBufferedBytes: 16 * 1024 });
+    client.events!.onData(text.encode(UPGRADE));
+    await settle();
+    client.events!.onData(text.encode("x".repeat(20_000)));
+    upstreams[0]!.events!.onData(text.encode(SWITCHED));
+    await settle();
+    expect(client.paused).toBe(false);
+  });
+});
