@@ -109,7 +109,7 @@ export class ProxyServer {
     if (!gc) return;
     let last = 0;
     let collected = 0;
-    let collectedAtMs = 0;
+    let collectedAtMs = -Infinity; // nowMs() counts from process start: 0 would hold off the first collection 5 s
     const timer = setInterval(() => {
       const now = this.accepted;
       if (now !== last) last = now; // still busy

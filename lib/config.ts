@@ -7,7 +7,7 @@
  * value, where it came from and the allowed values. The password never appears in a message or
  * in `sources` (shown as "***").
  */
-import { isIP } from "./address.ts";
+import { isIP, unmapIPv4 } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
 import { Resolver, spec } from "./config/resolver.ts";
@@ -140,8 +140,14 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
   return { config, sources: r.sources, warnings: Object.freeze([...r.warnings, ...unknownEnv(input.env)]) };
 }
 
-/** Kubernetes service-link variables (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_80_TCP_ADDR`, ...). */
-const SERVICE_LINK_NAME = /_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
+/** Kubernetes service-link variables (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_80_TCP_ADDR`, ...): group 1 is `<SERVICE>`. */
+const SERVICE_LINK_NAME = /^(.+?)_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
+
+/** A variable the kubelet set for a Service: its name has a service-link shape and the Service's _SERVICE_HOST is set. */
+function isServiceLink(name: string, env: ResolveInput["env"]): boolean {
+  const service = SERVICE_LINK_NAME.exec(name)?.[1];
+  return service !== undefined && env[`${service}_SERVICE_HOST`] !== undefined;
+}
 
 /**
  * A SIDECAR_* variable that is no setting (a typo such as SIDECAR_PROXY_PORTS) would otherwise
@@ -150,7 +156,7 @@ const SERVICE_LINK_NAME = /_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:
 function unknownEnv(env: ResolveInput["env"]): string[] {
   const known = new Set(OPTIONS.map((o) => o.env));
   return Object.keys(env)
-    .filter((name) => name.startsWith("SIDECAR_") && !known.has(name) && !SERVICE_LINK_NAME.test(name))
+    .filter((name) => name.startsWith("SIDECAR_") && !known.has(name) && !isServiceLink(name, env))
     .sort()
     .map((name) => `env ${name} is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)`);
 }
@@ -179,8 +185,15 @@ function checkAuthUsed(r: Resolver, config: Config): void {
 function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   if (config.reverseProtocol === null || config.proxyPort !== config.inPort) return;
   const host = config.proxyHost.toLowerCase().replace(/\.$/, "");
-  const addresses = host === "localhost" ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [host] : [];
-  const bound = addresses.find((a) => config.inBind.some((b) => bindsOverlap(a, b)));
+  const addresses = host === "localhost" ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [unmapIPv4(host)] : [];
+  // A wildcard bind covers the host's own addresses, which only loopback names for certain;
+  // another address with a wildcard bind may be a different host (the workload's).
+  const loopsBack = (a: string, bind: string) => {
+    const family = isIP(a);
+    if (canonical(bind, family) === WILDCARD[family]) return family === 4 ? a.startsWith("127.") : canonical(a, 6) === canonical("::1", 6);
+    return bindsOverlap(a, bind);
+  };
+  const bound = addresses.find((a) => config.inBind.some((b) => loopsBack(a, b)));
   if (bound === undefined) return;
   const said = (flag: string) => {
     const raw = r.lookup(spec(flag));

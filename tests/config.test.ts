@@ -424,6 +424,12 @@ describe("combinations with no effect or a loop are refused", () => {
     expect(() => resolve({ flags: { "proxy-port": "4144" } })).not.toThrow();
     expect(() => resolve({ flags: { "proxy-type": "forward", "proxy-port": "4143" } })).not.toThrow();
     expect(() => resolve({ flags: { "proxy-host": "workload", "proxy-port": "4143" } })).not.toThrow();
+    // With the wildcard default, another address may be another host (only loopback is sure);
+    // an IPv4-mapped loopback literal is loopback. (Pure: nothing is dialled; RFC 5737 / RFC 3849
+    // documentation addresses.)
+    expect(() => resolve({ flags: { "proxy-host": "192.0.2.10", "proxy-port": "4143" } })).not.toThrow();
+    expect(() => resolve({ flags: { "proxy-host": "2001:db8::10", "proxy-port": "4143" } })).not.toThrow();
+    expect(errorOf({ flags: { "proxy-host": "::ffff:127.0.0.1", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } })).toContain("name the reverse listener itself");
   });
 });
 
@@ -464,9 +470,11 @@ describe("Kubernetes service links", () => {
 
 describe("unknown SIDECAR_* variables", () => {
   test("are named in a warning (a typo would otherwise do nothing); known ones are not", () => {
-    const { warnings } = resolve({ env: { SIDECAR_PROXY_PORTS: "8080", SIDECAR_ANNOTATIONS: "/f", SIDECAR_PROXY_HOST: "127.0.0.1", OTHER_VAR: "x" } });
+    // SIDECAR_IN_PORT has a service link's shape, but no SIDECAR_IN_SERVICE_HOST: a typo.
+    const { warnings } = resolve({ env: { SIDECAR_PROXY_PORTS: "8080", SIDECAR_ANNOTATIONS: "/f", SIDECAR_IN_PORT: "8080", SIDECAR_PROXY_HOST: "127.0.0.1", OTHER_VAR: "x" } });
     expect(warnings).toEqual([
       "env SIDECAR_ANNOTATIONS is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)",
+      "env SIDECAR_IN_PORT is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)",
       "env SIDECAR_PROXY_PORTS is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)",
     ]);
   });
