@@ -25,10 +25,11 @@ export interface AdminState {
 const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
 const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in Kubernetes
 /**
- * Admin connections open at once; more are closed at accept. Probes and scrapers hold one for a
- * few ms; without a cap, clients that connect and send nothing would hold a descriptor each for
- * ADMIN_READ_TIMEOUT_MS, taking the fds the proxy's connections need. Counted in app.ts's
- * RESERVED_FDS.
+ * Admin connections open at once. Probes and scrapers hold one for a few ms; without a cap,
+ * clients that connect and send nothing would hold a descriptor each for ADMIN_READ_TIMEOUT_MS,
+ * taking the fds the proxy's connections need. Counted in app.ts's RESERVED_FDS. At the cap a
+ * new connection evicts the oldest one still waiting for its request rather than being refused:
+ * idle connections re-opened every few seconds must not lock the kubelet's probes out.
  */
 export const ADMIN_MAX_CONNECTIONS = 32;
 /** /connections lists at most this many active connections (the oldest), and counts them all. */
@@ -40,28 +41,45 @@ const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
 
 export function startAdmin(runtime: Runtime, hostname: string, port: number, state: AdminState): Listener {
   let open = 0;
+  /** Open connections whose request is not in yet, oldest first (a Set keeps insertion order). */
+  const waiting = new Set<Conn>();
   return runtime.listen({
     hostname,
     port,
     onAccept(conn) {
-      if (open >= ADMIN_MAX_CONNECTIONS) return conn.destroy();
+      if (open >= ADMIN_MAX_CONNECTIONS) {
+        const oldest = waiting.values().next();
+        if (oldest.done) return conn.destroy(); // all of them are being answered
+        oldest.value.destroy(); // its onClose counts it out
+      }
       open++;
-      serveOne(conn, state, () => open--);
+      waiting.add(conn);
+      serveOne(conn, state, () => waiting.delete(conn), () => {
+        open--;
+        waiting.delete(conn);
+      });
     },
   });
 }
 
-function serveOne(conn: Conn, state: AdminState, closed: () => void): void {
+function serveOne(conn: Conn, state: AdminState, requested: () => void, closed: () => void): void {
   let buffered = "";
+  let answered = false; // one request per connection: what follows it is not read as another
   const timer = setTimeout(() => conn.destroy(), ADMIN_READ_TIMEOUT_MS);
   conn.setEvents({
     onData(chunk) {
+      if (answered) return;
       buffered += latin1.decode(chunk);
-      if (buffered.length > MAX_ADMIN_REQUEST_BYTES) return writeReply(conn, 431, "text/plain", "request too large\n");
+      if (buffered.length > MAX_ADMIN_REQUEST_BYTES) {
+        answered = true;
+        return writeReply(conn, 431, "text/plain", "request too large\n");
+      }
       // RFC 9112 §2.2: a bare LF ends a line too.
       const headEnd = buffered.search(/\r?\n\r?\n/);
       if (headEnd < 0) return;
       clearTimeout(timer);
+      answered = true;
+      requested();
       const line = REQUEST_LINE.exec(buffered.slice(0, buffered.search(/\r?\n/)));
       if (!line) return writeReply(conn, 400, "text/plain", "bad request: not an HTTP/1.x request line\n");
       route(conn, line[1]!, line[2]!, state);
