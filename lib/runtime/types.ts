@@ -48,7 +48,9 @@ export interface Conn {
    * sending (an HTTP response or error, a SOCKS or CONNECT failure reply): flush the queue,
    * half-close, then read and drop until the peer's FIN (lib/limits.ts LINGER_IDLE_MS,
    * LINGER_MAX_MS), so no reset destroys answer bytes the peer has not read yet. The owner hears
-   * onClose as for end(); the lingering socket is no longer its concern.
+   * onClose as for end(); the lingering socket is no longer its concern. A queue that makes no
+   * progress for the flush limit (lib/runtime/flush.ts) is dropped and the socket cut: onClose
+   * then carries a FlushTimeout.
    */
   endLingering(): void;
   /** Close now, discarding the queue. */
