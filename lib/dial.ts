@@ -39,6 +39,11 @@ const KIND_RANK: Record<string, number> = {
 export function dial(runtime: Runtime, target: DialTarget, options: DialOptions, done: (result: Conn | ProxyError) => void): void {
   const deadline = nowMs() + options.timeoutMs;
   const host = stripBrackets(target.host);
+  if (target.port < 1 || target.port > 65535) {
+    // SOCKS can name DST.PORT 0 (HTTP's parsers refuse it): malformed, whatever the runtime's connect would say.
+    const err = new ProxyError("protocol", `port ${target.port} is not a destination port (1-65535)`);
+    return queueMicrotask(() => done(err));
+  }
   if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
   if (endsInNumber(host)) {
     const err = new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);

@@ -54,6 +54,15 @@ describe("dial", () => {
     }
   });
 
+  test("port 0 (SOCKS can send it) is malformed, refused with no lookup and no connect, on every runtime alike", async () => {
+    const { runtime, asked } = recordingRuntime();
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const result = await new Promise((resolve) => dial(runtime, { host, port: 0 }, { timeoutMs: 5_000 }, resolve));
+      expect((result as ProxyError).kind).toBe("protocol");
+    }
+    expect(asked).toEqual([]);
+  });
+
   test("a name under .invalid (RFC 6761 §6.4) fails as dnsFailed with no lookup and no connect", async () => {
     for (const host of ["nonexistent.invalid", "a.b.INVALID", "x.invalid.", "invalid"]) {
       const { result, asked } = await dialed(host);

@@ -662,6 +662,18 @@ describe("errors on the wire", () => {
     await closedByProxy(four.c);
   }, T);
 
+  test("DST.PORT 0: malformed (SOCKS5 REP 0x01, SOCKS4 CD 0x5B), the same on every runtime, not an internal error", async () => {
+    const since = fwd.logs.length;
+    const five = await socks5Exchange(fwd.ports.forward!, socks5Request("127.0.0.1", 0));
+    expect(five.reply).toBe(socks5Failure(0x01));
+    await closedByProxy(five.c);
+    const line = await connectionLog(fwd, since, (l) => l.target === target("127.0.0.1", 0));
+    expect(line.error).toBe("protocol");
+    const four = await socks4Exchange(fwd.ports.forward!, socks4Request("127.0.0.1", 0));
+    expect(four.reply).toBe(SOCKS4_REJECTED);
+    await closedByProxy(four.c);
+  }, T);
+
   test("BIND and UDP ASSOCIATE: SOCKS5 REP 0x07; SOCKS4 BIND: CD 0x5B", async () => {
     const echoAcceptedBefore = echo.accepted;
     const bind = await socks5Exchange(fwd.ports.forward!, socks5Request("127.0.0.1", echo.port, 0x02));
