@@ -19,6 +19,7 @@ import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
+import { SweptSet } from "../sweep.ts";
 import { FlushClock, FlushTimeout } from "./flush.ts";
 
 export interface DenoNetAddr {
@@ -52,6 +53,20 @@ const MAX_READ_BYTES = 16 * 1024;
  * Small chunks queued behind each other (a reply head, then its body) go out in one write (one
  * op, one segment). Only small ones: joining bulk chunks would copy and allocate per chunk.
  */
+/**
+ * After the peer's FIN nothing reads the socket, and a read would return EOF again even after a
+ * reset: a peer that half-closes and then resets (SO_LINGER 0, a killed process) would go
+ * unnoticed until a tunnel limit (an hour by default), holding its connection slot. A
+ * zero-length write sends nothing on a healthy half-closed socket and fails (EPIPE) once the
+ * peer has reset: half-closed conns with nothing queued are probed so every PROBE_AFTER_FIN_MS
+ * (one shared interval, lib/sweep.ts). Bun hears the reset from its event loop.
+ */
+const PROBE_AFTER_FIN_MS = 1_000;
+const NOTHING = new Uint8Array(0);
+const halfClosedByPeer = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now, set, slot) => {
+  if (!conn.probeAfterFin()) set.delete(slot, conn);
+});
+
 const SMALL_CHUNK_BYTES = 2 * 1024;
 const MAX_COALESCE_BYTES = 16 * 1024;
 
@@ -307,8 +322,17 @@ export class DenoConn implements Conn {
     }
   }
 
+  /** Probes a socket whose peer has half-closed (halfClosedByPeer); false once it need not be. */
+  probeAfterFin(): boolean {
+    if (this.closed || this.writeShut) return false;
+    if (this.queue.length > 0) return true; // the pending write fails by itself on a reset
+    this.raw.write(NOTHING).catch((err: unknown) => this.finish(err instanceof Error ? err : new Error(String(err))));
+    return true;
+  }
+
   private peerEnded(): void {
     this.readEnded = true;
+    if (!this.writeShut) halfClosedByPeer.add(this);
     try {
       this.events.onEnd();
     } catch (err) {
