@@ -141,7 +141,9 @@ function renderConnections(tracker: Tracker): string {
     ageMs: Math.round((r.endedMs ?? now) - r.startedMs),
     connectMs: r.connectMs,
     termination: r.termination,
-    error: r.error,
+    // As the connection log line names them: the error kind and its detail.
+    error: r.error?.kind ?? null,
+    detail: r.error?.message ?? null,
   });
   const active = tracker.active.toArray().sort((a, b) => a.id - b.id); // oldest first
   // Bounded: at the connection cap the whole list was megabytes, built while nothing is relayed.

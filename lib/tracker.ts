@@ -29,7 +29,8 @@ export interface ConnRecord {
   bytesUp: number;
   bytesDown: number;
   termination: string | null;
-  error: string | null;
+  /** Why it failed, if it did: the kind (log `error`) and its message (log `detail`). */
+  error: ProxyError | null;
   endedMs: number | null;
   /** The relay while a tunnel runs: live byte counters, and how to cut it at shutdown. */
   live: LiveTunnel | null;
@@ -189,7 +190,7 @@ export class Tracker {
     }
     rec.abort = null;
     rec.drain = null;
-    if (error) rec.error = error.message;
+    if (error) rec.error = error;
     this.active.delete(rec.slot, rec);
     this.ring[this.ringNext] = rec;
     this.ringNext = (this.ringNext + 1) % RECENT_KEPT;
@@ -220,7 +221,7 @@ export class Tracker {
     };
     if (rec.requests > 0) fields.requests = rec.requests;
     if (kind) fields.error = kind;
-    if (rec.error) fields.detail = rec.error;
+    if (rec.error) fields.detail = rec.error.message;
     if (kind && kind !== "authFailed") this.log.warn("connection", fields);
     else this.log.info("connection", fields);
   }

@@ -347,7 +347,8 @@ describe("/connections", () => {
     const failed = view.recent.find((r) => r.listener === "forward")!;
     expect(failed.target).toBe(`127.0.0.1:${dead}`);
     expect(failed.termination).toBe("connect-refused");
-    expect(failed.error).toBeTruthy();
+    expect(failed.error).toBe("connectRefused"); // the kind and the detail, as the log line names them
+    expect(failed.detail).toBeTruthy();
     // Most recent first.
     expect(view.recent[0]!.id).toBeGreaterThan(view.recent[1]!.id);
   }, T);

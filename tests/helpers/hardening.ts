@@ -228,6 +228,7 @@ export interface ConnectionView {
   connectMs: number | null;
   termination: string | null;
   error: string | null;
+  detail: string | null;
 }
 
 export async function connectionsOf(p: RunningProxy): Promise<{ activeCount: number; active: ConnectionView[]; recent: ConnectionView[] }> {
