@@ -157,3 +157,57 @@ export function deadlinesFor(timeoutMs: number): SweptSet<Expiring> {
   const tick = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(timeoutMs / TICK_DIVISOR)));
   return sweptSetFor(sets, tick, visit, expiringFaulted);
 }
+
+/**
+ * A deadline that moves with activity: `over` runs once `idleMs` pass without `touch()`, or
+ * `maxMs` in all, up to a tenth late (the tick of its shared set); `stop()` cancels it. Behind
+ * the closes that wait on a peer: lingering (lib/runtime/linger.ts) and the flush limit
+ * (lib/runtime/flush.ts).
+ */
+export class IdleDeadline implements Expiring {
+  deadline: number;
+  private readonly startedMs: number;
+  private lastMs: number;
+  private slot: number;
+  private stopped = false;
+
+  constructor(
+    private readonly idleMs: number,
+    private readonly maxMs: number,
+    private readonly over: () => void,
+  ) {
+    this.startedMs = this.lastMs = nowMs();
+    this.deadline = this.startedMs + Math.min(idleMs, maxMs);
+    this.slot = deadlinesFor(idleMs).add(this);
+  }
+
+  /** Activity: the idle limit starts again. */
+  touch(): void {
+    this.lastMs = nowMs();
+  }
+
+  expire(): void {
+    if (this.stopped) return;
+    const now = nowMs();
+    const left = Math.min(this.lastMs + this.idleMs, this.startedMs + this.maxMs) - now;
+    if (left > 0) {
+      this.deadline = now + left;
+      this.slot = deadlinesFor(this.idleMs).add(this);
+      return;
+    }
+    this.stopped = true; // the sweep has taken it out of its set
+    this.over();
+  }
+
+  faulted(err: unknown): void {
+    reportFault(err, TIMER);
+    this.stopped = true;
+    this.over();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    deadlinesFor(this.idleMs).delete(this.slot, this);
+  }
+}

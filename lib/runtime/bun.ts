@@ -22,9 +22,10 @@ import { ProxyError, asProxyError } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { flushStdout, writeStdout } from "./bun-stdout.ts";
 import { readFdLimit } from "./fd-limit.ts";
-import { FlushClock, FlushTimeout } from "./flush.ts";
+import { FlushTimeout, startFlushClock } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import { PendingConnect } from "./pending-connect.ts";
+import type { IdleDeadline } from "../sweep.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
 /** What a socket's `data` is, for the shared handlers: its BunConn, or its Lingering at the end. */
@@ -66,7 +67,7 @@ class BunConn implements Conn, SocketOwner {
   /** Whether Bun calls `drain` for this socket (see queueRest). */
   private drainArmed: boolean;
   /** endLingering() while bytes are queued: resets the socket if they stop draining (flush.ts). */
-  private flushClock: FlushClock | null = null;
+  private flushClock: IdleDeadline | null = null;
 
   /**
    * Each Bun address getter is a syscall (getpeername/getsockname), and a short connection is
@@ -162,7 +163,7 @@ class BunConn implements Conn, SocketOwner {
       const n = this.socket.write(head);
       if (n < 0) return;
       this.queuedBytes -= n;
-      if (n > 0) this.flushClock?.progress();
+      if (n > 0) this.flushClock?.touch();
       if (n < head.byteLength) {
         queue[0] = head.subarray(n);
         return;
@@ -208,7 +209,7 @@ class BunConn implements Conn, SocketOwner {
     if (this.queuedBytes === 0) return this.closeNow();
     this.endPending = true;
     // An answer's close is bounded (flush.ts); a tunnel's end is bounded by its relay.
-    if (this.linger) this.flushClock ??= new FlushClock(() => this.flushTimedOut());
+    if (this.linger) this.flushClock ??= startFlushClock(() => this.flushTimedOut());
   }
 
   private flushTimedOut(): void {
@@ -304,7 +305,7 @@ class Lingering implements SocketOwner {
   }
 
   gotData(): void {
-    this.clock.byte();
+    this.clock.touch();
   }
   gotEnd(): void {
     this.socket.close();

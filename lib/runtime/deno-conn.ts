@@ -17,10 +17,10 @@
  */
 import { unmapIPv4 } from "../address.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
+import { type IdleDeadline, SweptSet } from "../sweep.ts";
+import { FlushTimeout, startFlushClock } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
-import { SweptSet } from "../sweep.ts";
-import { FlushClock, FlushTimeout } from "./flush.ts";
 
 export interface DenoNetAddr {
   readonly hostname: string;
@@ -50,10 +50,6 @@ export interface DenoTcpConn {
 const MIN_READ_BYTES = 4 * 1024;
 const MAX_READ_BYTES = 16 * 1024;
 /**
- * Small chunks queued behind each other (a reply head, then its body) go out in one write (one
- * op, one segment). Only small ones: joining bulk chunks would copy and allocate per chunk.
- */
-/**
  * After the peer's FIN nothing reads the socket, and a read would return EOF again even after a
  * reset: a peer that half-closes and then resets (SO_LINGER 0, a killed process) would go
  * unnoticed until a tunnel limit (an hour by default), holding its connection slot. A
@@ -67,6 +63,10 @@ const halfClosedByPeer = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now,
   if (!conn.probeAfterFin()) set.delete(slot, conn);
 });
 
+/**
+ * Small chunks queued behind each other (a reply head, then its body) go out in one write (one
+ * op, one segment). Only small ones: joining bulk chunks would copy and allocate per chunk.
+ */
 const SMALL_CHUNK_BYTES = 2 * 1024;
 const MAX_COALESCE_BYTES = 16 * 1024;
 
@@ -108,7 +108,7 @@ export class DenoConn implements Conn {
   private paused = false;
   private wakeReader: (() => void) | null = null;
   /** endLingering() while bytes are queued: closes the socket if they stop draining (flush.ts; Deno has no reset). */
-  private flushClock: FlushClock | null = null;
+  private flushClock: IdleDeadline | null = null;
 
   /** `unmap`: the socket is a dual-stack `::` serving an IPv4 listener (see deno.ts). */
   constructor(
@@ -177,7 +177,7 @@ export class DenoConn implements Conn {
     if (this.queue.length === 0) return this.endNow();
     this.endPending = true;
     // An answer's close is bounded (flush.ts); a tunnel's end is bounded by its relay.
-    if (this.linger) this.flushClock ??= new FlushClock(() => this.finish(new FlushTimeout(this.queuedBytes)));
+    if (this.linger) this.flushClock ??= startFlushClock(() => this.finish(new FlushTimeout(this.queuedBytes)));
   }
 
   endLingering(): void {
@@ -263,7 +263,7 @@ export class DenoConn implements Conn {
   private consume(n: number): void {
     const head = this.queue[0]!;
     this.queuedBytes -= n;
-    if (n > 0) this.flushClock?.progress();
+    if (n > 0) this.flushClock?.touch();
     if (n < head.byteLength) this.queue[0] = head.subarray(n);
     else this.queue.shift();
   }
@@ -299,7 +299,7 @@ export class DenoConn implements Conn {
       }
       if (this.lingering !== null) {
         if (n === null) return this.stopLingering();
-        this.lingering.byte();
+        this.lingering.touch();
         continue; // dropped
       }
       if (this.closed) return;
@@ -379,4 +379,3 @@ export class DenoConn implements Conn {
     }
   }
 }
-

@@ -7,12 +7,10 @@
  * send_timeout does. The limit is --response-timeout (lib/app.ts sets it): the same "no byte
  * moving" limit the HTTP exchange had until its last byte was read. Conn.end() has no such
  * limit: the relay, which ends tunnels with it, keeps its own idle limit until both sockets
- * close. The clocks sit in the shared deadline sets (lib/sweep.ts): no timer per socket.
+ * close. The clocks are IdleDeadlines in the shared deadline sets (lib/sweep.ts): no timer per socket.
  */
-import { nowMs } from "../clock.ts";
-import { reportFault } from "../fault.ts";
 import { DEFAULT_LIMITS } from "../limits.ts";
-import { type Expiring, deadlinesFor } from "../sweep.ts";
+import { IdleDeadline } from "../sweep.ts";
 
 let flushIdleMs = DEFAULT_LIMITS.responseTimeoutMs;
 
@@ -31,47 +29,7 @@ export function setFlushIdleMs(ms: number): void {
   flushIdleMs = ms;
 }
 
-/** `over` (reset the socket) runs after the idle limit with no `progress`, up to a tenth late. */
-export class FlushClock implements Expiring {
-  deadline: number;
-  private readonly idleMs = flushIdleMs;
-  private lastMs: number;
-  private slot: number;
-  private stopped = false;
-
-  constructor(private readonly over: () => void) {
-    this.lastMs = nowMs();
-    this.deadline = this.lastMs + this.idleMs;
-    this.slot = deadlinesFor(this.idleMs).add(this);
-  }
-
-  /** The kernel took some of the queue. */
-  progress(): void {
-    this.lastMs = nowMs();
-  }
-
-  expire(): void {
-    if (this.stopped) return;
-    const now = nowMs();
-    const left = this.lastMs + this.idleMs - now;
-    if (left <= 0) {
-      this.stopped = true;
-      return this.over();
-    }
-    this.deadline = now + left;
-    this.slot = deadlinesFor(this.idleMs).add(this);
-  }
-
-  faulted(err: unknown): void {
-    reportFault(err, "timer");
-    this.stopped = true;
-    this.over();
-  }
-
-  /** The queue drained or the socket closed. */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    deadlinesFor(this.idleMs).delete(this.slot, this);
-  }
+/** A clock for one socket's flush: `over` (cut it) runs after the idle limit with no `touch`. */
+export function startFlushClock(over: () => void): IdleDeadline {
+  return new IdleDeadline(flushIdleMs, Infinity, over);
 }
