@@ -195,12 +195,8 @@ function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   };
   const bound = addresses.find((a) => config.inBind.some((b) => loopsBack(a, b)));
   if (bound === undefined) return;
-  const said = (flag: string) => {
-    const raw = r.lookup(spec(flag));
-    return `${flag} ${quote(raw?.text ?? "")} from ${raw?.origin}`;
-  };
   throw new ConfigError(
-    `${said("proxy-host")} and ${said("proxy-port")} name the reverse listener itself (${said("proxy-in-port")}, ${said("in-bind")}): ` +
+    `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name the reverse listener itself (${said(r, "proxy-in-port")}, ${said(r, "in-bind")}): ` +
       "every connection would loop back into the proxy; allowed: the workload's own address and port",
   );
 }
@@ -277,22 +273,23 @@ interface PortUse {
  * of one listener overlap, whatever its port: they all share one port (with 0, the first
  * address's).
  */
+/** `key "value" from source`, as error messages name a setting; `value` names one address of a bind list. */
+function said(r: Resolver, flag: string, value?: string): string {
+  const raw = r.lookup(spec(flag));
+  return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
+}
+
 function checkPortCollisions(r: Resolver, config: Config): void {
   const uses: PortUse[] = [];
   if (config.reverseProtocol) uses.push({ portFlag: "proxy-in-port", bindFlag: "in-bind", port: config.inPort, binds: config.inBind });
   if (config.forwardProtocol) uses.push({ portFlag: "proxy-out-port", bindFlag: "out-bind", port: config.outPort, binds: config.outBind });
   if (config.adminPort !== null) uses.push({ portFlag: "admin-port", bindFlag: "admin-bind", port: config.adminPort, binds: [config.adminBind] });
-  /** `key "value" from source`; `value` names one address of a bind list. */
-  const said = (flag: string, value?: string) => {
-    const raw = r.lookup(spec(flag));
-    return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
-  };
   for (const use of uses) {
     use.binds.forEach((a, i) => {
       const b = use.binds.slice(0, i).find((x) => bindsOverlap(a, x));
       if (b === undefined) return;
       throw new ConfigError(
-        `${said(use.bindFlag)}: ${quote(a)} overlaps ${quote(b)}, and a listener binds all its addresses on one port; allowed: addresses that do not overlap (0.0.0.0 already covers every IPv4 address, :: every IPv6 one)`,
+        `${said(r, use.bindFlag)}: ${quote(a)} overlaps ${quote(b)}, and a listener binds all its addresses on one port; allowed: addresses that do not overlap (0.0.0.0 already covers every IPv4 address, :: every IPv6 one)`,
       );
     });
   }
@@ -303,7 +300,7 @@ function checkPortCollisions(r: Resolver, config: Config): void {
         const b = earlier.binds.find((x) => bindsOverlap(a, x));
         if (b === undefined) continue;
         throw new ConfigError(
-          `${said(later.portFlag)} conflicts with ${said(earlier.portFlag)}: ${said(later.bindFlag, a)} overlaps ${said(earlier.bindFlag, b)}; allowed: different ports (0 = any free port) or binds that do not overlap`,
+          `${said(r, later.portFlag)} conflicts with ${said(r, earlier.portFlag)}: ${said(r, later.bindFlag, a)} overlaps ${said(r, earlier.bindFlag, b)}; allowed: different ports (0 = any free port) or binds that do not overlap`,
         );
       }
     }

@@ -39,24 +39,26 @@ const KIND_RANK: Record<string, number> = {
 export function dial(runtime: Runtime, target: DialTarget, options: DialOptions, done: (result: Conn | ProxyError) => void): void {
   const deadline = nowMs() + options.timeoutMs;
   const host = stripBrackets(target.host);
-  if (target.port < 1 || target.port > 65535) {
-    // SOCKS can name DST.PORT 0 (HTTP's parsers refuse it): malformed, whatever the runtime's connect would say.
-    const err = new ProxyError("protocol", `port ${target.port} is not a destination port (1-65535)`);
-    return queueMicrotask(() => done(err));
-  }
-  if (isIP(host)) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
-  if (endsInNumber(host)) {
-    const err = new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
-    return queueMicrotask(() => done(err));
-  }
-  if (isInvalidName(host)) {
-    const err = new ProxyError("dnsFailed", `${target.host} does not resolve (RFC 6761: .invalid names never do; not sent to DNS)`);
-    return queueMicrotask(() => done(err));
-  }
+  const literal = isIP(host) !== 0;
+  const refused = refusal(target, host, literal);
+  if (refused !== null) return queueMicrotask(() => done(refused)); // `done` never runs before dial returns
+  if (literal) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
   withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs).then(
     (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
     (err: unknown) => done(asProxyError(err)),
   );
+}
+
+/** What is refused before any lookup or connect, or null. */
+function refusal(target: DialTarget, host: string, literal: boolean): ProxyError | null {
+  // SOCKS can name DST.PORT 0 (HTTP's parsers refuse it): malformed, whatever the runtime's connect would say.
+  if (target.port < 1 || target.port > 65535) return new ProxyError("protocol", `port ${target.port} is not a destination port (1-65535)`);
+  if (literal) return null;
+  if (endsInNumber(host)) {
+    return new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
+  }
+  if (isInvalidName(host)) return new ProxyError("dnsFailed", `${target.host} does not resolve (RFC 6761: .invalid names never do; not sent to DNS)`);
+  return null;
 }
 
 /** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */
