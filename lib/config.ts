@@ -10,7 +10,7 @@
 import { isIP, unmapIPv4 } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
-import { Resolver, spec } from "./config/resolver.ts";
+import { Resolver, linkedService, spec } from "./config/resolver.ts";
 import * as v from "./config/values.ts";
 import type { Limits } from "./limits.ts";
 import { parseIPv6 } from "./protocol/socks-address.ts";
@@ -140,15 +140,6 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
   return { config, sources: r.sources, warnings: Object.freeze([...r.warnings, ...unknownEnv(input.env)]) };
 }
 
-/** Kubernetes service-link variables (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_80_TCP_ADDR`, ...): group 1 is `<SERVICE>`. */
-const SERVICE_LINK_NAME = /^(.+?)_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
-
-/** A variable the kubelet set for a Service: its name has a service-link shape and the Service's _SERVICE_HOST is set. */
-function isServiceLink(name: string, env: ResolveInput["env"]): boolean {
-  const service = SERVICE_LINK_NAME.exec(name)?.[1];
-  return service !== undefined && env[`${service}_SERVICE_HOST`] !== undefined;
-}
-
 /**
  * A SIDECAR_* variable that is no setting (a typo such as SIDECAR_PROXY_PORTS) would otherwise
  * do nothing, silently: it is named in a warning. Service-link variables are not reported.
@@ -156,7 +147,7 @@ function isServiceLink(name: string, env: ResolveInput["env"]): boolean {
 function unknownEnv(env: ResolveInput["env"]): string[] {
   const known = new Set(OPTIONS.map((o) => o.env));
   return Object.keys(env)
-    .filter((name) => name.startsWith("SIDECAR_") && !known.has(name) && !isServiceLink(name, env))
+    .filter((name) => name.startsWith("SIDECAR_") && !known.has(name) && linkedService(name, env) === null)
     .sort()
     .map((name) => `env ${name} is not a setting of sidecar-proxy and is ignored (see --help for the SIDECAR_* names)`);
 }

@@ -196,10 +196,20 @@ export class Resolver {
  * Returns the Service's name as the kubelet derived the variables from, or null.
  */
 function serviceLink(name: string, value: string, env: ResolveInput["env"]): string | null {
-  if (!name.endsWith("_PORT") || !/^(?:tcp|udp|sctp):\/\/\S+:\d+$/.test(value)) return null;
-  const prefix = name.slice(0, -"_PORT".length);
-  if (env[`${prefix}_SERVICE_HOST`] === undefined) return null;
-  return prefix.toLowerCase().replace(/_/g, "-");
+  if (!/^(?:tcp|udp|sctp):\/\/\S+:\d+$/.test(value)) return null;
+  return linkedService(name, env)?.toLowerCase().replace(/_/g, "-") ?? null;
+}
+
+/** Service-link variable names (`<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_80_TCP_ADDR`, ...): group 1 is `<SERVICE>`. */
+const SERVICE_LINK_NAME = /^(.+?)_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
+
+/**
+ * The `<SERVICE>` prefix of a variable the kubelet set for a Service (a service-link name whose
+ * Service's `_SERVICE_HOST` is set too), or null.
+ */
+export function linkedService(name: string, env: ResolveInput["env"]): string | null {
+  const service = SERVICE_LINK_NAME.exec(name)?.[1];
+  return service !== undefined && env[`${service}_SERVICE_HOST`] !== undefined ? service : null;
 }
 
 export function spec(flag: string): OptionSpec {
