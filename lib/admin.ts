@@ -8,6 +8,7 @@
  */
 import { reasonPhrase } from "./protocol/http1.ts";
 import { lingeringSockets } from "./runtime/linger.ts";
+import { abandonedConnects } from "./runtime/pending-connect.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
@@ -185,6 +186,8 @@ function renderMetrics(state: AdminState): string {
   out.push(`sidecar_internal_errors_total ${state.tracker.internalErrors}`);
   family("sidecar_lingering_sockets", "gauge", "Sockets closed to their owner after an answer, still reading until the peer's FIN (lingering close; lib/limits.ts LINGER_MAX_SOCKETS).");
   out.push(`sidecar_lingering_sockets ${lingeringSockets()}`);
+  family("sidecar_abandoned_connects", "gauge", "Upstream connects past --connect-timeout that the kernel still holds open (Bun cannot cancel a connect; lib/limits.ts ABANDONED_CONNECTS_MAX).");
+  out.push(`sidecar_abandoned_connects ${abandonedConnects()}`);
   family("sidecar_log_lines_dropped_total", "counter", "Log lines not written because stdout was closed or too far behind (lib/limits.ts LOG_QUEUE_MAX_BYTES).");
   out.push(`sidecar_log_lines_dropped_total ${state.logLinesDropped()}`);
   histogram(out, family, "sidecar_connect_duration_seconds", "Upstream connect latency.", stats.map((s) => [labels(s), s.connectLatency] as const));

@@ -13,13 +13,14 @@ import type { Config } from "./config.ts";
 import { optionByFlag } from "./config/options.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
-import { LINGER_MAX_SOCKETS } from "./limits.ts";
+import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
 import { setLingerBudget } from "./runtime/linger.ts";
+import { setAbandonedConnectBudget } from "./runtime/pending-connect.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
@@ -139,10 +140,14 @@ export class ProxyServer {
       this.log.warn("file-descriptor limit unknown: the connection cap is not lowered to fit it; keep --max-connections below half of `ulimit -n`", { maxConnections: configured });
       return configured;
     }
-    // Lingering sockets (Conn.endLingering) get an eighth of what is left, the connections the rest.
-    const lingerBudget = Math.min(LINGER_MAX_SOCKETS, Math.floor(Math.max(0, fds - RESERVED_FDS) / 8));
+    // Lingering sockets (Conn.endLingering) and abandoned connects (lib/runtime/pending-connect.ts)
+    // each get up to an eighth of what is left, the connections the rest.
+    const eighth = Math.floor(Math.max(0, fds - RESERVED_FDS) / 8);
+    const lingerBudget = Math.min(LINGER_MAX_SOCKETS, eighth);
+    const abandonedBudget = Math.min(ABANDONED_CONNECTS_MAX, eighth);
     setLingerBudget(lingerBudget);
-    const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS - lingerBudget) / 2 / listenerCount));
+    setAbandonedConnectBudget(abandonedBudget);
+    const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS - lingerBudget - abandonedBudget) / 2 / listenerCount));
     if (byFds < configured) {
       this.log.warn("connection cap lowered to fit the file-descriptor limit", { configured, effective: byFds, fdLimit: fds });
       return byFds;

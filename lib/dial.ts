@@ -87,6 +87,8 @@ function tryAddresses(
     const failed = failure;
     runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
+      // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
+      if (result.kind === "limitExceeded") return done(result);
       // The connect had what was left of the deadline; the message names the configured limit.
       const err = result.kind === "connectTimeout" ? timeoutError(target, options.timeoutMs) : result;
       tryAddresses(runtime, target, addresses, next, deadline, options, pick(failed, err), done);

@@ -26,7 +26,7 @@ export type ErrorKind =
   | "commandNotSupported"
   | "methodNotAllowed" // HTTP method not allowed on this listener (405)
   | "addressTypeNotSupported"
-  | "limitExceeded" // connection cap, buffer cap
+  | "limitExceeded" // connection cap, buffer cap, abandoned connects
   | "internal";
 
 /** SOCKS5 reply field values, RFC 1928 §6. */

@@ -79,3 +79,21 @@ export const LINGER_MAX_MS = 30_000;
  * descriptors left after RESERVED_FDS (lib/app.ts), which the connection cap then leaves free.
  */
 export const LINGER_MAX_SOCKETS = 1024;
+
+/**
+ * Connects that passed --connect-timeout while the kernel still tries (lib/runtime/pending-connect.ts):
+ * Bun cannot close a socket before it opens, so a dial to a host that drops SYNs (a firewall, a
+ * workload whose accept queue is full) keeps its descriptor until the kernel gives up: 127 s
+ * with Linux's default 6 SYN retries, outside the connection cap. HAProxy and Envoy close such a
+ * socket at their timeout. At most ABANDONED_CONNECTS_MAX at once, and never more than an eighth
+ * of the descriptors left after RESERVED_FDS (lib/app.ts, like the lingering budget); past it a
+ * new dial is refused at once as over a limit (503, SOCKS5 0x01) instead of running the process
+ * out of descriptors (EMFILE stops accepting, admin included). Not configurable.
+ */
+export const ABANDONED_CONNECTS_MAX = 1024;
+/**
+ * An abandoned connect the runtime has still reported nothing about after this long is no
+ * longer counted (the kernel has given up by then with the default SYN retries: 127 s), so a
+ * runtime that never reports one cannot shrink the budget for good.
+ */
+export const ABANDONED_CONNECT_FORGET_MS = 150_000;

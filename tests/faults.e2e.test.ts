@@ -345,6 +345,55 @@ describe("misbehaving upstreams", () => {
     expect(viaConnect.finals[0]?.status).toBe(504);
     expect(viaConnect.finals[0]!.header("connection")?.toLowerCase()).toBe("close");
   }, T);
+
+  test("connects past --connect-timeout that the kernel still holds are counted; over their budget a dial is refused at once (0x01), never EMFILE; they are let go when the destination answers", async () => {
+    const stalled = await stalledPort(60_000);
+    servers.push(stalled);
+    const deno = process.env.SIDECAR_PROXY_RUNTIME === "deno";
+    const args = ["--proxy-type", "forward", "--proxy-protocol", "socks", "--connect-timeout", "200ms"];
+    // Under ulimit -n 96 the budget is an eighth of what is left after the 64 reserved fds.
+    const p = await startProxyWrapped("ulimit -n 96", deno ? [...args, "--max-connections", "8"] : args);
+    const abandoned = async () => (await metricsOf(p)).value("sidecar_abandoned_connects");
+    const replies: Array<number | null> = [];
+    // Bun cannot cancel a connect: each one stays in SYN-SENT (the full accept queue drops its
+    // SYNs) until the budget is spent. Deno cancels it at the deadline: nothing stays.
+    for (let i = 0; i < 12 && !replies.includes(0x01); i++) {
+      const s = await NetClient.connect(p.ports.forward!);
+      await s.write(socks5Connect("127.0.0.1", stalled.port));
+      await s.waitFor(() => s.receivedBytes >= SOCKS5_HEAD_BYTES || s.ended, 10_000, "the SOCKS reply");
+      replies.push(socks5Rep(s));
+      const line = await lineFor(p, s);
+      if (replies.at(-1) === 0x01) {
+        expect(line.error).toBe("limitExceeded");
+        expect(line.detail).toContain("earlier connects that timed out are still held open by the kernel");
+      } else {
+        expect(line.termination).toBe("connect-timeout");
+      }
+      s.close();
+      if (deno) await untilMetric(p, "sidecar_abandoned_connects", {}, (v) => v === 0, 10_000, "the cancelled connect let go");
+    }
+    expect(procFdCount(p.pid)).toBeLessThan(96);
+    expect((await adminGet(p, "/healthz")).status).toBe(200);
+    if (deno) {
+      expect(replies).toEqual(Array(12).fill(0x06));
+    } else {
+      const timedOut = replies.filter((r) => r === 0x06).length;
+      expect(replies).toEqual([...Array(timedOut).fill(0x06), 0x01]);
+      expect(timedOut).toBeGreaterThan(0);
+      expect(await abandoned()).toBe(timedOut);
+      // The destination goes away: the next SYN retransmission gets a reset, Bun reports the
+      // failure, and the budget is back.
+      stalled.stop();
+      await untilMetric(p, "sidecar_abandoned_connects", {}, (v) => v === 0, 45_000, "the abandoned connects reported");
+    }
+    const s = await NetClient.connect(p.ports.forward!);
+    await s.write(socks5Connect("127.0.0.1", echo.port));
+    await s.waitFor(() => s.receivedBytes >= SOCKS5_HEAD_BYTES || s.ended, 10_000, "the SOCKS reply");
+    expect(socks5Rep(s)).toBe(0x00);
+    await s.roundTrip("dials again;");
+    s.close();
+    await p.stop();
+  }, 90_000);
 });
 
 // ---------------------------------------------------------------------------------------------

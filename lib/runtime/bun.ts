@@ -427,7 +427,8 @@ function listen(options: ListenOptions): Listener {
 }
 
 function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
-  const pending = new PendingConnect(options, done);
+  const pending = PendingConnect.start(options, done);
+  if (!pending) return;
   try {
     // No handler on the returned promise: `open` or `connectError` settles the PendingConnect
     // (and with a `connectError` handler Bun rejects the promise as handled). A `.then` pair

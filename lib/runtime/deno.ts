@@ -196,7 +196,8 @@ function shareWildcard(hostname: string, port: number): Socket | undefined {
 
 function connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void {
   const abort = new AbortController();
-  const pending = new PendingConnect(options, done, () => abort.abort());
+  const pending = PendingConnect.start(options, done, () => abort.abort());
+  if (!pending) return;
   deno.connect({ hostname: options.hostname, port: options.port, transport: "tcp", signal: abort.signal }).then(
     (raw) => {
       const conn = new DenoConn(raw);
