@@ -107,6 +107,25 @@ describe("upstream connections the session lets go of are closed", () => {
     expect(client.closed).toBe(false);
   });
 
+  test("an idle kept-alive upstream that sends bytes nobody asked for is out of step: it is reset, and the next request gets a new connection", async () => {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode(GET));
+    await settle();
+    const up = upstreams[0]!;
+    up.events!.onData(text.encode(RESPONSE));
+    expect(up.calls).toEqual([]); // kept for the next request
+    up.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"));
+    expect(up.calls).toEqual(["destroy"]);
+    expect(client.closed).toBe(false);
+    client.events!.onData(text.encode(GET));
+    await settle();
+    expect(upstreams).toHaveLength(2);
+    expect(upstreams[1]!.text()).toStartWith("GET / HTTP/1.1\r\n");
+    upstreams[1]!.events!.onData(text.encode(RESPONSE));
+    expect(client.text().match(/HTTP\/1\.1 \d{3} /g)).toEqual(["HTTP/1.1 204 ", "HTTP/1.1 204 "]); // EVIL reached nobody
+    expect(client.text()).not.toContain("EVIL");
+  });
+
   test("an upstream that answers before the whole request body is reset, not ended behind bytes it will never read", async () => {
     const { client, upstreams } = session();
     client.events!.onData(text.encode("POST /upload HTTP/1.1\r\nHost: w\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000)));

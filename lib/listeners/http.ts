@@ -318,7 +318,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   fromUpstream(chunk: Uint8Array): void {
     const ex = this.exchange;
-    if (!ex) return this.upstreamGone(new ProxyError("upstreamProtocol", "bytes from an idle upstream"));
+    // Bytes from an idle kept-alive upstream answer nothing: it is out of step (its next bytes
+    // could be read as the next request's response), so it is reset, as nginx closes it.
+    if (!ex) return this.dropUpstream(true);
     ex.response.feed(chunk);
   }
 
