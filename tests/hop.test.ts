@@ -82,13 +82,21 @@ describe("withForwarded", () => {
       h("x-forwarded-prefix", "/admin"),
       h("X-FORWARDED-SSL", "on"),
       h("X-Forwarded-", "empty suffix"),
+      // CGI, WSGI and PHP read these as HTTP_X_FORWARDED_FOR / _PROTO, some joined with ours.
+      h("X_Forwarded_For", "127.6.6.6"),
+      h("x-forwarded_proto", "https"),
+      h("X_FORWARDED-HOST", "evil"),
       h("X-Not-Forwarded-For", "kept"),
+      h("X_Not_Forwarded_For", "kept"),
+      h("X_Forwarded", "kept"),
       h("X-Forwarded", "kept"),
       h("Forwarded-For", "kept"),
     ];
     expect(withForwarded(input, { clientIp: "127.0.0.7", proto: "http", host: "a:4143" })).toEqual([
       h("Host", "a"),
       h("X-Not-Forwarded-For", "kept"),
+      h("X_Not_Forwarded_For", "kept"),
+      h("X_Forwarded", "kept"),
       h("X-Forwarded", "kept"),
       h("Forwarded-For", "kept"),
       h("X-Forwarded-For", "127.0.0.7"),

@@ -453,7 +453,7 @@ describe("plain heads on bytes: the same as the general path", () => {
   test("the rewritten request, spelled out: hop-by-hop and every client forwarding field go, ours and Via come last", () => {
     const input = bytes(
       "GET /p HTTP/1.1\r\nhost:  app.test \r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 127.0.0.5\r\nVia: 1.0 fred\r\n" +
-        "X-Forwarded-Port: 8443\r\nx-forwarded-prefix: /api\r\nX-FORWARDED-SSL: on\r\nForwarded: for=127.0.0.5\r\nX-Not-Forwarded-For: 127.0.0.6\r\nAccept: */*\r\n\r\n",
+        "X-Forwarded-Port: 8443\r\nx-forwarded-prefix: /api\r\nX-FORWARDED-SSL: on\r\nForwarded: for=127.0.0.5\r\nX-Not-Forwarded-For: 127.0.0.6\r\nX_Forwarded_For: 127.0.0.5\r\nx-forwarded_proto: https\r\nAccept: */*\r\n\r\n",
     );
     const want =
       "GET /p HTTP/1.1\r\nhost: app.test\r\nVia: 1.0 fred, 1.1 sidecar-proxy\r\nX-Not-Forwarded-For: 127.0.0.6\r\nAccept: */*\r\n" +

@@ -121,11 +121,26 @@ const FORWARDED_PROTO: Readonly<Record<"http" | "https", Header>> = Object.freez
 /** The names a client's forwarding fields have: this prefix (any case), or exactly "forwarded". */
 export const X_FORWARDED_PREFIX = "x-forwarded-";
 
-/** Forwarded, or a name that starts with X-Forwarded- (ASCII case-insensitive, RFC 9110 §5.1). */
+/**
+ * Forwarded, or a name that starts with X-Forwarded- (ASCII case-insensitive, RFC 9110 §5.1),
+ * with `_` for either `-` too: CGI, WSGI and PHP map `X_Forwarded_For` and `X-Forwarded-For`
+ * to the same HTTP_X_FORWARDED_FOR, and some join the two values, client's first (nginx drops
+ * names with `_` by default for this reason).
+ */
 function isForwardingField(name: string): boolean {
   if (name.length < X_FORWARDED_PREFIX.length) return fieldNameIs(name, "forwarded");
-  for (let i = 0; i < X_FORWARDED_PREFIX.length; i++) if ((name.charCodeAt(i) | 0x20) !== X_FORWARDED_PREFIX.charCodeAt(i)) return false;
+  for (let i = 0; i < X_FORWARDED_PREFIX.length; i++) {
+    if (!forwardingNameOctet(name.charCodeAt(i), X_FORWARDED_PREFIX.charCodeAt(i))) return false;
+  }
   return true;
+}
+
+const DASH = 0x2d;
+const UNDERSCORE = 0x5f;
+
+/** Octet `c` of a name against octet `p` of X_FORWARDED_PREFIX: case-insensitive, `_` as `-`. */
+export function forwardingNameOctet(c: number, p: number): boolean {
+  return p === DASH ? c === DASH || c === UNDERSCORE : (c | 0x20) === p;
 }
 
 /**

@@ -30,7 +30,7 @@
  * was most of what HTTP cost over a TCP relay (bench/RESULTS.md).
  */
 import { Buffer } from "node:buffer";
-import { HOP_BY_HOP, VIA_PSEUDONYM, viaField, X_FORWARDED_PREFIX } from "../http/hop.ts";
+import { HOP_BY_HOP, VIA_PSEUDONYM, viaField, X_FORWARDED_PREFIX, forwardingNameOctet } from "../http/hop.ts";
 import { parseContentLengthAt } from "../protocol/http1-framing.ts";
 import { bytesAre, CR, LF, SP } from "../protocol/http1-scan.ts";
 
@@ -76,8 +76,14 @@ function fieldKind(buf: Uint8Array, s: number, e: number): number {
     for (let i = 0; i < candidates.length; i++) if (bytesAre(buf, s, candidates[i]!.name)) return candidates[i]!.kind;
   }
   // X-Forwarded-* by its prefix; a first octet other than x or X (most names) settles it at once.
-  if ((buf[s]! | LOWER) === X && e - s >= X_FORWARDED.length && bytesAre(buf, s, X_FORWARDED)) return FORWARDED;
+  if ((buf[s]! | LOWER) === X && e - s >= X_FORWARDED.length && forwardingPrefix(buf, s)) return FORWARDED;
   return OTHER;
+}
+
+/** X-Forwarded- at buf[s..], as hop.ts isForwardingField reads it (`_` for `-` too). */
+function forwardingPrefix(buf: Uint8Array, s: number): boolean {
+  for (let i = 1; i < X_FORWARDED.length; i++) if (!forwardingNameOctet(buf[s + i]!, X_FORWARDED[i]!)) return false;
+  return true;
 }
 
 const KEEP_ALIVE_TOKEN = ASCII.encode("keep-alive");
