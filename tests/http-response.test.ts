@@ -120,11 +120,16 @@ describe("ResponseReader: a chunked response to an HTTP/1.0 request is de-chunke
     expect(split(o.client).fields).not.toContain("connection: keep-alive");
   });
 
-  test("a coding before chunked stays named (the bytes are still gzip): Transfer-Encoding: gzip", () => {
-    const o = run(request("GET", "1.0"), `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
-    const got = split(o.client);
-    expect(got.fields.filter((f) => f.startsWith("transfer-encoding"))).toEqual(["transfer-encoding: gzip"]);
-    expect(got.body).toBe("abc");
+  test("any coding but a final chunked cannot reach an HTTP/1.0 client (RFC 9112 §6.1: no Transfer-Encoding to it): 502, nothing written; to HTTP/1.1 it passes as sent", () => {
+    for (const te of ["Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: gzip"]) {
+      const wire = `HTTP/1.1 200 OK\r\n${te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n`;
+      const old = run(request("GET", "1.0"), wire);
+      expect(old.failed, te).toBe(502);
+      expect(old.startedAtFail, te).toBe(false);
+      expect(old.client, te).toBe("");
+      const got = split(run(request("GET", "1.1"), wire).client);
+      expect(got.fields.filter((f) => f.startsWith("transfer-encoding")), te).toEqual(te.toLowerCase().split("\r\n"));
+    }
   });
 
   test("a large chunk arriving in many reads is streamed: each read's chunk-data goes out at once", () => {

@@ -164,3 +164,51 @@ describe("an upgrade hands the connection to the relay unpaused", () => {
     expect(client.paused).toBe(false);
   });
 });
+
+describe("a 101 is relayed only as the answer to the upgrade the request offered (RFC 9110 §7.8)", () => {
+  const switched = (protocol: string | null) =>
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n${protocol === null ? "" : `Upgrade: ${protocol}\r\n`}\r\n`;
+  const upgradeRequest = (offer: string) => `GET /ws HTTP/1.1\r\nHost: w\r\nConnection: Upgrade\r\nUpgrade: ${offer}\r\n\r\n`;
+
+  /** The client's answer when the upstream sends `answer` (then new-protocol bytes) to `request`. */
+  async function answerTo(request: string, answer: string) {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode(request));
+    await settle();
+    const up = upstreams[0]!;
+    up.events!.onData(text.encode(answer + "\x81\x05hello"));
+    await settle();
+    return { client, up };
+  }
+
+  test("to a request that asked for no upgrade: 502, the upstream dropped, no 101 and no byte of the new protocol reach the client", async () => {
+    const { client, up } = await answerTo(GET, switched("websocket"));
+    expect(client.text()).toStartWith("HTTP/1.1 502 ");
+    expect(client.text()).not.toContain("HTTP/1.1 101");
+    expect(client.text()).not.toContain("hello");
+    expect(up.closed).toBe(true);
+  });
+
+  test("naming a protocol the request did not offer, or none: 502", async () => {
+    for (const answer of [switched("h2c"), switched("websocket/8"), switched("websocket, h2c"), switched(null)]) {
+      const { client, up } = await answerTo(upgradeRequest("websocket/13"), answer);
+      expect(client.text(), answer).toStartWith("HTTP/1.1 502 ");
+      expect(client.text(), answer).not.toContain("hello");
+      expect(up.closed).toBe(true);
+    }
+  });
+
+  test("naming an offered one (any case, with or without its version): the tunnel opens", async () => {
+    for (const [offer, answer] of [
+      ["websocket", "WebSocket"],
+      ["h2c, websocket/13", "websocket"],
+      ["websocket", "websocket/13"],
+      ["foo/1, bar", "foo/1, bar"],
+    ] as const) {
+      const { client, up } = await answerTo(upgradeRequest(offer), switched(answer));
+      expect(client.text(), `${offer} -> ${answer}`).toStartWith("HTTP/1.1 101 ");
+      expect(client.text()).toEndWith("\x81\x05hello");
+      expect(up.closed).toBe(false);
+    }
+  });
+});

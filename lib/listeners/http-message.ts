@@ -8,7 +8,6 @@ import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
-import { listTokens } from "../protocol/http1-framing.ts";
 import { HTTP_DEFAULT_PORT, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -102,24 +101,14 @@ const CONNECTION_KEEP_ALIVE: Header = Object.freeze({ name: "Connection", value:
  * The fields of a response whose chunked coding we remove: Transfer-Encoding goes, and no
  * Content-Length is added (the length is not known before the end; closing delimits the body,
  * as nginx does for HTTP/1.0 clients). Trailer goes too: the trailer section is dropped, since a
- * head already sent cannot take its fields. A coding applied before chunked ("gzip, chunked",
- * rare) is still named, because the bytes are still in that coding and nothing else says so.
+ * head already sent cannot take its fields. A response with any other transfer coding never
+ * gets here: the response reader answers it 502 (http-response.ts otherTransferCoding).
  */
 function withoutChunked(headers: readonly Header[]): readonly Header[] {
   let chunked = false;
   for (const h of headers) if (fieldNameIs(h.name, "transfer-encoding")) chunked = true;
   if (!chunked) return headers; // the common case: nothing to do, nothing copied
-  const codings: string[] = [];
-  const out: Header[] = [];
-  for (const h of headers) {
-    if (fieldNameIs(h.name, "transfer-encoding")) listTokens(h.value, codings);
-    else if (!fieldNameIs(h.name, "trailer")) out.push(h);
-  }
-  // Only a final chunked is ours to remove; any other coding is a property of the bytes.
-  if (codings[codings.length - 1] === "chunked") codings.pop(); // listTokens lower-cases
-  else return headers;
-  if (codings.length > 0) out.push({ name: "Transfer-Encoding", value: codings.join(", ") });
-  return out;
+  return headers.filter((h) => !fieldNameIs(h.name, "transfer-encoding") && !fieldNameIs(h.name, "trailer"));
 }
 
 /** A 101 Switching Protocols (or other 1xx) relayed as received, plus Via. Upgrade fields stay. */

@@ -13,8 +13,8 @@
  */
 import { ProxyError, asProxyError } from "../errors.ts";
 import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
-import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, parseResponseHead, responseFraming } from "../protocol/http1.ts";
-import { NO_BODY } from "../protocol/http1-framing.ts";
+import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, fieldNameIs, parseResponseHead, responseFraming, upgradeOffered } from "../protocol/http1.ts";
+import { NO_BODY, listTokens } from "../protocol/http1-framing.ts";
 import { interimResponseHead } from "./http-message.ts";
 import { PlainResponses } from "./http-plain-response.ts";
 
@@ -129,7 +129,14 @@ export class ResponseReader {
       const response = result.head;
       const buf = this.headBuf;
       this.headBuf = EMPTY;
-      if (response.status === 101 && this.request.upgrade !== null) return this.sink.responseUpgrade(response, after(buf, result.consumed));
+      if (response.status === 101) {
+        // RFC 9110 §7.8: a switch the request did not ask for, or to a protocol it did not offer,
+        // is not relayed: the client would read the new protocol's bytes as HTTP.
+        const upgrade = this.request.upgrade;
+        if (upgrade === null) return this.sink.fail(new ProxyError("upstreamProtocol", "101 Switching Protocols to a request that asked for no upgrade"));
+        if (!upgradeOffered(upgrade, response)) return this.sink.fail(new ProxyError("upstreamProtocol", `101 Switching Protocols to a protocol the request did not offer (${upgrade})`));
+        return this.sink.responseUpgrade(response, after(buf, result.consumed));
+      }
       if (response.status >= 200) return this.start(response, buf, result.consumed);
       // 100 Continue, 103 Early Hints: relayed; the final response follows. Not to an HTTP/1.0
       // client, which does not expect them (RFC 9110 §15.2: a server MUST NOT send it a 1xx).
@@ -141,6 +148,13 @@ export class ResponseReader {
 
   /** The final head; its body starts at buf[offset]. */
   private start(response: ResponseHead, buf: Uint8Array, offset: number): void {
+    if (this.request.version === "1.0") {
+      // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client. A final chunked is removed
+      // (de-chunked below); any other coding is a property of the bytes that only a 1.1 client
+      // can be told of: 502, as nginx answers a coding it does not know.
+      const coding = otherTransferCoding(response);
+      if (coding !== null) return this.sink.fail(new ProxyError("upstreamProtocol", `transfer coding "${coding}" cannot be passed to an HTTP/1.0 client`));
+    }
     this.response = response;
     const framing = responseFraming(this.request, response);
     // HEAD, 1xx, 204 and 304 have framing "none" here, so they are never de-chunked.
@@ -186,4 +200,12 @@ export class ResponseReader {
     }
     return true;
   }
+}
+
+/** The first transfer coding of a response other than one final chunked, or null. */
+function otherTransferCoding(response: ResponseHead): string | null {
+  const codings: string[] = [];
+  for (const h of response.headers) if (fieldNameIs(h.name, "transfer-encoding")) listTokens(h.value, codings);
+  if (codings.at(-1) === "chunked") codings.pop();
+  return codings[0] ?? null;
 }

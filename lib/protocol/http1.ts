@@ -23,7 +23,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
+import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -206,4 +206,34 @@ export function responseFraming(req: { readonly method: string }, res: ResponseH
   if (req.method === "HEAD" || noBodyStatus(res.status)) return NO_BODY;
   if (req.method === "CONNECT" && res.status >= 200 && res.status < 300) return NO_BODY;
   return res.headerFraming;
+}
+
+/**
+ * RFC 9110 §7.8: a 101 names in Upgrade the protocols it switches to, and a server MUST NOT
+ * switch to one the request did not offer. True when every protocol of the response's Upgrade
+ * is in `offered` (the request's Upgrade value): names compared case-insensitively, versions
+ * too when both sides give one. A 101 without Upgrade offers nothing to check: false.
+ */
+export function upgradeOffered(offered: string, response: ResponseHead): boolean {
+  let chosen: string | null = null;
+  for (const h of response.headers) if (fieldNameIs(h.name, "upgrade")) chosen = chosen === null ? h.value : `${chosen}, ${h.value}`;
+  if (chosen === null) return false;
+  const offers = protocolList(offered);
+  const picks = protocolList(chosen);
+  return picks.length > 0 && picks.every((pick) => offers.some((offer) => sameProtocol(offer, pick)));
+}
+
+function protocolList(value: string): string[] {
+  return value
+    .split(",")
+    .map((p) => p.trim().toLowerCase())
+    .filter((p) => p.length > 0);
+}
+
+/** "websocket" and "websocket/13": the same protocol; "h2c" and "websocket", or "/13" and "/8": not. */
+function sameProtocol(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [aName, aVersion] = a.split("/", 2);
+  const [bName, bVersion] = b.split("/", 2);
+  return aName === bName && (aVersion === undefined || bVersion === undefined);
 }
