@@ -527,6 +527,11 @@ describe("stdout", () => {
       const metrics = await (await fetch(`http://127.0.0.1:${ready.listeners.admin![0]!.port}/metrics`)).text();
       expect(metrics).toMatch(/^sidecar_internal_errors_total 0$/m);
       expect(metrics).toMatch(/^sidecar_connections_total\{[^}]*listener="reverse"[^}]*\} 20$/m);
+      // The lines that met the closed pipe are counted as dropped (all but those of the write
+      // that found it closed: one event-loop turn's, here one or two).
+      const dropped = Number(/^sidecar_log_lines_dropped_total (\d+)$/m.exec(metrics)?.[1]);
+      expect(dropped).toBeGreaterThanOrEqual(10);
+      expect(dropped).toBeLessThanOrEqual(20);
       proc.kill("SIGTERM");
       expect(await proc.exited).toBe(0);
       expect(await stderr).toBe("");

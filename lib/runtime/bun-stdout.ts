@@ -11,8 +11,12 @@ import { nowMs } from "../clock.ts";
  * otherwise: a pipe that is full queues in order without blocking. Measured FileSink contract
  * (Bun 1.4.4): once the pipe is full, write() and flush() return promises, which all resolve
  * when the sink has drained; a write error (EPIPE: the reader is gone) is thrown, or rejects
- * the pending promises. Either way logging stops instead of the process (process.stdout would
- * raise it as an uncaught error).
+ * the pending promises, or, met by a flush of buffered lines, is reported by nothing at once
+ * (that flush returns 0, as one with nothing to write does); the sink then closes itself, and
+ * from the next flush on flush() returns `undefined` and write() `true` (not a byte count).
+ * Each way logging stops instead of the process (process.stdout would raise it as an uncaught
+ * error), and the lines that follow are dropped and counted (lib/log.ts); those written in the
+ * turn or two before the sink said so are lost uncounted.
  *
  * Lines are buffered in the sink and flushed once per event-loop turn (setImmediate): one
  * write(2) for all the lines a turn produced rather than one per line (paired, a line per
@@ -47,6 +51,10 @@ export function writeStdout(line: string): boolean {
   try {
     stdoutSink ??= Bun.stdout.writer();
     const written = stdoutSink.write(line);
+    if (typeof written === "boolean") {
+      stdoutBroken = true; // the sink closed itself after an error: the line went nowhere
+      return false;
+    }
     stdoutQueued += line.length;
     if (written instanceof Promise) stdoutPending(written);
     if (!stdoutFlushScheduled) {
@@ -66,7 +74,8 @@ function flushStdoutNow(): void {
   try {
     const flushed = stdoutSink.flush();
     if (flushed instanceof Promise) stdoutPending(flushed);
-    else stdoutQueued = 0;
+    else if (typeof flushed === "number") stdoutQueued = 0;
+    else stdoutBroken = true; // `undefined`: the sink closed itself after an error
   } catch {
     stdoutBroken = true;
   }
