@@ -10,7 +10,7 @@
  * ./.env of whatever directory it is started in (RUNTIME-NOTES).
  *
  * --bytecode: the bundle is shipped as precompiled JSC bytecode, so start-up skips parsing it.
- * Measured with scripts/startup.ts (exec -> forward listener accepting, n=20, linux-x64):
+ * Measured with bench/startup.ts (exec -> forward listener accepting, n=20, linux-x64):
  * median ~26 ms without, ~12 ms with; each binary grows ~2.4 MiB. It needs --format=esm: with the
  * default (cjs) format a dependency's `import.meta` breaks the binary at start-up while the
  * build only warns (RUNTIME-NOTES). The end-to-end suites pass against the bytecode binary

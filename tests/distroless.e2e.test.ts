@@ -1,6 +1,6 @@
 /**
  * The compiled binary in a distroless-like root (issue #6 item 2, SPEC §6 Delivery): a directory
- * holding only the binary, the libraries `ldd` lists and a mounted /proc (scripts/rootfs.sh) —
+ * holding only the binary, the libraries `ldd` lists and a mounted /proc (deploy/rootfs.sh) —
  * no /etc/hosts, no /etc/resolv.conf, no shell. The binary runs there under `chroot` (we are
  * root in CI; `unshare --user --map-root-user --root` is tried when chroot is refused) and real
  * requests go through it from outside: a raw TCP echo and curl through the reverse tcp listener,
@@ -22,7 +22,7 @@ import { RawClient, echoServer, waitUntil } from "./helpers/net.ts";
 
 const BUILD_TIMEOUT_MS = 180_000;
 const RUN_TIMEOUT_MS = 20_000;
-const ROOTFS_SH = join(ROOT, "scripts", "rootfs.sh");
+const ROOTFS_SH = join(ROOT, "deploy", "rootfs.sh");
 const BIN = process.env.SIDECAR_PROXY_BIN ?? join(ROOT, "dist", "sidecar-proxy-linux-x64");
 
 interface Ran {
@@ -77,7 +77,7 @@ beforeAll(async () => {
   }
   const uid = process.getuid?.();
   const m = await run(["bash", ROOTFS_SH, "make", rootfs, BIN]);
-  if (m.exitCode !== 0) throw new Error(`${describeRun(`scripts/rootfs.sh make (uid ${uid}; mounting /proc needs root)`, m)}`);
+  if (m.exitCode !== 0) throw new Error(`${describeRun(`deploy/rootfs.sh make (uid ${uid}; mounting /proc needs root)`, m)}`);
   made = true;
   // Which way into the root works here? `config` runs the whole CLI and exits 0.
   const attempts: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * Shared fuzzing knobs. CI runs a fixed seed and a bounded count; `scripts/fuzz-long.sh` (or
+ * Shared fuzzing knobs. CI runs a fixed seed and a bounded count; `tests/fuzz-long.sh` (or
  * FUZZ_ITERATIONS=1000000 FUZZ_SEED=123 bun test fuzz) runs longer with another seed.
  */
 

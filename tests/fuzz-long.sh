@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long fuzzing run of the protocol machines (SOCKS4/5, HTTP/1.1) and of the plain-head shortcuts
 # against the general HTTP path (tests/http-plain.test.ts), with a fresh random seed.
-#   scripts/fuzz-long.sh [ITERATIONS]      default 1,000,000 per fuzz loop
+#   tests/fuzz-long.sh [ITERATIONS]      default 1,000,000 per fuzz loop
 # The seed is printed first: re-run a failure with FUZZ_SEED=<seed>.
 set -euo pipefail
 cd "$(dirname "$0")/.."

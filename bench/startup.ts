@@ -1,8 +1,8 @@
 /**
  * Start-up time: exec -> "accepting connections", for the compiled binary (or any command).
  *
- *   bun scripts/startup.ts [-n 20] [BINARY ...]      default: dist/sidecar-proxy-linux-x64
- *   bun scripts/startup.ts --sources                 `bun proxy.ts`, for comparison
+ *   bun bench/startup.ts [-n 20] [BINARY ...]      default: dist/sidecar-proxy-linux-x64
+ *   bun bench/startup.ts --sources                 `bun proxy.ts`, for comparison
  *
  * Each run spawns the proxy as a forward HTTP proxy on OS-chosen ports with `--ready-file`, polls
  * that file (it is written after every listener is bound, lib/app.ts), connects once to the
@@ -23,7 +23,7 @@ const RUN_TIMEOUT_MS = 10_000;
 const POLL_MS = 0.2;
 
 function usage(): never {
-  console.error("usage: bun scripts/startup.ts [-n RUNS] [--sources | BINARY ...]");
+  console.error("usage: bun bench/startup.ts [-n RUNS] [--sources | BINARY ...]");
   process.exit(2);
 }
 

@@ -5,9 +5,9 @@
 # runtime mounts one; Bun reads /proc/self/* at start-up). Nothing else: no /etc/hosts, no
 # /etc/resolv.conf, no shell, no /dev.
 #
-#   scripts/rootfs.sh make DIR [BINARY]   DIR must not exist; BINARY defaults to dist/sidecar-proxy-linux-x64
+#   deploy/rootfs.sh make DIR [BINARY]   DIR must not exist; BINARY defaults to dist/sidecar-proxy-linux-x64
 #   chroot DIR /sidecar-proxy ...         (as root)
-#   scripts/rootfs.sh clean DIR           unmounts DIR/proc and removes DIR; safe to repeat
+#   deploy/rootfs.sh clean DIR           unmounts DIR/proc and removes DIR; safe to repeat
 #
 # `make` cleans up after itself when it fails half-way. Needs root (mount, chroot).
 set -Eeuo pipefail
