@@ -468,6 +468,28 @@ describe("plain heads on bytes: the same as the general path", () => {
     expect(new TextDecoder().decode(head)).toBe(want);
   });
 
+  test("OPTIONS to a URL with neither path nor query asks about the server: OPTIONS * (RFC 9112 §3.2.4), forward and reverse; the shortcut leaves it to the general path", () => {
+    const requestLine = (target: string, workload: typeof WORKLOAD | null, shortcut: HeadShortcut<RequestHead>) => {
+      const input = bytes(`OPTIONS ${target} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n`);
+      const r = parseRequestHead(input, DEFAULT_LIMITS, new HeadScan(), shortcut);
+      if (!r.ok) throw new Error("incomplete");
+      const head = r.head instanceof PlainRequest ? r.head.upstreamHead : routeRequest({ request: r.head, workload, clientIp: "127.0.0.1" }).head;
+      return new TextDecoder().decode(head).split("\r\n")[0];
+    };
+    for (const [workload, shortcut] of [
+      [null, new PlainForwardRequests()],
+      [WORKLOAD, new PlainReverseRequests("127.0.0.1")],
+    ] as const) {
+      expect(requestLine("http://127.0.0.1:8080", workload, shortcut)).toBe("OPTIONS * HTTP/1.1");
+      expect(requestLine("http://127.0.0.1:8080/", workload, shortcut)).toBe("OPTIONS / HTTP/1.1");
+      expect(requestLine("http://127.0.0.1:8080?q", workload, shortcut)).toBe("OPTIONS /?q HTTP/1.1");
+      expect(requestLine("http://127.0.0.1:8080/a", workload, shortcut)).toBe("OPTIONS /a HTTP/1.1");
+    }
+    const get = parseRequestHead(bytes("GET http://127.0.0.1:8080 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"), DEFAULT_LIMITS, new HeadScan(), new PlainForwardRequests());
+    if (!get.ok || !(get.head instanceof PlainRequest)) throw new Error("not taken by the shortcut");
+    expect(new TextDecoder().decode(get.head.upstreamHead)).toStartWith("GET / HTTP/1.1\r\n");
+  });
+
   test("the rewritten forward request, spelled out: origin-form, Host from the target in place, forwarding fields kept", () => {
     const input = bytes(
       "GET HTTP://[::1]:0080?q=1 HTTP/1.0\r\nConnection: keep-alive\r\nHOST: other.test\r\nProxy-Authorization: Basic dTpw\r\nX-Forwarded-For: 127.0.0.5\r\nForwarded: for=127.0.0.5\r\nX-Forwarded-Port: 80\r\n\r\n",

@@ -8,7 +8,7 @@ import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
-import { HTTP_DEFAULT_PORT, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
+import { HTTP_DEFAULT_PORT, type HttpUrl, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
 
@@ -39,7 +39,7 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
     // and other schemes are not HTTP.
     if (request.url.scheme !== "http") throw schemeNotSupported(request.url.scheme);
     target = { host: request.url.host, port: request.url.port };
-    path = request.url.path;
+    path = originFormOf(request, request.url);
     // The absolute-form authority wins over any Host field (RFC 9112 §3.2.2).
     headers = setHeader(headers, "Host", hostField(request.url.host, request.url.port));
   } else {
@@ -48,7 +48,7 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
     // Any scheme is sent in origin-form: the workload is dialled, never the URL's origin.
     if (request.form === "absolute" && request.url) {
       const { host, port, scheme } = request.url;
-      path = request.url.path;
+      path = originFormOf(request, request.url);
       headers = setHeader(headers, "Host", hostField(host, port, defaultPortOf(scheme)));
     } else {
       path = request.target;
@@ -61,6 +61,16 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   headers = withVia(headers, request.version, VIA_PSEUDONYM);
   // We speak HTTP/1.1 upstream whatever the client spoke (RFC 9110 §6.2).
   return { target, head: serializeRequestHead(request.method, path, "1.1", headers) };
+}
+
+/**
+ * The origin-form of an absolute-form request: its path, or `*` for an OPTIONS whose URL has
+ * neither path nor query (RFC 9112 §3.2.4: the last proxy MUST send `*`, which asks about the
+ * server rather than a resource).
+ */
+function originFormOf(request: RequestHead, url: HttpUrl): string {
+  if (request.method === "OPTIONS" && url.path === "/" && !request.target.endsWith("/")) return "*";
+  return url.path;
 }
 
 /**

@@ -309,6 +309,8 @@ export class PlainForwardRequests extends PlainRequests {
     const a = targetStart + HTTP_PREFIX.byteLength;
     let ae = a;
     while (ae < targetEnd && buf[ae] !== SLASH && buf[ae] !== QUESTION) ae++;
+    // OPTIONS to an origin with no path is OPTIONS * there (RFC 9112 §3.2.4): the general path's.
+    if (ae === targetEnd && request.method === "OPTIONS") return null;
     let origin = this.origin;
     if (origin === null || !sameBytes(buf, a, ae, this.authority)) {
       // Declined when invalid, userinfo ("@") included: the general path has the error for it.
