@@ -3,6 +3,8 @@
  * peer as `::ffff:a.b.c.d`, shown everywhere as the IPv4 address it is; `host:port` puts IPv6
  * hosts in brackets (RFC 3986 §3.2.2).
  */
+import { parseIPv6 } from "./protocol/socks-address.ts";
+
 const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
 const COLON = 0x3a;
 
@@ -59,4 +61,25 @@ export function isIP(text: string): number {
   if (IPV4_RE.test(text)) return 4;
   if (IPV6_RE.test(text)) return 6;
   return 0;
+}
+
+/**
+ * The address a connect to `address` (an IP literal) reaches: Linux sends a connect to the
+ * unspecified address to the loopback one (0.0.0.0 and ::ffff:0.0.0.0 to 127.0.0.1, :: to ::1),
+ * so the dialler connects to, and --deny-destinations judges, that address; anything else is
+ * returned as given. Without it `0.0.0.0` reached a workload on 127.0.0.1 past a deny list that
+ * named 127.0.0.0/8 (Dante refuses 0.0.0.0; browsers block it since 2024's "0.0.0.0 day").
+ */
+export function dialledAddress(address: string): string {
+  if (address === "0.0.0.0") return "127.0.0.1";
+  if (!address.includes(":")) return address;
+  const zone = address.indexOf("%");
+  // Only the unspecified address and ::ffff:0.0.0.0 are spelled without 1-9 and a-e.
+  if (/[1-9a-e]/i.test(zone < 0 ? address : address.slice(0, zone))) return address;
+  const bytes = parseIPv6(address);
+  if (bytes === null) return address;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return address;
+  if (bytes[10] === 0xff && bytes[11] === 0xff) return bytes[12]! | bytes[13]! | bytes[14]! | bytes[15]! ? address : "127.0.0.1";
+  for (let i = 10; i < 16; i++) if (bytes[i] !== 0) return address;
+  return "::1";
 }

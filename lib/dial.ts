@@ -6,7 +6,7 @@
  * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
  * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
-import { endsInNumber, isIP } from "./address.ts";
+import { dialledAddress, endsInNumber, isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
 import type { Conn, Runtime } from "./runtime/types.ts";
 import { nowMs } from "./clock.ts";
@@ -73,7 +73,7 @@ function tryAddresses(
   done: (result: Conn | ProxyError) => void,
 ): void {
   for (; i < addresses.length; i++) {
-    const address = addresses[i]!;
+    const address = dialledAddress(addresses[i]!);
     if (options.allowAddress && !options.allowAddress(address)) {
       failure = pick(failure, new ProxyError("denied", `${target.host} -> ${address} is denied by policy`));
       continue;

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { prng } from "./helpers/fuzz.ts";
 import { isIP as nodeIsIP } from "node:net";
-import { isIP } from "../lib/address.ts";
+import { dialledAddress, isIP } from "../lib/address.ts";
 
 const VECTORS = [
   "", "1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1.2.3.4 ", " 1.2.3.4",
@@ -42,5 +42,15 @@ describe("isIP", () => {
     // The sample reaches both families, so agreement is not only on garbage.
     expect(fours).toBeGreaterThan(50);
     expect(sixes).toBeGreaterThan(50);
+  });
+});
+
+describe("dialledAddress: where Linux connects a socket addressed to the unspecified address", () => {
+  test("0.0.0.0 and ::ffff:0.0.0.0 are 127.0.0.1, :: in any spelling is ::1; everything else is itself", () => {
+    for (const a of ["0.0.0.0", "::ffff:0.0.0.0", "::FFFF:0:0", "0:0:0:0:0:ffff:0.0.0.0"]) expect(dialledAddress(a), a).toBe("127.0.0.1");
+    for (const a of ["::", "::0", "0::0", "0:0:0:0:0:0:0:0", "::0.0.0.0", "::%1"]) expect(dialledAddress(a), a).toBe("::1");
+    for (const a of ["127.0.0.1", "0.0.0.1", "0.1.0.0", "::1", "::ffff:0.0.0.1", "::ffff:127.0.0.1", "ffff::", "f::", "::f", "::ffff", "fe80::1%eth0", "localhost", "0.0.0.0.invalid"]) {
+      expect(dialledAddress(a), a).toBe(a);
+    }
   });
 });

@@ -498,6 +498,43 @@ describe("--deny-destinations (checked on the dialled address)", () => {
     expect(String(line.detail)).toContain("127.0.0.1");
   }, T);
 
+  test("the unspecified address is judged as the loopback one Linux connects it to: 0.0.0.0, ::, ::ffff:0.0.0.0 and SOCKS4 DSTIP 0 are denied with loopback (they reached it before)", async () => {
+    const deny = ["--deny-destinations", "127.0.0.0/8,::1/128"];
+    const socks = await forwardSocks(deny);
+    const echoBefore = echo.accepted;
+    const unspecified6 = Array(16).fill(0);
+    const mappedZero = [...Array(10).fill(0), 0xff, 0xff, 0, 0, 0, 0];
+    for (const [what, request] of [
+      ["0.0.0.0", socks5Connect("0.0.0.0", echo.port)],
+      ["0.0.0.0 as a name", Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 7]), Buffer.from("0.0.0.0"), Buffer.from([echo.port >> 8, echo.port & 0xff])])],
+      ["::", socks5Connect6(unspecified6, echo.port)],
+      ["::ffff:0.0.0.0", socks5Connect6(mappedZero, echo.port)],
+    ] as const) {
+      const s = await socksOpen(socks.ports.forward!, request);
+      expect(socks5Rep(s), what).toBe(0x02);
+      const line = await lineFor(socks, s);
+      expect(line.error, what).toBe("denied");
+    }
+    const four = await NetClient.connect(socks.ports.forward!);
+    await four.write(Buffer.from([4, 1, echo.port >> 8, echo.port & 0xff, 0, 0, 0, 0, 0]));
+    await four.waitFor(() => four.receivedBytes >= 8 || four.ended, 10_000, "SOCKS4 reply");
+    expect(Buffer.concat(four.chunks)[1]).toBe(0x5b);
+    expect(echo.accepted).toBe(echoBefore);
+
+    const http = await forwardHttp(deny);
+    const before = origin.requests;
+    const c = await NetClient.connect(http.ports.forward!);
+    expect((await httpRequest(c, get(`http://0.0.0.0:${origin.port}/hello`), 1)).status).toBe(403);
+    expect(origin.requests).toBe(before);
+
+    // Without a deny list 0.0.0.0 still reaches a server on 127.0.0.1, as a direct connect does.
+    const open = await forwardSocks();
+    const ok = await socksOpen(open.ports.forward!, socks5Connect("0.0.0.0", echo.port));
+    expect(socks5Rep(ok)).toBe(0x00);
+    await ok.roundTrip("0.0.0.0 is 127.0.0.1;");
+    ok.close();
+  }, T);
+
   test("the private preset refuses loopback by address and by name on the forward side; the reverse side still reaches its workload", async () => {
     const p = await startProxy([
       "--proxy-type", "dual", "--proxy-protocol", "tcp:http",

@@ -16,7 +16,8 @@
  * Checks, in order: USERID / domain length limits (0x5B as soon as they are exceeded, "protocol"),
  * then on the whole request: CD not CONNECT/BIND ("protocol"), bad 4a domain ("protocol"), auth
  * configured ("authFailed"), BIND ("commandNotSupported"). DSTIP 0.0.0.0 is passed on as an IPv4
- * target (it is not 4a); policy and the dialer refuse it.
+ * target (it is not 4a); the dialler connects to 127.0.0.1 for it, as the kernel would, and
+ * --deny-destinations judges that address (lib/address.ts dialledAddress).
  */
 import { ERROR_TABLE, ProxyError, Socks4Reply, type ErrorKind } from "../errors.ts";
 import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";
