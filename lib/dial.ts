@@ -43,7 +43,7 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
   const refused = refusal(target, host, literal);
   if (refused !== null) return queueMicrotask(() => done(refused)); // `done` never runs before dial returns
   if (literal) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
-  withDeadline(runtime.resolve(host), deadline, target, options.timeoutMs).then(
+  withDeadline(runtime.resolve(lookupName(host)), deadline, target, options.timeoutMs).then(
     (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
     (err: unknown) => done(asProxyError(err)),
   );
@@ -57,8 +57,34 @@ function refusal(target: DialTarget, host: string, literal: boolean): ProxyError
   if (endsInNumber(host)) {
     return new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
   }
+  if (!isHostName(host)) return new ProxyError("protocol", `${target.host} is not a host name (dot-separated labels of 1-63 letters, digits, "-" or "_"; 253 octets at most)`);
   if (isInvalidName(host)) return new ProxyError("dnsFailed", `${target.host} does not resolve (RFC 6761: .invalid names never do; not sent to DNS)`);
   return null;
+}
+
+const LABEL = /^[A-Za-z0-9_-]{1,63}$/;
+
+/**
+ * A name the resolver can be asked: labels of 1-63 letters, digits, `-` or `_` (RFC 1035 §2.3.4
+ * lengths; `_` as in service names), one trailing dot allowed, 253 octets without it. Anything
+ * else (`a..b`, `.x`, `a:b` that is no IPv6 literal, a 64-octet label) is malformed, not sent to
+ * DNS (it answered "does not resolve" after a query before).
+ */
+export function isHostName(host: string): boolean {
+  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  if (name.length === 0 || name.length > 253) return false;
+  for (const label of name.split(".")) if (!LABEL.test(label)) return false;
+  return true;
+}
+
+/**
+ * RFC 6761 §6.3: `localhost`, `localhost.` and names under `.localhost` are the loopback host,
+ * never a DNS question: they are looked up as `localhost` (/etc/hosts, or the runtime
+ * adapter's fallback without one).
+ */
+function lookupName(host: string): string {
+  const name = (host.endsWith(".") ? host.slice(0, -1) : host).toLowerCase();
+  return name === "localhost" || name.endsWith(".localhost") ? "localhost" : host;
 }
 
 /** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */

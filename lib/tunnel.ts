@@ -78,12 +78,16 @@ export function openTunnel(
   // client that still wants the reply, as with HAProxy's default of no abortonclose.)
   held.onGone = () => {
     // `cancelled` already: the shutdown's abort above destroyed the client, which lands here.
+    countHeld(rec, held);
     ctx.tracker.close(rec, cancelled ? "shutdown" : faultTermination(held.error, "client-aborted"));
     cancelled = true;
   };
   dial(ctx.runtime, target, ctx.dialOptions, (result) => {
     held.onGone = null;
     try {
+      // Bytes the client sent while the dial ran count as carried whatever comes of it; on
+      // success the relay counts them as it delivers them.
+      if (result instanceof ProxyError || cancelled) countHeld(rec, held);
       if (result instanceof ProxyError) {
         if (!held.closed && hooks.failed) {
           hooks.failed(result);
@@ -108,6 +112,12 @@ export function openTunnel(
       ctx.tracker.close(rec, "internal");
     }
   });
+}
+
+/** Bytes the client sent while its upstream was dialled, on a tunnel that never started: carried, so counted (once). */
+function countHeld(rec: ConnRecord, held: Holding): void {
+  rec.bytesUp += held.bytes;
+  held.bytes = 0;
 }
 
 /**

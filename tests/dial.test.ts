@@ -75,6 +75,28 @@ describe("dial", () => {
     }
   });
 
+  test("a string that is no host name (empty labels, a colon outside an IPv6 literal, a 64-octet label, 254 octets) is malformed: no lookup, no connect", async () => {
+    const long = `${"a".repeat(63)}.`.repeat(4).slice(0, 254);
+    for (const host of ["a..b", ".localhost", ".", "..", "localhost..", "a:b", "localhost:80", "127.0.0.1:80", ":", "::::", "a b", "a!b", `${"x".repeat(64)}.test`, long, "é.test"]) {
+      const { result, asked } = await dialed(host);
+      expect([host, asked]).toEqual([host, []]);
+      expect([host, (result as ProxyError).kind]).toEqual([host, "protocol"]);
+    }
+    for (const host of ["-", "_sip._tcp.test", "a-b.c_d.test", `${"x".repeat(63)}.test`, "trailing.dot.test."]) {
+      const { asked } = await dialed(host);
+      expect(asked[0]).toBe(`resolve ${host}`);
+    }
+  });
+
+  test("localhost., LOCALHOST and names under .localhost are looked up as localhost (RFC 6761 §6.3), never as themselves", async () => {
+    for (const host of ["localhost.", "LOCALHOST", "app.localhost", "a.b.LocalHost."]) {
+      const { asked } = await dialed(host);
+      expect([host, asked[0]]).toEqual([host, "resolve localhost"]);
+    }
+    const { asked } = await dialed("notlocalhost");
+    expect(asked[0]).toBe("resolve notlocalhost");
+  });
+
   test("a name is resolved and its address connected; an IP literal is connected at once", async () => {
     const byName = await dialed("localhost");
     expect(byName.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9"]);

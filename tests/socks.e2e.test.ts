@@ -838,6 +838,19 @@ describe("disconnects and timeouts", () => {
     }
   }, T);
 
+  test("a connect-and-close with nothing sent (a tcpSocket probe, a port scan) is a client-fin at info level, not a protocol error", async () => {
+    const p = await forwardSocks();
+    const since = p.logs.length;
+    const c = await RawClient.connect(p.ports.forward!);
+    c.close();
+    const line = await connectionLog(p, since);
+    expect(line.termination).toBe("client-fin");
+    expect(line.level).toBe("info");
+    expect(line.error).toBeUndefined();
+    const metrics = await (await fetch(`http://127.0.0.1:${p.ports.admin}/metrics`)).text();
+    expect(metrics).not.toMatch(/^sidecar_errors_total\{[^}]*kind="protocol"[^}]*\} [1-9]/m);
+  }, T);
+
   test("a client that resets while the proxy is connecting leaves no active connection at once", async () => {
     // The destination never answers the SYN (full accept queue), so the proxy stays in
     // "connecting" for the whole connect timeout (60 s here): the record must go when the
@@ -866,6 +879,7 @@ describe("disconnects and timeouts", () => {
     const c = await RawClient.connect(p.ports.forward!);
     await c.write(cat(SOCKS5_NO_AUTH_GREETING, socks5Request("127.0.0.1", stalled.port)));
     await waitConnections(p, (v) => v.active.some((a) => a.target === target("127.0.0.1", stalled.port)), 10_000, "the connect to be in progress");
+    await c.write(new Uint8Array(5_000)); // sent while the proxy dials: read and held, then never delivered
     c.halfClose();
     await received(c, 12, "the connect-timeout reply to a half-closed client");
     expect(hex(c.bytes().subarray(2, 12))).toBe(socks5Failure(0x06));
@@ -873,6 +887,9 @@ describe("disconnects and timeouts", () => {
     await waitConnections(p, (v) => v.active.length === 0, 10_000, "no active connection once the connect gave up");
     const line = await connectionLog(p, since);
     expect(line.termination).toBe("connect-timeout");
+    // Everything the client connection carried: greeting, request and the 5 000 held bytes.
+    expect(line.bytesUp).toBe(SOCKS5_NO_AUTH_GREETING.length + socks5Request("127.0.0.1", stalled.port).byteLength + 5_000);
+    expect(line.bytesDown).toBe(12);
     c.close();
   }, T);
 

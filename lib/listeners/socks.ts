@@ -129,7 +129,8 @@ class SocksSession implements ConnEvents, Expiring {
     );
   }
 
-  private fail(err: ProxyError, reply: Uint8Array | null, termination?: string): void {
+  /** Ends the handshake: `err` null for a close that is no failure (`termination` then names it). */
+  private fail(err: ProxyError | null, reply: Uint8Array | null, termination?: string): void {
     if (this.done) return;
     this.done = true;
     this.stopClock();
@@ -137,10 +138,14 @@ class SocksSession implements ConnEvents, Expiring {
       this.send(reply);
       this.conn.endLingering(); // the client may have sent more after its request: no reset over the reply
     } else this.conn.end();
-    this.ctx.tracker.close(this.rec, termination ?? terminationFor(err.kind), err);
+    if (err === null) this.ctx.tracker.close(this.rec, termination ?? "client-fin");
+    else this.ctx.tracker.close(this.rec, termination ?? terminationFor(err.kind), err);
   }
 
   onEnd(): void {
+    // A connect-and-close with nothing sent (a tcpSocket probe, a port scan) asked for nothing:
+    // closed as the HTTP listener closes one, not counted as a protocol error.
+    if (this.rec.bytesUp === 0) return this.fail(null, null, "client-fin");
     // FIN before the request was complete: nothing to proxy.
     this.fail(new ProxyError("protocol", "client closed during the SOCKS handshake"), null, "client-aborted");
   }

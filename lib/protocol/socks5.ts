@@ -14,7 +14,7 @@
  * - The method is chosen by policy, not by the client's order: 0x00 without auth, only 0x02 with.
  * - RFC 1929 with a wrong VER is malformed: status `01 01` (SPEC §4: 0x01 where a reply is
  *   possible). Empty UNAME/PASSWD (RFC 1929 says 1-255) are passed to verify(), which decides.
- * - RSV is not checked (RFC 1928 §4 reserves it as X'00'; Postel, as Dante and microsocks do).
+ * - RSV is not checked (RFC 1928 §4 reserves it as X'00'; Postel, as Dante does: microsocks 1.0.3 answers a non-zero RSV with 0x01).
  * - A request is read to its end before any reply other than bad VER / unknown ATYP, so closing
  *   right after the reply never meets unread input (which would reset the connection and could
  *   destroy the reply on its way). An unknown ATYP has no known length: REP X'08' at once.
