@@ -25,6 +25,7 @@ import { readFdLimit } from "./fd-limit.ts";
 import { FlushTimeout, startFlushClock } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import { PendingConnect } from "./pending-connect.ts";
+import { enqueue } from "./write-queue.ts";
 import type { IdleDeadline } from "../sweep.ts";
 import type { Conn, ConnEvents, ConnectOptions, ListenOptions, Listener, Runtime } from "./types.ts";
 
@@ -120,7 +121,7 @@ class BunConn implements Conn, SocketOwner {
   write(chunk: Uint8Array): boolean {
     if (this.closed || this.writeShut) return false;
     if (this.queuedBytes > 0) {
-      this.queue!.push(chunk);
+      enqueue(this.queue!, chunk);
       this.queuedBytes += chunk.byteLength;
       return false;
     }
@@ -149,7 +150,7 @@ class BunConn implements Conn, SocketOwner {
       this.drainArmed = true;
       this.socket.reload({ socket: COMMON_HANDLERS });
     }
-    (this.queue ??= []).push(rest);
+    enqueue((this.queue ??= []), rest);
     this.queuedBytes += rest.byteLength;
     return false;
   }

@@ -21,6 +21,7 @@ import { type IdleDeadline, SweptSet } from "../sweep.ts";
 import { FlushTimeout, startFlushClock } from "./flush.ts";
 import { type LingerClock, startLingering } from "./linger.ts";
 import type { Conn, ConnEvents } from "./types.ts";
+import { enqueue } from "./write-queue.ts";
 
 export interface DenoNetAddr {
   readonly hostname: string;
@@ -144,7 +145,7 @@ export class DenoConn implements Conn {
   write(chunk: Uint8Array): boolean {
     if (this.closed || this.writeShut) return false;
     if (chunk.byteLength === 0) return this.queue.length === 0;
-    this.queue.push(chunk);
+    enqueue(this.queue, chunk);
     this.queuedBytes += chunk.byteLength;
     if (this.queue.length === 1) void this.writeLoop();
     return false;
