@@ -8,8 +8,9 @@
  *   directions have ended, or when a side resets, idles out, or the proxy shuts down.
  * - Counts bytes each way and reports how it ended (`Termination`).
  *
- * Hot path (per chunk): one method call, one write, one counter add. No allocation, no logging,
- * no clock reads: the idle check samples the counters from a timer instead of stamping each chunk.
+ * Hot path (per chunk): one method call, one flag test, one write, one counter add. No
+ * allocation, no logging, no clock reads: the idle check samples the counters from a timer
+ * instead of stamping each chunk.
  */
 import { faultTermination } from "./fault.ts";
 import type { Conn, ConnEvents } from "./runtime/types.ts";
@@ -133,26 +134,34 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
 
   /**
    * Ends the tunnel now. At the end of the shutdown grace period both sides are reset; when an
-   * idle or half-closed limit passes, each side is closed (a FIN, as HAProxy and nginx do on
-   * their timeouts), unless bytes still wait toward it: a peer that stopped reading is reset.
+   * idle or half-closed limit passes, each side is closed with a FIN (as HAProxy and nginx do
+   * on their timeouts) after what the kernel still has for it, and what it still sends is read
+   * and dropped until its own FIN (a lingering close: closing over unread bytes would reset it
+   * and destroy those), unless bytes still wait toward it in our queue: a peer that stopped
+   * reading is reset.
    */
   abort(termination: Termination): void {
     if (this.finished) return;
     this.termination ??= termination;
+    // Finished first: the close events the cut itself raises (Bun reports a destroy at once)
+    // must not be taken for a peer going away, which would end the other side gracefully.
+    this.maybeFinish(true);
     const reset = termination === "shutdown";
     for (const side of [this.down, this.up]) {
       if (reset || side.queuedBytes > 0) side.destroy();
-      else side.end();
+      else side.endLingering();
     }
-    this.maybeFinish(true);
   }
 
   fromClient(chunk: Uint8Array): void {
+    // What a side sends after the other has gone reaches nobody: dropped, not counted as carried.
+    if (this.serverClosed) return;
     this.bytesUp += chunk.byteLength;
     if (!this.up.write(chunk) && this.up.queuedBytes >= this.options.maxBufferedBytes) this.down.pause();
   }
 
   fromServer(chunk: Uint8Array): void {
+    if (this.clientClosed) return;
     this.bytesDown += chunk.byteLength;
     if (!this.down.write(chunk) && this.down.queuedBytes >= this.options.maxBufferedBytes) this.up.pause();
   }
@@ -222,28 +231,34 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
    * The client socket is gone. Without an error after we had shut down its write side, this is
    * its FIN arriving (Bun reports a FIN after our own shutdown as close). Otherwise it closed or
    * reset while the server may still have had data for it: the server gets what the client sent
-   * (flushed), then is closed.
+   * (our queue flushed, then a FIN after what the kernel still holds for it), and what it still
+   * sends is read and dropped until its FIN (a lingering close). A plain close over the bytes it
+   * sent that nobody read (the side was paused for the client) would reset it, and the reset
+   * destroys what the kernel had not delivered yet: megabytes on loopback (found by an audit).
+   * After the tunnel has finished (abort) the close is the cut's own.
    */
   clientGone(err: Error | undefined): void {
+    if (this.finished) return;
     this.clientClosed = true;
     if (!err && this.serverReadDone) {
       this.clientFin();
     } else {
       this.termination ??= err ? faultTermination(err, "client-reset") : "client-close";
       this.clientReadDone = true;
-      this.up.end();
+      this.up.endLingering();
     }
     this.maybeFinish(false);
   }
 
   serverGone(err: Error | undefined): void {
+    if (this.finished) return;
     this.serverClosed = true;
     if (!err && this.clientReadDone) {
       this.serverFin();
     } else {
       this.termination ??= err ? faultTermination(err, "server-reset") : "server-close";
       this.serverReadDone = true;
-      this.down.end();
+      this.down.endLingering();
     }
     this.maybeFinish(false);
   }
