@@ -134,11 +134,11 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
 
   /**
    * Ends the tunnel now. At the end of the shutdown grace period both sides are reset; when an
-   * idle or half-closed limit passes, each side is closed with a FIN (as HAProxy and nginx do
-   * on their timeouts) after what the kernel still has for it, and what it still sends is read
-   * and dropped until its own FIN (a lingering close: closing over unread bytes would reset it
-   * and destroy those), unless bytes still wait toward it in our queue: a peer that stopped
-   * reading is reset.
+   * idle or half-closed limit passes, each side is closed as HAProxy and nginx close on their
+   * timeouts: a FIN after what the kernel still holds for it, or a reset if it had sent bytes
+   * that were never read (it was paused for the other side), and a reset at once if bytes still
+   * wait toward it in our queue (a peer that stopped reading). Nothing moved for the whole limit,
+   * so a lingering close would mostly hold a socket for a peer that is not there.
    */
   abort(termination: Termination): void {
     if (this.finished) return;
@@ -149,7 +149,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
     const reset = termination === "shutdown";
     for (const side of [this.down, this.up]) {
       if (reset || side.queuedBytes > 0) side.destroy();
-      else side.endLingering();
+      else side.end();
     }
   }
 

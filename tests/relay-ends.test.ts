@@ -6,8 +6,8 @@
  *   after what the kernel still holds, what it still sends read and dropped until its FIN). A
  *   plain close over bytes it sent that nobody read (it was paused for the gone side) resets it,
  *   and the reset destroys what the kernel had not delivered: megabytes on loopback.
- * - The idle and half-closed limits close each side the same way, unless bytes wait toward it in
- *   our queue (a peer that stopped reading: reset).
+ * - The idle and half-closed limits close each side (as HAProxy and nginx do), and reset one
+ *   that bytes still wait toward in our queue (a peer that stopped reading).
  * - The shutdown cut resets both sides: the close event of the first must not end the second
  *   gracefully (Bun reports a destroy at once; the workload then took a cut upload for whole).
  */
@@ -52,12 +52,12 @@ describe("a side that goes: the survivor gets a lingering close", () => {
 });
 
 describe("limits and the shutdown cut", () => {
-  test("the idle limit: a FIN and a lingering close for a side with nothing queued toward it, a reset for one with bytes waiting", () => {
+  test("the idle limit: a close for a side with nothing queued toward it, a reset for one with bytes waiting", () => {
     const { down, up, relay, done } = tunnel();
     down.queuedBytes = 10; // the client stopped reading these
     relay.abort("idle-timeout");
     expect(down.calls).toEqual(["destroy"]);
-    expect(up.calls).toEqual(["endLingering"]);
+    expect(up.calls).toEqual(["end"]);
     expect(relay.termination).toBe("idle-timeout");
     expect(done).toEqual([relay]);
   });
