@@ -145,9 +145,12 @@ export class DenoConn implements Conn {
   write(chunk: Uint8Array): boolean {
     if (this.closed || this.writeShut) return false;
     if (chunk.byteLength === 0) return this.queue.length === 0;
+    // The writer runs while anything is queued: start one only for an empty queue (a small
+    // chunk may be merged into the head that is being written, leaving the length at 1).
+    const idle = this.queue.length === 0;
     enqueue(this.queue, chunk);
     this.queuedBytes += chunk.byteLength;
-    if (this.queue.length === 1) void this.writeLoop();
+    if (idle) void this.writeLoop();
     return false;
   }
 
