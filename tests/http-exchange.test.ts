@@ -6,7 +6,7 @@
  * before, let a stall last up to twice the limit).
  */
 import { describe, expect, test } from "bun:test";
-import type { Exchange } from "../lib/listeners/http-exchange.ts";
+import { type Exchange, stallError } from "../lib/listeners/http-exchange.ts";
 import { stalled, startStallChecks } from "../lib/sweep.ts";
 
 function freshExchange(moved: number): Exchange {
@@ -45,5 +45,23 @@ describe("the exchange's stall checks", () => {
     expect([stalled(ex, 0), stalled(ex, 0), stalled(ex, 0)]).toEqual([false, false, false]);
     startStallChecks(ex, 7);
     expect([stalled(ex, 7), stalled(ex, 7), stalled(ex, 7), stalled(ex, 7)]).toEqual([false, false, false, true]);
+  });
+});
+
+describe("stallError: who stopped", () => {
+  const exchange = (fields: { response: boolean; body: boolean; waiting: number }) =>
+    ({
+      response: { response: fields.response ? {} : null },
+      requestBody: fields.body ? {} : null,
+      upstream: { conn: { queuedBytes: fields.waiting } },
+    }) as unknown as Exchange;
+
+  test("a request body that stopped coming is the client's (408); one the upstream stopped reading is the upstream's (504)", () => {
+    expect(stallError(exchange({ response: false, body: true, waiting: 0 }), 300).kind).toBe("bodyTimeout");
+    const upstream = stallError(exchange({ response: false, body: true, waiting: 65_536 }), 300);
+    expect(upstream.kind).toBe("upstreamTimeout");
+    expect(upstream.message).toContain("65536 bytes waiting toward it");
+    expect(stallError(exchange({ response: false, body: false, waiting: 0 }), 300).kind).toBe("upstreamTimeout");
+    expect(stallError(exchange({ response: true, body: true, waiting: 10 }), 300).kind).toBe("upstreamTimeout");
   });
 });

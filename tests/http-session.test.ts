@@ -212,3 +212,47 @@ describe("a 101 is relayed only as the answer to the upgrade the request offered
     }
   });
 });
+
+describe("a client FIN while its request body is still due", () => {
+  const POST = "POST /upload HTTP/1.1\r\nHost: w\r\nContent-Length: 1000000\r\n\r\n";
+
+  test("after part of the body went to the upstream: 400 at once, the upstream reset (not both held for --response-timeout)", async () => {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode(POST + "x".repeat(1000)));
+    await settle();
+    const up = upstreams[0]!;
+    expect(up.text()).toEndWith("x".repeat(1000));
+    client.events!.onEnd();
+    expect(client.text()).toStartWith("HTTP/1.1 400 ");
+    expect(client.text()).toContain("before the request body was complete");
+    expect(up.calls).toEqual(["destroy"]);
+  });
+
+  test("while the upstream is being dialled: answered once it connects, the head and what came of the body sent, then reset", async () => {
+    const { client, upstreams } = session();
+    client.events!.onData(text.encode(POST + "x".repeat(10)));
+    client.events!.onEnd();
+    expect(client.text()).toBe("");
+    await settle();
+    expect(client.text()).toStartWith("HTTP/1.1 400 ");
+    expect(upstreams[0]!.calls).toEqual(["destroy"]);
+  });
+
+  test("a whole body then FIN (a half-closing client) is served as before; so is a FIN after the response began", async () => {
+    const whole = session();
+    whole.client.events!.onData(text.encode("POST /a HTTP/1.1\r\nHost: w\r\nContent-Length: 3\r\n\r\nabc"));
+    whole.client.events!.onEnd();
+    await settle();
+    whole.upstreams[0]!.events!.onData(text.encode(RESPONSE));
+    expect(whole.client.text()).toStartWith("HTTP/1.1 204 ");
+
+    const early = session();
+    early.client.events!.onData(text.encode(POST + "x".repeat(10)));
+    await settle();
+    early.upstreams[0]!.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe"));
+    early.client.events!.onEnd();
+    early.upstreams[0]!.events!.onData(text.encode("llo"));
+    expect(early.client.text()).toStartWith("HTTP/1.1 200 ");
+    expect(early.client.text()).toEndWith("hello");
+  });
+});

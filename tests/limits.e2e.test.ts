@@ -345,6 +345,35 @@ describe("timeouts", () => {
     expect(line.termination).toBe("body-timeout");
   }, T);
 
+  test("an upload the workload stops reading is the workload's stall: 504, not a 408 that invites the client to send it again", async () => {
+    // The workload accepts, reads nothing and never answers; the client sends until TCP stops it.
+    let accepted = 0;
+    const deaf = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          accepted++;
+          s.pause();
+        },
+        data() {},
+      },
+    });
+    servers.push({ stop: () => deaf.stop(true) });
+    const p = await startProxy(["--proxy-type", "reverse", "--proxy-protocol", "http", "--proxy-host", "127.0.0.1", "--proxy-port", String(deaf.port), "--response-timeout", "300ms"]);
+    const c = await NetClient.connect(p.ports.reverse!);
+    const size = 64 * 1024 * 1024;
+    void c.write(`POST /upload HTTP/1.1\r\nHost: w\r\nContent-Length: ${size}\r\n\r\n`);
+    void c.write(new Uint8Array(size)); // far more than the socket buffers and the proxy's queue hold
+    const line = await lineFor(p, c, 30_000);
+    expect(accepted).toBe(1);
+    expect(line.error).toBe("upstreamTimeout");
+    expect(String(line.detail)).toContain("bytes waiting toward it");
+    await c.waitFor(() => c.text().includes("\r\n\r\n"), 10_000, "the answer");
+    expect(c.text()).toStartWith("HTTP/1.1 504 ");
+    c.close();
+  }, T);
+
   test("a client that stops reading a response the proxy has read whole is cut after --response-timeout, not held for ever", async () => {
     // 16 MB: more than the client's receive buffer and the proxy's send buffer take, all of it
     // read from the origin (--max-buffered-bytes 64MiB), so the exchange is over and the rest

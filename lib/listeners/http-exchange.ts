@@ -64,9 +64,18 @@ export function retryable(ex: Exchange): boolean {
   return ex.reused && ex.response.upstreamBytes === 0 && !hasBody(ex.request.framing) && IDEMPOTENT.has(ex.request.method);
 }
 
-/** Why an exchange that moved no byte for `ms` ends, by how far it got. */
+/**
+ * Why an exchange that moved no byte for `ms` ends, by how far it got. While the request body
+ * is due, the side that stopped is the one bytes wait toward: with body bytes queued toward the
+ * upstream, the client is paused for it and the upstream stopped reading (504, as nginx's
+ * proxy_send_timeout), not the client (a 408 invites the client to send the request again).
+ */
 export function stallError(ex: Exchange, ms: number): ProxyError {
   if (ex.response.response) return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
-  if (ex.requestBody) return new ProxyError("bodyTimeout", `request body stalled for ${ms} ms`);
+  if (ex.requestBody) {
+    const waiting = ex.upstream?.conn.queuedBytes ?? 0;
+    if (waiting > 0) return new ProxyError("upstreamTimeout", `upstream read none of the request body for ${ms} ms (${waiting} bytes waiting toward it)`);
+    return new ProxyError("bodyTimeout", `request body stalled for ${ms} ms`);
+  }
   return new ProxyError("upstreamTimeout", `no response head within ${ms} ms`);
 }

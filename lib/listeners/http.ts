@@ -112,6 +112,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   onEnd(): void {
     this.clientEnded = true;
+    const ex = this.exchange;
+    if (ex?.upstream) this.bodyCutShort(ex);
     // A half-closed client still gets the response to what it sent (SPEC §4).
     if (!this.exchange) {
       if (this.pending.byteLength > 0) this.parseNext();
@@ -255,6 +257,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       request.writeUpstreamHead(out);
       upstream.conn.writeFrom(out, 0, size);
     } else upstream.conn.write(ex.upstreamHead!);
+    if (this.bodyCutShort(ex)) return;
     // Reading may have been paused while the dial was pending; resume unless the upstream is full.
     if (upstream.conn.queuedBytes < this.ctx.limits.maxBufferedBytes) this.resumeClient();
   }
@@ -298,6 +301,18 @@ export class HttpSession implements ConnEvents, ResponseSink {
       ex.requestBody = null;
       if (used < chunk.byteLength) this.pending = concat(this.pending, after(chunk, used));
     }
+  }
+
+  /**
+   * The client's FIN came while this request's body was still due (everything it sent has gone
+   * to the upstream) and no response has begun: the body can never be whole. Answered 400 at
+   * once, the upstream reset, rather than both waiting out --response-timeout (nginx drops the
+   * upstream too: "client prematurely closed connection"). True when it ended the exchange.
+   */
+  private bodyCutShort(ex: Exchange): boolean {
+    if (!this.clientEnded || this.exchange !== ex || ex.requestBody === null || ex.response.started) return false;
+    this.fail(new ProxyError("protocol", "the client closed its side before the request body was complete"));
+    return true;
   }
 
   /** The upstream drained: the client may send more request body. */
