@@ -14,6 +14,7 @@ export type ErrorKind =
   | "headerTimeout" // request head not complete within the deadline (408)
   | "handshakeTimeout" // SOCKS handshake not complete within --handshake-timeout (closed)
   | "bodyTimeout" // request body stalled for --response-timeout before the response began (408)
+  | "clientTimeout" // the client read none of a response for --response-timeout (cut: the answer had begun)
   | "authFailed"
   | "denied" // refused by policy (allow/deny lists, never an open relay)
   | "dnsFailed"
@@ -70,6 +71,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorKind, ErrorAnswer>> = Object.free
   headerTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "request head not received in time" },
   handshakeTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "handshake not completed in time" },
   bodyTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "request body not received in time" },
+  clientTimeout: { socks5: null, socks4: CD_FAIL, http: 408, reason: "response not read in time" },
   authFailed: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 407, reason: "proxy authentication required" },
   denied: { socks5: R5.NotAllowedByRuleset, socks4: CD_FAIL, http: 403, reason: "destination denied by policy" },
   dnsFailed: { socks5: R5.HostUnreachable, socks4: CD_FAIL, http: 502, reason: "destination name does not resolve" },

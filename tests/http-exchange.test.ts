@@ -57,11 +57,18 @@ describe("stallError: who stopped", () => {
     }) as unknown as Exchange;
 
   test("a request body that stopped coming is the client's (408); one the upstream stopped reading is the upstream's (504)", () => {
-    expect(stallError(exchange({ response: false, body: true, waiting: 0 }), 300).kind).toBe("bodyTimeout");
-    const upstream = stallError(exchange({ response: false, body: true, waiting: 65_536 }), 300);
+    expect(stallError(exchange({ response: false, body: true, waiting: 0 }), 300, 0).kind).toBe("bodyTimeout");
+    const upstream = stallError(exchange({ response: false, body: true, waiting: 65_536 }), 300, 0);
     expect(upstream.kind).toBe("upstreamTimeout");
     expect(upstream.message).toContain("65536 bytes waiting toward it");
-    expect(stallError(exchange({ response: false, body: false, waiting: 0 }), 300).kind).toBe("upstreamTimeout");
-    expect(stallError(exchange({ response: true, body: true, waiting: 10 }), 300).kind).toBe("upstreamTimeout");
+    expect(stallError(exchange({ response: false, body: false, waiting: 0 }), 300, 0).kind).toBe("upstreamTimeout");
+    expect(stallError(exchange({ response: true, body: true, waiting: 10 }), 300, 0).kind).toBe("upstreamTimeout");
+  });
+
+  test("a response the client stopped reading is the client's (clientTimeout); one that stopped coming is the upstream's", () => {
+    const client = stallError(exchange({ response: true, body: false, waiting: 0 }), 300, 70_000);
+    expect(client.kind).toBe("clientTimeout");
+    expect(client.message).toContain("70000 bytes waiting toward it");
+    expect(stallError(exchange({ response: true, body: false, waiting: 0 }), 300, 0).kind).toBe("upstreamTimeout");
   });
 });

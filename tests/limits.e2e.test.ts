@@ -374,6 +374,20 @@ describe("timeouts", () => {
     c.close();
   }, T);
 
+  test("a client that stops reading mid-response is the client's stall (client-timeout), not the workload's", async () => {
+    // 64 MB: more than the socket buffers and the proxy's queue (64 KiB) hold, so the proxy
+    // pauses the origin for the client and the exchange stands still.
+    const p = await forwardHttp(["--response-timeout", "300ms"]);
+    const c = await NetClient.connect(p.ports.forward!);
+    c.pause();
+    await c.write(`GET ${origin.url(`/bytes?n=${64 * 1024 * 1024}`)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const line = await lineFor(p, c, 20_000);
+    expect(line.termination).toBe("client-timeout");
+    expect(line.error).toBe("clientTimeout");
+    expect(String(line.detail)).toContain("bytes waiting toward it");
+    c.close();
+  }, T);
+
   test("a client that stops reading a response the proxy has read whole is cut after --response-timeout, not held for ever", async () => {
     // 16 MB: more than the client's receive buffer and the proxy's send buffer take, all of it
     // read from the origin (--max-buffered-bytes 64MiB), so the exchange is over and the rest

@@ -65,13 +65,18 @@ export function retryable(ex: Exchange): boolean {
 }
 
 /**
- * Why an exchange that moved no byte for `ms` ends, by how far it got. While the request body
- * is due, the side that stopped is the one bytes wait toward: with body bytes queued toward the
- * upstream, the client is paused for it and the upstream stopped reading (504, as nginx's
+ * Why an exchange that moved no byte for `ms` ends, by how far it got, and who stopped: the side
+ * bytes wait toward in our queues. While the request body is due, with body bytes queued toward
+ * the upstream the client is paused for it and the upstream stopped reading (504, as nginx's
  * proxy_send_timeout), not the client (a 408 invites the client to send the request again).
+ * Mid-response, with bytes queued toward the client (`clientQueued`), the client stopped reading
+ * and the upstream is paused for it: the client's stall, not the upstream's.
  */
-export function stallError(ex: Exchange, ms: number): ProxyError {
-  if (ex.response.response) return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
+export function stallError(ex: Exchange, ms: number, clientQueued: number): ProxyError {
+  if (ex.response.response) {
+    if (clientQueued > 0) return new ProxyError("clientTimeout", `client read none of the response for ${ms} ms (${clientQueued} bytes waiting toward it)`);
+    return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
+  }
   if (ex.requestBody) {
     const waiting = ex.upstream?.conn.queuedBytes ?? 0;
     if (waiting > 0) return new ProxyError("upstreamTimeout", `upstream read none of the request body for ${ms} ms (${waiting} bytes waiting toward it)`);

@@ -279,7 +279,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (phase === "head") return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
     const ex = this.exchange;
     if (!ex) return;
-    if (stalled(ex, bytesMoved(ex, this.rec))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs));
+    if (stalled(ex, bytesMoved(ex, this.rec))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs, this.conn.queuedBytes));
     this.clock.set("exchange", inactivityTickMs(this.ctx.limits.responseTimeoutMs));
   }
 
