@@ -161,6 +161,13 @@ describe("request-line errors name what is wrong", () => {
     expect(messageOf("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("invalid request-target");
     expect(messageOf("GET / HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("parsed");
   });
+
+  test("a 501 for a transfer coding names only the coding's name, a token (the message is the error body: client input)", () => {
+    const te = (value: string) => messageOf(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${value}\r\n\r\n`);
+    expect(te("gzip, chunked")).toBe("transfer coding gzip not supported");
+    expect(te('gzip;x="<b>", chunked')).toBe("transfer coding gzip not supported");
+    expect(te("<script>alert(1)</script>, chunked")).toBe("invalid transfer coding in Transfer-Encoding");
+  });
 });
 
 describe("body decoder", () => {

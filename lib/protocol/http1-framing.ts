@@ -22,7 +22,7 @@
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming, Header } from "./http1.ts";
-import { fieldNameIs, parseDigitOctets, parseDigits } from "./http1-scan.ts";
+import { fieldNameIs, parseDigitOctets, parseDigits, TCHAR } from "./http1-scan.ts";
 
 /** Number.MAX_SAFE_INTEGER has 16 digits; longer is over 2^53 whatever the digits. */
 const MAX_LENGTH_DIGITS = 16;
@@ -132,7 +132,11 @@ export function requestFraming(version: "1.0" | "1.1", method: string, f: FieldF
     if (list === null || list[list.length - 1] !== CHUNKED || list.indexOf(CHUNKED) !== list.length - 1) {
       throw new ProxyError("protocol", "Transfer-Encoding must end with a single chunked");
     }
-    if (list.length > 1) throw new ProxyError("commandNotSupported", `transfer coding ${list[0]} not supported`);
+    // The name of the first coding, checked to be a token before it is named in the 501's body
+    // (it is client input: "<script>..., chunked" got 501 with the script in its text).
+    const name = list[0]!.split(";", 1)[0]!.trim();
+    if (list.length > 1 && !isToken(name)) throw new ProxyError("protocol", "invalid transfer coding in Transfer-Encoding");
+    if (list.length > 1) throw new ProxyError("commandNotSupported", `transfer coding ${name} not supported`);
     if (method === "CONNECT") throw new ProxyError("protocol", "CONNECT with a body");
     return CHUNKED_BODY;
   }
@@ -199,4 +203,11 @@ function mergeContentLength(headers: Header[], length: number): Header[] {
 /** RFC 9110 §15.2, §15.3.5, §15.4.5: 1xx, 204 and 304 never have content. */
 export function noBodyStatus(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
+}
+
+/** RFC 9110 §5.6.2 token: one or more tchar. */
+function isToken(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return false;
+  return true;
 }

@@ -109,6 +109,8 @@ export const REQUEST_VECTORS: readonly HeadVector<RequestHead>[] = [
   { name: "Transfer-Encoding chunked, chunked", head: post("Transfer-Encoding: chunked, chunked\r\n"), status: 400 },
   { name: "Transfer-Encoding chunked, gzip", head: post("Transfer-Encoding: chunked, gzip\r\n"), status: 400 },
   { name: "Transfer-Encoding gzip, chunked -> 501", head: post("Transfer-Encoding: gzip, chunked\r\n"), status: 501 },
+  { name: "Transfer-Encoding gzip;level=1, chunked -> 501 (a coding with a parameter)", head: post("Transfer-Encoding: gzip;level=1, chunked\r\n"), status: 501 },
+  { name: "Transfer-Encoding whose first coding is no token -> 400", head: post("Transfer-Encoding: <script>alert(1)</script>, chunked\r\n"), status: 400 },
   { name: "Transfer-Encoding on two lines", head: post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), status: 400 },
   { name: "Transfer-Encoding with parameter", head: post("Transfer-Encoding: chunked;q=1\r\n"), status: 400 },
   { name: "Transfer-Encoding empty", head: post("Transfer-Encoding:\r\n"), status: 400 },
