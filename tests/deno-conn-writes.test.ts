@@ -85,3 +85,43 @@ describe("DenoConn writes", () => {
     expect(conn.queuedBytes).toBe(0);
   });
 });
+
+describe("DenoConn while paused", () => {
+  test("a paused socket is probed with a zero-length write; a reset found that way closes it (a paused socket is not read, so nothing else would see it)", async () => {
+    const sock = fakeSocket();
+    let probes = 0;
+    let fail: ((err: Error) => void) | null = null;
+    sock.raw.write = (data: Uint8Array) => {
+      if (data.byteLength !== 0) throw new Error("only probes expected");
+      probes++;
+      return new Promise<number>((_resolve, reject) => (fail = reject));
+    };
+    const conn = new DenoConn(sock.raw);
+    const closes: Array<Error | undefined> = [];
+    conn.setEvents({ onData() {}, onEnd() {}, onDrain() {}, onClose: (err) => void closes.push(err) });
+    conn.pause();
+    for (let i = 0; i < 60 && probes === 0; i++) await Bun.sleep(50); // the probe interval is 1 s
+    expect(probes).toBeGreaterThan(0);
+    expect(closes).toEqual([]);
+    fail!(Object.assign(new Error("connection reset by peer"), { code: "ECONNRESET" }));
+    await tick();
+    expect(conn.closed).toBe(true);
+    expect(closes.length).toBe(1);
+    expect((closes[0] as Error & { code?: string }).code).toBe("ECONNRESET");
+  });
+
+  test("once resumed it is no longer probed", async () => {
+    const sock = fakeSocket();
+    let probes = 0;
+    sock.raw.write = () => {
+      probes++;
+      return Promise.resolve(0);
+    };
+    const conn = new DenoConn(sock.raw);
+    conn.setEvents({ onData() {}, onEnd() {}, onDrain() {}, onClose() {} });
+    conn.pause();
+    conn.resume();
+    await Bun.sleep(2_500); // two probe intervals
+    expect(probes).toBe(0);
+  });
+});

@@ -63,6 +63,15 @@ const NOTHING = new Uint8Array(0);
 const halfClosedByPeer = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now, set, slot) => {
   if (!conn.probeAfterFin()) set.delete(slot, conn);
 });
+/**
+ * A paused socket is not read either (backpressure: its peer's bytes wait for the other side),
+ * so a peer that resets meanwhile went unnoticed until the tunnel's idle limit, and the other
+ * side then got a FIN after a cut upload (found by an audit). Paused sockets are probed the same
+ * way, on the same interval.
+ */
+const pausedProbes = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now, set, slot) => {
+  if (!conn.probeWhilePaused()) set.delete(slot, conn);
+});
 
 /**
  * Small chunks queued behind each other (a reply head, then its body) go out in one write (one
@@ -107,6 +116,8 @@ export class DenoConn implements Conn {
   /** Set while closed for the owner but still reading and dropping until the peer's FIN (endLingering). */
   private lingering: LingerClock | null = null;
   private paused = false;
+  /** In pausedProbes (at most once). */
+  private pausedProbed = false;
   private wakeReader: (() => void) | null = null;
   /** endLingering() while bytes are queued: closes the socket if they stop draining (flush.ts; Deno has no reset). */
   private flushClock: IdleDeadline | null = null;
@@ -162,6 +173,10 @@ export class DenoConn implements Conn {
   pause(): void {
     if (this.paused || this.closed) return;
     this.paused = true;
+    if (!this.pausedProbed) {
+      this.pausedProbed = true;
+      pausedProbes.add(this);
+    }
   }
 
   resume(): void {
@@ -329,9 +344,24 @@ export class DenoConn implements Conn {
   /** Probes a socket whose peer has half-closed (halfClosedByPeer); false once it need not be. */
   probeAfterFin(): boolean {
     if (this.closed || this.writeShut) return false;
-    if (this.queue.length > 0) return true; // the pending write fails by itself on a reset
-    this.raw.write(NOTHING).catch((err: unknown) => this.finish(err instanceof Error ? err : new Error(String(err))));
+    this.probe();
     return true;
+  }
+
+  /** Probes a paused socket (pausedProbes); false once it is read again or closed. */
+  probeWhilePaused(): boolean {
+    if (this.closed || !this.paused || this.lingering !== null) {
+      this.pausedProbed = false;
+      return false;
+    }
+    if (!this.writeShut) this.probe();
+    return true;
+  }
+
+  /** A zero-length write: nothing on a healthy socket, an error once the peer has reset. */
+  private probe(): void {
+    if (this.queue.length > 0) return; // the pending write fails by itself on a reset
+    this.raw.write(NOTHING).catch((err: unknown) => this.finish(err instanceof Error ? err : new Error(String(err))));
   }
 
   private peerEnded(): void {
