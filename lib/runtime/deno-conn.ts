@@ -51,26 +51,18 @@ export interface DenoTcpConn {
 const MIN_READ_BYTES = 4 * 1024;
 const MAX_READ_BYTES = 16 * 1024;
 /**
- * After the peer's FIN nothing reads the socket, and a read would return EOF again even after a
- * reset: a peer that half-closes and then resets (SO_LINGER 0, a killed process) would go
- * unnoticed until a tunnel limit (an hour by default), holding its connection slot. A
- * zero-length write sends nothing on a healthy half-closed socket and fails (EPIPE) once the
- * peer has reset: half-closed conns with nothing queued are probed so every PROBE_AFTER_FIN_MS
- * (one shared interval, lib/sweep.ts). Bun hears the reset from its event loop.
+ * A socket nothing reads cannot hear its peer's reset: after the peer's FIN (a read would return
+ * EOF again even after a reset) and while it is paused for backpressure. A peer that resets then
+ * (SO_LINGER 0, a killed process) went unnoticed until a tunnel limit (an hour by default),
+ * holding its connection slot, and the other side of a tunnel got a FIN after a cut upload. A
+ * zero-length write sends nothing on a healthy socket and fails (EPIPE) once the peer has reset:
+ * unread sockets with nothing queued are probed so every PROBE_UNREAD_MS (one shared interval,
+ * lib/sweep.ts). Bun hears the reset from its event loop.
  */
-const PROBE_AFTER_FIN_MS = 1_000;
+const PROBE_UNREAD_MS = 1_000;
 const NOTHING = new Uint8Array(0);
-const halfClosedByPeer = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now, set, slot) => {
-  if (!conn.probeAfterFin()) set.delete(slot, conn);
-});
-/**
- * A paused socket is not read either (backpressure: its peer's bytes wait for the other side),
- * so a peer that resets meanwhile went unnoticed until the tunnel's idle limit, and the other
- * side then got a FIN after a cut upload (found by an audit). Paused sockets are probed the same
- * way, on the same interval.
- */
-const pausedProbes = new SweptSet<DenoConn>(PROBE_AFTER_FIN_MS, (conn, _now, set, slot) => {
-  if (!conn.probeWhilePaused()) set.delete(slot, conn);
+const unreadSockets = new SweptSet<DenoConn>(PROBE_UNREAD_MS, (conn, _now, set, slot) => {
+  if (!conn.probeUnread()) set.delete(slot, conn);
 });
 
 /**
@@ -116,8 +108,8 @@ export class DenoConn implements Conn {
   /** Set while closed for the owner but still reading and dropping until the peer's FIN (endLingering). */
   private lingering: LingerClock | null = null;
   private paused = false;
-  /** In pausedProbes (at most once). */
-  private pausedProbed = false;
+  /** In unreadSockets (at most once). */
+  private probed = false;
   private wakeReader: (() => void) | null = null;
   /** endLingering() while bytes are queued: closes the socket if they stop draining (flush.ts; Deno has no reset). */
   private flushClock: IdleDeadline | null = null;
@@ -173,10 +165,7 @@ export class DenoConn implements Conn {
   pause(): void {
     if (this.paused || this.closed) return;
     this.paused = true;
-    if (!this.pausedProbed) {
-      this.pausedProbed = true;
-      pausedProbes.add(this);
-    }
+    this.watchUnread();
   }
 
   resume(): void {
@@ -341,32 +330,30 @@ export class DenoConn implements Conn {
     }
   }
 
-  /** Probes a socket whose peer has half-closed (halfClosedByPeer); false once it need not be. */
-  probeAfterFin(): boolean {
-    if (this.closed || this.writeShut) return false;
-    this.probe();
-    return true;
+  private watchUnread(): void {
+    if (this.probed) return;
+    this.probed = true;
+    unreadSockets.add(this);
   }
 
-  /** Probes a paused socket (pausedProbes); false once it is read again or closed. */
-  probeWhilePaused(): boolean {
-    if (this.closed || !this.paused || this.lingering !== null) {
-      this.pausedProbed = false;
+  /**
+   * From unreadSockets: a zero-length write while nothing reads the socket (the peer's FIN came,
+   * or it is paused outside a lingering close); false once that is over or it cannot be probed.
+   */
+  probeUnread(): boolean {
+    const unread = this.readEnded || (this.paused && this.lingering === null);
+    if (this.closed || this.writeShut || !unread) {
+      this.probed = false;
       return false;
     }
-    if (!this.writeShut) this.probe();
+    // A pending write fails by itself on a reset.
+    if (this.queue.length === 0) this.raw.write(NOTHING).catch((err: unknown) => this.finish(err instanceof Error ? err : new Error(String(err))));
     return true;
-  }
-
-  /** A zero-length write: nothing on a healthy socket, an error once the peer has reset. */
-  private probe(): void {
-    if (this.queue.length > 0) return; // the pending write fails by itself on a reset
-    this.raw.write(NOTHING).catch((err: unknown) => this.finish(err instanceof Error ? err : new Error(String(err))));
   }
 
   private peerEnded(): void {
     this.readEnded = true;
-    if (!this.writeShut) halfClosedByPeer.add(this);
+    if (!this.writeShut) this.watchUnread();
     try {
       this.events.onEnd();
     } catch (err) {
