@@ -71,7 +71,7 @@ const LABEL = /^[A-Za-z0-9_-]{1,63}$/;
  * DNS (it answered "does not resolve" after a query before).
  */
 export function isHostName(host: string): boolean {
-  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  const name = withoutRootDot(host);
   if (name.length === 0 || name.length > 253) return false;
   for (const label of name.split(".")) if (!LABEL.test(label)) return false;
   return true;
@@ -83,7 +83,7 @@ export function isHostName(host: string): boolean {
  * adapter's fallback without one).
  */
 function lookupName(host: string): string {
-  const name = (host.endsWith(".") ? host.slice(0, -1) : host).toLowerCase();
+  const name = withoutRootDot(host).toLowerCase();
   return name === "localhost" || name.endsWith(".localhost") ? "localhost" : host;
 }
 
@@ -154,8 +154,13 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarg
 
 /** RFC 6761 §6.4: `invalid` and every name under it, with or without the root dot. */
 export function isInvalidName(host: string): boolean {
-  const name = (host.endsWith(".") ? host.slice(0, -1) : host).toLowerCase();
+  const name = withoutRootDot(host).toLowerCase();
   return name === "invalid" || name.endsWith(".invalid");
+}
+
+/** A name without its one trailing dot (the root: `localhost.` is `localhost`). */
+function withoutRootDot(host: string): string {
+  return host.endsWith(".") ? host.slice(0, -1) : host;
 }
 
 export function stripBrackets(host: string): string {
