@@ -94,12 +94,18 @@ describe("pipelined requests: what waits is bounded by --max-buffered-bytes", ()
 });
 
 describe("upstream connections the session lets go of are closed", () => {
-  test("an idle kept-alive upstream that sends its FIN gets ours (it sat in CLOSE_WAIT for as long as the client stayed)", async () => {
-    const { client, upstreams } = session();
-    client.events!.onData(text.encode(GET));
+  /** A session after one GET answered 204: its upstream is kept alive and idle. */
+  async function afterOneExchange() {
+    const s = session();
+    s.client.events!.onData(text.encode(GET));
     await settle();
-    const up = upstreams[0]!;
+    const up = s.upstreams[0]!;
     up.events!.onData(text.encode(RESPONSE));
+    return { ...s, up };
+  }
+
+  test("an idle kept-alive upstream that sends its FIN gets ours (it sat in CLOSE_WAIT for as long as the client stayed)", async () => {
+    const { client, up } = await afterOneExchange();
     expect(client.text()).toStartWith("HTTP/1.1 204 ");
     expect(up.calls).toEqual([]); // kept for the next request
     up.events!.onEnd(); // the origin's keep-alive timeout
@@ -108,11 +114,7 @@ describe("upstream connections the session lets go of are closed", () => {
   });
 
   test("an idle kept-alive upstream that sends bytes nobody asked for is out of step: it is reset, and the next request gets a new connection", async () => {
-    const { client, upstreams } = session();
-    client.events!.onData(text.encode(GET));
-    await settle();
-    const up = upstreams[0]!;
-    up.events!.onData(text.encode(RESPONSE));
+    const { client, upstreams, up } = await afterOneExchange();
     expect(up.calls).toEqual([]); // kept for the next request
     up.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"));
     expect(up.calls).toEqual(["destroy"]);
