@@ -43,6 +43,15 @@ describe("stripHopByHop", () => {
   test("keepUpgrade without a Connection: upgrade token does not keep Upgrade", () => {
     expect(stripHopByHop([h("Upgrade", "websocket"), h("Connection", "keep-alive")], { keepUpgrade: true })).toEqual([]);
   });
+  test('keepUpgrade "always" (a 101): Upgrade kept, Connection: Upgrade whether or not the origin named it', () => {
+    const named = [h("Connection", "Upgrade, X-Hop"), h("Upgrade", "websocket"), h("X-Hop", "1"), h("Keep-Alive", "t=1")];
+    expect(stripHopByHop(named, { keepUpgrade: "always" })).toEqual([h("Connection", "Upgrade"), h("Upgrade", "websocket")]);
+    expect(stripHopByHop([h("Upgrade", "websocket"), h("A", "b")], { keepUpgrade: "always" })).toEqual([h("Upgrade", "websocket"), h("A", "b"), h("Connection", "Upgrade")]);
+  });
+  test("Proxy-Connection's listed fields go like Connection's; its upgrade token keeps nothing", () => {
+    const input = [h("Proxy-Connection", "keep-alive, X-Hop, Upgrade"), h("X-Hop", "1"), h("Upgrade", "websocket"), h("A", "b")];
+    expect(stripHopByHop(input, { keepUpgrade: true })).toEqual([h("A", "b")]);
+  });
   test("does not mutate its input", () => {
     const input = [h("Connection", "close"), h("A", "b")];
     stripHopByHop(input, { keepUpgrade: false });

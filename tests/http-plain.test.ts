@@ -46,7 +46,7 @@ const REQUEST_FIELDS: readonly (readonly [string, readonly string[]])[] = [
   ["Transfer-Encoding", ["chunked", "Chunked", "gzip, chunked", "identity", "chunked, chunked"]],
   ["Connection", ["keep-alive", "Keep-Alive", "close", "CLOSE", "close, x-custom", "upgrade", "", "te", "x-custom", "keep-alive, close"]],
   ["Keep-Alive", ["timeout=5"]],
-  ["Proxy-Connection", ["keep-alive"]],
+  ["Proxy-Connection", ["keep-alive", "close", "keep-alive, x-custom", "te"]],
   ["TE", ["trailers"]],
   ["Upgrade", ["websocket"]],
   ["Proxy-Authorization", ["Basic dTpw"]],

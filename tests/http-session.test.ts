@@ -200,6 +200,22 @@ describe("a 101 is relayed only as the answer to the upgrade the request offered
     }
   });
 
+  test("relayed without its hop-by-hop fields; Upgrade and Connection: Upgrade stay (added when the origin left Connection out)", async () => {
+    const hops = "Connection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nSec-WebSocket-Accept: a\r\n";
+    for (const [answer, connection] of [
+      [`HTTP/1.1 101 Switching Protocols\r\n${hops}\r\n`, "Connection: Upgrade\r\n"],
+      ["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nKeep-Alive: timeout=5\r\n\r\n", "Connection: Upgrade\r\n"],
+    ] as const) {
+      const { client } = await answerTo(upgradeRequest("websocket"), answer);
+      const head = client.text().slice(0, client.text().indexOf("\r\n\r\n") + 2);
+      expect(head, answer).toStartWith("HTTP/1.1 101 ");
+      expect(head).toContain("Upgrade: websocket\r\n");
+      expect(head).toContain(connection);
+      for (const gone of ["X-Hop", "Keep-Alive", "Proxy-Authenticate", "Connection: Upgrade, X-Hop"]) expect(head).not.toContain(gone);
+      expect(client.text()).toEndWith("\x81\x05hello");
+    }
+  });
+
   test("naming an offered one (any case, with or without its version): the tunnel opens", async () => {
     for (const [offer, answer] of [
       ["websocket", "WebSocket"],

@@ -35,6 +35,8 @@ export const HOP_BY_HOP: readonly string[] = Object.freeze([
   "upgrade", // RFC 9110 §7.8: per connection; kept only when relaying an upgrade (keepUpgrade)
 ]);
 
+const CONNECTION_UPGRADE: Header = Object.freeze({ name: "Connection", value: "Upgrade" });
+
 /** Never removed by a Connection token: the relayed body and routing depend on them. */
 const PROTECTED = new Set(["content-length", "transfer-encoding", "host"]);
 const HOP_SET = new Set(HOP_BY_HOP);
@@ -53,9 +55,11 @@ function isFixedHop(name: string): boolean {
 /**
  * Removes hop-by-hop fields. With keepUpgrade (relaying a WebSocket or other upgrade), the
  * Upgrade field stays and a single `Connection: Upgrade` replaces the client's Connection lines,
- * which the next hop needs to see the upgrade at all.
+ * which the next hop needs to see the upgrade at all; only when Connection names `upgrade`,
+ * except with "always" (a 101, whose Upgrade field says what the connection now is: RFC 9110
+ * §7.8 requires it, and `Connection: Upgrade` is added when the origin left it out).
  */
-export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: boolean }): readonly Header[] {
+export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: boolean | "always" }): readonly Header[] {
   // Copy on write: Connection is on the fixed list, so a head without a fixed field (the
   // common case) has nothing to remove and is returned as it is.
   let anyHop = false;
@@ -65,14 +69,17 @@ export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: b
   let named: Set<string> | null = null;
   let upgradeToken = false;
   for (const h of headers) {
-    if (!fieldNameIs(h.name, "connection")) continue;
+    // Proxy-Connection (old clients' Connection) names fields as Connection does; only
+    // Connection can carry the upgrade.
+    const connection = fieldNameIs(h.name, "connection");
+    if (!connection && !fieldNameIs(h.name, "proxy-connection")) continue;
     for (const part of h.value.split(",")) {
       const t = part.trim().toLowerCase();
-      if (t === "upgrade") upgradeToken = true;
+      if (t === "upgrade") upgradeToken ||= connection;
       else if (t !== "" && !PROTECTED.has(t) && !HOP_SET.has(t)) (named ??= new Set()).add(t);
     }
   }
-  const keepUpgrade = opts.keepUpgrade && upgradeToken;
+  const keepUpgrade = opts.keepUpgrade === "always" || (opts.keepUpgrade && upgradeToken);
   const out: Header[] = [];
   let connectionKept = false;
   for (const h of headers) {
@@ -82,6 +89,7 @@ export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: b
       connectionKept = true;
     } else if (!isFixedHop(h.name) && (named === null || !named.has(h.name.toLowerCase()))) out.push(h);
   }
+  if (keepUpgrade && !connectionKept) out.push(CONNECTION_UPGRADE);
   return out;
 }
 

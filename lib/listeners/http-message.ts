@@ -121,9 +121,12 @@ function withoutChunked(headers: readonly Header[]): readonly Header[] {
   return headers.filter((h) => !fieldNameIs(h.name, "transfer-encoding") && !fieldNameIs(h.name, "trailer"));
 }
 
-/** A 101 Switching Protocols (or other 1xx) relayed as received, plus Via. Upgrade fields stay. */
+/**
+ * A 101 Switching Protocols (or other 1xx) relayed without its hop-by-hop fields, plus Via. A
+ * 101 keeps Upgrade and `Connection: Upgrade` (the client needs both to take the switch).
+ */
 export function interimResponseHead(response: ResponseHead): Uint8Array {
-  const headers = response.status === 101 ? response.headers : stripHopByHop(response.headers, { keepUpgrade: false });
+  const headers = stripHopByHop(response.headers, { keepUpgrade: response.status === 101 ? "always" : false });
   return serializeResponseHead(response.status, response.reason, withVia(headers, response.version, VIA_PSEUDONYM));
 }
 

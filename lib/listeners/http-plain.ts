@@ -46,6 +46,8 @@ export const HOP = 6;
 /** Forwarded and every X-Forwarded-* name: replaced on reverse requests (hop.ts withForwarded), kept otherwise. */
 export const FORWARDED = 7;
 export const VIA = 8;
+/** Proxy-Connection: dropped like HOP, once its value is plain (it may name fields to drop too). */
+const PROXY_CONNECTION = 9;
 
 export const ASCII = new TextEncoder();
 export const NO_OCTETS = new Uint8Array(0);
@@ -61,7 +63,8 @@ addKind("transfer-encoding", TRANSFER_ENCODING);
 addKind("connection", CONNECTION);
 addKind("expect", EXPECT);
 addKind("via", VIA);
-for (const name of HOP_BY_HOP) if (name !== "connection") addKind(name, HOP);
+for (const name of HOP_BY_HOP) if (name !== "connection" && name !== "proxy-connection") addKind(name, HOP);
+addKind("proxy-connection", PROXY_CONNECTION);
 addKind("forwarded", FORWARDED);
 /** X-Forwarded-* names have any length: matched by their prefix (fieldKind). */
 const X_FORWARDED = ASCII.encode(X_FORWARDED_PREFIX);
@@ -151,6 +154,10 @@ class PlainFields {
           else this.keepAliveToken = true;
           break;
         }
+        case PROXY_CONNECTION:
+          if (connectionOption(buf, spans[j + 2]!, spans[j + 3]!) === NOT_PLAIN) return false;
+          kinds[j >> 2] = HOP;
+          break;
         case EXPECT:
           if (isRequest) return false;
           break;
