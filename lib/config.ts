@@ -7,7 +7,7 @@
  * value, where it came from and the allowed values. The password never appears in a message or
  * in `sources` (shown as "***").
  */
-import { isIP, unmapIPv4 } from "./address.ts";
+import { dialledAddress, isIP } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
 import { Resolver, linkedService, spec } from "./config/resolver.ts";
@@ -170,13 +170,14 @@ function checkAuthUsed(r: Resolver, config: Config): void {
 /**
  * The workload must not be the reverse listener itself: every connection would be relayed back
  * into the proxy, each taking two slots, until one client had filled the listener. Known only
- * for a loopback or listed workload address (`localhost` is 127.0.0.1 and ::1); another name or
- * one of the host's other addresses cannot be checked here without DNS.
+ * for a loopback or listed workload address (`localhost` and names under `.localhost` are
+ * 127.0.0.1 and ::1); another name or one of the host's other addresses cannot be checked here
+ * without DNS.
  */
 function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   if (config.reverseProtocol === null || config.proxyPort !== config.inPort) return;
   const host = config.proxyHost.toLowerCase().replace(/\.$/, "");
-  const addresses = host === "localhost" ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [unmapIPv4(host)] : [];
+  const addresses = host === "localhost" || host.endsWith(".localhost") ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [reachedAddress(host)] : [];
   // A wildcard bind covers the host's own addresses, which only loopback names for certain;
   // another address with a wildcard bind may be a different host (the workload's).
   const loopsBack = (a: string, bind: string) => {
@@ -190,6 +191,19 @@ function checkWorkloadNotSelf(r: Resolver, config: Config): void {
     `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name the reverse listener itself (${said(r, "proxy-in-port")}, ${said(r, "in-bind")}): ` +
       "every connection would loop back into the proxy; allowed: the workload's own address and port",
   );
+}
+
+/**
+ * The address a dial to an IP literal reaches, as dial.ts dials it: the unspecified address as
+ * loopback (address.ts dialledAddress), an IPv4-mapped one in any spelling (::ffff:7f00:1) as
+ * the IPv4 address it carries.
+ */
+function reachedAddress(literal: string): string {
+  const address = dialledAddress(literal);
+  const bytes = isIP(address) === 6 ? parseIPv6(address) : null;
+  if (bytes === null) return address;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return address;
+  return bytes[10] === 0xff && bytes[11] === 0xff ? bytes.subarray(12).join(".") : address;
 }
 
 function parseProxyType(text: string): ProxyType {

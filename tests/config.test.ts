@@ -431,6 +431,19 @@ describe("combinations with no effect or a loop are refused", () => {
     expect(() => resolve({ flags: { "proxy-host": "2001:db8::10", "proxy-port": "4143" } })).not.toThrow();
     expect(errorOf({ flags: { "proxy-host": "::ffff:127.0.0.1", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } })).toContain("name the reverse listener itself");
   });
+
+  test("judged as the dial reaches it: the unspecified address, mapped IPv4 in any spelling, names under .localhost", () => {
+    // The unspecified address is dialled as loopback (address.ts dialledAddress): the default wildcard binds take it.
+    for (const host of ["0.0.0.0", "::", "::ffff:0.0.0.0", "0:0:0:0:0:0:0:0", "x.localhost", "A.LocalHost."]) {
+      expect(errorOf({ flags: { "proxy-host": host, "proxy-port": "4143" } }), host).toContain("name the reverse listener itself");
+    }
+    for (const host of ["::ffff:7f00:1", "0:0:0:0:0:ffff:127.0.0.1", "::FFFF:7F00:0001"]) {
+      expect(errorOf({ flags: { "proxy-host": host, "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } }), host).toContain("name the reverse listener itself");
+      expect(errorOf({ flags: { "proxy-host": host, "proxy-port": "4143" } }), host).toContain("name the reverse listener itself");
+    }
+    // Mapped, but another address than the one bound: accepted.
+    expect(() => resolve({ flags: { "proxy-host": "::ffff:7f00:2", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } })).not.toThrow();
+  });
 });
 
 describe("Kubernetes service links", () => {
