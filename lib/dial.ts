@@ -24,10 +24,11 @@ export interface DialOptions {
 
 /** Rank of the error kinds when every address failed: the most telling one is reported. */
 const KIND_RANK: Record<string, number> = {
-  connectRefused: 5,
-  connectTimeout: 4,
-  hostUnreachable: 3,
-  netUnreachable: 2,
+  connectRefused: 6,
+  connectTimeout: 5,
+  hostUnreachable: 4,
+  netUnreachable: 3,
+  connectFailed: 2,
   denied: 1,
 };
 

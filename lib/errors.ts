@@ -22,6 +22,7 @@ export type ErrorKind =
   | "netUnreachable"
   | "hostUnreachable"
   | "connectTimeout"
+  | "connectFailed" // a connect the runtime reported failed without an OS error code
   | "upstreamTimeout" // upstream accepted but did not answer in time (504)
   | "upstreamProtocol" // upstream sent something we cannot relay (502)
   | "commandNotSupported"
@@ -79,6 +80,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorKind, ErrorAnswer>> = Object.free
   netUnreachable: { socks5: R5.NetworkUnreachable, socks4: CD_FAIL, http: 502, reason: "network unreachable" },
   hostUnreachable: { socks5: R5.HostUnreachable, socks4: CD_FAIL, http: 502, reason: "host unreachable" },
   connectTimeout: { socks5: R5.TtlExpired, socks4: CD_FAIL, http: 504, reason: "connect to destination timed out" },
+  connectFailed: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 502, reason: "connect to destination failed" },
   upstreamTimeout: { socks5: R5.TtlExpired, socks4: CD_FAIL, http: 504, reason: "destination did not answer in time" },
   upstreamProtocol: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 502, reason: "invalid response from destination" },
   commandNotSupported: { socks5: R5.CommandNotSupported, socks4: CD_FAIL, http: 501, reason: "command not supported" },

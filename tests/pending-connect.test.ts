@@ -6,7 +6,7 @@
  * the waits are bounded and nothing asserts how long anything took.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { ProxyError } from "../lib/errors.ts";
+import { ERROR_TABLE, ProxyError } from "../lib/errors.ts";
 import { ABANDONED_CONNECTS_MAX } from "../lib/limits.ts";
 import { PendingConnect, abandonedConnects, setAbandonedConnectBudget } from "../lib/runtime/pending-connect.ts";
 import type { Conn } from "../lib/runtime/types.ts";
@@ -93,5 +93,18 @@ describe("abandoned connects", () => {
     expect(conn.closed).toBe(false);
     expect((results[1] as ProxyError).kind).toBe("connectRefused");
     expect(abandonedConnects()).toBe(before);
+  });
+});
+
+describe("connect failures", () => {
+  test("an OS error keeps its kind; one without a code is the destination's (connectFailed: 502, SOCKS5 0x01), not internal (500)", () => {
+    const answers: (Conn | ProxyError)[] = [];
+    const refused = Object.assign(new Error("Failed to connect"), { code: "ECONNREFUSED" });
+    PendingConnect.start(OPTIONS, (r) => answers.push(r))!.failed(refused);
+    PendingConnect.start(OPTIONS, (r) => answers.push(r))!.failed(new Error("Failed to connect"));
+    const kinds = answers.map((a) => (a as ProxyError).kind);
+    expect(kinds).toEqual(["connectRefused", "connectFailed"]);
+    expect((answers[1] as ProxyError).message).toBe("127.0.0.1:9: Failed to connect");
+    expect(ERROR_TABLE.connectFailed).toMatchObject({ http: 502, socks5: 0x01 });
   });
 });

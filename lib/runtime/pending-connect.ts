@@ -70,7 +70,10 @@ export class PendingConnect implements Expiring {
   failed(err: unknown): void {
     if (this.state !== "connecting") return this.forget();
     this.settle();
-    this.done(asProxyError(err));
+    // A runtime's connect error without an OS code (Bun: "Failed to connect" for some
+    // destinations) is the destination's failure, not a bug of ours: 502 / 0x01, not 500.
+    const e = asProxyError(err);
+    this.done(e.kind === "internal" ? new ProxyError("connectFailed", `${this.options.hostname}:${this.options.port}: ${e.message}`, { cause: err }) : e);
   }
 
   /**
