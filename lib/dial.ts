@@ -44,10 +44,32 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
   const refused = refusal(target, host, literal);
   if (refused !== null) return queueMicrotask(() => done(refused)); // `done` never runs before dial returns
   if (literal) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
-  withDeadline(runtime.resolve(lookupName(host)), deadline, target, options.timeoutMs).then(
+  const name = lookupName(host);
+  const lookup = name === LOCALHOST ? resolveLocalhost(runtime) : runtime.resolve(name);
+  withDeadline(lookup, deadline, target, options.timeoutMs).then(
     (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
     (err: unknown) => done(asProxyError(err)),
   );
+}
+
+const LOCALHOST = "localhost";
+const LOOPBACKS: readonly string[] = ["127.0.0.1", "::1"];
+
+/**
+ * `localhost` is both loopback addresses (RFC 6761 §6.3: "always return the IP loopback
+ * address"; curl does the same): the hosts file's order first, then whichever of 127.0.0.1 and
+ * ::1 it left out (a hosts file with only `127.0.0.1 localhost` made a destination listening on
+ * ::1 alone unreachable by name), or both when there is no hosts file (a distroless root).
+ */
+async function resolveLocalhost(runtime: Runtime): Promise<readonly string[]> {
+  let listed: readonly string[];
+  try {
+    listed = await runtime.resolve(LOCALHOST);
+  } catch {
+    return LOOPBACKS;
+  }
+  const missing = LOOPBACKS.filter((a) => !listed.includes(a));
+  return missing.length === 0 ? listed : [...listed, ...missing];
 }
 
 /** What is refused before any lookup or connect, or null. */
@@ -80,12 +102,11 @@ export function isHostName(host: string): boolean {
 
 /**
  * RFC 6761 §6.3: `localhost`, `localhost.` and names under `.localhost` are the loopback host,
- * never a DNS question: they are looked up as `localhost` (/etc/hosts, or the runtime
- * adapter's fallback without one).
+ * never a DNS question: they are looked up as `localhost` (resolveLocalhost).
  */
 function lookupName(host: string): string {
   const name = withoutRootDot(host).toLowerCase();
-  return name === "localhost" || name.endsWith(".localhost") ? "localhost" : host;
+  return name === LOCALHOST || name.endsWith(".localhost") ? LOCALHOST : host;
 }
 
 /** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */

@@ -11,12 +11,13 @@ import { dial } from "../lib/dial.ts";
 import { ProxyError } from "../lib/errors.ts";
 import type { Conn, Runtime } from "../lib/runtime/types.ts";
 
-function recordingRuntime() {
+/** A runtime whose resolver answers `answer` for every name (or fails: null), and whose connects are all refused. */
+function recordingRuntime(answer: string[] | null = ["127.0.0.1"]) {
   const asked: string[] = [];
   const runtime = {
     resolve(hostname: string): Promise<string[]> {
       asked.push(`resolve ${hostname}`);
-      return Promise.resolve(["127.0.0.1"]);
+      return answer === null ? Promise.reject(new ProxyError("dnsFailed", `${hostname} does not resolve`)) : Promise.resolve(answer);
     },
     connect(options: { hostname: string; port: number }, done: (result: Conn | ProxyError) => void): void {
       asked.push(`connect ${options.hostname}:${options.port}`);
@@ -26,8 +27,8 @@ function recordingRuntime() {
   return { runtime, asked };
 }
 
-function dialed(host: string): Promise<{ result: Conn | ProxyError; asked: string[] }> {
-  const { runtime, asked } = recordingRuntime();
+function dialed(host: string, answer?: string[] | null): Promise<{ result: Conn | ProxyError; asked: string[] }> {
+  const { runtime, asked } = recordingRuntime(answer);
   return new Promise((resolve) => dial(runtime, { host, port: 9 }, { timeoutMs: 5_000 }, (result) => resolve({ result, asked })));
 }
 
@@ -98,12 +99,26 @@ describe("dial", () => {
   });
 
   test("a name is resolved and its address connected; an IP literal is connected at once", async () => {
-    const byName = await dialed("localhost");
-    expect(byName.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9"]);
+    const byName = await dialed("workload.test");
+    expect(byName.asked).toEqual(["resolve workload.test", "connect 127.0.0.1:9"]);
     expect((byName.result as ProxyError).kind).toBe("connectRefused");
     const literal = await dialed("127.0.0.1");
     expect(literal.asked).toEqual(["connect 127.0.0.1:9"]);
     const bracketed = await dialed("[::1]");
     expect(bracketed.asked).toEqual(["connect ::1:9"]);
+  });
+
+  test("localhost is both loopback addresses: the hosts file's order, then the one it left out; both without a hosts file", async () => {
+    const only4 = await dialed("localhost", ["127.0.0.1"]);
+    expect(only4.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9", "connect ::1:9"]);
+    const only6 = await dialed("app.localhost", ["::1"]);
+    expect(only6.asked).toEqual(["resolve localhost", "connect ::1:9", "connect 127.0.0.1:9"]);
+    const both = await dialed("localhost", ["::1", "127.0.0.1"]);
+    expect(both.asked).toEqual(["resolve localhost", "connect ::1:9", "connect 127.0.0.1:9"]);
+    const none = await dialed("localhost", null);
+    expect(none.asked).toEqual(["resolve localhost", "connect 127.0.0.1:9", "connect ::1:9"]);
+    expect((none.result as ProxyError).kind).toBe("connectRefused");
+    // Any other name that fails to resolve still fails as dnsFailed.
+    expect(((await dialed("workload.test", null)).result as ProxyError).kind).toBe("dnsFailed");
   });
 });

@@ -6,8 +6,8 @@
  * requests go through it from outside: a raw TCP echo and curl through the reverse tcp listener,
  * curl through the forward HTTP listener (absolute-form and CONNECT).
  *
- * RUNTIME-NOTES: without /etc/hosts `Bun.dns.lookup("localhost")` fails; the Bun adapter answers
- * "localhost" itself (RFC 6761 §6.3). The default `--proxy-host localhost` and a forward request
+ * RUNTIME-NOTES: without /etc/hosts `Bun.dns.lookup("localhost")` fails; the dialler answers
+ * "localhost" itself (RFC 6761 §6.3, lib/dial.ts resolveLocalhost). The default `--proxy-host localhost` and a forward request
  * to http://localhost:PORT/ prove that path here.
  *
  * The binary is $SIDECAR_PROXY_BIN or dist/sidecar-proxy-linux-x64, built (bounded) when missing.

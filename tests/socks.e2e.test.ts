@@ -198,6 +198,15 @@ for (const { mode, remoteDns, ipv6 } of CURL_MODES) {
       await connectionLog(fwd, since, (l) => l.target === target(remoteDns ? "localhost" : "127.0.0.1", http4.port));
     }, T);
 
+    // RFC 6761 §6.3: localhost is both loopback addresses, whatever the hosts file lists
+    // (here only 127.0.0.1): an origin on ::1 alone is reached by name.
+    if (remoteDns) {
+      test("host name localhost to an origin listening on ::1 only (resolved by the proxy)", async () => {
+        const r = await mustRun(curlCmd(mode, fwd.ports.forward!, [`http://localhost:${http6.port}/ip`]));
+        expect(r.stdout).toBe("::1");
+      }, T);
+    }
+
     if (ipv6) {
       test("IPv6 target [::1]", async () => {
         const since = fwd.logs.length;

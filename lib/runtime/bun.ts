@@ -453,8 +453,6 @@ async function resolve(hostname: string): Promise<string[]> {
     const addresses = results.map((r) => r.address);
     if (addresses.length > 0) return addresses;
   } catch (err) {
-    // Without /etc/hosts (bare chroot) the resolver does not know localhost; RFC 6761 §6.3 does.
-    if (hostname.toLowerCase() === "localhost") return ["127.0.0.1", "::1"];
     const e = asProxyError(err);
     const kind = e.kind === "internal" ? "dnsFailed" : e.kind;
     throw new ProxyError(kind, `${hostname} does not resolve (${e.message})`, { cause: err });
