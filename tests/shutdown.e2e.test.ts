@@ -112,6 +112,47 @@ describe("shutdown", () => {
     expect(line?.termination).toBe("shutdown");
   });
 
+  test("HTTP keep-alive: an exchange whose response began before the signal ends, then the connection is closed, not held to the grace period", async () => {
+    // An origin that answers the head and half the body at once, the rest when told.
+    let answering: import("bun").Socket | null = null;
+    const origin = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket) {
+          answering = socket;
+          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345");
+        },
+      },
+    });
+    const proxy = await startProxy(["--proxy-type", "forward", "--proxy-protocol", "http", "--drain-delay", "0", "--grace-period", "1h"]);
+    const client = await RawClient.connect(proxy.ports.forward!);
+    await client.write(`GET http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n\r\n`);
+    await client.waitFor(() => client.text().endsWith("12345"), 10_000, "the response head and half its body");
+    expect(client.text()).not.toContain("Connection: close"); // it began as a kept-alive response
+    proxy.signal("SIGTERM");
+    await proxy.waitForLog((l) => l.msg === "listeners closed", 10_000, "listeners closed");
+    answering!.write("67890");
+    await client.waitFor(() => client.gotFin || client.closed, 10_000, "the connection to be closed once the response is complete");
+    expect(client.text()).toEndWith("\r\n\r\n1234567890");
+    expect(await proxy.exited).toBe(0);
+    expect(proxy.logs.find((l) => l.msg === "connection")?.termination).toBe("shutdown");
+    origin.stop(true);
+  });
+
+  test("SOCKS: a connection still in its handshake when the grace period ends is cut and logged as shutdown", async () => {
+    const proxy = await startProxy(["--proxy-type", "forward", "--proxy-protocol", "socks", "--drain-delay", "0", "--grace-period", "200ms", "--handshake-timeout", "1h"]);
+    const client = await RawClient.connect(proxy.ports.forward!);
+    await client.write(new Uint8Array([5, 1, 0])); // the greeting, then no request
+    await client.waitFor(() => client.receivedBytes === 2, 10_000, "the method choice");
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(0);
+    await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be cut");
+    const line = proxy.logs.find((l) => l.msg === "connection");
+    expect(line?.termination).toBe("shutdown");
+    expect(line?.bytesUp).toBe(3);
+  });
+
   test("a connection still dialling when the grace period ends is cut and logged as shutdown", async () => {
     const stalled = await stalledPort(); // a destination whose connect never completes
     const proxy = await reverseTcp(stalled.port, ["--drain-delay", "0", "--grace-period", "200ms", "--connect-timeout", "1h"]);

@@ -410,6 +410,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.armIdle();
     if (this.pending.byteLength > 0) this.parseNext();
     else if (this.clientEnded) this.closeClient("client-fin");
+    // Shutting down: an exchange whose response began before the signal could not say
+    // `Connection: close`; the idle connection is closed now, not held to the grace period's end.
+    else if (this.ctx.draining()) this.closeClient("shutdown");
   }
 
   /** The upstream sent FIN or closed. */

@@ -43,6 +43,15 @@ class SocksSession implements ConnEvents, Expiring {
     this.conn.setEvents(this);
     this.deadline = nowMs() + this.ctx.limits.handshakeTimeoutMs;
     this.slot = deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
+    // Still in its handshake when the grace period ends: cut and logged like a tunnel (the
+    // tunnel replaces this hook once the request is read).
+    this.rec.abort = () => {
+      if (this.done) return;
+      this.done = true;
+      this.stopClock();
+      this.conn.destroy();
+      this.ctx.tracker.close(this.rec, "shutdown");
+    };
   }
 
   expire(): void {
