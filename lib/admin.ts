@@ -10,7 +10,7 @@ import { reasonPhrase } from "./protocol/http1.ts";
 import { lingeringSockets } from "./runtime/linger.ts";
 import { abandonedConnects } from "./runtime/pending-connect.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
-import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, type Tracker } from "./tracker.ts";
+import { type ConnRecord, type Histogram, LATENCY_BUCKETS_S, runningBytesDown, type Tracker } from "./tracker.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
 import { nowMs } from "./clock.ts";
 
@@ -138,7 +138,7 @@ function renderConnections(tracker: Tracker): string {
     client: r.client,
     target: r.target,
     bytesUp: r.live ? r.live.bytesUp : r.bytesUp,
-    bytesDown: r.live ? r.live.bytesDown : r.bytesDown,
+    bytesDown: runningBytesDown(r),
     ageMs: Math.round((r.endedMs ?? now) - r.startedMs),
     connectMs: r.connectMs,
     termination: r.termination,
@@ -174,9 +174,8 @@ function renderMetrics(state: AdminState): string {
     let down = s.bytesDown;
     state.tracker.active.forEach((r) => {
       if (r.listener !== s.listener) return;
-      const live = r.live ?? r; // a tunnel's relay, or the HTTP session's running counts
-      up += live.bytesUp;
-      down += live.bytesDown;
+      up += r.live ? r.live.bytesUp : r.bytesUp; // a tunnel's relay, or the HTTP session's running counts
+      down += runningBytesDown(r); // never more than a cut leaves: the counter never goes down
     });
     out.push(`sidecar_bytes_total${labels(s, ',direction="up"')} ${up}`, `sidecar_bytes_total${labels(s, ',direction="down"')} ${down}`);
   }

@@ -38,10 +38,22 @@ export interface ConnRecord {
   abort: (() => void) | null;
   /** Listeners closed: end the connection if it is idle between requests (HTTP keep-alive). */
   drain: (() => void) | null;
+  /**
+   * The client socket an HTTP session writes its answers to: what is still queued there is
+   * counted in bytesDown but not sent yet, and running counts (/metrics, /connections) leave it
+   * out, since a cut (flush-timeout) takes it back out of bytesDown. Null otherwise.
+   */
+  unsentDown: { readonly queuedBytes: number } | null;
   /** HTTP requests served on this connection. */
   requests: number;
   /** Where the record sits in Tracker.active while open. */
   slot: number;
+}
+
+/** Bytes sent toward the client so far, for a record open or closed (bytesDown once it is closed). */
+export function runningBytesDown(r: ConnRecord): number {
+  if (r.live) return r.live.bytesDown;
+  return r.endedMs === null && r.unsentDown !== null ? r.bytesDown - r.unsentDown.queuedBytes : r.bytesDown;
 }
 
 /** Bucket bounds of the connect/handshake latency histograms, in seconds (Prometheus `le`). */
@@ -142,6 +154,7 @@ export class Tracker {
       live: null,
       abort: null,
       drain: null,
+      unsentDown: null,
       requests: 0,
       slot: -1,
     };

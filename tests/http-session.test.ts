@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, type Limits } from "../lib/limits.ts";
 import { HttpSession } from "../lib/listeners/http.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { Conn, ConnectOptions, Runtime } from "../lib/runtime/types.ts";
-import { Tracker } from "../lib/tracker.ts";
+import { Tracker, runningBytesDown } from "../lib/tracker.ts";
 import { type ListenerContext, relayOptions } from "../lib/tunnel.ts";
 import { ScriptedConn } from "./helpers/fake-conn.ts";
 
@@ -20,7 +20,7 @@ const text = new TextEncoder();
 const quietLog: Logger = { level: 0, droppedLines: 0, error() {}, warn() {}, info() {}, debug() {} } as unknown as Logger;
 
 /** A session on a reverse listener whose every dial opens a new ScriptedConn, handed over in order. */
-function session(limits: Partial<Limits> = {}) {
+function session(limits: Partial<Limits> = {}, client = new ScriptedConn()) {
   const upstreams: ScriptedConn[] = [];
   const runtime = {
     name: "bun",
@@ -48,7 +48,6 @@ function session(limits: Partial<Limits> = {}) {
     draining: () => false,
   } as unknown as ListenerContext;
   tracker.register("reverse", "http");
-  const client = new ScriptedConn();
   const rec = tracker.open("reverse", "http", "127.0.0.1:40000");
   const s = new HttpSession(ctx, client, rec);
   s.start();
@@ -272,5 +271,24 @@ describe("a client FIN while its request body is still due", () => {
     early.upstreams[0]!.events!.onData(text.encode("llo"));
     expect(early.client.text()).toStartWith("HTTP/1.1 200 ");
     expect(early.client.text()).toEndWith("hello");
+  });
+});
+
+describe("bytesDown is what the client was sent", () => {
+  test("running counts leave out what is queued toward the client; a cut takes it out of the total, which never goes down", async () => {
+    const { client, upstreams, rec, tracker } = session({}, new ScriptedConn({ queueWrites: true }));
+    client.events!.onData(text.encode("GET /a HTTP/1.1\r\nHost: w\r\n\r\n"));
+    await settle();
+    upstreams[0]!.events!.onData(text.encode(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${"x".repeat(1000)}`));
+    await settle();
+    const queued = client.queuedBytes;
+    expect(queued).toBeGreaterThan(1000); // the whole answer waits in the client's queue
+    expect(runningBytesDown(rec)).toBe(0);
+    client.deliver(600);
+    expect(runningBytesDown(rec)).toBe(600);
+    client.destroy(); // cut with the rest still queued (a reset, a shutdown, a flush-timeout)
+    expect(rec.bytesDown).toBe(600);
+    expect(runningBytesDown(rec)).toBe(600);
+    expect(tracker.stats.get("reverse")!.bytesDown).toBe(600);
   });
 });

@@ -84,6 +84,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   start(): void {
     this.conn.setEvents(this);
+    this.rec.unsentDown = this.conn;
     this.rec.abort = () => this.destroy("shutdown");
     this.rec.drain = () => {
       if (!this.exchange && this.pending.byteLength === 0) this.closeClient("shutdown");
@@ -129,11 +130,11 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.handedOff) return;
     this.closed = true;
     this.clearTimers();
-    if (err instanceof FlushTimeout) {
-      // The answer's tail was cut (lib/runtime/flush.ts): not the clean end closeClient expected.
-      this.termination = "flush-timeout";
-      this.rec.bytesDown -= err.droppedBytes;
-    }
+    // The answer's tail was cut (lib/runtime/flush.ts): not the clean end closeClient expected.
+    if (err instanceof FlushTimeout) this.termination = "flush-timeout";
+    // bytesDown is what the client was sent: what was still queued when it closed (a cut, a
+    // reset, a shutdown) never was. Running counts left it out already (tracker.ts runningBytesDown).
+    this.rec.bytesDown -= this.conn.droppedBytes;
     if (this.exchange) this.termination ??= err ? "client-reset" : "client-close";
     // An upstream kept alive between requests gets a FIN; one in the middle of an exchange, a reset.
     this.dropUpstream(this.exchange !== null);

@@ -50,6 +50,7 @@ type HeldEvent = ["onData", Uint8Array] | ["onEnd", undefined] | ["onClose", Err
 
 class BunConn implements Conn, SocketOwner {
   queuedBytes = 0;
+  droppedBytes = 0;
   closed = false;
   /** null until the owner calls setEvents; what arrives before is held (rare: connect races). */
   private events: ConnEvents | null = null;
@@ -242,6 +243,7 @@ class BunConn implements Conn, SocketOwner {
   destroy(): void {
     if (this.closed) return;
     this.queue = null;
+    this.droppedBytes += this.queuedBytes;
     this.queuedBytes = 0;
     this.socket.terminate();
   }
@@ -264,6 +266,7 @@ class BunConn implements Conn, SocketOwner {
     this.closed = true;
     this.flushClock?.stop();
     this.queue = null;
+    this.droppedBytes += this.queuedBytes;
     this.queuedBytes = 0;
     // A fault's or the flush limit's error wins over whatever Bun reports for the reset that followed it.
     const reason = this.error instanceof FaultError || this.error instanceof FlushTimeout ? this.error : (err ?? this.error);

@@ -95,6 +95,7 @@ export class DenoConn implements Conn {
   readonly localAddress: string;
   readonly localPort: number;
   queuedBytes = 0;
+  droppedBytes = 0;
   closed = false;
   private events: ConnEvents = new HeldEvents();
   private readonly queue: Uint8Array[] = [];
@@ -384,6 +385,7 @@ export class DenoConn implements Conn {
     this.closed = true;
     this.flushClock?.stop();
     this.queue.length = 0;
+    this.droppedBytes += this.queuedBytes;
     this.queuedBytes = 0;
     if (this.lingering === null) {
       try {

@@ -27,6 +27,8 @@ export interface Conn {
   readonly localPort: number;
   /** Bytes accepted by `write` that the kernel has not taken yet. */
   readonly queuedBytes: number;
+  /** Bytes accepted by `write` and never sent: queued when the socket closed or was destroyed. */
+  readonly droppedBytes: number;
   readonly closed: boolean;
   setEvents(events: ConnEvents): void;
   /** Sends `chunk`; what cannot be sent now is queued as a view of it (keep it unchanged). True when nothing is queued. */

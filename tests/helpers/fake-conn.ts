@@ -19,6 +19,8 @@ export class ScriptedConn implements Conn {
   readonly localPort = 4143;
   /** Bytes "the kernel has not taken": set by the test, or grown by writes with queueWrites. */
   queuedBytes = 0;
+  /** What was still queued when it closed, as the adapters count it. */
+  droppedBytes = 0;
   closed = false;
   paused = false;
   events: ConnEvents | null = null;
@@ -76,6 +78,8 @@ export class ScriptedConn implements Conn {
     this.calls.push(how);
     if (this.closed || !this.closes) return;
     this.closed = true;
+    this.droppedBytes += this.queuedBytes;
+    this.queuedBytes = 0;
     this.events?.onClose(err);
   }
 }
