@@ -39,6 +39,7 @@ const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 /** RFC 9112 §3: method SP request-target SP HTTP-version. */
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
+const LEADING_EMPTY_LINES = /^(?:\r?\n)+/;
 
 export function startAdmin(runtime: Runtime, hostname: string, port: number, state: AdminState): Listener {
   let open = 0;
@@ -70,7 +71,8 @@ function serveOne(conn: Conn, state: AdminState, requested: () => void, closed: 
   conn.setEvents({
     onData(chunk) {
       if (answered) return;
-      buffered += latin1.decode(chunk);
+      // RFC 9112 §2.2: empty lines before the request line are ignored (the proxy's listeners do too).
+      buffered = (buffered + latin1.decode(chunk)).replace(LEADING_EMPTY_LINES, "");
       if (buffered.length > MAX_ADMIN_REQUEST_BYTES) {
         answered = true;
         return writeReply(conn, 431, "text/plain", "request too large\n");

@@ -91,10 +91,12 @@ describe("probes and paths", () => {
     expect(m.value("sidecar_build_info", { version, runtime: line.runtime as string })).toBe(1);
   }, T);
 
-  test("bare-LF lines and absolute-form are served; bytes that are no HTTP request line get 400", async () => {
+  test("bare-LF lines, leading empty lines and absolute-form are served; bytes that are no HTTP request line get 400", async () => {
     const p = await reverseTcp();
     expect(await rawAdmin(p, "GET /healthz HTTP/1.1\nHost: x\n\n")).toStartWith("HTTP/1.1 200 ");
     expect(await rawAdmin(p, `GET http://127.0.0.1:${p.ports.admin}/readyz HTTP/1.1\r\nHost: x\r\n\r\n`)).toStartWith("HTTP/1.1 200 ");
+    // RFC 9112 §2.2: empty lines before the request line are ignored.
+    expect(await rawAdmin(p, "\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).toStartWith("HTTP/1.1 200 ");
     expect(await rawAdmin(p, "\x16\x03\x01 hello\r\n\r\n")).toStartWith("HTTP/1.1 400 ");
     expect(await rawAdmin(p, "GET /healthz\r\n\r\n")).toStartWith("HTTP/1.1 400 ");
   }, T);
