@@ -399,6 +399,38 @@ describe("reverse http: lingering close (RFC 9112 §9.6)", () => {
   });
 });
 
+describe("reverse http: a connection being closed reads no further request", () => {
+  test("the rest of a body answered early, sent while the answer waits in the proxy's queue, is dropped: never forwarded as a request, no second status line", async () => {
+    // The workload answers 8 MiB at once without reading the POST's body; the client does not
+    // read, so the answer waits in the proxy's queue (--max-buffered-bytes 16MiB) after the
+    // exchange has ended and the upstream has been let go of (it was reset: its request body
+    // was never complete). Only then does the client send the body's last bytes, which read as a request.
+    const n = 8 * MiB;
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    const raw = rawOrigin((conn) => {
+      if (conn.answered > 0 || !conn.received.includes("\r\n\r\n")) return;
+      conn.answered++;
+      conn.write(`HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n\r\n`);
+      conn.write(patternChunk(5, n));
+    });
+    extra.push(raw);
+    const p = await reverseHttp(raw.port, ["--max-buffered-bytes", "16MiB"]);
+    const c = await RawClient.connect(p.ports.reverse!);
+    c.pause();
+    await c.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${10 + smuggled.length}\r\n\r\n0123456789`);
+    await until(async () => raw.closedConnections, (closed) => closed === 1, 20_000, "the proxy to let the upstream go once the answer was read");
+    expect(raw.connections).toBe(1);
+    await c.write(smuggled);
+    c.resume();
+    await c.waitFor(() => c.gotFin || c.closed, 20_000, "the end of the answer");
+    const { finals } = responsesOf(c);
+    expect(finals.map((r) => r.status)).toEqual([200]);
+    expect(finals[0]!.body.length).toBe(n);
+    expect(raw.connections).toBe(1); // nothing else was dialled
+    expect(raw.received()).not.toContain("/smuggled");
+  });
+});
+
 describe("reverse http: the upstream kept alive between requests", () => {
   test("gets a FIN, not a reset, when its client leaves", async () => {
     const seen: string[] = [];

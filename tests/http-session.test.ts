@@ -292,3 +292,40 @@ describe("bytesDown is what the client was sent", () => {
     expect(tracker.stats.get("reverse")!.bytesDown).toBe(600);
   });
 });
+
+describe("a connection the session is closing reads no further request (no desync while the answer flushes)", () => {
+  const statusLines = (t: string) => t.match(/HTTP\/1\.1 \d{3} /g) ?? [];
+  const SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: w\r\n\r\n";
+
+  test("the rest of a body answered early: dropped, not parsed as the next request, no second status line", async () => {
+    // closes: false: the answer is still flushing (a client that reads slowly; every close under Deno).
+    const { client, upstreams } = session({}, new ScriptedConn({ closes: false }));
+    client.events!.onData(text.encode(`POST /upload HTTP/1.1\r\nHost: w\r\nContent-Length: ${10 + SMUGGLED.length}\r\n\r\n0123456789`));
+    await settle();
+    upstreams[0]!.events!.onData(text.encode("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    await settle();
+    expect(client.calls).toContain("endLingering");
+    client.events!.onData(text.encode(SMUGGLED)); // the body's last bytes, which read as a request
+    client.events!.onData(text.encode("not http at all\r\n\r\n"));
+    client.events!.onEnd();
+    await settle();
+    expect(upstreams.length).toBe(1);
+    expect(upstreams[0]!.text()).not.toContain("/smuggled");
+    expect(statusLines(client.text())).toEqual(["HTTP/1.1 413 "]);
+  });
+
+  test("a request after Connection: close, or after an HTTP/1.0 request: not read", async () => {
+    for (const first of ["GET /a HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n", "GET /a HTTP/1.0\r\nHost: w\r\n\r\n"]) {
+      const { client, upstreams } = session({}, new ScriptedConn({ closes: false }));
+      client.events!.onData(text.encode(first));
+      await settle();
+      upstreams[0]!.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+      await settle();
+      client.events!.onData(text.encode(SMUGGLED));
+      await settle();
+      expect(upstreams.length, first).toBe(1);
+      expect(upstreams[0]!.text()).not.toContain("/smuggled");
+      expect(statusLines(client.text())).toEqual(["HTTP/1.1 200 "]);
+    }
+  });
+});

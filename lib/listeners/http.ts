@@ -112,6 +112,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   onEnd(): void {
+    if (this.closed) return; // closing already: the adapter finishes the close
     this.clientEnded = true;
     const ex = this.exchange;
     if (ex?.upstream) this.bodyCutShort(ex);
@@ -476,6 +477,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private closeClient(termination: string): void {
     this.termination ??= termination;
     this.clearTimers();
+    // Final: what the client still sends while the answer flushes (the rest of a body answered
+    // early, a request after `Connection: close`) is read and dropped, never parsed as a request.
+    this.closed = true;
     this.conn.endLingering();
   }
 

@@ -275,6 +275,8 @@ export interface RawOrigin {
   url(path?: string): string;
   /** Connections accepted so far. */
   readonly connections: number;
+  /** Of those, the ones closed (by either side). */
+  readonly closedConnections: number;
   /** Everything received on every connection, in accept order, concatenated (Latin-1). */
   received(): string;
   stop(): void;
@@ -284,6 +286,7 @@ interface RawConnState extends RawOriginConn {
   text: string;
   queue: Uint8Array[];
   endAfterFlush: boolean;
+  closed: boolean;
 }
 
 /**
@@ -317,6 +320,7 @@ export function rawOrigin(onData: (conn: RawOriginConn) => void, hostname = "127
           text: "",
           queue: [],
           endAfterFlush: false,
+          closed: false,
           answered: 0,
           get received() {
             return conn.text;
@@ -341,6 +345,9 @@ export function rawOrigin(onData: (conn: RawOriginConn) => void, hostname = "127
       end(s) {
         s.data.end();
       },
+      close(s) {
+        s.data.closed = true;
+      },
     },
   });
   const hostPart = hostname.includes(":") ? `[${hostname}]` : hostname;
@@ -350,6 +357,9 @@ export function rawOrigin(onData: (conn: RawOriginConn) => void, hostname = "127
     url: (path = "/") => `http://${hostPart}:${server.port}${path.startsWith("/") ? path : `/${path}`}`,
     get connections() {
       return all.length;
+    },
+    get closedConnections() {
+      return all.filter((c) => c.closed).length;
     },
     received: () => all.map((c) => c.text).join(""),
     stop: () => server.stop(true),
