@@ -14,8 +14,10 @@
  * - obs-fold and a field line starting with whitespace are rejected (§5.2 allows rejecting; a
  *   whitespace-led first line is §2.2's "whitespace between start-line and first field").
  * - Whitespace between field name and colon is rejected (§5.1: MUST reject with 400).
- * - obs-text (0x80-0xFF) is allowed inside a value, never as its first or last byte: Bun's own
- *   HTTP server trims such bytes, so a workload behind us would see a different value.
+ * - obs-text (0x80-0xFF) is allowed inside a request's field value, never as its first or last
+ *   byte: Bun's own HTTP server trims such bytes, so a workload behind us would see a different
+ *   value. Responses may have it anywhere (RFC 9110 §5.5: `X-User: José` in UTF-8 ends in one;
+ *   clients read it as sent, and it was answered 502).
  * - Requests: up to MAX_LEADING_EMPTY_LINES empty lines before the request-line are skipped
  *   (§2.2 "SHOULD ignore at least one empty line"); responses get none.
  */
@@ -228,6 +230,7 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
  * RFC 9112 §5.1 field-line = field-name ":" OWS field-value OWS, checked on bytes. Returns the
  * byte offsets of each line: [nameStart, nameEnd) and [valueStart, valueEnd), four per line.
  */
+/** `kind` is the error of a bad line: "protocol" for a request head (stricter, see above), another for a response's. */
 export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readonly number[], kind: ErrorKind, into: number[] = []): number[] {
   const spans = into;
   spans.length = 0;
@@ -245,7 +248,7 @@ export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readon
       const c = buf[k]!;
       if (FIELD_CHAR[c] !== 1) throw new ProxyError(kind, c === CR ? "bare CR in field value" : "control character in field value");
     }
-    if (vs < ve && (buf[vs]! >= OBS_TEXT_MIN || buf[ve - 1]! >= OBS_TEXT_MIN)) {
+    if (kind === "protocol" && vs < ve && (buf[vs]! >= OBS_TEXT_MIN || buf[ve - 1]! >= OBS_TEXT_MIN)) {
       throw new ProxyError(kind, "obs-text at the start or end of a field value");
     }
     spans.push(s, i, vs, ve);

@@ -216,6 +216,11 @@ export const RESPONSE_VECTORS: readonly HeadVector<ResponseHead>[] = [
   { name: "status-line without reason", head: "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", check: is({ reason: "" }) },
   { name: "status-line with empty reason", head: "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", check: is({ status: 404, reason: "" }) },
   { name: "reason with obs-text", head: "HTTP/1.1 200 D\xe9j\xe0 vu\r\nContent-Length: 0\r\n\r\n", check: is({ reason: "D\xe9j\xe0 vu" }) },
+  {
+    name: "obs-text at a value's start and end (UTF-8 José): kept, unlike a request's",
+    head: ok("X-User: Jos\xc3\xa9\r\nX-B: \xe9a\r\nContent-Length: 0\r\n"),
+    check: (h) => expect(h.headers.slice(0, 2)).toEqual([{ name: "X-User", value: "Jos\xc3\xa9" }, { name: "X-B", value: "\xe9a" }]),
+  },
   { name: "Connection: close", head: ok("Connection: close\r\nContent-Length: 0\r\n"), check: is({ keepAlive: false }) },
   { name: "differing Content-Length", head: ok("Content-Length: 2\r\nContent-Length: 3\r\n"), status: 502 },
   { name: "invalid Content-Length", head: ok("Content-Length: 2a\r\n"), status: 502 },
