@@ -485,6 +485,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   private destroy(termination: string): void {
     this.termination ??= termination;
+    this.closed = true; // as closeClient: nothing more is read, whenever the runtime reports the close
     this.dropUpstream(true);
     this.conn.destroy();
   }
