@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { RawClient, closedPort, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
-import { connectionsOf } from "./helpers/hardening.ts";
+import { connectionsOf, metricsOf } from "./helpers/hardening.ts";
 import { readFileSync } from "node:fs";
 
 const MiB = 1024 * 1024;
@@ -207,6 +207,21 @@ describe("reverse tcp", () => {
     expect(line.error).toBe("connectRefused");
     expect(String(line.target)).toContain("127.0.0.1:");
     await proxy.stop();
+  });
+
+  test("clients that connect and reset at once are no internal error (Bun has no peer address for them), with or without --allow-clients", async () => {
+    const echo = echoServer();
+    for (const extra of [[], ["--allow-clients", "127.0.0.0/8"]]) {
+      const proxy = await reverseTcp(echo.port, extra);
+      for (let i = 0; i < 50; i++) (await RawClient.connect(proxy.ports.reverse!)).reset();
+      const ok = await RawClient.connect(proxy.ports.reverse!);
+      await ok.write("still serving");
+      await ok.waitFor(() => ok.receivedBytes === "still serving".length, 10_000, "echo");
+      expect((await metricsOf(proxy)).value("sidecar_internal_errors_total"), extra.join(" ")).toBe(0);
+      expect(proxy.logs.filter((l) => l.msg === "internal error")).toEqual([]);
+      await proxy.stop();
+    }
+    echo.stop();
   });
 
   test("a client reset mid-stream closes the upstream; a server reset closes the client", async () => {

@@ -46,6 +46,14 @@ interface Endpoint {
   readonly port: number;
 }
 
+/**
+ * The peer's address and port. Bun has none (`undefined`) for a socket its peer has already
+ * reset (connect, then an RST, before the accept was handled): "" and 0 then.
+ */
+function peerOf(socket: BunSocket): Endpoint {
+  return { address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+}
+
 type HeldEvent = ["onData", Uint8Array] | ["onEnd", undefined] | ["onClose", Error | undefined];
 
 class BunConn implements Conn, SocketOwner {
@@ -86,15 +94,15 @@ class BunConn implements Conn, SocketOwner {
     accepted: boolean,
     peerAtAccept: boolean,
   ) {
-    this.remote = peerAtAccept ? { address: socket.remoteAddress, port: socket.remotePort } : null;
+    this.remote = peerAtAccept ? peerOf(socket) : null;
     this.drainArmed = accepted;
   }
 
   get remoteAddress(): string {
-    return (this.remote ??= { address: this.socket.remoteAddress, port: this.socket.remotePort }).address;
+    return (this.remote ??= peerOf(this.socket)).address;
   }
   get remotePort(): number {
-    return (this.remote ??= { address: this.socket.remoteAddress, port: this.socket.remotePort }).port;
+    return (this.remote ??= peerOf(this.socket)).port;
   }
   get localAddress(): string {
     return (this.local ??= { address: this.socket.localAddress, port: this.socket.localPort }).address;
@@ -413,6 +421,8 @@ function listen(options: ListenOptions): Listener {
     socket: {
       ...COMMON_HANDLERS,
       open(socket: BunSocket) {
+        // Reset by its client before we got to it: nothing to serve or log (Deno never hands these over either).
+        if (peerAtAccept && socket.remoteAddress === undefined) return socket.terminate();
         const conn = attach(socket, true, peerAtAccept);
         try {
           options.onAccept(conn);
