@@ -8,24 +8,25 @@ import { describe, expect, test } from "bun:test";
 import type { Config } from "../lib/config.ts";
 import { ProxyError } from "../lib/errors.ts";
 import { DEFAULT_LIMITS, type Limits } from "../lib/limits.ts";
+import { INACTIVITY_CHECKS } from "../lib/sweep.ts";
 import { HttpSession } from "../lib/listeners/http.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { Conn, ConnectOptions, Runtime } from "../lib/runtime/types.ts";
 import { Tracker, runningBytesDown } from "../lib/tracker.ts";
 import { type ListenerContext, relayOptions } from "../lib/tunnel.ts";
-import { ScriptedConn } from "./helpers/fake-conn.ts";
+import { ScriptedConn, type ScriptedConnOptions } from "./helpers/fake-conn.ts";
 
 const text = new TextEncoder();
 
 const quietLog: Logger = { level: 0, droppedLines: 0, error() {}, warn() {}, info() {}, debug() {} } as unknown as Logger;
 
 /** A session on a reverse listener whose every dial opens a new ScriptedConn, handed over in order. */
-function session(limits: Partial<Limits> = {}, client = new ScriptedConn()) {
+function session(limits: Partial<Limits> = {}, client = new ScriptedConn(), upstreamOptions: ScriptedConnOptions = {}) {
   const upstreams: ScriptedConn[] = [];
   const runtime = {
     name: "bun",
     connect(_options: ConnectOptions, done: (result: Conn | ProxyError) => void) {
-      const up = new ScriptedConn();
+      const up = new ScriptedConn(upstreamOptions);
       upstreams.push(up);
       queueMicrotask(() => done(up));
     },
@@ -51,7 +52,9 @@ function session(limits: Partial<Limits> = {}, client = new ScriptedConn()) {
   const rec = tracker.open("reverse", "http", "127.0.0.1:40000");
   const s = new HttpSession(ctx, client, rec);
   s.start();
-  return { client, upstreams, rec, tracker };
+  /** The deadline of the session's current wait passes now (its PhaseClock, as the sweep would). */
+  const expire = () => (s as unknown as { clock: { expire(): void } }).clock.expire();
+  return { client, upstreams, rec, tracker, expire };
 }
 
 /** Lets the dial's microtask (and what follows it) run. */
@@ -327,5 +330,66 @@ describe("a connection the session is closing reads no further request (no desyn
       expect(upstreams[0]!.text()).not.toContain("/smuggled");
       expect(statusLines(client.text())).toEqual(["HTTP/1.1 200 "]);
     }
+  });
+});
+
+describe("deadlines count delivery out of our queues (toward either side) as movement", () => {
+  const GET = "GET /big HTTP/1.1\r\nHost: w\r\n\r\n";
+
+  test("--response-timeout: a client draining a large queue while the upstream is paused for it is not cut; one that stops reading is", async () => {
+    const { client, upstreams, expire } = session({ maxBufferedBytes: 16 * 1024 * 1024 }, new ScriptedConn({ queueWrites: true }));
+    client.events!.onData(text.encode(GET));
+    await settle();
+    upstreams[0]!.events!.onData(text.encode(`HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n${"x".repeat(1_000_000)}`));
+    await settle();
+    // The upstream sends nothing more; the client reads a little before each check.
+    for (let i = 0; i < 3 * INACTIVITY_CHECKS; i++) {
+      client.deliver(1000);
+      expire();
+    }
+    expect(client.closed).toBe(false);
+    for (let i = 0; i < INACTIVITY_CHECKS; i++) expire(); // now nothing moves at all
+    expect(client.calls).toEqual(["destroy"]); // cut: the response had begun
+  });
+
+  test("--response-timeout: an upstream draining a large queued upload while the client is paused for it is not cut (not a 504); one that stops reading is", async () => {
+    const { client, upstreams, expire } = session({ maxBufferedBytes: 16 * 1024 * 1024 }, new ScriptedConn(), { queueWrites: true });
+    client.events!.onData(text.encode(`POST /up HTTP/1.1\r\nHost: w\r\nContent-Length: 10000000\r\n\r\n${"x".repeat(1_000_000)}`));
+    await settle();
+    const up = upstreams[0]!;
+    expect(up.queuedBytes).toBeGreaterThan(1_000_000);
+    for (let i = 0; i < 3 * INACTIVITY_CHECKS; i++) {
+      up.deliver(1000);
+      expire();
+    }
+    expect(client.text()).toBe("");
+    for (let i = 0; i < INACTIVITY_CHECKS; i++) expire();
+    expect(client.text()).toStartWith("HTTP/1.1 504 ");
+  });
+
+  test("keep-alive idle runs from the response's delivery: not closed while the client is still reading the last response", async () => {
+    const { client, upstreams, expire } = session({}, new ScriptedConn({ queueWrites: true }));
+    client.events!.onData(text.encode(GET));
+    await settle();
+    upstreams[0]!.events!.onData(text.encode(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${"x".repeat(1000)}`));
+    await settle();
+    expect(client.queuedBytes).toBeGreaterThan(1000); // the exchange is over; its answer still waits toward the client
+    client.deliver(500);
+    expire(); // the idle deadline passes while the client is reading
+    expect(client.calls).toEqual([]);
+    client.deliver(client.queuedBytes);
+    client.events!.onDrain(); // delivered: the idle time starts now
+    expire();
+    expect(client.calls).toEqual(["endLingering"]); // idle-timeout after a full idle period
+  });
+
+  test("keep-alive idle: a client that reads nothing of the last response for the idle period is closed", async () => {
+    const { client, upstreams, expire } = session({}, new ScriptedConn({ queueWrites: true }));
+    client.events!.onData(text.encode(GET));
+    await settle();
+    upstreams[0]!.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    await settle();
+    expire();
+    expect(client.calls).toEqual(["endLingering"]);
   });
 });

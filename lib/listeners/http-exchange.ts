@@ -46,9 +46,16 @@ export interface Exchange extends Inactivity {
   reuseUpstream: boolean;
 }
 
-/** Bytes moved either way in the exchange so far: its deadline runs while this stands still. */
-export function bytesMoved(ex: Exchange, rec: ConnRecord): number {
-  return ex.clientBytes + rec.bytesDown + ex.response.upstreamBytes;
+/**
+ * What the exchange's deadline watches (it runs while this stands still): bytes read from either
+ * side plus bytes our queues handed to the kernel either way (`clientQueued`: what still waits
+ * toward the client), as the relay's moved() does. A slow reader draining a queue of megabytes
+ * (--max-buffered-bytes) while the other side is paused for it is an exchange moving; counting
+ * only reads and writes, it was cut as stalled (client-timeout, or 504 for an upload) mid-transfer.
+ */
+export function bytesMoved(ex: Exchange, rec: ConnRecord, clientQueued: number): number {
+  const upstreamQueued = ex.upstream?.conn.queuedBytes ?? 0;
+  return 2 * ex.clientBytes + ex.response.upstreamBytes + rec.bytesDown - clientQueued - upstreamQueued;
 }
 
 /** RFC 9110 §9.2.2: requests whose effect is the same if sent twice. */

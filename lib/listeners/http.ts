@@ -62,6 +62,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
     (err) => this.conn.fault(err, "timer"),
   );
   private clientEnded = false;
+  /** Bytes queued toward the client when the idle deadline was armed: still delivering if it shrank. */
+  private idleQueued = 0;
   private closed = false;
   private handedOff = false;
   private requests = 0;
@@ -125,6 +127,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   onDrain(): void {
     this.exchange?.upstream?.conn.resume();
+    // The last response is delivered (to the kernel): the keep-alive idle runs from now.
+    if (this.clock.phase === "idle") this.armIdle();
   }
 
   onClose(err?: Error): void {
@@ -266,7 +270,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   /** The exchange's inactivity limit (http-exchange.ts, lib/sweep.ts): its checks start over. */
   private armExchangeTimer(ex: Exchange): void {
-    startStallChecks(ex, bytesMoved(ex, this.rec));
+    startStallChecks(ex, bytesMoved(ex, this.rec, this.conn.queuedBytes));
     this.clock.set("exchange", inactivityTickMs(this.ctx.limits.responseTimeoutMs));
   }
 
@@ -277,11 +281,13 @@ export class HttpSession implements ConnEvents, ResponseSink {
 
   private expired(phase: "idle" | "head" | "exchange"): void {
     if (this.closed || this.handedOff) return;
-    if (phase === "idle") return this.closeClient("idle-timeout");
+    // Keep-alive idle runs from the end of the response's delivery (nginx's keepalive_timeout):
+    // a queue toward the client that shrank since the deadline was armed is still being read.
+    if (phase === "idle") return this.conn.queuedBytes > 0 && this.conn.queuedBytes < this.idleQueued ? this.armIdle() : this.closeClient("idle-timeout");
     if (phase === "head") return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
     const ex = this.exchange;
     if (!ex) return;
-    if (stalled(ex, bytesMoved(ex, this.rec))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs, this.conn.queuedBytes));
+    if (stalled(ex, bytesMoved(ex, this.rec, this.conn.queuedBytes))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs, this.conn.queuedBytes));
     this.clock.set("exchange", inactivityTickMs(this.ctx.limits.responseTimeoutMs));
   }
 
@@ -499,6 +505,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   private armIdle(): void {
+    this.idleQueued = this.conn.queuedBytes;
     this.clock.set("idle", this.ctx.limits.idleTimeoutMs);
   }
 

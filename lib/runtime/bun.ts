@@ -421,9 +421,13 @@ function listen(options: ListenOptions): Listener {
     socket: {
       ...COMMON_HANDLERS,
       open(socket: BunSocket) {
-        // Reset by its client before we got to it: nothing to serve or log (Deno never hands these over either).
-        if (peerAtAccept && socket.remoteAddress === undefined) return socket.terminate();
         const conn = attach(socket, true, peerAtAccept);
+        // Reset by its client before we got to it (no peer address, peerOf): nothing to serve or
+        // log (Deno never hands these over either). Read from what attach took, not asked again.
+        if (peerAtAccept && conn.remoteAddress === "") {
+          socket.data = undefined;
+          return socket.terminate();
+        }
         try {
           options.onAccept(conn);
         } catch (err) {
