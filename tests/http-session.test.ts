@@ -248,14 +248,17 @@ describe("a client FIN while its request body is still due", () => {
     expect(up.calls).toEqual(["destroy"]);
   });
 
-  test("while the upstream is being dialled: answered once it connects, the head and what came of the body sent, then reset", async () => {
-    const { client, upstreams } = session();
-    client.events!.onData(text.encode(POST + "x".repeat(10)));
-    client.events!.onEnd();
-    expect(client.text()).toBe("");
-    await settle();
-    expect(client.text()).toStartWith("HTTP/1.1 400 ");
-    expect(upstreams[0]!.calls).toEqual(["destroy"]);
+  test("while the upstream is being dialled: answered once it connects, nothing sent to it (not the head either), and it is reset", async () => {
+    for (const request of [POST + "x".repeat(10), "POST /c HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"]) {
+      const { client, upstreams } = session();
+      client.events!.onData(text.encode(request));
+      client.events!.onEnd();
+      expect(client.text()).toBe("");
+      await settle();
+      expect(client.text()).toStartWith("HTTP/1.1 400 ");
+      expect(upstreams[0]!.calls).toEqual(["destroy"]);
+      expect(upstreams[0]!.text()).toBe("");
+    }
   });
 
   test("a whole body then FIN (a half-closing client) is served as before; so is a FIN after the response began", async () => {

@@ -171,6 +171,27 @@ describe("request-line errors name what is wrong", () => {
 });
 
 describe("body decoder", () => {
+  test("completedBy: whether bytes would end the body, from any point, the decoder left as it was; bad framing is false", () => {
+    for (const v of BODY_VECTORS) {
+      if (v.status !== undefined) {
+        expect(new BodyDecoder(v.framing, { response: v.response ?? false }).completedBy(bytes(v.input)), v.name).toBe(false);
+        continue;
+      }
+      const raw = bytes(v.input);
+      const used = v.used ?? v.input.length;
+      for (const cut of [0, 1, used >> 1, used - 1]) {
+        if (cut < 0 || cut >= used) continue;
+        const dec = new BodyDecoder(v.framing, { response: v.response ?? false });
+        dec.feed(raw.subarray(0, cut));
+        const state = dec.state;
+        expect(dec.completedBy(raw.subarray(cut, used - 1 >= cut ? used - 1 : cut)), `${v.name} @${cut} short`).toBe(used - 1 < cut);
+        expect(dec.completedBy(raw.subarray(cut)), `${v.name} @${cut}`).toBe(true);
+        expect(dec.state).toBe(state);
+        expect(dec.feed(raw.subarray(cut)).done).toBe(true); // unchanged: it still reads the rest itself
+      }
+    }
+  });
+
   for (const v of BODY_VECTORS) {
     const used = v.used ?? v.input.length;
     const opts = { response: v.response ?? false };

@@ -253,6 +253,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.armExchangeTimer(ex);
     const request = ex.request;
     const body = ex.requestBody ? this.pending : EMPTY;
+    // The client's FIN came while dialling: when what it sent cannot complete the body, nothing
+    // is sent (400, the new connection reset), not a request the upstream would get cut short.
+    if (this.clientEnded && ex.requestBody !== null && !ex.requestBody.completedBy(body) && this.bodyCutShort(ex)) return;
     if (body.byteLength > 0) {
       this.pending = EMPTY;
       const head = request instanceof PlainRequest ? request.upstreamHead : ex.upstreamHead!;

@@ -114,6 +114,21 @@ export class BodyDecoder {
     return this.#framing;
   }
 
+  /** Whether `chunk` would complete this body (false on bad framing); a copy reads it, this decoder is unchanged. */
+  completedBy(chunk: Uint8Array): boolean {
+    const copy = new BodyDecoder(this.#framing, { response: this.#kind === "upstreamProtocol", maxTrailerBytes: this.#maxTrailerBytes });
+    copy.#state = this.#state;
+    copy.#remaining = this.#remaining;
+    copy.#digits = this.#digits;
+    copy.#extBytes = this.#extBytes;
+    copy.#trailerBytes = this.#trailerBytes;
+    try {
+      return copy.feed(chunk).done;
+    } catch {
+      return false;
+    }
+  }
+
   get done(): boolean {
     return this.#state === "done";
   }
