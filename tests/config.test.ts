@@ -498,6 +498,7 @@ describe("CIDR lists: what the configuration accepts, the matcher (lib/policy.ts
   // and then threw in the matcher (exit 1 with a stack trace instead of exit 2).
   const TEXTS = ["127.0.0.0/8", "127.0.0.0/008", "127.0.0.0/08", "127.0.0.1/032", "127.0.0.1/32", "127.0.0.1/0", "127.0.0.1/00",
     "::1/128", "::1/0128", "::1/064", "::/0", "::ffff:127.0.0.1/128", "::ffff:127.0.0.0/104", "127.0.0.1", "::1", "127.0.0.1/+8", "127.0.0.1/ 8"];
+  const PLAIN = ["127.0.0.0/8", "127.0.0.1/32", "127.0.0.1/0", "::1/128", "::/0", "::ffff:127.0.0.1/128", "::ffff:127.0.0.0/104", "127.0.0.1", "::1"];
   for (const text of TEXTS) {
     test(text, () => {
       let accepted = true;
@@ -508,6 +509,8 @@ describe("CIDR lists: what the configuration accepts, the matcher (lib/policy.ts
         accepted = false;
       }
       if (accepted) expect(() => createMatcher([text])).not.toThrow();
+      // The plainly valid spellings must be accepted, not only be consistent.
+      if (PLAIN.includes(text)) expect(accepted).toBe(true);
     });
   }
 });

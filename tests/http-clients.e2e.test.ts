@@ -36,7 +36,7 @@ import {
   INTEROP,
 } from "./helpers/clients.ts";
 import { patternChunk, sha256 } from "./helpers/net.ts";
-import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore } from "./helpers/origins.ts";
+import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
 const VIA = "1.1 sidecar-proxy";
@@ -70,6 +70,7 @@ afterAll(() => {
   http6?.stop();
   https4?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
+  removeTestPki(); // the test CA's key must not stay behind in /tmp
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -376,8 +376,10 @@ describe("timeouts", () => {
 
   test("a client that stops reading mid-response is the client's stall (client-timeout), not the workload's", async () => {
     // 64 MB: more than the socket buffers and the proxy's queue (64 KiB) hold, so the proxy
-    // pauses the origin for the client and the exchange stands still.
-    const p = await forwardHttp(["--response-timeout", "300ms"]);
+    // pauses the origin for the client and the exchange stands still. The limit also covers the
+    // wait for the head, which the test origin sends only after building and hashing the body
+    // (126-445 ms on a loaded machine): 2 s, not 300 ms, or a busy CI runner gets a 504.
+    const p = await forwardHttp(["--response-timeout", "2s"]);
     const c = await NetClient.connect(p.ports.forward!);
     c.pause();
     await c.write(`GET ${origin.url(`/bytes?n=${64 * 1024 * 1024}`)} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -393,7 +395,7 @@ describe("timeouts", () => {
     // read from the origin (--max-buffered-bytes 64MiB), so the exchange is over and the rest
     // waits in the proxy's queue behind the closing connection. Before, that queue waited for
     // ever: the connection kept its slot (and the tracker its record) until the client left.
-    const p = await forwardHttp(["--response-timeout", "300ms", "--max-buffered-bytes", "64MiB"]);
+    const p = await forwardHttp(["--response-timeout", "2s", "--max-buffered-bytes", "64MiB"]); // 2 s: as above
     const c = await NetClient.connect(p.ports.forward!);
     c.pause();
     await c.write(`GET ${origin.url(`/bytes?n=${16 * 1024 * 1024}`)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);

@@ -26,6 +26,31 @@ function tunnel() {
   return { down, up, relay, done };
 }
 
+describe("half-close: a FIN is passed on as a write shutdown, and the other direction keeps flowing", () => {
+  test("client FIN: the workload gets shutdown, and what it sends still reaches the client; its FIN then ends both", () => {
+    const { down, up, relay, done } = tunnel();
+    down.events!.onEnd();
+    expect(up.calls).toEqual(["shutdown"]);
+    expect(down.calls).toEqual([]);
+    up.events!.onData(new TextEncoder().encode("reply"));
+    expect(new TextDecoder().decode(down.written.at(-1))).toBe("reply");
+    up.events!.onEnd();
+    expect(down.calls).toEqual(["end"]);
+    expect(up.calls).toEqual(["shutdown", "end"]);
+    expect(relay.termination).toBe("client-fin"); // the client finished first
+    expect(done).toEqual([relay]);
+  });
+
+  test("workload FIN: the client gets shutdown, and what it sends still reaches the workload", () => {
+    const { down, up } = tunnel();
+    up.events!.onEnd();
+    expect(down.calls).toEqual(["shutdown"]);
+    expect(up.calls).toEqual([]);
+    down.events!.onData(new TextEncoder().encode("more"));
+    expect(new TextDecoder().decode(up.written.at(-1))).toBe("more");
+  });
+});
+
 describe("a side that goes: the survivor gets a lingering close", () => {
   test("client reset while both directions are backed up: the workload lingers, the line says client-reset", () => {
     const { down, up, relay, done } = tunnel();

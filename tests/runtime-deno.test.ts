@@ -22,6 +22,16 @@ const COMMANDS: Record<"bun" | "deno", string[]> = {
   deno: [DENO, "run", "--allow-net", "--allow-env", "--allow-read", "--allow-sys", FIXTURE],
 };
 
+/**
+ * Checks a runtime cannot run: a connect that hangs needs a listener with a settable backlog,
+ * which Bun.listen does not have (the Bun adapter's connect deadline is covered by
+ * tests/pending-connect.test.ts and the abandoned-connect e2e test instead).
+ */
+const NOT_RUN_UNDER: Record<"deno" | "bun", readonly string[]> = {
+  deno: [],
+  bun: ["connect past its deadline rejects with connectTimeout"],
+};
+
 interface CheckLine {
   name: string;
   runtime: string;
@@ -59,9 +69,11 @@ for (const runtime of ["deno", "bun"] as const) {
     });
 
     for (const name of CHECK_NAMES) {
+      if (NOT_RUN_UNDER[runtime].includes(name)) continue; // not listed: never shown as a pass
       test(name, () => {
         const r = results.get(name);
-        expect(r ? (r.ok ? "ok" : r.detail) : `no result (${failure || "check did not report"})`).toBe("ok");
+        // A check that skipped itself (no IPv6 loopback here) fails: it proved nothing.
+        expect(r ? (r.ok && !r.detail?.startsWith("skipped") ? "ok" : r.detail) : `no result (${failure || "check did not report"})`).toBe("ok");
       });
     }
   });

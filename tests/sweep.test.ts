@@ -11,10 +11,11 @@ import { deadlinesFor, type Expiring, SweptSet } from "../lib/sweep.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Bounded by the monotonic clock: a test below freezes Date with setSystemTime. */
 async function until(pred: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
+  const end = performance.now() + ms;
   while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
 }
