@@ -41,7 +41,7 @@ export interface ConnRecord {
   /**
    * The client socket an HTTP session writes its answers to: what is still queued there is
    * counted in bytesDown but not sent yet, and running counts (/metrics, /connections) leave it
-   * out, since a cut (flush-timeout) takes it back out of bytesDown. Null otherwise.
+   * out, since a cut (a reset, a timeout, shutdown) takes it back out of bytesDown. Null otherwise.
    */
   unsentDown: { readonly queuedBytes: number } | null;
   /** HTTP requests served on this connection. */
