@@ -22,7 +22,7 @@
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming, Header } from "./http1.ts";
-import { fieldNameIs, parseDigitOctets, parseDigits, TCHAR } from "./http1-scan.ts";
+import { fieldNameIs, isToken, parseDigitOctets, parseDigits } from "./http1-scan.ts";
 
 /** Number.MAX_SAFE_INTEGER has 16 digits; longer is over 2^53 whatever the digits. */
 const MAX_LENGTH_DIGITS = 16;
@@ -203,11 +203,4 @@ function mergeContentLength(headers: Header[], length: number): Header[] {
 /** RFC 9110 §15.2, §15.3.5, §15.4.5: 1xx, 204 and 304 never have content. */
 export function noBodyStatus(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
-}
-
-/** RFC 9110 §5.6.2 token: one or more tchar. */
-function isToken(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return false;
-  return true;
 }

@@ -42,6 +42,13 @@ export const MAX_LEADING_EMPTY_LINES = 4;
 
 /** tchar, RFC 9110 §5.6.2. */
 export const TCHAR: Uint8Array = charClass((c) => isAlnum(c) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)));
+
+/** RFC 9110 §5.6.2 token: one or more tchar (a char past 0xFF is none: TCHAR has 256 entries). */
+export function isToken(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return false;
+  return true;
+}
 /** field-vchar / SP / HTAB (RFC 9110 §5.5): every octet except CTLs (HTAB excepted) and DEL. */
 export const FIELD_CHAR: Uint8Array = charClass((c) => c === HTAB || (c >= SP && c !== DEL));
 

@@ -9,7 +9,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import type { Header } from "./http1.ts";
-import { CR, LF, SP, TCHAR } from "./http1-scan.ts";
+import { CR, isToken, LF, SP } from "./http1-scan.ts";
 
 /** Reason phrases, RFC 9110 §15 (and RFC 6585 for 428/429/431). */
 export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
@@ -133,15 +133,6 @@ function putText(out: Uint8Array, p: number, s: string, crlf: boolean): number {
     out[p++] = LF;
   }
   return p;
-}
-
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > MAX_LATIN1 || TCHAR[c] !== 1) return false;
-  }
-  return true;
 }
 
 function isVisible(s: string): boolean {
