@@ -9,6 +9,7 @@
  */
 import { dialledAddress, isIP } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
+import { isLocalhostName, LOOPBACKS } from "./dial.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
 import { Resolver, linkedService, spec } from "./config/resolver.ts";
 import * as v from "./config/values.ts";
@@ -176,8 +177,8 @@ function checkAuthUsed(r: Resolver, config: Config): void {
  */
 function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   if (config.reverseProtocol === null || config.proxyPort !== config.inPort) return;
-  const host = config.proxyHost.toLowerCase().replace(/\.$/, "");
-  const addresses = host === "localhost" || host.endsWith(".localhost") ? ["127.0.0.1", "::1"] : isIP(host) !== 0 ? [reachedAddress(host)] : [];
+  const host = config.proxyHost;
+  const addresses = isLocalhostName(host) ? LOOPBACKS : isIP(host) !== 0 ? [reachedAddress(host)] : [];
   // A wildcard bind covers the host's own addresses, which only loopback names for certain;
   // another address with a wildcard bind may be a different host (the workload's).
   const loopsBack = (a: string, bind: string) => {

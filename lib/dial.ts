@@ -53,7 +53,8 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
 }
 
 const LOCALHOST = "localhost";
-const LOOPBACKS: readonly string[] = ["127.0.0.1", "::1"];
+/** What `localhost` names (RFC 6761 §6.3); the configuration's self-loop check uses it too. */
+export const LOOPBACKS: readonly string[] = ["127.0.0.1", "::1"];
 
 /**
  * `localhost` is both loopback addresses (RFC 6761 §6.3: "always return the IP loopback
@@ -105,8 +106,13 @@ export function isHostName(host: string): boolean {
  * never a DNS question: they are looked up as `localhost` (resolveLocalhost).
  */
 function lookupName(host: string): string {
+  return isLocalhostName(host) ? LOCALHOST : host;
+}
+
+/** `localhost` or a name under `.localhost`, any case, with or without the root dot. */
+export function isLocalhostName(host: string): boolean {
   const name = withoutRootDot(host).toLowerCase();
-  return name === LOCALHOST || name.endsWith(".localhost") ? LOCALHOST : host;
+  return name === LOCALHOST || name.endsWith(".localhost");
 }
 
 /** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */
