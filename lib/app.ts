@@ -47,6 +47,9 @@ interface BoundListener {
   readonly listeners: Listener[];
 }
 
+/** Binds of one listener on port 0 retried when the port its first address got is in use on another. */
+const PORT_ZERO_ATTEMPTS = 8;
+
 export class ProxyServer {
   readonly tracker: Tracker;
   private readonly bound: BoundListener[] = [];
@@ -203,28 +206,42 @@ export class ProxyServer {
         conn.destroy();
       }
     };
-    const listeners: Listener[] = [];
-    let boundPort = port;
     const defaultBinds = addresses.join(",") === optionByFlag(name === "reverse" ? "in-bind" : "out-bind")?.default;
-    for (const address of addresses) {
-      // With port 0 the first address picks a free port and the others share it.
-      let l: Listener;
+    for (let attempt = 1; ; attempt++) {
+      const listeners: Listener[] = [];
+      const bound: string[] = []; // the address each listener was asked for, as logged
       try {
-        l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
+        let boundPort = port;
+        for (const address of addresses) {
+          // With port 0 the first address picks a free port and the others share it.
+          let l: Listener;
+          try {
+            l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
+          } catch (err) {
+            if (!(defaultBinds && ipv6Unavailable(address, err))) throw err;
+            // An IPv4-only host (IPv6 disabled by sysctl, or Docker without IPv6) must start with the
+            // defaults; an address the operator listed stays fatal.
+            if (attempt === 1) this.log.warn("IPv6 address skipped: IPv6 is not available on this host", { listener: name, address, code: (err as ListenError).code });
+            continue;
+          }
+          boundPort = l.port;
+          listeners.push(l);
+          bound.push(address);
+        }
       } catch (err) {
-        if (!(defaultBinds && ipv6Unavailable(address, err))) throw err;
-        // An IPv4-only host (IPv6 disabled by sysctl, or Docker without IPv6) must start with the
-        // defaults; an address the operator listed stays fatal.
-        this.log.warn("IPv6 address skipped: IPv6 is not available on this host", { listener: name, address, code: (err as ListenError).code });
+        // Port 0: the port the first address picked may be in use on another one (by anything
+        // else on the host): let go of this attempt and let the first address pick again.
+        for (const l of listeners) void l.stop();
+        if (port !== 0 || listeners.length === 0 || (err as ListenError).code !== "EADDRINUSE" || attempt >= PORT_ZERO_ATTEMPTS) throw err;
         continue;
       }
-      boundPort = l.port;
-      listeners.push(l);
-      const fields: Record<string, unknown> = { listener: name, protocol, address, port: l.port, maxConnections: cap };
-      if (ctx.workloadKey) fields.workload = ctx.workloadKey; // "[::1]:8080", as connection lines print it
-      this.log.info("listening", fields);
+      for (let i = 0; i < listeners.length; i++) {
+        const fields: Record<string, unknown> = { listener: name, protocol, address: bound[i], port: listeners[i]!.port, maxConnections: cap };
+        if (ctx.workloadKey) fields.workload = ctx.workloadKey; // "[::1]:8080", as connection lines print it
+        this.log.info("listening", fields);
+      }
+      return { name, protocol, listeners };
     }
-    return { name, protocol, listeners };
   }
 
   /** SIGTERM/SIGINT. Returns when the process should exit (the caller exits). */

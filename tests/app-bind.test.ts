@@ -1,0 +1,61 @@
+/**
+ * ProxyServer binding a listener on port 0 at several addresses (lib/app.ts bindGroup), with a
+ * fake runtime: the first address picks the port and the others share it; when that port is
+ * already in use on another address (any other socket on the host), the attempt is let go and
+ * the first address picks again. CI met it: the proxy's 127.0.0.1 got a port a test server held
+ * on ::1, and the proxy exited "EADDRINUSE". No socket is opened here.
+ */
+import { expect, test } from "bun:test";
+import { ProxyServer, loadModules } from "../lib/app.ts";
+import { resolveConfig } from "../lib/config.ts";
+import type { Fields, Logger } from "../lib/log.ts";
+import type { Listener, ListenOptions, Runtime } from "../lib/runtime/types.ts";
+
+function quietLogger(): Logger & { lines: Array<{ msg: string; fields?: Fields }> } {
+  const lines: Array<{ msg: string; fields?: Fields }> = [];
+  const at = (msg: string, fields?: Fields) => void lines.push({ msg, fields });
+  return { lines, level: 3, droppedLines: 0, error: at, warn: at, info: at, debug: at } as Logger & { lines: typeof lines };
+}
+
+/** Port 0 hands out `picks` in turn; `taken` ports refuse any address but the first. */
+function fakeRuntime(picks: number[], taken: Set<number>) {
+  const stopped: string[] = [];
+  const bound: string[] = [];
+  const runtime = {
+    name: "bun",
+    fdLimit: () => 1 << 20,
+    listen(options: ListenOptions): Listener {
+      const port = options.port === 0 ? picks.shift()! : options.port;
+      if (options.port !== 0 && taken.has(port)) throw Object.assign(new Error("address already in use"), { code: "EADDRINUSE" });
+      bound.push(`${options.hostname}:${port}`);
+      return { hostname: options.hostname, port, stop: () => void stopped.push(`${options.hostname}:${port}`) };
+    },
+  } as unknown as Runtime;
+  return { runtime, stopped, bound };
+}
+
+test("port 0 on two addresses: a port in use on the second is given up and another picked; a fixed port in use stays fatal", async () => {
+  const { config } = resolveConfig({
+    flags: { "proxy-type": "forward", "proxy-protocol": "socks", "proxy-out-port": "0", "out-bind": "127.0.0.1,::1", "no-admin": true },
+    env: {},
+    readFile: () => "",
+    stdoutIsTTY: false,
+  });
+  const modules = await loadModules(config);
+  const { runtime, stopped, bound } = fakeRuntime([40001, 40002], new Set([40001]));
+  const log = quietLogger();
+  const server = new ProxyServer(config, runtime, log, modules);
+  server.start();
+  expect(bound).toEqual(["127.0.0.1:40001", "127.0.0.1:40002", "::1:40002"]);
+  expect(stopped).toEqual(["127.0.0.1:40001"]);
+  expect(log.lines.filter((l) => l.msg === "listening").map((l) => `${l.fields!.address}:${l.fields!.port}`)).toEqual(["127.0.0.1:40002", "::1:40002"]);
+
+  const fixed = resolveConfig({
+    flags: { "proxy-type": "forward", "proxy-protocol": "socks", "proxy-out-port": "40001", "out-bind": "127.0.0.1,::1", "no-admin": true },
+    env: {},
+    readFile: () => "",
+    stdoutIsTTY: false,
+  }).config;
+  const again = fakeRuntime([], new Set([40001]));
+  expect(() => new ProxyServer(fixed, again.runtime, quietLogger(), modules).start()).toThrow("address already in use");
+});
