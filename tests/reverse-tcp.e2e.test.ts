@@ -149,29 +149,37 @@ describe("reverse tcp", () => {
     const proxy = await reverseTcp(mute.port, ["--max-buffered-bytes", "64KiB"]);
     const client = await RawClient.connect(proxy.ports.reverse!);
     client.keepChunks = false;
-    // Write until the kernel stops taking bytes for half a second (bounded: 2000 writes, 20 s).
+    // What the proxy holds: what it read from the client (bytesUp) less what the kernel holds
+    // between it and the workload (Send-Q of the proxy's socket, Recv-Q of the workload's:
+    // /proc/net/tcp tx_queue and rx_queue, hex).
+    const port = (hexAddress: string) => parseInt(hexAddress.split(":")[1]!, 16);
+    const heldByProxy = async (): Promise<{ bytesUp: number; held: number }> => {
+      const [tunnel] = (await connectionsOf(proxy)).active;
+      const rows = readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).map((l) => l.trim().split(/\s+/));
+      let inKernel = 0;
+      for (const r of rows) {
+        if (r.length < 5) continue;
+        const [tx, rx] = r[4]!.split(":").map((h) => parseInt(h, 16)) as [number, number];
+        if (port(r[2]!) === mute.port) inKernel += tx; // the proxy's socket: its peer is the workload
+        if (port(r[1]!) === mute.port) inKernel += rx; // the workload's accepted socket
+      }
+      return { bytesUp: tunnel!.bytesUp, held: tunnel!.bytesUp - inKernel };
+    };
+    // Write until a write stays unfinished for half a second while the proxy holds its limit
+    // (a stall while it holds less is the machine pausing, not the proxy stopping: keep waiting).
+    // Bounded: 2000 writes, 20 s. A proxy that never stops reading takes all 128 MiB.
     const chunk = new Uint8Array(64 * 1024);
     let sent = 0;
     const deadline = Date.now() + 20_000;
-    for (let i = 0; i < 2000 && Date.now() < deadline; i++) {
-      const took = await Promise.race([client.write(chunk).then(() => true), Bun.sleep(500).then(() => false)]);
-      if (!took) break;
+    writing: for (let i = 0; i < 2000 && Date.now() < deadline; i++) {
+      const write = client.write(chunk).then(() => true);
+      while (!(await Promise.race([write, Bun.sleep(500).then(() => false)]))) {
+        if ((await heldByProxy()).held >= limit || Date.now() >= deadline) break writing;
+      }
       sent += chunk.byteLength;
     }
-    const [tunnel] = (await connectionsOf(proxy)).active;
-    // What the kernel holds between the proxy and the workload: Send-Q of the proxy's socket and
-    // Recv-Q of the workload's (/proc/net/tcp tx_queue and rx_queue, hex).
-    const rows = readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).map((l) => l.trim().split(/\s+/));
-    const port = (hexAddress: string) => parseInt(hexAddress.split(":")[1]!, 16);
-    let inKernel = 0;
-    for (const r of rows) {
-      if (r.length < 5) continue;
-      const [tx, rx] = r[4]!.split(":").map((h) => parseInt(h, 16)) as [number, number];
-      if (port(r[2]!) === mute.port) inKernel += tx; // the proxy's socket: its peer is the workload
-      if (port(r[1]!) === mute.port) inKernel += rx; // the workload's accepted socket
-    }
-    const held = tunnel!.bytesUp - inKernel;
-    expect(sent).toBeGreaterThan(tunnel!.bytesUp); // the client was stopped: bytes wait in its own queues
+    const { bytesUp, held } = await heldByProxy();
+    expect(sent).toBeGreaterThan(bytesUp); // the client was stopped: bytes wait in its own queues
     expect(held).toBeGreaterThanOrEqual(limit);
     expect(held).toBeLessThanOrEqual(limit + 512 * 1024); // Bun reads at most 512 KiB at once
     client.close();
