@@ -15,6 +15,7 @@ import type { Conn, ConnectOptions, Runtime } from "../lib/runtime/types.ts";
 import { Tracker, runningBytesDown } from "../lib/tracker.ts";
 import { type ListenerContext, relayOptions } from "../lib/tunnel.ts";
 import { ScriptedConn, type ScriptedConnOptions } from "./helpers/fake-conn.ts";
+import { collectingFaults } from "./helpers/faults.ts";
 
 const text = new TextEncoder();
 
@@ -394,5 +395,45 @@ describe("deadlines count delivery out of our queues (toward either side) as mov
     await settle();
     expire();
     expect(client.calls).toEqual(["endLingering"]);
+  });
+});
+
+describe("an upstream that fails before answering", () => {
+  /** A session whose GET went upstream, and that upstream, unanswered. */
+  async function awaitingAnswer() {
+    const s = session();
+    s.client.events!.onData(text.encode(GET));
+    await settle();
+    const up = s.upstreams[0]!;
+    expect(up.text()).toStartWith("GET / HTTP/1.1\r\n");
+    return { ...s, up };
+  }
+
+  test("a reset: 502, logged `server-reset` as a tunnel's would be (it was `upstream-protocol`)", async () => {
+    const { client, up, rec } = await awaitingAnswer();
+    up.events!.onClose(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+    expect(client.text()).toStartWith("HTTP/1.1 502 ");
+    expect(client.closed).toBe(true);
+    expect(rec.termination).toBe("server-reset");
+    expect(rec.error?.kind).toBe("upstreamProtocol");
+  });
+
+  test("a bug of ours while handling the upstream's events: 500 and `internal`, not the upstream's fault", async () => {
+    const { client, up, rec } = await awaitingAnswer();
+    const faults = await collectingFaults((faults) => {
+      up.fault(new Error("boom"), "data");
+      return faults;
+    });
+    expect(faults.map((f) => f.site)).toEqual(["data"]);
+    expect(client.text()).toStartWith("HTTP/1.1 500 ");
+    expect(rec.termination).toBe("internal");
+    expect(rec.error?.kind).toBe("internal");
+  });
+
+  test("a FIN before any byte of an answer: 502 `upstream-protocol` (a truncated exchange)", async () => {
+    const { client, up, rec } = await awaitingAnswer();
+    up.events!.onEnd();
+    expect(client.text()).toStartWith("HTTP/1.1 502 ");
+    expect(rec.termination).toBe("upstream-protocol");
   });
 });

@@ -4,6 +4,7 @@
  * just makes it unusable (the session forgets it and dials anew next time).
  */
 import { ProxyError } from "../errors.ts";
+import { FaultError } from "../fault.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 
 export interface UpstreamOwner {
@@ -65,6 +66,16 @@ export class Upstream implements ConnEvents {
     const wasGone = this.gone;
     this.gone = true;
     if (wasGone && !err) return;
-    this.owner?.upstreamGone(err ? new ProxyError("upstreamProtocol", `upstream connection failed: ${err.message}`) : undefined, this);
+    this.owner?.upstreamGone(err ? upstreamFailure(err) : undefined, this);
   }
+}
+
+/**
+ * What a failed upstream connection means for the exchange: a bug of ours while handling its
+ * events (the adapter closed it with a FaultError) is `internal`, as anywhere else; a socket
+ * error (a reset, mostly) is the upstream's fault: 502.
+ */
+function upstreamFailure(err: Error): ProxyError {
+  if (err instanceof FaultError) return new ProxyError("internal", err.message, { cause: err });
+  return new ProxyError("upstreamProtocol", `upstream connection failed: ${err.message}`, { cause: err });
 }

@@ -442,7 +442,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
       this.dropUpstream(true);
       return this.dialFor(ex);
     }
-    if (err) this.fail(err);
+    // A socket error here is a reset (logged `server-reset`, as the relay does); a bug of ours
+    // while handling the upstream's events stays `internal`.
+    if (err) this.fail(err, err.kind === "internal" ? "internal" : "server-reset");
     else ex.response.end(); // read-until-close bodies end here; others were cut short
   }
 
@@ -466,11 +468,11 @@ export class HttpSession implements ConnEvents, ResponseSink {
   // ---- endings ----
 
   /** ResponseSink too: answers with an error response, or cuts the connection once a response has started. */
-  fail(err: ProxyError): void {
+  fail(err: ProxyError, termination = terminationFor(err.kind)): void {
     if (this.closed) return;
     const started = this.exchange?.response.started ?? false;
     this.error = err;
-    this.termination = terminationFor(err.kind);
+    this.termination = termination;
     this.exchange = null;
     this.dropUpstream(true);
     if (started) return this.destroy(this.termination); // never a second status line
