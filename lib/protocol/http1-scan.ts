@@ -14,10 +14,11 @@
  * - obs-fold and a field line starting with whitespace are rejected (§5.2 allows rejecting; a
  *   whitespace-led first line is §2.2's "whitespace between start-line and first field").
  * - Whitespace between field name and colon is rejected (§5.1: MUST reject with 400).
- * - obs-text (0x80-0xFF) is allowed inside a request's field value, never as its first or last
- *   byte: Bun's own HTTP server trims such bytes, so a workload behind us would see a different
- *   value. Responses may have it anywhere (RFC 9110 §5.5: `X-User: José` in UTF-8 ends in one;
- *   clients read it as sent, and it was answered 502).
+ * - obs-text (0x80-0xFF) is allowed anywhere in a field value, first and last byte too (RFC 9110
+ *   §5.5 field-vchar; `X-User: José` in UTF-8 ends in one, and nginx and Go pass it). Bun's own
+ *   HTTP server trims such bytes from a value's ends, so a Bun workload sees a shorter value, but
+ *   the fields that frame or route a request (Content-Length, Transfer-Encoding, Host) are
+ *   parsed by grammars without obs-text and refused with it: no request is read two ways.
  * - Requests: up to MAX_LEADING_EMPTY_LINES empty lines before the request-line are skipped
  *   (§2.2 "SHOULD ignore at least one empty line"); responses get none.
  */
@@ -34,8 +35,6 @@ export const DEL = 0x7f;
 const COLON = 0x3a;
 /** "H", first octet of HTTP-name (RFC 9112 §2.3), which starts every status-line. */
 const HTTP_NAME_FIRST = 0x48;
-/** First obs-text octet (RFC 9110 §5.5). */
-const OBS_TEXT_MIN = 0x80;
 
 /** RFC 9112 §2.2 asks to skip at least one; old clients send one stray CRLF after a POST body. */
 export const MAX_LEADING_EMPTY_LINES = 4;
@@ -254,9 +253,6 @@ export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readon
     for (let k = vs; k < ve; k++) {
       const c = buf[k]!;
       if (FIELD_CHAR[c] !== 1) throw new ProxyError(kind, c === CR ? "bare CR in field value" : "control character in field value");
-    }
-    if (kind === "protocol" && vs < ve && (buf[vs]! >= OBS_TEXT_MIN || buf[ve - 1]! >= OBS_TEXT_MIN)) {
-      throw new ProxyError(kind, "obs-text at the start or end of a field value");
     }
     spans.push(s, i, vs, ve);
     s = lf + 1;
