@@ -201,6 +201,20 @@ describe("curl -x http://127.0.0.1:P", () => {
     expect(http4b.requests - before.b).toBe(1);
   }, T);
 
+  test("HTTP/1.0 (-0): curl asks with Proxy-Connection: Keep-Alive only; the proxy connection is reused", async () => {
+    const before = { a: http4.requests, b: http4b.requests };
+    const r = await mustRun(curl(["-0", "-x", proxyUrl(), "-w", "|%{http_code} %{num_connects}\n", http4.url("/hello"), http4b.url("/echo-headers")]));
+    const [first, second] = r.stdout.split("\n");
+    expect(first).toBe(`${HELLO}|200 1`);
+    const [body, tail] = second!.split("|");
+    expect(tail).toBe("200 0"); // it was "200 1": closed after each response
+    const seen = echoed(body!);
+    expect(seen.via).toContain("1.0 sidecar-proxy"); // the protocol it was received in (RFC 9110 §7.6.3)
+    expect(seen["proxy-connection"]).toBeUndefined();
+    expect(http4.requests - before.a).toBe(1);
+    expect(http4b.requests - before.b).toBe(1);
+  }, T);
+
   test("--proxytunnel to an http origin: CONNECT, then plain HTTP inside (no Via: the proxy does not touch it)", async () => {
     const since = fwd.logs.length;
     const r = await mustRun(curl(["-x", proxyUrl(), "--proxytunnel", http4.url("/echo-headers")]));

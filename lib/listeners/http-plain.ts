@@ -154,10 +154,18 @@ class PlainFields {
           else this.keepAliveToken = true;
           break;
         }
-        case PROXY_CONNECTION:
-          if (connectionOption(buf, spans[j + 2]!, spans[j + 3]!) === NOT_PLAIN) return false;
+        case PROXY_CONNECTION: {
+          // A request's Proxy-Connection counts as its Connection does (http1-framing.ts
+          // requestKeepAlive); a response's is only removed.
+          const option = connectionOption(buf, spans[j + 2]!, spans[j + 3]!);
+          if (option === NOT_PLAIN) return false;
+          if (isRequest) {
+            if (option === CLOSE) this.close = true;
+            else this.keepAliveToken = true;
+          }
           kinds[j >> 2] = HOP;
           break;
+        }
         case EXPECT:
           if (isRequest) return false;
           break;

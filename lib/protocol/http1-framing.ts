@@ -34,6 +34,8 @@ export interface FieldFacts {
   readonly transferEncodings: readonly string[];
   /** Lower-cased tokens of every Connection line. */
   readonly connection: readonly string[];
+  /** Lower-cased tokens of every Proxy-Connection line (non-standard; see requestKeepAlive). */
+  readonly proxyConnection: readonly string[];
   readonly upgrade: string | null;
   readonly expect: string | null;
 }
@@ -52,6 +54,7 @@ export function collectFacts(headers: readonly Header[]): FieldFacts {
   let contentLengths: string[] | null = null;
   let transferEncodings: string[] | null = null;
   let connection: string[] | null = null;
+  let proxyConnection: string[] | null = null;
   let upgrade: string | null = null;
   let expect: string | null = null;
   for (const h of headers) {
@@ -73,12 +76,23 @@ export function collectFacts(headers: readonly Header[]): FieldFacts {
       case 14:
         if (fieldNameIs(n, "content-length")) (contentLengths ??= []).push(h.value);
         break;
+      case 16:
+        if (fieldNameIs(n, "proxy-connection")) listTokens(h.value, (proxyConnection ??= []));
+        break;
       case 17:
         if (fieldNameIs(n, "transfer-encoding")) (transferEncodings ??= []).push(h.value);
         break;
     }
   }
-  return { hosts: hosts ?? NONE, contentLengths: contentLengths ?? NONE, transferEncodings: transferEncodings ?? NONE, connection: connection ?? NONE, upgrade, expect };
+  return {
+    hosts: hosts ?? NONE,
+    contentLengths: contentLengths ?? NONE,
+    transferEncodings: transferEncodings ?? NONE,
+    connection: connection ?? NONE,
+    proxyConnection: proxyConnection ?? NONE,
+    upgrade,
+    expect,
+  };
 }
 
 /** RFC 9110 §5.6.1 #list elements, trimmed and lower-cased, empty elements dropped. */
@@ -94,6 +108,17 @@ export function listTokens(value: string, out: string[] = []): string[] {
 export function keepAliveOf(version: "1.0" | "1.1", connection: readonly string[]): boolean {
   if (connection.includes("close")) return false;
   return version === "1.1" || connection.includes("keep-alive");
+}
+
+/**
+ * A request's: its Proxy-Connection counts as Connection does. Clients configured for a proxy
+ * still send it (curl -0 sends `Proxy-Connection: Keep-Alive` and no Connection), and Squid
+ * reads it so; its `close` closes, its `keep-alive` keeps an HTTP/1.0 connection.
+ */
+export function requestKeepAlive(version: "1.0" | "1.1", facts: FieldFacts): boolean {
+  if (facts.proxyConnection.length === 0) return keepAliveOf(version, facts.connection);
+  if (facts.proxyConnection.includes("close")) return false;
+  return keepAliveOf(version, facts.connection) || (!facts.connection.includes("close") && facts.proxyConnection.includes("keep-alive"));
 }
 
 /** Content-Length = 1*DIGIT (RFC 9110 §8.6), at most 2^53-1; null when invalid. */

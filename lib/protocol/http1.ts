@@ -22,7 +22,7 @@
  * transfer codings other than chunked on requests (501).
  */
 import { ProxyError } from "../errors.ts";
-import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, responseFieldFraming } from "./http1-framing.ts";
+import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
 import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
@@ -140,7 +140,7 @@ function buildRequest(buf: Uint8Array, scan: HeadScan, end: number): RequestHead
     url: parsed.url, // undefined unless absolute-form (one object shape for every head)
     authority: parsed.authority,
     framing: requestFraming(version, method, facts),
-    keepAlive: keepAliveOf(version, facts.connection),
+    keepAlive: requestKeepAlive(version, facts),
     expectContinue: is11 && facts.expect !== null && facts.expect.toLowerCase() === "100-continue",
     upgrade: is11 && facts.connection.includes("upgrade") ? facts.upgrade : null,
   };

@@ -76,6 +76,11 @@ export const REQUEST_VECTORS: readonly HeadVector<RequestHead>[] = [
   { name: "HTTP/1.0 without Host closes", head: "GET / HTTP/1.0\r\n\r\n", check: is({ version: "1.0", keepAlive: false }) },
   { name: "HTTP/1.0 keep-alive", head: get("Connection: Keep-Alive\r\n", "1.0"), check: is({ keepAlive: true }) },
   { name: "Connection: close", head: get(`${H}Connection: foo, close\r\n`), check: is({ keepAlive: false }) },
+  // Proxy-Connection (non-standard) counts as Connection does on a request, as Squid reads it.
+  { name: "HTTP/1.0 Proxy-Connection: Keep-Alive (curl -0 -x)", head: get(`${H}Proxy-Connection: Keep-Alive\r\n`, "1.0"), check: is({ keepAlive: true }) },
+  { name: "Proxy-Connection: close", head: get(`${H}Proxy-Connection: close\r\n`), check: is({ keepAlive: false }) },
+  { name: "HTTP/1.0 Proxy-Connection: keep-alive, Connection: close", head: get(`${H}Connection: close\r\nProxy-Connection: keep-alive\r\n`, "1.0"), check: is({ keepAlive: false }) },
+  { name: "HTTP/1.0 Connection: keep-alive, Proxy-Connection: close", head: get(`${H}Connection: keep-alive\r\nProxy-Connection: close\r\n`, "1.0"), check: is({ keepAlive: false }) },
   { name: "Expect: 100-continue", head: post("Expect: 100-Continue\r\nContent-Length: 1\r\n"), body: "x", check: is({ expectContinue: true }) },
   { name: "Expect ignored in HTTP/1.0 (RFC 9110 §10.1.1)", head: get("Expect: 100-continue\r\n", "1.0"), check: is({ expectContinue: false }) },
   { name: "Upgrade with Connection token", head: get(`${H}Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n`), check: is({ upgrade: "websocket" }) },
