@@ -5,8 +5,16 @@
  */
 import { describe, expect, test } from "bun:test";
 import { prng } from "./helpers/fuzz.ts";
-import { createVerifier } from "../lib/auth.ts";
+import { createVerifier as verifierOfOctets } from "../lib/auth.ts";
 
+const utf8 = new TextEncoder();
+/** The verifier asked as clients that send UTF-8 ask it (curl, Go, undici). */
+function createVerifier(auth: { username: string; password: string }): (username: string, password: string) => boolean {
+  const verify = verifierOfOctets(auth);
+  return (u, p) => verify(utf8.encode(u), utf8.encode(p));
+}
+/** ISO-8859-1 octets of a string whose characters are all at most U+00FF. */
+const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 
 describe("createVerifier", () => {
   test("accepts exactly the configured pair", () => {
@@ -51,5 +59,29 @@ describe("createVerifier", () => {
       expect(createVerifier({ username: u, password: p })(gu, gp)).toBe(expected);
     }
     expect(matches).toBeGreaterThan(10); // the sample does reach the equal case
+  });
+
+  test("ISO-8859-1 octets of the configured credentials are accepted too (Python requests, Java's SOCKS5 client send them)", () => {
+    const verify = verifierOfOctets({ username: "jürgen", password: "pässword" });
+    expect(verify(latin1("jürgen"), latin1("pässword"))).toBe(true);
+    expect(verify(utf8.encode("jürgen"), utf8.encode("pässword"))).toBe(true);
+    expect(verify(latin1("jürgen"), utf8.encode("pässword"))).toBe(false); // one client, one encoding for both
+    expect(verify(latin1("jurgen"), latin1("pässword"))).toBe(false);
+    expect(verify(latin1("jürgen"), latin1("password"))).toBe(false);
+    expect(verify(latin1("jürgen"), latin1("pässwor"))).toBe(false);
+  });
+
+  test("a secret with characters past U+00FF has only its UTF-8 form", () => {
+    const verify = verifierOfOctets({ username: "u", password: "密码" });
+    expect(verify(latin1("u"), utf8.encode("密码"))).toBe(true);
+    expect(verify(latin1("u"), Uint8Array.of(0x3f, 0x3f))).toBe(false); // what Java's SOCKS client sends for it: "??"
+    expect(verify(latin1("u"), Uint8Array.of(0x06, 0x01))).toBe(false); // the low bytes of each UTF-16 unit
+  });
+
+  test("invalid UTF-8 is compared as octets, not as U+FFFD: a secret holding U+FFFD does not match any bad byte", () => {
+    const verify = verifierOfOctets({ username: "u", password: "a\uFFFDb" });
+    expect(verify(latin1("u"), Uint8Array.of(0x61, 0xff, 0x62))).toBe(false);
+    expect(verify(latin1("u"), Uint8Array.of(0x61, 0x80, 0x62))).toBe(false);
+    expect(verify(latin1("u"), utf8.encode("a\uFFFDb"))).toBe(true);
   });
 });

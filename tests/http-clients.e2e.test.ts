@@ -265,6 +265,24 @@ function python(lib: "urllib" | "requests", url: string, extra: string[] = []): 
   return runJson([SYSTEM_PYTHON, join(INTEROP, "proxy_client.py"), "--lib", lib, "--proxy", proxyUrl(), "--url", url, ...extra]);
 }
 
+test("non-ASCII credentials: requests sends them in ISO-8859-1, curl in UTF-8: both served (requests got 407)", async () => {
+  requireTool(SYSTEM_PYTHON, 'the "python3" package');
+  requirePythonModules(["requests"], 'the "python3-requests" package');
+  const auth = await startProxy(["--proxy-type", "forward", "--proxy-protocol", "http", "--auth", "jürgen:pässword"]);
+  try {
+    const proxy = `http://${encodeURIComponent("jürgen")}:${encodeURIComponent("pässword")}@127.0.0.1:${auth.ports.forward}`;
+    const r = await runJson([SYSTEM_PYTHON, join(INTEROP, "proxy_client.py"), "--lib", "requests", "--proxy", proxy, "--url", http4.url("/hello")]);
+    expect(r.status).toBe(200);
+    expect(r.text).toBe(HELLO);
+    const ok = await mustRun(curl(["-x", `http://127.0.0.1:${auth.ports.forward}`, "--proxy-user", "jürgen:pässword", http4.url("/hello")]));
+    expect(ok.stdout).toBe(HELLO);
+    const wrong = await runJson([SYSTEM_PYTHON, join(INTEROP, "proxy_client.py"), "--lib", "requests", "--proxy", proxy.replace("p%C3%A4ss", "pass"), "--url", http4.url("/hello")]);
+    expect(wrong.status).toBe(407);
+  } finally {
+    await auth.stop();
+  }
+}, T);
+
 for (const lib of ["urllib", "requests"] as const) {
   describe(`Python ${lib} (proxies for http and https)`, () => {
     test("GET http: through the proxy (Via seen by the origin)", async () => {

@@ -16,6 +16,7 @@ const KINDS = Object.keys(ERROR_TABLE) as ErrorKind[];
 
 const h = (hexText: string) => Uint8Array.from(hexText.replace(/\s+/g, "").match(/../g) ?? [], (x) => parseInt(x, 16));
 const a = (text: string) => new TextEncoder().encode(text);
+const text = (octets: Uint8Array) => new TextDecoder().decode(octets);
 const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((x) => [...x]));
 
 const SEEDS: Uint8Array[] = [
@@ -106,7 +107,7 @@ function checkEvent(ev: SocksEvent): void {
 
 test(`fuzz: ${ITERATIONS} random and mutated handshakes in random chunkings`, () => {
   const r = prng(fuzzSeed(0x50c45));
-  const auth = { verify: (u: string, p: string) => u === "alice" && p === "s3cret" };
+  const auth = { verify: (u: Uint8Array, p: Uint8Array) => text(u) === "alice" && text(p) === "s3cret" };
   const tally = { send: 0, connect: 0, fail: 0, pending: 0 };
   for (let i = 0; i < ITERATIONS; i++) {
     const input = randomInput(r);

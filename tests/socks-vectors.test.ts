@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError, type ErrorKind } from "../lib/errors.ts";
 import { createSocksMachine, type SocksEvent, type SocksMachine, type SocksOptions } from "../lib/protocol/socks.ts";
 import { parseIPv4 } from "../lib/protocol/socks-address.ts";
+import { createVerifier } from "../lib/auth.ts";
 
 /** "05 01 00" -> bytes; spaces are ignored. */
 function h(hexText: string): Uint8Array {
@@ -14,10 +15,11 @@ function h(hexText: string): Uint8Array {
   return Uint8Array.from(clean.match(/../g) ?? [], (x) => parseInt(x, 16));
 }
 const a = (text: string) => new TextEncoder().encode(text);
+const text = (octets: Uint8Array) => new TextDecoder().decode(octets);
 const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((x) => [...x]));
 
 const NO_AUTH: SocksOptions = { auth: null, maxUserIdBytes: 255 };
-const AUTH: SocksOptions = { auth: { verify: (u, p) => u === "alice" && p === "s3cret" }, maxUserIdBytes: 255 };
+const AUTH: SocksOptions = { auth: { verify: (u, p) => text(u) === "alice" && text(p) === "s3cret" }, maxUserIdBytes: 255 };
 const EARLY = a("GET / HTTP/1.1\r\n\r\n\x00\x05");
 
 const REPLY5 = (rep: number) => h(`05 ${rep.toString(16).padStart(2, "0")} 00 01 00000000 0000`);
@@ -361,6 +363,18 @@ describe("machine contract", () => {
     const m = createSocksMachine({ auth: { verify: () => { throw new Error("boom"); } }, maxUserIdBytes: 255 });
     const events = m.feed(cat(h("05 01 02"), RFC1929("a", "b")));
     expect(events).toEqual([SEND_02, fail("internal", h("01 01"))] as SocksEvent[]);
+  });
+  test("RFC 1929 with the real verifier: non-ASCII credentials in UTF-8 or ISO-8859-1 (Java's SOCKS5 client) pass", () => {
+    const verify = createVerifier({ username: "jürgen", password: "pässword" });
+    const octets = (user: Uint8Array, pass: Uint8Array) => cat(h("05 01 02"), Uint8Array.of(0x01, user.length), user, Uint8Array.of(pass.length), pass, REQ_V4);
+    const latin1 = (t: string) => Uint8Array.from(t, (c) => c.charCodeAt(0));
+    for (const [user, pass] of [[a("jürgen"), a("pässword")], [latin1("jürgen"), latin1("pässword")]]) {
+      const events = createSocksMachine({ auth: { verify }, maxUserIdBytes: 255 }).feed(octets(user!, pass!));
+      expect(events.slice(0, 2)).toEqual([SEND_02, AUTH_OK] as SocksEvent[]);
+      expect(events[2]?.type).toBe("connect");
+    }
+    const wrong = createSocksMachine({ auth: { verify }, maxUserIdBytes: 255 }).feed(octets(latin1("jürgen"), latin1("passwörd")));
+    expect(wrong).toEqual([SEND_02, fail("authFailed", h("01 01"))] as SocksEvent[]);
   });
   test("detail never carries credentials", () => {
     const m = createSocksMachine(AUTH);

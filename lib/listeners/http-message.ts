@@ -142,16 +142,19 @@ export function proxyAuthorized(headers: readonly Header[], verify: Verifier): b
   if (!value) return false;
   const match = /^basic[ \t]+([A-Za-z0-9+/]+=*)[ \t]*$/i.exec(value);
   if (!match) return false;
-  let decoded: string;
+  let decoded: Uint8Array;
   try {
-    decoded = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(atob(match[1]!), (c) => c.charCodeAt(0)));
+    decoded = Uint8Array.from(atob(match[1]!), (c) => c.charCodeAt(0));
   } catch {
     return false;
   }
-  const colon = decoded.indexOf(":");
+  // user-id ":" password, as octets (UTF-8 or ISO-8859-1: lib/auth.ts); ":" is 0x3A in both.
+  const colon = decoded.indexOf(COLON);
   if (colon < 0) return false;
-  return verify(decoded.slice(0, colon), decoded.slice(colon + 1));
+  return verify(decoded.subarray(0, colon), decoded.subarray(colon + 1));
 }
+
+const COLON = 0x3a;
 
 /** SPEC §4 error response for a kind: status from ERROR_TABLE, a short reason as the body. */
 export function errorFor(err: ProxyError): Uint8Array {

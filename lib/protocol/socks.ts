@@ -37,7 +37,7 @@ export type SocksEvent =
 
 export interface SocksOptions {
   /** null = no authentication (SOCKS5 method 0x00); else RFC 1929 only, and SOCKS4 is refused. */
-  readonly auth: { verify(username: string, password: string): boolean } | null;
+  readonly auth: { verify(username: Uint8Array, password: Uint8Array): boolean } | null;
   /** SOCKS4 USERID limit in bytes, without its NUL (255). */
   readonly maxUserIdBytes: number;
 }

@@ -117,16 +117,16 @@ class Socks5Core implements SocksCore {
     if (end < passAt) return 0;
     const size = passAt + b[passAt - 1] - p;
     if (end - p < size) return 0;
-    const username = UTF8.decode(b.subarray(p + 2, passAt - 1));
-    const password = UTF8.decode(b.subarray(passAt, p + size));
+    // Compared as octets (lib/auth.ts: UTF-8 or ISO-8859-1, RFC 1929 names no character set).
+    const username = b.subarray(p + 2, passAt - 1);
     let ok: boolean;
     try {
-      ok = this.#options.auth?.verify(username, password) === true;
+      ok = this.#options.auth?.verify(username, b.subarray(passAt, p + size)) === true;
     } catch {
       return this.#fail(out, "internal", failure, "credential check threw", size);
     }
     if (!ok) return this.#fail(out, "authFailed", failure, "username/password rejected (RFC 1929)", size);
-    this.#username = username;
+    this.#username = UTF8.decode(username);
     out.push({ type: "send", bytes: AUTH_SUCCEEDED });
     this.state = "awaitRequest";
     return size;
