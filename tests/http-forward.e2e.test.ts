@@ -418,6 +418,24 @@ describe("forward http: CONNECT", () => {
     c.close();
   });
 
+  test("HEAD to a refused port: 502 with the fields a GET gets and no content (RFC 9110 §9.3.2)", async () => {
+    const port = closedPort();
+    const answer = async (method: string) => {
+      const c = await RawClient.connect(fwd.ports.forward!);
+      await c.write(`${method} http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+      await c.waitFor(() => c.gotFin || c.closed, 10_000, `the 502 to ${method} and the close`);
+      c.close();
+      return c.text();
+    };
+    const get = await answer("GET");
+    const head = await answer("HEAD");
+    expect(get).toStartWith("HTTP/1.1 502 ");
+    const [getHead, getBody] = get.split("\r\n\r\n");
+    expect(getBody!.length).toBeGreaterThan(0);
+    expect(head).toBe(`${getHead}\r\n\r\n`); // it had the body too
+    expect(head).toContain(`\r\nContent-Length: ${getBody!.length}\r\n`);
+  });
+
   test(`CONNECT to a name that does not resolve (${NO_SUCH_HOST}): 502`, async () => {
     await expectRejected(fwd, `CONNECT ${NO_SUCH_HOST}:443 HTTP/1.1\r\nHost: ${NO_SUCH_HOST}:443\r\n\r\n`, 502, ["CONNECT"]);
   });

@@ -437,3 +437,25 @@ describe("an upstream that fails before answering", () => {
     expect(rec.termination).toBe("upstream-protocol");
   });
 });
+
+describe("error answers to HEAD have no content (RFC 9110 §9.3.2)", () => {
+  test("a HEAD whose upstream resets: 502 head only; a malformed request after an answered HEAD: 400 with its body", async () => {
+    const first = session();
+    first.client.events!.onData(text.encode("HEAD / HTTP/1.1\r\nHost: w\r\n\r\n"));
+    await settle();
+    first.upstreams[0]!.events!.onClose(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+    const answer = first.client.text();
+    expect(answer).toStartWith("HTTP/1.1 502 ");
+    expect(answer).toEndWith("\r\n\r\n");
+    expect(answer).toMatch(/\r\nContent-Length: [1-9]\d*\r\n/); // what a GET's answer would say
+
+    const second = session();
+    second.client.events!.onData(text.encode("HEAD / HTTP/1.1\r\nHost: w\r\n\r\n"));
+    await settle();
+    second.upstreams[0]!.events!.onData(text.encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+    second.client.events!.onData(text.encode("GET / HTTP/1.1\r\nHost: w\r\nBad Name: 1\r\n\r\n"));
+    const [, error] = second.client.text().split("HTTP/1.1 400 ");
+    expect(error).toBeDefined();
+    expect(error!.split("\r\n\r\n")[1]!.length).toBeGreaterThan(0); // not taken for an answer to the HEAD
+  });
+});

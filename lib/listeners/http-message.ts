@@ -156,12 +156,12 @@ export function proxyAuthorized(headers: readonly Header[], verify: Verifier): b
 
 const COLON = 0x3a;
 
-/** SPEC §4 error response for a kind: status from ERROR_TABLE, a short reason as the body. */
-export function errorFor(err: ProxyError): Uint8Array {
+/** SPEC §4 error response for a kind: status from ERROR_TABLE, a short reason as the body (none to a HEAD request). */
+export function errorFor(err: ProxyError, toHead = false): Uint8Array {
   const row = ERROR_TABLE[err.kind];
   const body = err.message && err.message !== row.reason ? `${row.reason}: ${err.message}` : row.reason;
   const extra: Header[] = err.kind === "authFailed" ? [{ name: "Proxy-Authenticate", value: `Basic realm="${VIA_PSEUDONYM}", charset="UTF-8"` }] : [];
-  return errorResponse(row.http, body, extra);
+  return errorResponse(row.http, body, extra, toHead);
 }
 
 export const CONNECT_ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");

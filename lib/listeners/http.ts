@@ -66,6 +66,8 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private idleQueued = 0;
   private closed = false;
   private handedOff = false;
+  /** The request being answered is a HEAD: an error answer to it has no content (RFC 9110 §9.3.2). */
+  private answeringHead = false;
   private requests = 0;
   private termination: string | null = null;
   private error: ProxyError | undefined;
@@ -153,6 +155,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.pending.byteLength === 0 || this.exchange || this.closed) return;
     // The header deadline runs from the head's first byte, not from each byte.
     if (this.clock.phase !== "head") this.clock.set("head", this.ctx.limits.headerTimeoutMs);
+    this.answeringHead = false; // an error in this head is no answer to an earlier HEAD
     let result;
     try {
       result = parseRequestHead(this.pending, this.ctx.limits, this.scan, this.plainRequests);
@@ -172,6 +175,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   private handleRequest(request: RequestHead, rest: Uint8Array): void {
+    this.answeringHead = request.method === "HEAD";
     if (this.verify && !proxyAuthorized(request.headers, this.verify)) {
       return this.fail(new ProxyError("authFailed", "proxy authentication required"));
     }
@@ -476,7 +480,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.exchange = null;
     this.dropUpstream(true);
     if (started) return this.destroy(this.termination); // never a second status line
-    this.toClient(errorFor(err));
+    this.toClient(errorFor(err, this.answeringHead));
     this.closeClient(this.termination);
   }
 

@@ -82,7 +82,7 @@ export function serializeResponseHead(status: number, reason: string, headers: r
  * A complete error response (SPEC §4): Connection: close and a short plain-text body.
  * `reasonText` is the body (UTF-8, newline added); the status line carries the RFC phrase.
  */
-export function errorResponse(status: number, reasonText: string, extraHeaders: readonly Header[] = []): Uint8Array {
+export function errorResponse(status: number, reasonText: string, extraHeaders: readonly Header[] = [], toHead = false): Uint8Array {
   const body = UTF8.encode(`${reasonText}\n`);
   const headers: Header[] = [
     { name: "Connection", value: "close" },
@@ -90,7 +90,8 @@ export function errorResponse(status: number, reasonText: string, extraHeaders: 
     { name: "Content-Length", value: String(body.length) },
     ...extraHeaders,
   ];
-  return serializeResponseHead(status, reasonPhrase(status), headers, body);
+  // RFC 9110 §9.3.2: no content in an answer to HEAD; its fields are those a GET would get.
+  return serializeResponseHead(status, reasonPhrase(status), headers, toHead ? undefined : body);
 }
 
 const HTTP_VERSION: Readonly<Record<string, string>> = Object.freeze({ "1.0": "HTTP/1.0", "1.1": "HTTP/1.1" });
