@@ -27,6 +27,7 @@ export type ErrorKind =
   | "upstreamProtocol" // upstream sent something we cannot relay (502)
   | "commandNotSupported"
   | "methodNotAllowed" // HTTP method not allowed on this listener (405)
+  | "versionNotSupported" // an HTTP major version other than 1 (505, RFC 9110 §15.6.6)
   | "addressTypeNotSupported"
   | "limitExceeded" // connection cap, buffer cap, abandoned connects
   | "internal";
@@ -85,6 +86,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorKind, ErrorAnswer>> = Object.free
   upstreamProtocol: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 502, reason: "invalid response from destination" },
   commandNotSupported: { socks5: R5.CommandNotSupported, socks4: CD_FAIL, http: 501, reason: "command not supported" },
   methodNotAllowed: { socks5: R5.CommandNotSupported, socks4: CD_FAIL, http: 405, reason: "method not allowed" },
+  versionNotSupported: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 505, reason: "HTTP version not supported" },
   addressTypeNotSupported: { socks5: R5.AddressTypeNotSupported, socks4: CD_FAIL, http: 400, reason: "address type not supported" },
   limitExceeded: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 503, reason: "over a proxy limit" },
   internal: { socks5: R5.GeneralFailure, socks4: CD_FAIL, http: 500, reason: "internal proxy error" },

@@ -28,6 +28,7 @@ const SPEC_4: Record<ErrorKind, [number | null, number, number]> = {
   upstreamProtocol: [0x01, 0x5b, 502],
   commandNotSupported: [0x07, 0x5b, 501],
   methodNotAllowed: [0x07, 0x5b, 405],
+  versionNotSupported: [0x01, 0x5b, 505], // RFC 9110 §15.6.6 (SPEC §4 is silent: "malformed" would be 400)
   addressTypeNotSupported: [0x08, 0x5b, 400],
   limitExceeded: [0x01, 0x5b, 503], // over a limit
   internal: [0x01, 0x5b, 500],

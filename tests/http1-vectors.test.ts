@@ -157,7 +157,13 @@ describe("request-line errors name what is wrong", () => {
     expect(messageOf("GARBAGE\r\n\r\n")).toBe(incomplete);
     expect(messageOf("GET /\r\n\r\n")).toBe(incomplete);
     expect(messageOf("G(T / HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("invalid method token");
-    expect(messageOf("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("unsupported HTTP version (only HTTP/1.0 and HTTP/1.1)");
+    expect(messageOf("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("malformed HTTP-version");
+    expect(messageOf("GET / HTTP/2.0\r\nHost: a\r\n\r\n")).toBe("HTTP/2.0 (only HTTP/1.x)");
+    // Answered at the line's end: the rest of the head cannot make it a request (it was a 408
+    // once the header deadline passed).
+    expect(messageOf("GET /\r\n")).toBe(incomplete);
+    expect(messageOf("GET http://127.0.0.1:1/x\r\n")).toBe(incomplete);
+    expect(messageOf("GET / HTTP/1.1\r\n")).toBe("parsed"); // incomplete, not refused
     expect(messageOf("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("invalid request-target");
     expect(messageOf("GET / HTTP/1.1\r\nHost: a\r\n\r\n")).toBe("parsed");
   });

@@ -36,6 +36,9 @@ const COLON = 0x3a;
 /** "H", first octet of HTTP-name (RFC 9112 §2.3), which starts every status-line. */
 const HTTP_NAME_FIRST = 0x48;
 
+/** A request-line that ends before its three parts: the usual cause of a 400 for someone typing by hand. */
+export const INCOMPLETE_REQUEST_LINE = "request line is not method SP request-target SP HTTP-version";
+
 /** RFC 9112 §2.2 asks to skip at least one; old clients send one stray CRLF after a POST body. */
 export const MAX_LEADING_EMPTY_LINES = 4;
 
@@ -136,6 +139,9 @@ export class HeadScan {
           this.#checkFirstOctet(buf, isRequest, errors);
           if (lf - 1 - this.startLine > limits.maxRequestLineBytes) throw new ProxyError(errors.lineTooLong, "start-line over limit");
           if (bare) throw new ProxyError(errors.malformed, "bare LF line terminator");
+          // A request-line without its HTTP-version ("GET /", HTTP/0.9) can never become a head:
+          // answered now, not with a 408 once the header deadline has passed.
+          if (isRequest && !endsInVersion(buf, this.startLine, lf - 1)) throw new ProxyError(errors.malformed, INCOMPLETE_REQUEST_LINE);
           this.startLineEnd = next;
         }
       } else {
@@ -166,6 +172,16 @@ export class HeadScan {
     if (!ok) throw new ProxyError(errors.malformed, "not an HTTP/1.x start-line");
   }
 }
+
+/** buf[s, e) ends in SP "HTTP/" DIGIT "." DIGIT after at least one more octet (RFC 9112 §2.3, §3). */
+function endsInVersion(buf: Uint8Array, s: number, e: number): boolean {
+  const v = e - 8;
+  if (v - 2 < s || buf[v - 1] !== SP) return false;
+  for (let k = 0; k < HTTP_SLASH.length; k++) if (buf[v + k] !== HTTP_SLASH[k]) return false;
+  return isDigitOctet(buf[v + 5]!) && buf[v + 6] === 0x2e && isDigitOctet(buf[v + 7]!);
+}
+const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
+const isDigitOctet = (c: number) => c >= 0x30 && c <= 0x39;
 
 /**
  * 1*DIGIT of at most `maxDigits` as a number, or null. Exact below 2^53; past it the sum rounds

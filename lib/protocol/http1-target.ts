@@ -18,12 +18,14 @@
  * - Hosts: reg-name (RFC 3986 unreserved and sub-delims; percent-encoding not supported),
  *   IPv4, or an IPv6 literal in brackets (IPvFuture and zone identifiers not supported). Port
  *   1-65535; an empty port (`host:`) is rejected.
- * - HTTP versions other than 1.0 and 1.1 (including the HTTP/2 preface `PRI * HTTP/2.0`) are
- *   400: ErrorKind has no 505.
+ * - HTTP/1.x with x above 1 is read as HTTP/1.1 (RFC 9110 §2.5: "the highest minor version
+ *   within that major version to which the recipient is conformant"); another major version
+ *   (the HTTP/2 preface `PRI * HTTP/2.0` too) is 505 on a request (RFC 9110 §15.6.6) and 502
+ *   from an upstream; a malformed HTTP-version is 400 / 502.
  * - "*" only with OPTIONS (§3.2.4); authority-form only with CONNECT, and CONNECT only with it.
  */
 import { ProxyError } from "../errors.ts";
-import { charClass, parseDigits, SP, TCHAR } from "./http1-scan.ts";
+import { charClass, INCOMPLETE_REQUEST_LINE, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 /** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
@@ -75,8 +77,7 @@ export interface RequestLineSpans {
 /** scanRequestLine's answer: one object, filled anew by each call (read it before the next). */
 const LINE: { -readonly [K in keyof RequestLineSpans]: RequestLineSpans[K] } = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: "1.1" };
 
-/** A line that ends before its three parts: the usual cause of a 400 for someone typing by hand. */
-const INCOMPLETE_LINE = "request line is not method SP request-target SP HTTP-version";
+const INCOMPLETE_LINE = INCOMPLETE_REQUEST_LINE;
 
 /**
  * RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). The
@@ -104,17 +105,24 @@ export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestL
 const HTTP_NAME = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
 const DIGIT_1 = 0x31;
 const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 const DOT = 0x2e;
 
-/** HTTP-version over buf[s, e); only HTTP/1.0 and HTTP/1.1. */
+const isDigit = (c: number | undefined) => c !== undefined && c >= DIGIT_0 && c <= DIGIT_9;
+
+/**
+ * HTTP-version over buf[s, e) (RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT): "1.0", or "1.1" for
+ * HTTP/1.1 and any higher minor version (RFC 9110 §2.5). A major version other than 1 is
+ * `versionNotSupported` (505) on a request, an upstream's `upstreamProtocol` (502).
+ */
 export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protocol" | "upstreamProtocol"): "1.0" | "1.1" {
   let ok = e - s === 8;
   for (let k = 0; ok && k < HTTP_NAME.length; k++) ok = buf[s + k] === HTTP_NAME[k];
-  const minor = buf[s + 7];
-  if (!ok || buf[s + 5] !== DIGIT_1 || buf[s + 6] !== DOT || (minor !== DIGIT_0 && minor !== DIGIT_1)) {
-    throw new ProxyError(kind, "unsupported HTTP version (only HTTP/1.0 and HTTP/1.1)");
+  if (!ok || !isDigit(buf[s + 5]) || buf[s + 6] !== DOT || !isDigit(buf[s + 7])) throw new ProxyError(kind, "malformed HTTP-version");
+  if (buf[s + 5] !== DIGIT_1) {
+    throw new ProxyError(kind === "protocol" ? "versionNotSupported" : kind, `HTTP/${String.fromCharCode(buf[s + 5]!)}.${String.fromCharCode(buf[s + 7]!)} (only HTTP/1.x)`);
   }
-  return minor === DIGIT_1 ? "1.1" : "1.0";
+  return buf[s + 7] === DIGIT_0 ? "1.0" : "1.1";
 }
 
 const ORIGIN_FORM: ParsedTarget = Object.freeze({ form: "origin" });

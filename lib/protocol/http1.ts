@@ -17,7 +17,7 @@
  * 414/431 limits fire as soon as they are crossed, before the head is complete. The scan resets
  * itself after a head is returned or an error thrown. Without a HeadScan each call starts over.
  *
- * Deliberately not supported: HTTP/0.9 and HTTP/2 (400), absolute-form with a scheme other than
+ * Deliberately not supported: HTTP/0.9 (400) and HTTP/2 (505), absolute-form with a scheme other than
  * http and https (501; https only reaches a reverse listener's workload), obs-fold (400 / 502),
  * transfer codings other than chunked on requests (501).
  */
@@ -155,7 +155,6 @@ const STATUS_LINE_MIN = 12; // "HTTP/1.1 200"
 /** Where the reason-phrase starts, from the status-line's first octet (when the line is longer). */
 export const REASON_START = STATUS_LINE_MIN + 1;
 const DIGIT_0 = 0x30;
-const DIGIT_1 = 0x31;
 const DIGIT_9 = 0x39;
 
 function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHead {
@@ -193,9 +192,9 @@ export function scanStatusLine(buf: Uint8Array, s: number, e: number): number {
   return status;
 }
 
-/** The version of a status-line that scanStatusLine accepted ("HTTP/1.x" at s). */
+/** The version of a status-line that scanStatusLine accepted ("HTTP/1.x" at s; above 1.1 read as 1.1). */
 export function statusLineVersion(buf: Uint8Array, s: number): "1.0" | "1.1" {
-  return buf[s + 7] === DIGIT_1 ? "1.1" : "1.0";
+  return buf[s + 7] === DIGIT_0 ? "1.0" : "1.1";
 }
 
 /**
