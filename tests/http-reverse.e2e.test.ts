@@ -349,6 +349,63 @@ describe("reverse http: everything goes to the workload, with the proxy's forwar
   });
 });
 
+describe("reverse http: what the proxy answers or changes itself (RFC 9110)", () => {
+  test("TRACE / OPTIONS with Max-Forwards: 0 are answered by the proxy (§7.6.2, §9.3.8): the echo leaves out credentials and cookies; nothing reaches the workload", async () => {
+    const raw = rawOrigin(answerEachHead("HTTP/1.1 204 No Content\r\n\r\n"));
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
+    const trace = "TRACE /t?x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nX-Probe: 1\r\nCookie: s=secret\r\nAuthorization: Basic c2VjcmV0\r\n\r\n";
+    const t = await rawExchange(p.ports.reverse!, trace);
+    expect(t.finals[0]!.status).toBe(200);
+    expect(t.finals[0]!.header("content-type")).toBe("message/http");
+    expect(t.finals[0]!.body.toString("latin1")).toBe("TRACE /t?x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nX-Probe: 1\r\n\r\n");
+    t.client.close();
+    const o = await rawExchange(p.ports.reverse!, "OPTIONS * HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n");
+    expect(o.finals[0]!.status).toBe(200);
+    expect(o.finals[0]!.header("content-length")).toBe("0");
+    o.client.close();
+    expect(raw.received()).toBe(""); // it used to go on with Max-Forwards: 0 unchanged
+    await p.stop();
+  });
+
+  test("Max-Forwards above 0 goes on one less on TRACE and OPTIONS, unchanged on other methods", async () => {
+    const raw = rawOrigin(answerEachHead("HTTP/1.1 204 No Content\r\n\r\n"));
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
+    const x = await rawExchange(
+      p.ports.reverse!,
+      "OPTIONS /o HTTP/1.1\r\nHost: a\r\nMax-Forwards: 3\r\n\r\nTRACE /t HTTP/1.1\r\nHost: a\r\nMax-Forwards: 1\r\n\r\nGET /g HTTP/1.1\r\nHost: a\r\nMax-Forwards: 3\r\n\r\n",
+      { count: 3 },
+    );
+    expect(x.finals.map((r) => r.status)).toEqual([204, 204, 204]);
+    const got = raw.received();
+    expect(got).toMatch(/^OPTIONS \/o HTTP\/1\.1\r\n(?:[^\r]*\r\n)*?Max-Forwards: 2\r\n/);
+    expect(got).toMatch(/\r\nTRACE \/t HTTP\/1\.1\r\n(?:[^\r]*\r\n)*?Max-Forwards: 0\r\n/);
+    expect(got).toMatch(/\r\nGET \/g HTTP\/1\.1\r\n(?:[^\r]*\r\n)*?Max-Forwards: 3\r\n/);
+    x.client.close();
+    await p.stop();
+  });
+
+  test("an HTTP/1.0 request's Expect: 100-continue does not go upstream (§10.1.1: to be ignored), and a 1xx loses the framing fields an origin put on it (§8.6)", async () => {
+    const raw = rawOrigin(answerEachHead("HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    extra.push(raw);
+    const p = await reverseHttp(raw.port);
+    const old = await rawExchange(p.ports.reverse!, "POST /a HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello");
+    expect(old.finals[0]!.status).toBe(200);
+    expect(old.responses.map((r) => r.status)).toEqual([200]); // no 1xx to an HTTP/1.0 client
+    old.client.close();
+    const sent = raw.received();
+    expect(sent).toStartWith("POST /a HTTP/1.1\r\n");
+    expect(sent.toLowerCase()).not.toContain("expect:");
+    const eleven = await rawExchange(p.ports.reverse!, "POST /b HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello");
+    expect(eleven.responses.map((r) => r.status)).toEqual([100, 200]);
+    expect(eleven.responses[0]!.header("content-length")).toBeUndefined();
+    expect(eleven.finals[0]!.body.toString()).toBe("ok");
+    eleven.client.close();
+    await p.stop();
+  });
+});
+
 describe("reverse http: the response head's limits", () => {
   test("100 fields pass (99 Set-Cookie and Content-Length); 101 are a 502, as for requests (--max-header-count)", async () => {
     const head = (cookies: number) => `HTTP/1.1 200 OK\r\n${Array.from({ length: cookies }, (_, i) => `Set-Cookie: c${i}=${i}\r\n`).join("")}Content-Length: 2\r\n\r\nok`;

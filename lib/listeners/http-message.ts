@@ -58,9 +58,51 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
     // something this proxy vouches for.
     headers = withForwarded(headers, { clientIp, proto: "http", host: getHeader(headers, "host") ?? null });
   }
+  // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is to be ignored; it
+  // goes upstream as HTTP/1.1, where it would ask the origin for a 100 nobody waits for.
+  if (request.version === "1.0" && getHeader(headers, "expect") !== undefined) {
+    headers = headers.filter((h) => !(fieldNameIs(h.name, "expect") && h.value.trim().toLowerCase() === "100-continue"));
+  }
+  // RFC 9110 §7.6.2: a TRACE or OPTIONS goes on with Max-Forwards one less (0 never gets here:
+  // lastHopAnswer answers it).
+  const hops = maxForwardsOf(request);
+  if (hops !== null && hops > 0) headers = setHeader(headers, "Max-Forwards", String(hops - 1));
   headers = withVia(headers, request.version, VIA_PSEUDONYM);
   // We speak HTTP/1.1 upstream whatever the client spoke (RFC 9110 §6.2).
   return { target, head: serializeRequestHead(request.method, path, "1.1", headers) };
+}
+
+/** The most Max-Forwards we pass on (RFC 9110 §7.6.2 "the recipient's maximum supported value"). */
+const MAX_FORWARDS_MAX = 255;
+
+/**
+ * A TRACE's or OPTIONS's Max-Forwards (RFC 9110 §7.6.2): its value, capped; null for other
+ * methods, without the field, or when it is not 1*DIGIT (left as it is).
+ */
+export function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">): number | null {
+  if (request.method !== "TRACE" && request.method !== "OPTIONS") return null;
+  const value = getHeader(request.headers, "max-forwards")?.trim();
+  if (value === undefined || !/^\d{1,10}$/.test(value)) return null;
+  return Math.min(Number(value), MAX_FORWARDS_MAX);
+}
+
+/** Fields a TRACE echo leaves out (RFC 9110 §9.3.8: likely to hold sensitive data). */
+const NOT_ECHOED = ["authorization", "proxy-authorization", "cookie"];
+
+/**
+ * This proxy's own answer to a TRACE or OPTIONS with `Max-Forwards: 0`, or null when the
+ * request goes on (RFC 9110 §7.6.2: the intermediary MUST NOT forward it and answers as its
+ * final recipient). TRACE: 200 with the request as received, `message/http`, minus its
+ * credentials and cookies (§9.3.8); OPTIONS: 200 without content (§9.3.7). The connection
+ * closes after it, as after an error answer.
+ */
+export function lastHopAnswer(request: RequestHead): Uint8Array | null {
+  if (maxForwardsOf(request) !== 0) return null;
+  const closing = { name: "Connection", value: "close" };
+  if (request.method === "OPTIONS") return serializeResponseHead(200, "OK", [closing, { name: "Content-Length", value: "0" }]);
+  const echoed = request.headers.filter((h) => !NOT_ECHOED.some((name) => fieldNameIs(h.name, name)));
+  const body = serializeRequestHead(request.method, request.target, request.version, echoed);
+  return serializeResponseHead(200, "OK", [closing, { name: "Content-Type", value: "message/http" }, { name: "Content-Length", value: String(body.byteLength) }], body);
 }
 
 /**
@@ -126,7 +168,9 @@ function withoutChunked(headers: readonly Header[]): readonly Header[] {
  * 101 keeps Upgrade and `Connection: Upgrade` (the client needs both to take the switch).
  */
 export function interimResponseHead(response: ResponseHead): Uint8Array {
-  const headers = stripHopByHop(response.headers, { keepUpgrade: response.status === 101 ? "always" : false });
+  // RFC 9110 §8.6, RFC 9112 §6.1: a 1xx has no content and carries no framing fields.
+  const framed = response.headers.filter((h) => !fieldNameIs(h.name, "content-length") && !fieldNameIs(h.name, "transfer-encoding"));
+  const headers = stripHopByHop(framed, { keepUpgrade: response.status === 101 ? "always" : false });
   return serializeResponseHead(response.status, response.reason, withVia(headers, response.version, VIA_PSEUDONYM));
 }
 

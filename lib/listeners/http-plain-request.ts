@@ -256,6 +256,8 @@ abstract class PlainRequests implements HeadShortcut<RequestHead> {
     }
 
     const method = methodName(buf, s, line.methodEnd);
+    // Max-Forwards (RFC 9110 §7.6.2) is read on these two only: the general path's.
+    if (method === "TRACE" || method === "OPTIONS") return null;
     // RFC 9112 §9.3 (http1-framing.ts keepAliveOf): HTTP/1.0 stays open only when asked to.
     const keepAlive = !fields.close && (version === "1.1" || fields.keepAliveToken);
     const request = this.request.set(method, version, fields.chunked, length, keepAlive, buf, s, end, line.targetStart, line.targetEnd, spans, host, via);

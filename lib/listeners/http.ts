@@ -37,7 +37,7 @@ import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
 import { type Exchange, bytesMoved, retryable, stallError } from "./http-exchange.ts";
-import { clientResponseHead, errorFor, interimResponseHead, proxyAuthorized, routeRequest } from "./http-message.ts";
+import { clientResponseHead, errorFor, interimResponseHead, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -178,6 +178,12 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.answeringHead = request.method === "HEAD";
     if (this.verify && !proxyAuthorized(request.headers, this.verify)) {
       return this.fail(new ProxyError("authFailed", "proxy authentication required"));
+    }
+    // A TRACE or OPTIONS with Max-Forwards: 0 is answered here (RFC 9110 §7.6.2).
+    const lastHop = request.method === "TRACE" || request.method === "OPTIONS" ? lastHopAnswer(request) : null;
+    if (lastHop !== null) {
+      this.toClient(lastHop);
+      return this.closeClient("answered");
     }
     if (request.method === "CONNECT") return this.connectTunnel(request.authority!, rest);
     let target: DialTarget;
