@@ -25,9 +25,11 @@
  *
  * Idempotent: the container, the volume and each variable are matched by name and replaced, so
  * injecting an injected workload changes nothing (re-injecting after an annotation change updates
- * in place, and with the other `--sidecar` moves the sidecar). Invalid input throws ConfigError
- * with one line; annotation errors are the ones the sidecar itself would print at start-up, from
- * resolveConfig.
+ * in place, and with the other `--sidecar` moves the sidecar). What the user added to the sidecar
+ * (args, env, mounts, resources, securityContext values) is kept; proxy URLs an earlier injection
+ * set that this one does not are removed; a workload's own proxy settings are refused, not
+ * overwritten (clearProxyEnv). Invalid input throws ConfigError with one line; annotation errors
+ * are the ones the sidecar itself would print at start-up, from resolveConfig.
  */
 import { type Config, ConfigError, resolveConfig } from "./config.ts";
 import { quote } from "./config/error.ts";
@@ -42,10 +44,15 @@ export const ANNOTATIONS_PATH = `${PODINFO_DIR}/annotations`;
  * Kubelet probes come from the node to the pod IP, so a loopback-only admin endpoint cannot be
  * probed with httpGet, and an exec probe needs a shell or client the distroless image does not
  * have. The admin endpoint therefore listens on all IPv4 addresses (on an IPv6-only cluster,
- * edit it to `::`); /metrics and /connections become reachable from the pod network: restrict
- * that with a NetworkPolicy if it matters.
+ * `inject --admin-bind ::`); /metrics and /connections become reachable from the pod network:
+ * restrict that with a NetworkPolicy if it matters.
  */
 export const ADMIN_BIND = "0.0.0.0";
+/** The variables inject sets that send traffic somewhere (NO_PROXY only keeps it direct). */
+const PROXY_URL_VARS = new Set(["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]);
+const NO_PROXY_VARS = new Set(["NO_PROXY", "no_proxy"]);
+/** A proxy URL inject writes: the sidecar's forward listener on loopback. */
+const SIDECAR_PROXY_URL = /^(?:http|socks5h):\/\/127\.0\.0\.1:\d{1,5}$/;
 const LOOPBACK_NO_PROXY = ["localhost", "127.0.0.1", "::1"];
 /** Seconds added to drain + grace so the kubelet's SIGKILL never lands on a clean shutdown. */
 const TERMINATION_MARGIN_S = 5;
@@ -57,6 +64,8 @@ export interface InjectOptions {
   readonly image?: string;
   /** `native` (default): a restartable init container; `container`: a regular container. */
   readonly sidecar?: string;
+  /** The admin endpoint's address (ADMIN_BIND when omitted; `::` on an IPv6-only cluster). */
+  readonly adminBind?: string;
 }
 
 /** Where each accepted kind keeps its pod template; a Pod is its own. */
@@ -125,7 +134,9 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
   const inits = podSpec.initContainers;
   if (inits !== undefined && (!Array.isArray(inits) || !inits.every(isObject))) throw new ConfigError(`${what}: ${at}spec.initContainers is not a list of containers`);
 
-  const config = configFromAnnotations(podMeta.annotations, what, at);
+  if (where !== "") checkOuterAnnotations(meta.annotations, podMeta.annotations, what, at);
+  const adminBind = options.adminBind ?? ADMIN_BIND;
+  const config = configFromAnnotations(podMeta.annotations, what, at, adminBind);
   // Each list loses its old sidecar (either kind), and the new one goes where its kind belongs:
   // a native sidecar first, so every other init container starts after it.
   const workload = (containers as Json[]).filter((c) => c.name !== SIDECAR_NAME);
@@ -135,7 +146,15 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
   // Regular init containers have exited before a regular sidecar container starts.
   checkPorts(native ? [...workload, ...otherInits] : workload, config, what);
 
-  const sidecar = sidecarContainer(config, image, native);
+  // An earlier injection's sidecar: what the user added to it is kept (sidecarContainer), and
+  // the proxy URLs it gave the containers are dropped before this configuration's are set.
+  const previous = [...(containers as Json[]), ...initList].find((c) => c.name === SIDECAR_NAME) ?? null;
+  const vars = proxyEnv(config);
+  // A regular sidecar starts after the init containers: they get no proxy URLs (a native one's
+  // would point at nothing). NO_PROXY stays (loopback entries never send anything anywhere).
+  const proxied = native ? [...workload, ...otherInits] : workload;
+  for (const c of [...workload, ...otherInits]) clearProxyEnv(c, previous !== null, proxied.includes(c) ? vars : [], what);
+  const sidecar = sidecarContainer(config, image, native, adminBind, previous);
   if (native) {
     podSpec.containers = workload;
     podSpec.initContainers = [sidecar, ...otherInits];
@@ -148,12 +167,13 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
       else delete podSpec.initContainers;
     }
   }
-  const vars = proxyEnv(config);
-  for (const c of native ? [...workload, ...otherInits] : workload) setEnv(c, vars, what);
-  // A regular sidecar starts after the init containers: proxy URLs a native one gave them would
-  // point at nothing. NO_PROXY stays (loopback entries never send anything anywhere).
-  if (!native) for (const c of otherInits) unsetProxyUrls(c, vars);
-  podSpec.volumes = upsertByName(podSpec.volumes, podinfoVolume(), `${what} ${at}spec.volumes`);
+  for (const c of proxied) setEnv(c, vars, what);
+  const volumes = podSpec.volumes;
+  if (Array.isArray(volumes)) {
+    const clash = volumes.find((v) => isObject(v) && v.name === PODINFO_VOLUME && !isObject(v.downwardAPI));
+    if (clash) throw new ConfigError(`${what}: ${at}spec.volumes has a volume named ${PODINFO_VOLUME} that is not the sidecar's downward-API volume; rename it`);
+  }
+  podSpec.volumes = upsertByName(volumes, podinfoVolume(), `${what} ${at}spec.volumes`);
   const needS = Math.ceil((config.limits.drainDelayMs + config.limits.gracePeriodMs) / 1000) + TERMINATION_MARGIN_S;
   const current = podSpec.terminationGracePeriodSeconds;
   if (typeof current !== "number" || current < needS) podSpec.terminationGracePeriodSeconds = needS;
@@ -165,7 +185,7 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
  * would write them to the downward-API file) plus the sidecar's own flags, through resolveConfig,
  * so an invalid annotation reads exactly as at start-up.
  */
-function configFromAnnotations(annotations: unknown, what: string, at: string): Config {
+function configFromAnnotations(annotations: unknown, what: string, at: string, adminBind: string): Config {
   if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: ${at}metadata.annotations is not an object`);
   const lines: string[] = [];
   for (const [key, value] of Object.entries(annotations ?? {})) {
@@ -176,11 +196,26 @@ function configFromAnnotations(annotations: unknown, what: string, at: string): 
   }
   const file = at === "" ? `the annotations of ${what}` : `the pod template of ${what}`;
   return resolveConfig({
-    flags: { annotations: file, "admin-bind": ADMIN_BIND },
+    flags: { annotations: file, "admin-bind": adminBind },
     env: {},
     readFile: () => lines.join("\n"),
     stdoutIsTTY: false,
   }).config;
+}
+
+/**
+ * `sidecar.speedscale.com/*` annotations on the workload object itself (`kubectl annotate
+ * deploy`) do not reach its pods, whose annotations the sidecar reads: refused unless the pod
+ * template says the same, rather than injecting the defaults while the user sees their keys.
+ */
+function checkOuterAnnotations(outer: unknown, pod: unknown, what: string, at: string): void {
+  if (!isObject(outer)) return;
+  const inPod = isObject(pod) ? pod : {};
+  for (const [key, value] of Object.entries(outer)) {
+    if (key.startsWith(ANNOTATION_PREFIX) && inPod[key] !== value) {
+      throw new ConfigError(`${what}: annotation ${key} is on the ${what.split("/")[0]}'s own metadata, which its pods do not get; the sidecar reads its pod's: put it in ${at}metadata.annotations`);
+    }
+  }
 }
 
 /** The sidecar's listeners share the pod's network namespace with every container. */
@@ -202,7 +237,7 @@ function checkPorts(containers: Json[], config: Config, what: string): void {
   }
 }
 
-function sidecarContainer(config: Config, image: string, native: boolean): Json {
+function sidecarContainer(config: Config, image: string, native: boolean, adminBind: string, previous: Json | null): Json {
   const ports: Json[] = [];
   if (config.reverseProtocol) ports.push({ name: "sidecar-in", containerPort: config.inPort });
   // The forward listener binds loopback only (--out-bind): nothing outside the pod reaches it.
@@ -210,7 +245,7 @@ function sidecarContainer(config: Config, image: string, native: boolean): Json 
   const container: Json = {
     name: SIDECAR_NAME,
     image,
-    args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", ADMIN_BIND],
+    args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", adminBind, ...extraArgs(previous)],
     ports,
   };
   // Native: the kubelet restarts it whenever it exits (as it would a regular container), and
@@ -220,20 +255,47 @@ function sidecarContainer(config: Config, image: string, native: boolean): Json 
   if (config.adminPort !== null) {
     ports.push({ name: "sidecar-admin", containerPort: config.adminPort });
     if (native) container.startupProbe = probe("/readyz", STARTUP_PERIOD_S, STARTUP_FAILURES);
-    container.readinessProbe = probe("/readyz", 5, 1);
+    // Three misses, not one: a probe slower than its 1 s timeout on a busy node must not take
+    // the pod out of its Services. A terminating pod leaves them at once anyway (EndpointSlice
+    // `ready: false`); /readyz's 503 during the drain delay is for other load balancers.
+    container.readinessProbe = probe("/readyz", 5, 3);
     container.livenessProbe = probe("/healthz", 10, 3);
   }
-  container.volumeMounts = [{ name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true }];
-  // Idle RSS is ~32 MiB; the limit leaves room for buffers under load (64 KiB per direction per tunnel).
-  container.resources = { requests: { cpu: "25m", memory: "48Mi" }, limits: { memory: "256Mi" } };
+  const podinfoMount = { name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true };
+  const otherMounts = Array.isArray(previous?.volumeMounts) ? previous.volumeMounts.filter((m) => !(isObject(m) && m.name === PODINFO_VOLUME)) : [];
+  container.volumeMounts = [podinfoMount, ...otherMounts];
+  if (Array.isArray(previous?.env) && previous.env.length > 0) container.env = previous.env;
+  // Idle RSS is ~32 MiB. The limit covers the buffers the proxy's own limits allow, 64 KiB per
+  // direction per tunnel: ~512 MiB at the 4096 connections of one listener (Istio's proxy has
+  // 1 GiB too); below it, a slow-consumer load gets the sidecar OOM-killed, every connection
+  // with it, before the connection cap refuses anything.
+  container.resources = isObject(previous?.resources) ? previous.resources : { requests: { cpu: "25m", memory: "48Mi" }, limits: { memory: "1Gi" } };
+  // Pod Security Standards "restricted", field by field (seccomp too: it may be set on each
+  // container rather than the pod). Values the user changed on an earlier injection stay.
   container.securityContext = {
     runAsNonRoot: true,
     runAsUser: 65532, // distroless "nonroot"
     allowPrivilegeEscalation: false,
     readOnlyRootFilesystem: true,
     capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+    ...(isObject(previous?.securityContext) ? previous.securityContext : {}),
   };
   return container;
+}
+
+/** Arguments the user added to an earlier injection's sidecar: everything but the two inject writes. */
+function extraArgs(previous: Json | null): unknown[] {
+  const args = previous?.args;
+  if (!Array.isArray(args)) return [];
+  const out: unknown[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--annotations" || a === "--admin-bind") i++; // and its value
+    else if (typeof a === "string" && (a.startsWith("--annotations=") || a.startsWith("--admin-bind="))) continue;
+    else out.push(a);
+  }
+  return out;
 }
 
 function podinfoVolume(): Json {
@@ -284,11 +346,35 @@ function setEnv(container: Json, vars: Array<[string, string]>, what: string): v
   }
 }
 
-/** Removes the proxy URL variables that still hold exactly the value `setEnv` would give them. */
-function unsetProxyUrls(container: Json, vars: Array<[string, string]>): void {
+/**
+ * Before this injection's variables are set: the proxy URLs an earlier injection wrote (they
+ * would point at a listener that may be gone: a switch to reverse, or from http to socks) are
+ * removed. A proxy URL of the workload's own, or one set from a ConfigMap or Secret, is refused
+ * when the sidecar's forward listener would take its place: the sidecar dials destinations
+ * itself and cannot chain to that proxy, so which one the workload should use is the user's
+ * call. A NO_PROXY from a ConfigMap or Secret cannot be merged: refused too.
+ */
+function clearProxyEnv(container: Json, injectedBefore: boolean, vars: Array<[string, string]>, what: string): void {
   if (!Array.isArray(container.env)) return;
-  const ours = vars.filter(([name]) => name.toLowerCase() !== "no_proxy");
-  container.env = container.env.filter((e) => !(isObject(e) && ours.some(([name, value]) => e.name === name && e.value === value)));
+  const name = quote(String(container.name));
+  const forwarding = vars.length > 0;
+  const kept = container.env.filter((e) => {
+    if (!isObject(e) || typeof e.name !== "string") return true;
+    const isUrl = PROXY_URL_VARS.has(e.name);
+    if (!isUrl && !NO_PROXY_VARS.has(e.name)) return true;
+    if (typeof e.value !== "string") {
+      if (!forwarding && isUrl) return true;
+      throw new ConfigError(`${what}: container ${name} sets ${e.name} from ${e.valueFrom === undefined ? "nothing" : "valueFrom"}, which inject cannot ${isUrl ? "replace" : "merge with the sidecar's entries"}; give it a value, or remove it`);
+    }
+    if (!isUrl) return true; // setEnv merges it
+    // Ours from before: kept in place when set again (setEnv overwrites it), else removed.
+    if (injectedBefore && SIDECAR_PROXY_URL.test(e.value)) return vars.some(([n]) => n === e.name);
+    if (vars.some(([n, v]) => n === e.name && v === e.value)) return true; // already what it gets
+    if (forwarding) throw new ConfigError(`${what}: container ${name} sets ${e.name}=${e.value}, which the sidecar's forward listener would replace (it dials destinations itself, it cannot chain to that proxy); remove the variable, or use proxy-type reverse`);
+    return true;
+  });
+  if (kept.length > 0) container.env = kept;
+  else delete container.env;
 }
 
 function upsertByName(list: unknown, item: Json, what: string): unknown[] {

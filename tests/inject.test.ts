@@ -74,7 +74,8 @@ describe("inject on deploy/workload.json", () => {
       HTTPS_PROXY: "http://127.0.0.1:4140",
       NO_PROXY: "localhost,127.0.0.1,::1",
     });
-    expect(exampleService.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "sidecar-in" }]);
+    // A number: before 1.32, Services do not resolve a native sidecar's named ports (kubernetes#127958).
+    expect(exampleService.spec.ports).toEqual([{ name: "http", port: 80, targetPort: 4143 }]);
     expect(sidecar.ports).toContainEqual({ name: "sidecar-in", containerPort: 4143 });
     expect(exampleService.spec.selector).toEqual(exampleDeployment.spec.template.metadata.labels);
   });
@@ -152,12 +153,11 @@ describe("inject follows the annotations", () => {
     expect(container(out, "sidecar-proxy").ports[0]).toEqual({ name: "sidecar-in", containerPort: 4143 });
   });
 
-  test("the workload's env stays; its NO_PROXY entries (either spelling) are kept in both; proxy variables are replaced", () => {
+  test("the workload's env stays; its NO_PROXY entries (either spelling) are kept in both", () => {
     const d = workload();
     podSpec(d).containers[0].env = [
       { name: "LOG_LEVEL", value: "debug" },
       { name: "no_proxy", value: "metadata.google.internal, .corp" },
-      { name: "HTTP_PROXY", value: "http://old-proxy:3128" },
     ];
     const out = inject(d);
     const env = envOf(container(out, "web"));
@@ -166,6 +166,93 @@ describe("inject follows the annotations", () => {
     expect(env.no_proxy).toBe("metadata.google.internal,.corp,localhost,127.0.0.1,::1");
     expect(env.NO_PROXY).toBe(env.no_proxy);
     expect(inject(out)).toEqual(out);
+  });
+
+  test("a proxy of the workload's own, or proxy settings from a ConfigMap, are refused where the sidecar would take their place (they were replaced without a word)", () => {
+    const withEnv = (env: Json[], annotations: Record<string, string> = {}) => {
+      const d = withAnnotations(annotations);
+      podSpec(d).containers[0].env = env;
+      return d;
+    };
+    expect(injectError(withEnv([{ name: "HTTP_PROXY", value: "http://corp-proxy.invalid:3128" }]))).toBe(
+      'deployment/web: container "web" sets HTTP_PROXY=http://corp-proxy.invalid:3128, which the sidecar\'s forward listener would replace (it dials destinations itself, it cannot chain to that proxy); remove the variable, or use proxy-type reverse',
+    );
+    const fromMap = { name: "NO_PROXY", valueFrom: { configMapKeyRef: { name: "proxy", key: "no_proxy" } } };
+    expect(injectError(withEnv([fromMap]))).toContain("sets NO_PROXY from valueFrom, which inject cannot merge with the sidecar's entries");
+    // Without a forward listener nothing of the workload's is touched.
+    const reverse = { "sidecar.speedscale.com/proxy-type": "reverse", "sidecar.speedscale.com/proxy-protocol": "tcp" };
+    const own = [{ name: "HTTPS_PROXY", value: "http://corp-proxy.invalid:3128" }, { name: "HTTP_PROXY", valueFrom: { secretKeyRef: { name: "p", key: "u" } } }];
+    expect(container(inject(withEnv(own, reverse)), "web").env).toEqual(own);
+  });
+
+  test("re-injecting after a switch to reverse or to socks drops the proxy URLs the earlier injection set (they pointed at nothing, or at the wrong protocol)", () => {
+    const once = inject(workload()) as Json;
+    const annotations = once.spec.template.metadata.annotations;
+    const toReverse = structuredClone(once);
+    Object.assign(toReverse.spec.template.metadata.annotations, { "sidecar.speedscale.com/proxy-type": "reverse", "sidecar.speedscale.com/proxy-protocol": "tcp" });
+    const reverse = envOf(container(inject(toReverse), "web"));
+    expect(Object.keys(reverse).filter((k) => /proxy$/i.test(k) && !/no_proxy/i.test(k))).toEqual([]);
+    expect(reverse.NO_PROXY).toBe("localhost,127.0.0.1,::1"); // harmless, kept
+    const toSocks = structuredClone(once);
+    toSocks.spec.template.metadata.annotations = { ...annotations, "sidecar.speedscale.com/proxy-protocol": "tcp:socks" };
+    const socks = envOf(container(inject(toSocks), "web"));
+    expect(socks.HTTP_PROXY).toBeUndefined();
+    expect(socks.https_proxy).toBeUndefined();
+    expect(socks.ALL_PROXY).toBe("socks5h://127.0.0.1:4140");
+    expect(inject(inject(toSocks))).toEqual(inject(toSocks));
+  });
+
+  test("re-injecting keeps what the user added to the sidecar: args, env, mounts, resources, securityContext values", () => {
+    const once = inject(workload()) as Json;
+    const side = container(once, "sidecar-proxy");
+    side.args.push("--drain-delay", "0s", "--auth-file", "/etc/auth/creds");
+    side.env = [{ name: "SIDECAR_LOG_LEVEL", value: "debug" }];
+    side.volumeMounts.push({ name: "auth", mountPath: "/etc/auth", readOnly: true });
+    side.resources = { limits: { memory: "2Gi" } };
+    delete side.securityContext.runAsUser;
+    side.securityContext.runAsUser = 1000680000; // OpenShift's range
+    const again = inject(once, { image: "registry.invalid/sidecar-proxy:0.2.0" });
+    const kept = container(again, "sidecar-proxy");
+    expect(kept.image).toBe("registry.invalid/sidecar-proxy:0.2.0");
+    expect(kept.args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0", "--drain-delay", "0s", "--auth-file", "/etc/auth/creds"]);
+    expect(kept.env).toEqual([{ name: "SIDECAR_LOG_LEVEL", value: "debug" }]);
+    expect(kept.volumeMounts).toEqual([{ name: "sidecar-proxy-podinfo", mountPath: "/etc/podinfo", readOnly: true }, { name: "auth", mountPath: "/etc/auth", readOnly: true }]);
+    expect(kept.resources).toEqual({ limits: { memory: "2Gi" } });
+    expect(kept.securityContext.runAsUser).toBe(1000680000);
+    expect(kept.securityContext.seccompProfile).toEqual({ type: "RuntimeDefault" });
+    expect(inject(again, { image: "registry.invalid/sidecar-proxy:0.2.0" })).toEqual(again);
+  });
+
+  test("Pod Security Standards restricted: the sidecar's securityContext has every field it asks of a container", () => {
+    expect(container(inject(workload()), "sidecar-proxy").securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+  });
+
+  test("--admin-bind (an IPv6-only cluster's kubelet probes the pod's IPv6 address)", () => {
+    expect(container(inject(workload(), { adminBind: "::" }), "sidecar-proxy").args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "::"]);
+    expect(injectError(workload(), { adminBind: "not-an-address" })).toContain("admin-bind");
+  });
+
+  test("sidecar annotations on the Deployment's own metadata (kubectl annotate deploy) are refused: its pods do not get them", () => {
+    const d = workload();
+    d.metadata.annotations = { "sidecar.speedscale.com/proxy-port": "9090" };
+    expect(injectError(d)).toBe(
+      "deployment/web: annotation sidecar.speedscale.com/proxy-port is on the deployment's own metadata, which its pods do not get; the sidecar reads its pod's: put it in spec.template.metadata.annotations",
+    );
+    d.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-port"] = "9090";
+    expect(container(inject(d), "sidecar-proxy")).toBeDefined(); // the same value in both: fine
+  });
+
+  test("a volume of the workload's own named like the sidecar's is refused, not replaced", () => {
+    const d = workload();
+    podSpec(d).volumes = [{ name: "sidecar-proxy-podinfo", configMap: { name: "mine" } }];
+    expect(injectError(d)).toContain("has a volume named sidecar-proxy-podinfo that is not the sidecar's downward-API volume");
   });
 
   test("native: the sidecar starts first, so every other container, init containers too, gets the variables; a longer grace period is kept", () => {
