@@ -90,8 +90,10 @@ type Json = Record<string, unknown>;
 
 /** Parses the input text; `name` is how the input is called in messages (a path or "stdin"). */
 export function parseManifest(text: string, name: string): unknown {
+  if (text.trim() === "") throw new ConfigError(`${name} is empty; inject reads one workload as JSON, e.g. kubectl get deploy NAME -o json | sidecar-proxy inject`);
   try {
-    return JSON.parse(text);
+    // A byte-order mark (editors on Windows write one) is not JSON.
+    return JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     const yaml = /^\s*(apiVersion|kind|---)/.test(text) ? " (this looks like YAML)" : "";
@@ -108,7 +110,7 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
     throw new ConfigError(`invalid --sidecar ${quote(kindOfSidecar)}; allowed: native (an init container with restartPolicy Always, Kubernetes 1.29+), container (a regular container)`);
   }
   const native = kindOfSidecar === "native";
-  if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : typeof manifest}, not a workload object (${KINDS_TEXT})`);
+  if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : Array.isArray(manifest) ? "a JSON array" : typeof manifest}, not a workload object (${KINDS_TEXT})`);
   const out = structuredClone(manifest) as Json;
   const kind = out.kind;
   const templatePath = typeof kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, kind) ? POD_TEMPLATE_PATHS[kind]! : null;

@@ -340,10 +340,16 @@ describe("inject refuses invalid input with one line", () => {
     expect(() => parseManifest("apiVersion: apps/v1\nkind: Deployment\n", "d.yaml")).toThrow(/^d\.yaml is not JSON \(this looks like YAML\): /);
   });
 
+  test("empty input, a byte-order mark, a JSON array: said so", () => {
+    expect(() => parseManifest("  \n", "stdin")).toThrow("stdin is empty; inject reads one workload as JSON");
+    expect(parseManifest(`\uFEFF${JSON.stringify(workload())}`, "w.json")).toEqual(workload());
+    expect(injectError([])).toStartWith("input is a JSON array, not a workload object");
+  });
+
   test("not a workload with a pod template", () => {
     const kinds = "a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod";
     expect(injectError(null)).toBe(`input is null, not a workload object (${kinds})`);
-    expect(injectError([workload()])).toBe(`input is object, not a workload object (${kinds})`);
+    expect(injectError([workload()])).toBe(`input is a JSON array, not a workload object (${kinds})`);
     expect(injectError("Deployment")).toBe(`input is string, not a workload object (${kinds})`);
     expect(injectError({ apiVersion: "v1", kind: "Service", spec: {} })).toBe(`input is a Service, not ${kinds}`);
     expect(injectError({ apiVersion: "v1", kind: "List", items: [workload()] })).toBe(`input is a List, not ${kinds}; pass one object: kubectl get deploy NAME -o json`);
