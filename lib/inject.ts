@@ -6,7 +6,8 @@
  * Input is JSON only (`kubectl get deploy NAME -o json`, `kubectl create ... --dry-run=client
  * -o json`): reading YAML would need a YAML dependency in a binary that otherwise has no use for
  * one. One object with a pod template: a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
- * CronJob, or a bare Pod; a List or another kind is refused.
+ * CronJob, or a bare Pod; or a List of objects, whose workloads are injected and whose other
+ * items pass through; another kind is refused.
  *
  * What is added (deploy/example.yaml is this output for deploy/workload.json, annotated):
  * - a `sidecar-proxy` container: `--annotations /etc/podinfo/annotations --admin-bind 0.0.0.0`,
@@ -109,14 +110,24 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
   if (!(SIDECAR_KINDS as readonly string[]).includes(kindOfSidecar)) {
     throw new ConfigError(`invalid --sidecar ${quote(kindOfSidecar)}; allowed: native (an init container with restartPolicy Always, Kubernetes 1.29+), container (a regular container)`);
   }
-  const native = kindOfSidecar === "native";
   if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : Array.isArray(manifest) ? "a JSON array" : typeof manifest}, not a workload object (${KINDS_TEXT})`);
+  // A List (`kubectl get deploy -o json` without a name): each workload in it is injected, any
+  // other object (a Service, a ConfigMap) passes through as it is, as `linkerd inject` does.
+  if (manifest.kind === "List" || (typeof manifest.kind === "string" && manifest.kind.endsWith("List") && Array.isArray(manifest.items))) {
+    if (!Array.isArray(manifest.items)) throw new ConfigError("input is a List without an items array");
+    const items = manifest.items.map((item) => (isObject(item) && typeof item.kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, item.kind) ? injectOne(item, image, kindOfSidecar, options) : item));
+    return { ...structuredClone(manifest), items };
+  }
+  return injectOne(manifest, image, kindOfSidecar, options);
+}
+
+function injectOne(manifest: Json, image: string, kindOfSidecar: string, options: InjectOptions): Json {
+  const native = kindOfSidecar === "native";
   const out = structuredClone(manifest) as Json;
   const kind = out.kind;
   const templatePath = typeof kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, kind) ? POD_TEMPLATE_PATHS[kind]! : null;
   if (templatePath === null) {
-    const hint = kind === "List" ? "; pass one object: kubectl get deploy NAME -o json" : "";
-    throw new ConfigError(`input is ${typeof kind === "string" ? `a ${kind}` : "not a Kubernetes object (no kind)"}, not ${KINDS_TEXT}${hint}`);
+    throw new ConfigError(`input is ${typeof kind === "string" ? `a ${kind}` : "not a Kubernetes object (no kind)"}, not ${KINDS_TEXT} or a List of them`);
   }
   const meta = isObject(out.metadata) ? out.metadata : {};
   const what = `${(kind as string).toLowerCase()}/${typeof meta.name === "string" ? meta.name : "?"}`;

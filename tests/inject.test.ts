@@ -351,10 +351,25 @@ describe("inject refuses invalid input with one line", () => {
     expect(injectError(null)).toBe(`input is null, not a workload object (${kinds})`);
     expect(injectError([workload()])).toBe(`input is a JSON array, not a workload object (${kinds})`);
     expect(injectError("Deployment")).toBe(`input is string, not a workload object (${kinds})`);
-    expect(injectError({ apiVersion: "v1", kind: "Service", spec: {} })).toBe(`input is a Service, not ${kinds}`);
-    expect(injectError({ apiVersion: "v1", kind: "List", items: [workload()] })).toBe(`input is a List, not ${kinds}; pass one object: kubectl get deploy NAME -o json`);
-    expect(injectError({ metadata: { name: "x" } })).toBe(`input is not a Kubernetes object (no kind), not ${kinds}`);
-    expect(injectError({ kind: "toString", metadata: { name: "x" } })).toBe(`input is a toString, not ${kinds}`);
+    expect(injectError({ apiVersion: "v1", kind: "Service", spec: {} })).toBe(`input is a Service, not ${kinds} or a List of them`);
+    expect(injectError({ metadata: { name: "x" } })).toBe(`input is not a Kubernetes object (no kind), not ${kinds} or a List of them`);
+    expect(injectError({ kind: "toString", metadata: { name: "x" } })).toBe(`input is a toString, not ${kinds} or a List of them`);
+    expect(injectError({ apiVersion: "v1", kind: "List" })).toBe("input is a List without an items array");
+  });
+
+  test("a List (kubectl get deploy -o json without a name): each workload injected, other objects passed through", () => {
+    const service = { apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { ports: [{ port: 80 }] } };
+    const list = { apiVersion: "v1", kind: "List", metadata: { resourceVersion: "" }, items: [workload(), service] };
+    const out = inject(list);
+    expect(out.items[0]).toEqual(inject(workload()));
+    expect(out.items[1]).toEqual(service);
+    expect(out.metadata).toEqual({ resourceVersion: "" });
+    expect(inject(out)).toEqual(out);
+    const bad = workload();
+    bad.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-type"] = "transparent";
+    expect(injectError({ ...list, items: [workload(), bad] })).toContain("transparent");
+    // kubectl's typed lists (DeploymentList) too.
+    expect(inject({ apiVersion: "apps/v1", kind: "DeploymentList", items: [workload()] }).items[0]).toEqual(inject(workload()));
   });
 
   test("--sidecar: native or container; container is refused for pods that must complete (Job, CronJob, restartPolicy Never or OnFailure)", () => {

@@ -32,7 +32,7 @@ export interface CommandFlag {
 }
 
 export const INJECT_FLAGS: readonly CommandFlag[] = Object.freeze([
-  { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "workload to read (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod), as JSON (YAML is not read); - for stdin (default: -)" },
+  { flag: "file", short: "f", type: "string", valueHint: "FILE", description: "workload to read (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod, or a List of objects), as JSON (YAML is not read); - for stdin (default: -)" },
   { flag: "image", type: "string", valueHint: "IMAGE", description: `sidecar image (default: ${RELEASE_IMAGE}, this release's tag)` },
   {
     flag: "sidecar",
