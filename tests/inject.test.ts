@@ -360,7 +360,7 @@ describe("inject refuses invalid input with one line", () => {
   test("a List (kubectl get deploy -o json without a name): each workload injected, other objects passed through", () => {
     const service = { apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { ports: [{ port: 80 }] } };
     const list = { apiVersion: "v1", kind: "List", metadata: { resourceVersion: "" }, items: [workload(), service] };
-    const out = inject(list);
+    const out = inject(list) as Json;
     expect(out.items[0]).toEqual(inject(workload()));
     expect(out.items[1]).toEqual(service);
     expect(out.metadata).toEqual({ resourceVersion: "" });
@@ -369,7 +369,7 @@ describe("inject refuses invalid input with one line", () => {
     bad.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-type"] = "transparent";
     expect(injectError({ ...list, items: [workload(), bad] })).toContain("transparent");
     // kubectl's typed lists (DeploymentList) too.
-    expect(inject({ apiVersion: "apps/v1", kind: "DeploymentList", items: [workload()] }).items[0]).toEqual(inject(workload()));
+    expect((inject({ apiVersion: "apps/v1", kind: "DeploymentList", items: [workload()] }) as Json).items[0]).toEqual(inject(workload()));
   });
 
   test("--sidecar: native or container; container is refused for pods that must complete (Job, CronJob, restartPolicy Never or OnFailure)", () => {
