@@ -190,7 +190,8 @@ export class ProxyServer {
         this.log.debug("client refused by --allow-clients", { listener: name, client: conn.remoteAddress });
         return conn.destroy();
       }
-      if (stats.active >= cap) {
+      // Dials whose client has gone still hold a socket each (ListenerStats.orphanDials).
+      if (stats.active + stats.orphanDials >= cap) {
         this.tracker.countRefused(name, "limitExceeded");
         this.log.debug("connection refused: over the connection cap", { listener: name, cap });
         return driver.refuse(conn);

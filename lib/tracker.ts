@@ -48,6 +48,8 @@ export interface ConnRecord {
   requests: number;
   /** Where the record sits in Tracker.active while open. */
   slot: number;
+  /** A dial for it is in flight (Tracker.dialStarted / dialSettled): one at a time per record. */
+  dialing: boolean;
 }
 
 /** Bytes sent toward the client so far, for a record open or closed (bytesDown once it is closed). */
@@ -75,6 +77,13 @@ export interface ListenerStats {
   readonly listener: ListenerName;
   readonly protocol: string;
   active: number;
+  /**
+   * Dials still in flight whose connection has ended (its client reset while we dialled): not
+   * active, yet each holds a socket until its connect settles (neither runtime can cancel one),
+   * so they count against the connection cap. Without that, one client connecting and resetting
+   * in a loop opened a socket per try (67 SYN-SENT with --max-connections 5 in an audit).
+   */
+  orphanDials: number;
   total: number;
   refused: number;
   bytesUp: number;
@@ -124,6 +133,7 @@ export class Tracker {
       listener,
       protocol,
       active: 0,
+      orphanDials: 0,
       total: 0,
       refused: 0,
       bytesUp: 0,
@@ -157,6 +167,7 @@ export class Tracker {
       unsentDown: null,
       requests: 0,
       slot: -1,
+      dialing: false,
     };
     rec.slot = this.active.add(rec);
     const s = this.stats.get(listener);
@@ -178,6 +189,20 @@ export class Tracker {
   connected(rec: ConnRecord, connectMs: number): void {
     rec.connectMs = Math.round(connectMs);
     this.stats.get(rec.listener)?.connectLatency.observe(connectMs);
+  }
+
+  /** A dial for `rec` begins; dialSettled must follow, whatever comes of it. */
+  dialStarted(rec: ConnRecord): void {
+    rec.dialing = true;
+  }
+
+  /** The dial begun for `rec` has its result: an orphan no more if its connection had ended. */
+  dialSettled(rec: ConnRecord): void {
+    if (!rec.dialing) return;
+    rec.dialing = false;
+    if (rec.endedMs === null) return;
+    const s = this.stats.get(rec.listener);
+    if (s) s.orphanDials--;
   }
 
   handshakeDone(rec: ConnRecord): void {
@@ -210,6 +235,7 @@ export class Tracker {
     const s = this.stats.get(rec.listener);
     if (s) {
       s.active--;
+      if (rec.dialing) s.orphanDials++; // until dialSettled
       s.bytesUp += rec.bytesUp;
       s.bytesDown += rec.bytesDown;
       if (error) s.errors.set(error.kind, (s.errors.get(error.kind) ?? 0) + 1);

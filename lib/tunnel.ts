@@ -82,7 +82,9 @@ export function openTunnel(
     ctx.tracker.close(rec, cancelled ? "shutdown" : faultTermination(held.error, "client-aborted"));
     cancelled = true;
   };
+  ctx.tracker.dialStarted(rec);
   dial(ctx.runtime, target, ctx.dialOptions, (result) => {
+    ctx.tracker.dialSettled(rec);
     held.onGone = null;
     try {
       // Bytes the client sent while the dial ran count as carried whatever comes of it; on

@@ -346,6 +346,22 @@ describe("misbehaving upstreams", () => {
     expect(viaConnect.finals[0]!.header("connection")?.toLowerCase()).toBe("close");
   }, T);
 
+  test("HTTP: a request whose client resets while its origin is dialled keeps its place under --max-connections until the dial settles (the next client gets 503)", async () => {
+    const stalled = await stalledPort();
+    servers.push(stalled);
+    const p = await forwardHttp(["--connect-timeout", "60s", "--max-connections", "2"]);
+    const active = { listener: "forward" };
+    for (let i = 0; i < 2; i++) {
+      const c = await RawClient.connect(p.ports.forward!);
+      await c.write(get(`http://127.0.0.1:${stalled.port}/`));
+      await untilMetric(p, "sidecar_connections_active", active, (v) => v === 1, 10_000, "the request to be dialling");
+      c.reset();
+      await untilMetric(p, "sidecar_connections_active", active, (v) => v === 0, 10_000, "the record closed at the reset");
+    }
+    const third = await fetchVia(p.ports.forward!, get(`http://127.0.0.1:${stalled.port}/`));
+    expect(third.finals[0]?.status).toBe(503); // it was dialled too: one more socket per try
+  }, T);
+
   test("connects past --connect-timeout that the kernel still holds are counted; over their budget a dial is refused at once (0x01), never EMFILE; they are let go when the destination answers", async () => {
     const stalled = await stalledPort(60_000);
     servers.push(stalled);

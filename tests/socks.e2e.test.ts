@@ -29,6 +29,7 @@ import {
   INTEROP,
 } from "./helpers/clients.ts";
 import { type TestServer, RawClient, closedPort, echoServer, patternChunk, sha256, waitUntil } from "./helpers/net.ts";
+import { metricsOf } from "./helpers/hardening.ts";
 import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki, stalledPort } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
@@ -876,6 +877,29 @@ describe("disconnects and timeouts", () => {
     await waitConnections(p, (v) => v.active.length === 0, 10_000, "no active connection after a reset while connecting");
     const line = await connectionLog(p, since);
     expect(line.termination).toBe("client-aborted");
+  }, T);
+
+  test("dials whose client reset count against --max-connections until they settle: a connect-and-reset loop cannot open sockets past the cap", async () => {
+    // Neither runtime can cancel a connect: each of these holds a socket until its 60 s connect
+    // timeout. They used to leave the cap at once (67 SYN-SENT with --max-connections 5 in an audit).
+    const stalled = await stalledPort();
+    extraServers.push(stalled);
+    const p = await forwardSocks(["--connect-timeout", "60s", "--max-connections", "3"]);
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(p.ports.forward!);
+      await c.write(cat(SOCKS5_NO_AUTH_GREETING, socks5Request("127.0.0.1", stalled.port)));
+      await waitConnections(p, (v) => v.active.length === 1, 10_000, "the connect to be in progress");
+      c.reset();
+      await waitConnections(p, (v) => v.active.length === 0, 10_000, "the record closed at the reset");
+    }
+    const before = (await metricsOf(p)).value("sidecar_connections_refused_total", { listener: "forward" }) ?? 0;
+    const fourth = await RawClient.connect(p.ports.forward!);
+    await fourth.write(Uint8Array.from(SOCKS5_NO_AUTH_GREETING));
+    await fourth.waitFor(() => fourth.closed || fourth.gotFin, 10_000, "the refusal");
+    expect(fourth.receivedBytes).toBe(0); // closed at accept: no method selection
+    const after = (await metricsOf(p)).value("sidecar_connections_refused_total", { listener: "forward" }) ?? 0;
+    expect(after - before).toBe(1);
+    fourth.close();
   }, T);
 
   test("a client that sends FIN while the proxy is connecting is kept (half-close) until the connect gives up", async () => {

@@ -232,7 +232,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
   private dialFor(ex: Exchange): void {
     const key = ex.targetKey;
     const startedMs = nowMs();
+    this.ctx.tracker.dialStarted(this.rec);
     dial(this.ctx.runtime, ex.target, this.ctx.dialOptions, (result) => {
+      this.ctx.tracker.dialSettled(this.rec);
       try {
         if (result instanceof ProxyError) {
           if (this.exchange === ex) this.fail(result);
