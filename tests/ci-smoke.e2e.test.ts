@@ -91,3 +91,29 @@ describe("CI smoke one-liner (README)", () => {
     }
   });
 });
+
+const SYMLINK_SCRIPT = String.raw`
+set -u
+printf 'precious\n' >"$DIR/victim"
+# The partial ready file's old name was the ready file's plus the pid: plant a symlink there.
+( ln -s "$DIR/victim" "$DIR/r2.ready.$BASHPID.tmp"; exec "$@" --proxy-type forward --proxy-protocol http --proxy-out-port 0 --admin-port 0 --drain-delay 0 --ready-file "$DIR/r2.ready" >/dev/null 2>"$DIR/r2.err" ) &
+for i in $(seq 1 200); do [ -s "$DIR/r2.ready" ] && break; sleep 0.1; done
+[ -s "$DIR/r2.ready" ] || { echo "not ready after 20 s" >&2; kill -9 %1; exit 90; }
+[ -L "$DIR/r2.ready" ] && echo "ready file is a symlink" >&2
+cp "$DIR/r2.ready" "$DIR/r2.ready.seen"
+kill %1; wait %1
+echo "proxy exit $?"
+`;
+
+describe("--ready-file", () => {
+  test("never written through a symlink planted at its partial file's name: the symlink's target is untouched", async () => {
+    const bash = Bun.spawn(["bash", "-c", SYMLINK_SCRIPT, "ready-symlink", ...proxyCommand([])], { env: cleanEnv({ DIR: dir }), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const timer = setTimeout(() => bash.kill("SIGKILL"), 45_000);
+    const [stdout, stderr] = await Promise.all([new Response(bash.stdout).text(), new Response(bash.stderr).text(), bash.exited]);
+    clearTimeout(timer);
+    expect(stderr).toBe("");
+    expect(stdout).toBe("proxy exit 0\n");
+    expect(readFileSync(join(dir, "victim"), "utf8")).toBe("precious\n"); // it was overwritten with the ready JSON
+    expect(Object.keys(JSON.parse(readFileSync(join(dir, "r2.ready.seen"), "utf8"))).sort()).toEqual(["admin", "forward"]);
+  }, 60_000);
+});

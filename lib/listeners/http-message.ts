@@ -86,23 +86,21 @@ export function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">):
   return Math.min(Number(value), MAX_FORWARDS_MAX);
 }
 
-/** Fields a TRACE echo leaves out (RFC 9110 §9.3.8: likely to hold sensitive data). */
-const NOT_ECHOED = ["authorization", "proxy-authorization", "cookie"];
+/** What a 405 to TRACE says is allowed (RFC 9110 §15.5.6: a 405 names them): all but TRACE. */
+const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, PATCH";
 
 /**
  * This proxy's own answer to a TRACE or OPTIONS with `Max-Forwards: 0`, or null when the
  * request goes on (RFC 9110 §7.6.2: the intermediary MUST NOT forward it and answers as its
- * final recipient). TRACE: 200 with the request as received, `message/http`, minus its
- * credentials and cookies (§9.3.8); OPTIONS: 200 without content (§9.3.7). The connection
- * closes after it, as after an error answer.
+ * final recipient). OPTIONS: 200 without content (§9.3.7). TRACE: 405, as nginx answers every
+ * TRACE: an echo (§9.3.8) would hand back what hops in front of us added to the request (API
+ * keys, tokens, client certificates: cross-site tracing), and would make a workload that
+ * refuses TRACE look as if it answered it. The connection closes after it, as after an error.
  */
 export function lastHopAnswer(request: RequestHead): Uint8Array | null {
   if (maxForwardsOf(request) !== 0) return null;
-  const closing = { name: "Connection", value: "close" };
-  if (request.method === "OPTIONS") return serializeResponseHead(200, "OK", [closing, { name: "Content-Length", value: "0" }]);
-  const echoed = request.headers.filter((h) => !NOT_ECHOED.some((name) => fieldNameIs(h.name, name)));
-  const body = serializeRequestHead(request.method, request.target, request.version, echoed);
-  return serializeResponseHead(200, "OK", [closing, { name: "Content-Type", value: "message/http" }, { name: "Content-Length", value: String(body.byteLength) }], body);
+  if (request.method === "TRACE") return errorResponse(405, "TRACE is not answered (Max-Forwards: 0 made this proxy its last hop)", [{ name: "Allow", value: ALLOWED_METHODS }]);
+  return serializeResponseHead(200, "OK", [{ name: "Connection", value: "close" }, { name: "Content-Length", value: "0" }]);
 }
 
 /**
