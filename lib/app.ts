@@ -98,7 +98,9 @@ export class ProxyServer {
       // Written then renamed: a script polling for the file never reads half of it. The partial
       // file has an unguessable name and is created exclusively (O_EXCL: never through a
       // symlink someone planted there, which would make us overwrite its target).
-      const nonce = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+      const random = new Uint8Array(8);
+      (globalThis as unknown as { crypto: { getRandomValues(into: Uint8Array): Uint8Array } }).crypto.getRandomValues(random);
+      const nonce = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
       const partial = `${config.readyFile}.${process.pid}.${nonce}.tmp`;
       writeFileSync(partial, JSON.stringify(this.addresses()) + "\n", { flag: "wx", mode: 0o644 });
       renameSync(partial, config.readyFile);

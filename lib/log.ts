@@ -28,21 +28,32 @@ const LEVELS: Record<LogLevelName, number> = { silent: -999, error: 0, warn: 1, 
 type Write = (line: string) => boolean;
 type Format = (type: string, date: Date, msg: string, fields: Fields | undefined) => string;
 
+/**
+ * What JSON.stringify leaves raw but a terminal or a line-based reader may act on: DEL, the C1
+ * controls (U+0085 is a line break to some readers, U+009B starts an escape sequence in xterm)
+ * and the Unicode line and paragraph separators. Client bytes reach log values (an Upgrade
+ * value in an error detail, say); C0 controls are escaped by JSON.stringify already.
+ */
+const UNSAFE = /[\u007f-\u009f\u2028\u2029]/g;
+const UNSAFE_ANY = /[\u007f-\u009f\u2028\u2029]/;
+const escapeUnsafe = (text: string): string => (UNSAFE_ANY.test(text) ? text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : text);
+
 const formatJson: Format = (type, date, msg, fields) => {
   const record: Fields = { time: date.toISOString(), level: type, msg };
   if (fields) Object.assign(record, fields);
-  return JSON.stringify(record) + "\n";
+  return escapeUnsafe(JSON.stringify(record)) + "\n";
 };
 
+/** A value as it stands in a pretty line: bare when plain, else JSON-quoted (so every control is escaped). */
 function prettyValue(value: unknown): string {
-  if (typeof value === "string") return /[\s"=]/.test(value) || value === "" ? JSON.stringify(value) : value;
+  if (typeof value === "string") return /[\s"=\u0000-\u001f]/.test(value) || value === "" ? JSON.stringify(value) : value;
   return JSON.stringify(value);
 }
 
 const formatPretty: Format = (type, date, msg, fields) => {
   let line = `${date.toISOString().slice(11, 23)} ${type.padEnd(5)} ${msg}`;
   if (fields) for (const [k, v] of Object.entries(fields)) line += ` ${k}=${prettyValue(v)}`;
-  return line + "\n";
+  return escapeUnsafe(line) + "\n";
 };
 
 /**

@@ -178,7 +178,7 @@ describe("a 101 is relayed only as the answer to the upgrade the request offered
   /** The client's answer when the upstream sends `answer` (then new-protocol bytes) to `request`. */
   async function answerTo(request: string, answer: string) {
     const { client, upstreams } = session();
-    client.events!.onData(text.encode(request));
+    client.events!.onData(Buffer.from(request, "latin1")); // one octet per char, as on the wire
     await settle();
     const up = upstreams[0]!;
     up.events!.onData(text.encode(answer + "\x81\x05hello"));
@@ -201,6 +201,16 @@ describe("a 101 is relayed only as the answer to the upgrade the request offered
       expect(client.text(), answer).not.toContain("hello");
       expect(up.closed).toBe(true);
     }
+  });
+
+  test("the 502 quotes the client's Upgrade value escaped, with nosniff: no raw C1 controls, no markup a browser would sniff", async () => {
+    // Octets 0x85 and 0x9B (obs-text: a field value may hold them) are U+0085 and U+009B read as latin1.
+    const { client } = await answerTo(upgradeRequest("<script>x</script>\u0085\u009b"), switched("websocket"));
+    const answer = client.text();
+    expect(answer).toStartWith("HTTP/1.1 502 ");
+    expect(answer).toContain("\r\nX-Content-Type-Options: nosniff\r\n");
+    expect(answer).toContain('("<script>x</script>\\u0085\\u009b")');
+    expect(/[\u0080-\u009f]/.test(answer)).toBe(false);
   });
 
   test("relayed without its hop-by-hop fields; Upgrade and Connection: Upgrade stay (added when the origin left Connection out)", async () => {

@@ -361,10 +361,10 @@ describe("serialization", () => {
   test("errorResponse has the exact SPEC §4 shape", () => {
     expect(text(errorResponse(407, "proxy authentication required", [{ name: "Proxy-Authenticate", value: 'Basic realm="p"' }]))).toBe(
       "HTTP/1.1 407 Proxy Authentication Required\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-        'Content-Length: 30\r\nProxy-Authenticate: Basic realm="p"\r\n\r\nproxy authentication required\n',
+        'X-Content-Type-Options: nosniff\r\nContent-Length: 30\r\nProxy-Authenticate: Basic realm="p"\r\n\r\nproxy authentication required\n',
     );
     const r = parseResponseHead(errorResponse(502, "d\u00e9j\u00e0"), DEFAULT_LIMITS);
-    expect(r.ok && r.head.headers[2]!.value).toBe("7"); // UTF-8 body length
+    expect(r.ok && r.head.headers[3]!.value).toBe("7"); // UTF-8 body length
   });
 });
 

@@ -32,6 +32,18 @@ describe("createLogger", () => {
     expect(out.lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} warn  connection a=plain b="has space" c=3\n$/);
   });
 
+  test("control characters a client put in a value reach neither format raw: C0, DEL, C1 (NEL, CSI), line separators", () => {
+    const hostile = "a\u001b[31mb\u0085FAKE line\u009b31mc\u007fd\u2028e\tf";
+    for (const format of ["json", "pretty"] as const) {
+      const out = fakeStdout();
+      createLogger("info", format, out.write).warn("connection", { detail: hostile });
+      const line = out.lines[0]!;
+      expect([format, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(line.slice(0, -1))]).toEqual([format, false]);
+      expect(line.indexOf("\n")).toBe(line.length - 1); // one line
+      if (format === "json") expect(JSON.parse(line).detail).toBe(hostile); // escaped, not lost
+    }
+  });
+
   test("refused lines are counted; the next line through is preceded by one notice with the count", () => {
     const out = fakeStdout();
     const log = createLogger("info", "json", out.write);

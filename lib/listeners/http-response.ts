@@ -12,6 +12,7 @@
  * as its chunk-data only, delimited by closing the client connection (see `dechunk`).
  */
 import { ProxyError, asProxyError } from "../errors.ts";
+import { quote } from "../config/error.ts";
 import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, fieldNameIs, parseResponseHead, responseFraming, upgradeOffered } from "../protocol/http1.ts";
 import { NO_BODY, listTokens } from "../protocol/http1-framing.ts";
@@ -134,7 +135,7 @@ export class ResponseReader {
         // is not relayed: the client would read the new protocol's bytes as HTTP.
         const upgrade = this.request.upgrade;
         if (upgrade === null) return this.sink.fail(new ProxyError("upstreamProtocol", "101 Switching Protocols to a request that asked for no upgrade"));
-        if (!upgradeOffered(upgrade, response)) return this.sink.fail(new ProxyError("upstreamProtocol", `101 Switching Protocols to a protocol the request did not offer (${upgrade})`));
+        if (!upgradeOffered(upgrade, response)) return this.sink.fail(new ProxyError("upstreamProtocol", `101 Switching Protocols to a protocol the request did not offer (${quote(upgrade)})`));
         return this.sink.responseUpgrade(response, after(buf, result.consumed));
       }
       if (response.status >= 200) return this.start(response, buf, result.consumed);

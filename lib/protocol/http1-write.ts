@@ -87,6 +87,8 @@ export function errorResponse(status: number, reasonText: string, extraHeaders: 
   const headers: Header[] = [
     { name: "Connection", value: "close" },
     { name: "Content-Type", value: "text/plain; charset=utf-8" },
+    // The body may quote what the client sent: a browser must not sniff it into HTML.
+    { name: "X-Content-Type-Options", value: "nosniff" },
     { name: "Content-Length", value: String(body.length) },
     ...extraHeaders,
   ];
