@@ -169,14 +169,26 @@ function checkAuthUsed(r: Resolver, config: Config): void {
 }
 
 /**
- * The workload must not be the reverse listener itself: every connection would be relayed back
- * into the proxy, each taking two slots, until one client had filled the listener. Known only
- * for a loopback or listed workload address (`localhost` and names under `.localhost` are
- * 127.0.0.1 and ::1); another name or one of the host's other addresses cannot be checked here
- * without DNS.
+ * The workload must not be one of the proxy's own listeners. The reverse listener itself: every
+ * connection would be relayed back into the proxy, each taking two slots, until one client had
+ * filled the listener. The forward listener: every client of the reverse listener (which binds
+ * all interfaces by default) would get a forward proxy to any destination, an open relay (SPEC
+ * §3: "a reverse listener is never an open relay"). The admin endpoint: /connections and
+ * /metrics to anyone. Known only for a loopback or listed workload address (`localhost` and
+ * names under `.localhost` are 127.0.0.1 and ::1); another name or one of the host's other
+ * addresses cannot be checked here without DNS.
  */
 function checkWorkloadNotSelf(r: Resolver, config: Config): void {
-  if (config.reverseProtocol === null || config.proxyPort !== config.inPort) return;
+  if (config.reverseProtocol === null) return;
+  const own = [
+    { port: config.inPort, binds: config.inBind, what: "the reverse listener itself", portFlag: "proxy-in-port", bindFlag: "in-bind", why: "every connection would loop back into the proxy" },
+    ...(config.forwardProtocol === null
+      ? []
+      : [{ port: config.outPort, binds: config.outBind, what: "the forward listener", portFlag: "proxy-out-port", bindFlag: "out-bind", why: "every client of the reverse listener could reach any destination through it (an open relay)" }]),
+    ...(config.adminPort === null
+      ? []
+      : [{ port: config.adminPort, binds: [config.adminBind], what: "the admin endpoint", portFlag: "admin-port", bindFlag: "admin-bind", why: "every client of the reverse listener would reach /connections and /metrics" }]),
+  ];
   const host = config.proxyHost;
   const addresses = isLocalhostName(host) ? LOOPBACKS : isIP(host) !== 0 ? [reachedAddress(host)] : [];
   // A wildcard bind covers the host's own addresses, which only loopback names for certain;
@@ -186,12 +198,14 @@ function checkWorkloadNotSelf(r: Resolver, config: Config): void {
     if (canonical(bind, family) === WILDCARD[family]) return family === 4 ? a.startsWith("127.") : canonical(a, 6) === canonical("::1", 6);
     return bindsOverlap(a, bind);
   };
-  const bound = addresses.find((a) => config.inBind.some((b) => loopsBack(a, b)));
-  if (bound === undefined) return;
-  throw new ConfigError(
-    `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name the reverse listener itself (${said(r, "proxy-in-port")}, ${said(r, "in-bind")}): ` +
-      "every connection would loop back into the proxy; allowed: the workload's own address and port",
-  );
+  for (const listener of own) {
+    if (config.proxyPort !== listener.port) continue;
+    if (!addresses.some((a) => listener.binds.some((b) => loopsBack(a, b)))) continue;
+    throw new ConfigError(
+      `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name ${listener.what} (${said(r, listener.portFlag)}, ${said(r, listener.bindFlag)}): ` +
+        `${listener.why}; allowed: the workload's own address and port`,
+    );
+  }
 }
 
 /**

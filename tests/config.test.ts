@@ -432,6 +432,19 @@ describe("combinations with no effect or a loop are refused", () => {
     expect(errorOf({ flags: { "proxy-host": "::ffff:127.0.0.1", "proxy-port": "5000", "proxy-in-port": "5000", "in-bind": "127.0.0.1" } })).toContain("name the reverse listener itself");
   });
 
+  test("a workload that is the forward listener (an open relay) or the admin endpoint: refused too", () => {
+    expect(errorOf({ flags: { "proxy-protocol": "tcp:socks", "proxy-port": "4140" } })).toBe(
+      `proxy-host "localhost" from default and proxy-port "4140" from flag --proxy-port name the forward listener (proxy-out-port "4140" from default, out-bind "127.0.0.1,::1" from default): ` +
+        "every client of the reverse listener could reach any destination through it (an open relay); allowed: the workload's own address and port",
+    );
+    expect(errorOf({ flags: { "proxy-host": "127.0.0.1", "proxy-port": "4100" } })).toContain("name the admin endpoint (admin-port");
+    expect(errorOf({ flags: { "proxy-host": "::1", "proxy-port": "5140", "proxy-out-port": "5140" } })).toContain("name the forward listener");
+    // Not bound there, no forward listener, no admin endpoint: accepted.
+    expect(() => resolve({ flags: { "proxy-host": "127.0.0.2", "proxy-port": "4140" } })).not.toThrow();
+    expect(() => resolve({ flags: { "proxy-type": "reverse", "proxy-protocol": "tcp", "proxy-port": "4140" } })).not.toThrow();
+    expect(() => resolve({ flags: { "no-admin": true, "proxy-port": "4100" } })).not.toThrow();
+  });
+
   test("judged as the dial reaches it: the unspecified address, mapped IPv4 in any spelling, names under .localhost", () => {
     // The unspecified address is dialled as loopback (address.ts dialledAddress): the default wildcard binds take it.
     for (const host of ["0.0.0.0", "::", "::ffff:0.0.0.0", "0:0:0:0:0:0:0:0", "x.localhost", "A.LocalHost."]) {
