@@ -118,7 +118,13 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
     const items = manifest.items.map((item) => (isObject(item) && typeof item.kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, item.kind) ? injectOne(item, image, kindOfSidecar, options) : item));
     return { ...structuredClone(manifest), items };
   }
-  return injectOne(manifest, image, kindOfSidecar, options);
+  try {
+    return injectOne(manifest, image, kindOfSidecar, options);
+  } catch (err) {
+    // A manifest nested thousands deep exhausts the stack of structuredClone: one line, exit 2.
+    if (err instanceof RangeError) throw new ConfigError(`input cannot be copied (${err.message}): nested far deeper than any Kubernetes object`);
+    throw err;
+  }
 }
 
 function injectOne(manifest: Json, image: string, kindOfSidecar: string, options: InjectOptions): Json {

@@ -392,7 +392,7 @@ describe("invalid values: one line with key, value, source and allowed values", 
   test("a malformed annotations file names the file and line", () => {
     const files = { [ANN]: `a="1"\n\n${A}proxy-port=80` };
     expect(errorOf({ flags: { annotations: ANN }, files })).toBe(
-      `annotations file "${ANN}" (from flag --annotations), line 3: value of ${A}proxy-port is not a double-quoted string`,
+      `annotations file "${ANN}" (from flag --annotations), line 3: value of "${A}proxy-port" is not a double-quoted string`,
     );
   });
 });
@@ -583,7 +583,7 @@ describe("annotations file", () => {
   test("lines without key=, keys with spaces, duplicate keys are errors", () => {
     expect(() => parseAnnotations(`="x"`)).toThrow("line 1: expected key=");
     expect(() => parseAnnotations(`a b="x"`)).toThrow("line 1: expected key=");
-    expect(() => parseAnnotations(`a="1"\na="2"`)).toThrow("line 2: key a appears twice");
+    expect(() => parseAnnotations(`a="1"\na="2"`)).toThrow('line 2: key "a" appears twice');
   });
 
   test("canonical and legacy key: same value is fine, different values are an error", () => {

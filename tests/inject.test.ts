@@ -346,6 +346,12 @@ describe("inject refuses invalid input with one line", () => {
     expect(injectError([])).toStartWith("input is a JSON array, not a workload object");
   });
 
+  test("a manifest nested far too deep: one line, not a stack trace", () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(injectError({ ...workload(), deep })).toStartWith("input cannot be copied (");
+  });
+
   test("not a workload with a pod template", () => {
     const kinds = "a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod";
     expect(injectError(null)).toBe(`input is null, not a workload object (${kinds})`);

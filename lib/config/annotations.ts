@@ -8,7 +8,7 @@
  * files). Anything else is a syntax error: the file is not what we think it is, so nothing in it
  * can be trusted.
  */
-import { ConfigError } from "./error.ts";
+import { ConfigError, quote } from "./error.ts";
 
 /** Parses the whole file. Throws ConfigError `line N: ...` (the caller adds the file name). */
 export function parseAnnotations(text: string): Map<string, string> {
@@ -20,11 +20,11 @@ export function parseAnnotations(text: string): Map<string, string> {
     const eq = line.indexOf("=");
     const key = eq > 0 ? line.slice(0, eq) : "";
     if (key === "" || /[\s"]/.test(key)) throw new ConfigError(`line ${i + 1}: expected key="value"`);
-    if (out.has(key)) throw new ConfigError(`line ${i + 1}: key ${key} appears twice`);
+    if (out.has(key)) throw new ConfigError(`line ${i + 1}: key ${quote(key)} appears twice`);
     try {
       out.set(key, goUnquote(line.slice(eq + 1)));
     } catch (err) {
-      throw new ConfigError(`line ${i + 1}: value of ${key} ${err instanceof Error ? err.message : String(err)}`);
+      throw new ConfigError(`line ${i + 1}: value of ${quote(key)} ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   return out;
