@@ -166,6 +166,8 @@ function renderMetrics(state: AdminState): string {
   out.push(`sidecar_ready ${state.ready() ? 1 : 0}`);
   family("sidecar_connections_active", "gauge", "Open client connections.");
   for (const s of stats) out.push(`sidecar_connections_active${labels(s)} ${s.active}`);
+  family("sidecar_orphaned_dials", "gauge", "Dials still in flight whose client has gone; they count against the connection cap until they settle.");
+  for (const s of stats) out.push(`sidecar_orphaned_dials${labels(s)} ${s.orphanDials}`);
   family("sidecar_connections_total", "counter", "Client connections accepted.");
   for (const s of stats) out.push(`sidecar_connections_total${labels(s)} ${s.total}`);
   family("sidecar_connections_refused_total", "counter", "Client connections refused at accept (cap or allow list).");

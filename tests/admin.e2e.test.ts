@@ -174,6 +174,7 @@ describe("/metrics", () => {
     for (const family of [
       "sidecar_ready",
       "sidecar_connections_active",
+      "sidecar_orphaned_dials",
       "sidecar_connections_total",
       "sidecar_bytes_total",
       "sidecar_errors_total",

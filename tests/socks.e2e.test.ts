@@ -892,7 +892,9 @@ describe("disconnects and timeouts", () => {
       c.reset();
       await waitConnections(p, (v) => v.active.length === 0, 10_000, "the record closed at the reset");
     }
-    const before = (await metricsOf(p)).value("sidecar_connections_refused_total", { listener: "forward" }) ?? 0;
+    const metrics = await metricsOf(p);
+    expect(metrics.value("sidecar_orphaned_dials", { listener: "forward" })).toBe(3);
+    const before = metrics.value("sidecar_connections_refused_total", { listener: "forward" }) ?? 0;
     const fourth = await RawClient.connect(p.ports.forward!);
     await fourth.write(Uint8Array.from(SOCKS5_NO_AUTH_GREETING));
     await fourth.waitFor(() => fourth.closed || fourth.gotFin, 10_000, "the refusal");
