@@ -20,6 +20,7 @@
  */
 import { unmapIPv4 } from "../address.ts";
 import { fieldNameIs, type Header } from "../protocol/http1.ts";
+import { trimOws } from "../protocol/http1-scan.ts";
 
 /** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
 export const VIA_PSEUDONYM = "sidecar-proxy";
@@ -74,7 +75,7 @@ export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: b
     const connection = fieldNameIs(h.name, "connection");
     if (!connection && !fieldNameIs(h.name, "proxy-connection")) continue;
     for (const part of h.value.split(",")) {
-      const t = part.trim().toLowerCase();
+      const t = trimOws(part).toLowerCase();
       if (t === "upgrade") upgradeToken ||= connection;
       else if (t !== "" && !PROTECTED.has(t) && !HOP_SET.has(t)) (named ??= new Set()).add(t);
     }

@@ -8,6 +8,7 @@ import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
+import { trimOws } from "../protocol/http1-scan.ts";
 import { HTTP_DEFAULT_PORT, type HttpUrl, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -61,7 +62,7 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is to be ignored; it
   // goes upstream as HTTP/1.1, where it would ask the origin for a 100 nobody waits for.
   if (request.version === "1.0" && getHeader(headers, "expect") !== undefined) {
-    headers = headers.filter((h) => !(fieldNameIs(h.name, "expect") && h.value.trim().toLowerCase() === "100-continue"));
+    headers = headers.filter((h) => !(fieldNameIs(h.name, "expect") && trimOws(h.value).toLowerCase() === "100-continue"));
   }
   // RFC 9110 §7.6.2: a TRACE or OPTIONS goes on with Max-Forwards one less (0 never gets here:
   // lastHopAnswer answers it).
@@ -81,7 +82,8 @@ const MAX_FORWARDS_MAX = 255;
  */
 export function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">): number | null {
   if (request.method !== "TRACE" && request.method !== "OPTIONS") return null;
-  const value = getHeader(request.headers, "max-forwards")?.trim();
+  const raw = getHeader(request.headers, "max-forwards");
+  const value = raw === undefined ? undefined : trimOws(raw);
   if (value === undefined || !/^\d{1,10}$/.test(value)) return null;
   return Math.min(Number(value), MAX_FORWARDS_MAX);
 }

@@ -22,7 +22,7 @@
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming, Header } from "./http1.ts";
-import { fieldNameIs, isToken, parseDigitOctets, parseDigits } from "./http1-scan.ts";
+import { fieldNameIs, isToken, parseDigitOctets, parseDigits, trimOws } from "./http1-scan.ts";
 
 /** Number.MAX_SAFE_INTEGER has 16 digits; longer is over 2^53 whatever the digits. */
 const MAX_LENGTH_DIGITS = 16;
@@ -98,7 +98,7 @@ export function collectFacts(headers: readonly Header[]): FieldFacts {
 /** RFC 9110 §5.6.1 #list elements, trimmed and lower-cased, empty elements dropped. */
 export function listTokens(value: string, out: string[] = []): string[] {
   for (const part of value.split(",")) {
-    const t = part.trim().toLowerCase();
+    const t = trimOws(part).toLowerCase();
     if (t !== "") out.push(t);
   }
   return out;
@@ -138,7 +138,7 @@ function codings(value: string): string[] | null {
   const parts = value.split(",");
   const out: string[] = [];
   for (const p of parts) {
-    const t = p.trim().toLowerCase();
+    const t = trimOws(p).toLowerCase();
     if (t === "") return null;
     out.push(t);
   }
@@ -159,7 +159,7 @@ export function requestFraming(version: "1.0" | "1.1", method: string, f: FieldF
     }
     // The name of the first coding, checked to be a token before it is named in the 501's body
     // (it is client input: "<script>..., chunked" got 501 with the script in its text).
-    const name = list[0]!.split(";", 1)[0]!.trim();
+    const name = trimOws(list[0]!.split(";", 1)[0]!);
     if (list.length > 1 && !isToken(name)) throw new ProxyError("protocol", "invalid transfer coding in Transfer-Encoding");
     if (list.length > 1) throw new ProxyError("commandNotSupported", `transfer coding ${name} not supported`);
     if (method === "CONNECT") throw new ProxyError("protocol", "CONNECT with a body");
@@ -188,7 +188,9 @@ export function responseFieldFraming(version: "1.0" | "1.1", status: number, hea
   if (te.length > 0) {
     if (version === "1.0") throw new ProxyError(kind, "Transfer-Encoding in an HTTP/1.0 response");
     const list = codings(te.join(","));
-    if (list === null) throw new ProxyError(kind, "invalid Transfer-Encoding");
+    // A coding's name is a token (RFC 9112 §7): `chunked\xA0` is none, neither chunked nor an
+    // unknown coding to read until close (a client that trims it would read it as chunked).
+    if (list === null || list.some((c) => !isToken(trimOws(c.split(";", 1)[0]!)))) throw new ProxyError(kind, "invalid Transfer-Encoding");
     const chunkedAt = list.indexOf(CHUNKED);
     if (chunkedAt >= 0 && chunkedAt !== list.length - 1) throw new ProxyError(kind, "chunked applied twice or not last");
     const out = cl.length > 0 ? headers.filter((h) => !fieldNameIs(h.name, "content-length")) : headers;
@@ -203,7 +205,7 @@ export function responseFieldFraming(version: "1.0" | "1.1", status: number, hea
   for (const v of cl) {
     // A line may itself be a list of identical values ("42, 42"), RFC 9110 §8.6.
     for (const part of v.split(",")) {
-      const n = parseContentLength(part.trim());
+      const n = parseContentLength(trimOws(part));
       if (n === null || (length >= 0 && n !== length)) throw new ProxyError(kind, "invalid or conflicting Content-Length");
       length = n;
     }

@@ -19,6 +19,8 @@
  *   HTTP server trims such bytes from a value's ends, so a Bun workload sees a shorter value, but
  *   the fields that frame or route a request (Content-Length, Transfer-Encoding, Host) are
  *   parsed by grammars without obs-text and refused with it: no request is read two ways.
+ *   Their values are trimmed of SP and HTAB only (trimOws), never with String.trim(), which
+ *   would strip the latin1-read octets 0xA0 and 0x85 and take `chunked\xA0` for chunked.
  * - Requests: up to MAX_LEADING_EMPTY_LINES empty lines before the request-line are skipped
  *   (§2.2 "SHOULD ignore at least one empty line"); responses get none.
  */
@@ -38,6 +40,20 @@ const HTTP_NAME_FIRST = 0x48;
 
 /** A request-line that ends before its three parts: the usual cause of a 400 for someone typing by hand. */
 export const INCOMPLETE_REQUEST_LINE = "request line is not method SP request-target SP HTTP-version";
+
+/**
+ * Optional whitespace (RFC 9110 §5.6.3: SP and HTAB only) off both ends. Not String.trim(),
+ * which also strips U+00A0 and U+0085, i.e. the obs-text octets 0xA0 and 0x85 of a latin1
+ * value: `Transfer-Encoding: chunked\xA0` read as chunked and forwarded as it came, which a
+ * server behind us may read as an unknown coding (a framing ambiguity).
+ */
+export function trimOws(text: string): string {
+  let s = 0;
+  let e = text.length;
+  while (s < e && (text.charCodeAt(s) === SP || text.charCodeAt(s) === HTAB)) s++;
+  while (e > s && (text.charCodeAt(e - 1) === SP || text.charCodeAt(e - 1) === HTAB)) e--;
+  return s === 0 && e === text.length ? text : text.slice(s, e);
+}
 
 /** RFC 9112 §2.2 asks to skip at least one; old clients send one stray CRLF after a POST body. */
 export const MAX_LEADING_EMPTY_LINES = 4;

@@ -23,7 +23,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
+import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP, trimOws } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -225,7 +225,7 @@ export function upgradeOffered(offered: string, response: ResponseHead): boolean
 function protocolList(value: string): string[] {
   return value
     .split(",")
-    .map((p) => p.trim().toLowerCase())
+    .map((p) => trimOws(p).toLowerCase())
     .filter((p) => p.length > 0);
 }
 
