@@ -303,3 +303,45 @@ describe("HTTP/1.1 fuzz", () => {
     expect(outcomes.get("done") ?? 0).toBeGreaterThan(ITERATIONS / 20);
   });
 });
+
+describe("framing fields are read as their octets say", () => {
+  // Values built from octets that String.trim() would strip when read as latin1 (0x85, 0xA0),
+  // other whitespace, and the real thing: whatever is accepted as chunked or as a length must
+  // be exactly that once SP and HTAB (RFC 9110 OWS) are taken off, so no server behind us can
+  // read the forwarded field as something else.
+  const PIECES = ["chunked", "CHUNKED", "gzip", "5", "05", ",", " ", "\t", "\xa0", "\x85", "\x0b", "\x0c", "\xff", ";q=1", "identity"];
+  const ows = (v: string) => v.replace(/^[ \t]+|[ \t]+$/g, "");
+  test(`${ITERATIONS} requests and responses with generated Transfer-Encoding and Content-Length values`, () => {
+    const rand = prng(SEED + 77);
+    const value = () => Array.from({ length: 1 + Math.floor(rand() * 4) }, () => PIECES[Math.floor(rand() * PIECES.length)]).join("");
+    let chunked = 0;
+    let lengths = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      const field = rand() < 0.5 ? "Transfer-Encoding" : "Content-Length";
+      const v = value();
+      const asRequest = rand() < 0.5;
+      const head = asRequest ? `POST / HTTP/1.1\r\nHost: h\r\n${field}: ${v}\r\n\r\n` : `HTTP/1.1 200 OK\r\n${field}: ${v}\r\n\r\n`;
+      let framing: { kind: string; length?: number } | null = null;
+      try {
+        const r = asRequest ? parseRequestHead(bytes(head), DEFAULT_LIMITS) : parseResponseHead(bytes(head), DEFAULT_LIMITS);
+        if (r.ok) framing = "framing" in r.head ? r.head.framing : r.head.headerFraming;
+      } catch (err) {
+        expect(err).toBeInstanceOf(ProxyError);
+        continue;
+      }
+      if (framing?.kind === "chunked") {
+        chunked++;
+        // Codings are tokens between OWS and commas, chunked the last of them.
+        const members = v.split(",").map((m) => ows(m.split(";", 1)[0]!));
+        expect({ v, tokens: members.every((m) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(m)), last: members.at(-1)!.toLowerCase() }).toEqual({ v, tokens: true, last: "chunked" });
+      }
+      if (framing?.kind === "length") {
+        lengths++;
+        // One value, or a list of the same value: each member digits only between OWS.
+        for (const member of v.split(",")) expect({ v, member: /^\d+$/.test(ows(member)) }).toEqual({ v, member: true });
+      }
+    }
+    expect(chunked).toBeGreaterThan(0);
+    expect(lengths).toBeGreaterThan(0);
+  });
+});
