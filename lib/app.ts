@@ -181,6 +181,7 @@ export class ProxyServer {
       dialOptions: {
         timeoutMs: this.config.limits.connectTimeoutMs,
         allowAddress: name === "forward" && this.modules.matchers.deny ? negate(this.modules.matchers.deny) : undefined,
+        owner: stats,
       },
       relayOptions: relayOptions(this.config.limits),
       draining: () => this.isDraining,
@@ -195,8 +196,9 @@ export class ProxyServer {
         this.log.debug("client refused by --allow-clients", { listener: name, client: conn.remoteAddress });
         return conn.destroy();
       }
-      // Dials whose client has gone still hold a socket each (ListenerStats.orphanDials).
-      if (stats.active + stats.orphanDials >= cap) {
+      // Dials whose client has gone, and connects past their deadline that Bun still holds,
+      // take a socket each (ListenerStats.orphanDials, abandonedConnects).
+      if (stats.active + stats.orphanDials + stats.abandonedConnects >= cap) {
         this.tracker.countRefused(name, "limitExceeded");
         this.log.debug("connection refused: over the connection cap", { listener: name, cap });
         return driver.refuse(conn);

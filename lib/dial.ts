@@ -8,7 +8,7 @@
  */
 import { dialledAddress, endsInNumber, isIP } from "./address.ts";
 import { ProxyError, asProxyError } from "./errors.ts";
-import type { Conn, Runtime } from "./runtime/types.ts";
+import type { AbandonedOwner, Conn, Runtime } from "./runtime/types.ts";
 import { nowMs } from "./clock.ts";
 
 export interface DialTarget {
@@ -20,6 +20,8 @@ export interface DialOptions {
   readonly timeoutMs: number;
   /** Returns false for an address the policy denies. */
   readonly allowAddress?: (address: string) => boolean;
+  /** Charged with the connects that outlive their deadline (ConnectOptions.owner). */
+  readonly owner?: AbandonedOwner;
 }
 
 /** Rank of the error kinds when every address failed: the most telling one is reported. */
@@ -139,7 +141,7 @@ function tryAddresses(
     }
     const next = i + 1;
     const failed = failure;
-    runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs }, (result) => {
+    runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs, owner: options.owner }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
       // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
       if (result.kind === "limitExceeded") return done(result);

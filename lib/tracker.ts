@@ -84,6 +84,13 @@ export interface ListenerStats {
    * in a loop opened a socket per try (67 SYN-SENT with --max-connections 5 in an audit).
    */
   orphanDials: number;
+  /**
+   * Connects past their deadline that Bun still holds (it cannot cancel one; Deno does): each a
+   * socket until the kernel gives up (~2 min). Counted against the cap too, so a client looping
+   * connect-and-reset within the cap fills its own listener at most, and cannot spend the
+   * process-wide budget (ABANDONED_CONNECTS_MAX) that every listener's dials share.
+   */
+  abandonedConnects: number;
   total: number;
   refused: number;
   bytesUp: number;
@@ -134,6 +141,7 @@ export class Tracker {
       protocol,
       active: 0,
       orphanDials: 0,
+      abandonedConnects: 0,
       total: 0,
       refused: 0,
       bytesUp: 0,

@@ -904,6 +904,33 @@ describe("disconnects and timeouts", () => {
     fourth.close();
   }, T);
 
+  test("connects Bun still holds after their timeout count against the listener's cap: a client cannot spend the process-wide budget by looping within the cap", async () => {
+    const stalled = await stalledPort();
+    extraServers.push(stalled);
+    const p = await forwardSocks(["--connect-timeout", "300ms", "--max-connections", "2"]);
+    for (let i = 0; i < 2; i++) {
+      const c = await RawClient.connect(p.ports.forward!);
+      await c.write(cat(SOCKS5_NO_AUTH_GREETING, socks5Request("127.0.0.1", stalled.port)));
+      await received(c, 12, "the connect-timeout reply");
+      expect(hex(c.bytes().subarray(2, 12))).toBe(socks5Failure(0x06));
+      c.close();
+    }
+    await waitConnections(p, (v) => v.active.length === 0, 10_000, "both records closed");
+    const m = await metricsOf(p);
+    const deno = process.env.SIDECAR_PROXY_RUNTIME === "deno";
+    // Deno cancels a connect at its deadline; Bun cannot, and holds the socket until the kernel gives up (~2 min).
+    expect(m.value("sidecar_abandoned_connects")).toBe(deno ? 0 : 2);
+    const next = await RawClient.connect(p.ports.forward!);
+    await next.write(Uint8Array.from(SOCKS5_NO_AUTH_GREETING));
+    if (deno) {
+      await received(next, 2, "the method selection");
+    } else {
+      await next.waitFor(() => next.closed || next.gotFin, 10_000, "the refusal at accept");
+      expect(next.receivedBytes).toBe(0); // it was served: the two held sockets were outside the cap
+    }
+    next.close();
+  }, T);
+
   test("a client that sends FIN while the proxy is connecting is kept (half-close) until the connect gives up", async () => {
     // SPEC §4: a FIN is a half-close; the client may still want the reply. So the proxy keeps the
     // connection while it dials and answers it (here 0x06 after the 3 s connect timeout: the

@@ -84,12 +84,13 @@ export class PendingConnect implements Expiring {
   expire(): void {
     if (this.state === "abandoned") {
       this.state = "done";
-      abandoned--;
+      this.release();
       return;
     }
     if (this.state !== "connecting") return;
     this.state = "abandoned";
     abandoned++;
+    if (this.options.owner) this.options.owner.abandonedConnects++;
     this.onTimeout?.();
     const { hostname, port, timeoutMs } = this.options;
     this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
@@ -124,7 +125,12 @@ export class PendingConnect implements Expiring {
   private forget(): void {
     if (this.state !== "abandoned") return;
     this.state = "done";
-    abandoned--;
+    this.release();
     this.deadlines.delete(this.slot, this);
+  }
+
+  private release(): void {
+    abandoned--;
+    if (this.options.owner) this.options.owner.abandonedConnects--;
   }
 }

@@ -89,6 +89,16 @@ export interface ConnectOptions {
   hostname: string;
   port: number;
   timeoutMs: number;
+  /**
+   * Who the connect is charged to while it is abandoned (lib/runtime/pending-connect.ts): the
+   * listener's stats, whose connection cap counts it (ListenerStats.abandonedConnects).
+   */
+  owner?: AbandonedOwner;
+}
+
+/** A count of abandoned connects, kept by PendingConnect. */
+export interface AbandonedOwner {
+  abandonedConnects: number;
 }
 
 export interface Runtime {
