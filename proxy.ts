@@ -5,7 +5,7 @@
  *   sidecar-proxy [flags]          run the proxy
  *   sidecar-proxy --version        print the release and the runtime
  *   sidecar-proxy config [flags]   print the effective configuration with the source of each value
- *   sidecar-proxy inject [-f FILE|-] [--image IMAGE] [--sidecar native|container] [--admin-bind ADDR]
+ *   sidecar-proxy inject [-f FILE|-] [--image IMAGE] [--sidecar native|container] [--admin-bind ADDR] [--admin-port N]
  *                                  print a workload (JSON) with the sidecar added (lib/inject.ts)
  *
  * A configuration error prints one line `sidecar-proxy: <message>` on stderr and exits 2.
@@ -90,7 +90,7 @@ function injectCommand(): CommandDef {
       // Loaded only for this command: the proxy's start-up does not pay for it.
       const { inject, parseManifest } = await import("./lib/inject.ts");
       const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
-      const out = inject(parseManifest(text, name), { image: str(flags.image), sidecar: str(flags.sidecar), adminBind: str(flags["admin-bind"]) });
+      const out = inject(parseManifest(text, name), { image: str(flags.image), sidecar: str(flags.sidecar), adminBind: str(flags["admin-bind"]), adminPort: str(flags["admin-port"]) });
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     },
   });

@@ -91,19 +91,28 @@ export class ProxyServer {
       this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
       this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
+    if (config.readyFile) this.writeReadyFile(config.readyFile);
     this.isReady = true;
     this.quietGc();
     this.log.info("ready", { version: VERSION, runtime: runtimeVersion(), listeners: this.addresses() });
-    if (config.readyFile) {
-      // Written then renamed: a script polling for the file never reads half of it. The partial
-      // file has an unguessable name and is created exclusively (O_EXCL: never through a
-      // symlink someone planted there, which would make us overwrite its target).
-      const random = new Uint8Array(8);
-      (globalThis as unknown as { crypto: { getRandomValues(into: Uint8Array): Uint8Array } }).crypto.getRandomValues(random);
-      const nonce = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
-      const partial = `${config.readyFile}.${process.pid}.${nonce}.tmp`;
+  }
+
+  /**
+   * Written then renamed: a script polling for the file never reads half of it. The partial file
+   * has an unguessable name and is created exclusively (O_EXCL: never through a symlink someone
+   * planted there, which would make us overwrite its target), and is removed if the rename fails.
+   */
+  private writeReadyFile(file: string): void {
+    const random = new Uint8Array(8);
+    (globalThis as unknown as { crypto: { getRandomValues(into: Uint8Array): Uint8Array } }).crypto.getRandomValues(random);
+    const nonce = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
+    const partial = `${file}.${process.pid}.${nonce}.tmp`;
+    try {
       writeFileSync(partial, JSON.stringify(this.addresses()) + "\n", { flag: "wx", mode: 0o644 });
-      renameSync(partial, config.readyFile);
+      renameSync(partial, file);
+    } catch (err) {
+      rmSync(partial, { force: true });
+      throw new Error(`cannot write --ready-file ${JSON.stringify(file)}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 

@@ -34,7 +34,7 @@
  */
 import { type Config, ConfigError, resolveConfig } from "./config.ts";
 import { quote } from "./config/error.ts";
-import { ANNOTATION_PREFIX } from "./config/options.ts";
+import { ANNOTATION_PREFIX, OPTIONS } from "./config/options.ts";
 import { RELEASE_IMAGE } from "./version.ts";
 
 export const SIDECAR_NAME = "sidecar-proxy";
@@ -67,6 +67,8 @@ export interface InjectOptions {
   readonly sidecar?: string;
   /** The admin endpoint's address (ADMIN_BIND when omitted; `::` on an IPv6-only cluster). */
   readonly adminBind?: string;
+  /** The admin endpoint's port, when the workload uses 4100 itself. */
+  readonly adminPort?: string;
 }
 
 /** Where each accepted kind keeps its pod template; a Pod is its own. */
@@ -111,6 +113,16 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
     throw new ConfigError(`invalid --sidecar ${quote(kindOfSidecar)}; allowed: native (an init container with restartPolicy Always, Kubernetes 1.29+), container (a regular container)`);
   }
   if (!isObject(manifest)) throw new ConfigError(`input is ${manifest === null ? "null" : Array.isArray(manifest) ? "a JSON array" : typeof manifest}, not a workload object (${KINDS_TEXT})`);
+  try {
+    return injectInput(manifest, image, kindOfSidecar, options);
+  } catch (err) {
+    // A manifest nested thousands deep exhausts the stack of structuredClone: one line, exit 2.
+    if (err instanceof RangeError) throw new ConfigError(`input cannot be copied (${err.message}): nested far deeper than any Kubernetes object`);
+    throw err;
+  }
+}
+
+function injectInput(manifest: Json, image: string, kindOfSidecar: string, options: InjectOptions): Json {
   // A List (`kubectl get deploy -o json` without a name): each workload in it is injected, any
   // other object (a Service, a ConfigMap) passes through as it is, as `linkerd inject` does.
   if (manifest.kind === "List" || (typeof manifest.kind === "string" && manifest.kind.endsWith("List") && Array.isArray(manifest.items))) {
@@ -118,13 +130,7 @@ export function inject(manifest: unknown, options: InjectOptions = {}): Json {
     const items = manifest.items.map((item) => (isObject(item) && typeof item.kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, item.kind) ? injectOne(item, image, kindOfSidecar, options) : item));
     return { ...structuredClone(manifest), items };
   }
-  try {
-    return injectOne(manifest, image, kindOfSidecar, options);
-  } catch (err) {
-    // A manifest nested thousands deep exhausts the stack of structuredClone: one line, exit 2.
-    if (err instanceof RangeError) throw new ConfigError(`input cannot be copied (${err.message}): nested far deeper than any Kubernetes object`);
-    throw err;
-  }
+  return injectOne(manifest, image, kindOfSidecar, options);
 }
 
 function injectOne(manifest: Json, image: string, kindOfSidecar: string, options: InjectOptions): Json {
@@ -155,7 +161,7 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
 
   if (where !== "") checkOuterAnnotations(meta.annotations, podMeta.annotations, what, at);
   const adminBind = options.adminBind ?? ADMIN_BIND;
-  const config = configFromAnnotations(podMeta.annotations, what, at, adminBind);
+  const config = configFromAnnotations(podMeta.annotations, what, at, adminBind, options.adminPort);
   // Each list loses its old sidecar (either kind), and the new one goes where its kind belongs:
   // a native sidecar first, so every other init container starts after it.
   const workload = (containers as Json[]).filter((c) => c.name !== SIDECAR_NAME);
@@ -173,7 +179,8 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
   // would point at nothing). NO_PROXY stays (loopback entries never send anything anywhere).
   const proxied = native ? [...workload, ...otherInits] : workload;
   for (const c of [...workload, ...otherInits]) clearProxyEnv(c, previous !== null, proxied.includes(c) ? vars : [], what);
-  const sidecar = sidecarContainer(config, image, native, adminBind, previous);
+  if (previous !== null) checkKeptSettings(previous, what);
+  const sidecar = sidecarContainer(config, image, native, adminBind, options.adminPort, previous);
   if (native) {
     podSpec.containers = workload;
     podSpec.initContainers = [sidecar, ...otherInits];
@@ -204,7 +211,7 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
  * would write them to the downward-API file) plus the sidecar's own flags, through resolveConfig,
  * so an invalid annotation reads exactly as at start-up.
  */
-function configFromAnnotations(annotations: unknown, what: string, at: string, adminBind: string): Config {
+function configFromAnnotations(annotations: unknown, what: string, at: string, adminBind: string, adminPort: string | undefined): Config {
   if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: ${at}metadata.annotations is not an object`);
   const lines: string[] = [];
   for (const [key, value] of Object.entries(annotations ?? {})) {
@@ -215,7 +222,7 @@ function configFromAnnotations(annotations: unknown, what: string, at: string, a
   }
   const file = at === "" ? `the annotations of ${what}` : `the pod template of ${what}`;
   return resolveConfig({
-    flags: { annotations: file, "admin-bind": adminBind },
+    flags: { annotations: file, "admin-bind": adminBind, ...(adminPort === undefined ? {} : { "admin-port": adminPort }) },
     env: {},
     readFile: () => lines.join("\n"),
     stdoutIsTTY: false,
@@ -256,7 +263,7 @@ function checkPorts(containers: Json[], config: Config, what: string): void {
   }
 }
 
-function sidecarContainer(config: Config, image: string, native: boolean, adminBind: string, previous: Json | null): Json {
+function sidecarContainer(config: Config, image: string, native: boolean, adminBind: string, adminPort: string | undefined, previous: Json | null): Json {
   const ports: Json[] = [];
   if (config.reverseProtocol) ports.push({ name: "sidecar-in", containerPort: config.inPort });
   // The forward listener binds loopback only (--out-bind): nothing outside the pod reaches it.
@@ -264,7 +271,7 @@ function sidecarContainer(config: Config, image: string, native: boolean, adminB
   const container: Json = {
     name: SIDECAR_NAME,
     image,
-    args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", adminBind, ...extraArgs(previous)],
+    args: ["--annotations", ANNOTATIONS_PATH, "--admin-bind", adminBind, ...(adminPort === undefined ? [] : ["--admin-port", String(config.adminPort)]), ...extraArgs(previous)],
     ports,
   };
   // Native: the kubelet restarts it whenever it exits (as it would a regular container), and
@@ -303,6 +310,35 @@ function sidecarContainer(config: Config, image: string, native: boolean, adminB
   return container;
 }
 
+/**
+ * The settings inject decides for the whole pod (the listeners, hence the workload's proxy
+ * variables, the ports, the probes): from the annotations, or inject's own flags. The same
+ * setting kept in the sidecar's args or env would win over the annotations in the sidecar
+ * (flags and env rank higher) and leave the pod configured for something else.
+ */
+const INJECT_OWNED = OPTIONS.filter((o) => o.annotations.length > 0 || ["admin-port", "no-admin", "admin-bind", "annotations", "out-bind"].includes(o.flag));
+
+/** Refuses what the user added to the sidecar that would override what inject decides. */
+function checkKeptSettings(previous: Json, what: string): void {
+  for (const arg of extraArgs(previous)) {
+    if (typeof arg !== "string" || !arg.startsWith("--")) continue;
+    const name = arg.slice(2).split("=", 1)[0];
+    const owned = INJECT_OWNED.find((o) => o.flag === name);
+    if (owned) throw new ConfigError(`${what}: the ${SIDECAR_NAME} container's args set --${name}, which inject decides for the whole pod; ${where(owned)}`);
+  }
+  if (!Array.isArray(previous.env)) return;
+  for (const e of previous.env) {
+    const owned = isObject(e) ? INJECT_OWNED.find((o) => o.env === e.name) : undefined;
+    if (owned) throw new ConfigError(`${what}: the ${SIDECAR_NAME} container's env sets ${owned.env}, which inject decides for the whole pod; ${where(owned)}`);
+  }
+}
+
+function where(o: (typeof OPTIONS)[number]): string {
+  if (o.annotations.length > 0) return `set the pod template's annotation ${o.annotations[0]} instead, and remove it there`;
+  if (o.flag === "admin-bind" || o.flag === "admin-port") return `use inject --${o.flag} instead, and remove it there`;
+  return "remove it there";
+}
+
 /** Arguments the user added to an earlier injection's sidecar: everything but the two inject writes. */
 function extraArgs(previous: Json | null): unknown[] {
   const args = previous?.args;
@@ -310,8 +346,8 @@ function extraArgs(previous: Json | null): unknown[] {
   const out: unknown[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === "--annotations" || a === "--admin-bind") i++; // and its value
-    else if (typeof a === "string" && (a.startsWith("--annotations=") || a.startsWith("--admin-bind="))) continue;
+    if (a === "--annotations" || a === "--admin-bind" || a === "--admin-port") i++; // and its value
+    else if (typeof a === "string" && (a.startsWith("--annotations=") || a.startsWith("--admin-bind=") || a.startsWith("--admin-port="))) continue;
     else out.push(a);
   }
   return out;

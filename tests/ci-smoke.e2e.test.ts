@@ -14,10 +14,10 @@
  * Checked: the ready file's JSON, both responses, `wait %1` = 0, and the `stopped` summary line.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanEnv, proxyCommand } from "./helpers/proc.ts";
+import { cleanEnv, proxyCommand, runProxyOnce } from "./helpers/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sidecar-proxy-ci-smoke-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -116,4 +116,17 @@ describe("--ready-file", () => {
     expect(readFileSync(join(dir, "victim"), "utf8")).toBe("precious\n"); // it was overwritten with the ready JSON
     expect(Object.keys(JSON.parse(readFileSync(join(dir, "r2.ready.seen"), "utf8"))).sort()).toEqual(["admin", "forward"]);
   }, 60_000);
+});
+
+describe("--ready-file that cannot be written", () => {
+  test("start-up fails naming the flag, before any `ready` line, and leaves no partial file", async () => {
+    const target = join(dir, "a-directory");
+    mkdirSync(target);
+    const r = await runProxyOnce(["--proxy-type", "forward", "--proxy-protocol", "http", "--proxy-out-port", "0", "--admin-port", "0", "--log-format", "json", "--ready-file", target]);
+    expect(r.exitCode).toBe(1);
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg: string; error?: string });
+    expect(lines.some((l) => l.msg === "ready")).toBe(false); // it said ready, then could not start
+    expect(lines.find((l) => l.msg === "cannot start")?.error).toStartWith(`cannot write --ready-file "${target}": `);
+    expect(readdirSync(dir).filter((f) => f.startsWith("a-directory."))).toEqual([]); // a .tmp was left per try
+  }, 30_000);
 });

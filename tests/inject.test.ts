@@ -223,6 +223,27 @@ describe("inject follows the annotations", () => {
     expect(inject(again, { image: "registry.invalid/sidecar-proxy:0.2.0" })).toEqual(again);
   });
 
+  test("kept args or env that would override what inject decides for the pod (listeners, ports) are refused; inject --admin-port moves the admin endpoint", () => {
+    const once = inject(workload()) as Json;
+    const withArgs = structuredClone(once);
+    container(withArgs, "sidecar-proxy").args.push("--proxy-type", "reverse");
+    expect(injectError(withArgs)).toBe(
+      "deployment/web: the sidecar-proxy container's args set --proxy-type, which inject decides for the whole pod; set the pod template's annotation sidecar.speedscale.com/proxy-type instead, and remove it there",
+    );
+    const withEq = structuredClone(once);
+    container(withEq, "sidecar-proxy").args.push("--proxy-out-port=5140");
+    expect(injectError(withEq)).toContain("args set --proxy-out-port, which inject decides");
+    const withEnv = structuredClone(once);
+    container(withEnv, "sidecar-proxy").env = [{ name: "SIDECAR_NO_ADMIN", value: "1" }];
+    expect(injectError(withEnv)).toContain("env sets SIDECAR_NO_ADMIN, which inject decides for the whole pod; remove it there");
+    const moved = inject(workload(), { adminPort: "4200" });
+    const side = container(moved, "sidecar-proxy");
+    expect(side.args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0", "--admin-port", "4200"]);
+    expect(side.ports).toContainEqual({ name: "sidecar-admin", containerPort: 4200 });
+    expect(inject(moved, { adminPort: "4200" })).toEqual(moved);
+    expect(container(inject(moved), "sidecar-proxy").args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0"]); // re-decided each run
+  });
+
   test("Pod Security Standards restricted: the sidecar's securityContext has every field it asks of a container", () => {
     expect(container(inject(workload()), "sidecar-proxy").securityContext).toEqual({
       runAsNonRoot: true,
@@ -350,6 +371,7 @@ describe("inject refuses invalid input with one line", () => {
     let deep: unknown = [];
     for (let i = 0; i < 200_000; i++) deep = [deep];
     expect(injectError({ ...workload(), deep })).toStartWith("input cannot be copied (");
+    expect(injectError({ kind: "List", items: [{ ...workload(), deep }] })).toStartWith("input cannot be copied ("); // in a List too
   });
 
   test("not a workload with a pod template", () => {

@@ -41,6 +41,7 @@ export const INJECT_FLAGS: readonly CommandFlag[] = Object.freeze([
     description: "native: the first init container with restartPolicy Always (Kubernetes 1.29+: up before the workload, stopped after it); container: a regular container (default: native)",
   },
   { flag: "admin-bind", type: "string", valueHint: "ADDR", description: "address of the sidecar's admin endpoint, which the kubelet probes on the pod IP (default: 0.0.0.0; :: on an IPv6-only cluster)" },
+  { flag: "admin-port", type: "string", valueHint: "N", description: "port of the sidecar's admin endpoint and its probes, when the workload uses 4100 itself (default: 4100)" },
 ]);
 
 type FlagLookup = (name: string) => Pick<CommandFlag, "type" | "valueHint"> | undefined;
