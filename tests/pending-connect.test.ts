@@ -15,10 +15,10 @@ import { ScriptedConn } from "./helpers/fake-conn.ts";
 const OPTIONS = { hostname: "127.0.0.1", port: 9, timeoutMs: 20 };
 
 /** Starts a connect that nothing will report, and waits (≤ 5 s) for its deadline's answer. */
-async function timedOut(): Promise<{ pending: PendingConnect; result: Conn | ProxyError }> {
+async function timedOut(options: typeof OPTIONS & { owner?: { abandonedConnects: number } } = OPTIONS): Promise<{ pending: PendingConnect; result: Conn | ProxyError }> {
   let settle!: (result: Conn | ProxyError) => void;
   const answered = new Promise<Conn | ProxyError>((resolve) => (settle = resolve));
-  const pending = PendingConnect.start(OPTIONS, (result) => settle(result));
+  const pending = PendingConnect.start(options, (result) => settle(result));
   expect(pending).not.toBeNull();
   const result = await Promise.race([answered, Bun.sleep(5_000).then(() => new ProxyError("internal", "no answer in 5 s"))]);
   return { pending: pending!, result };
@@ -27,6 +27,22 @@ async function timedOut(): Promise<{ pending: PendingConnect; result: Conn | Pro
 afterEach(() => setAbandonedConnectBudget(ABANDONED_CONNECTS_MAX));
 
 describe("abandoned connects", () => {
+  test("each is charged to its owner (the listener, whose cap counts it) while counted, once, whatever reports it", async () => {
+    const owner = { abandonedConnects: 0 };
+    const a = await timedOut({ ...OPTIONS, owner });
+    const b = await timedOut({ ...OPTIONS, owner });
+    const c = await timedOut({ ...OPTIONS, owner });
+    expect(owner.abandonedConnects).toBe(3);
+    a.pending.opened(new ScriptedConn());
+    b.pending.failed(new Error("ECONNREFUSED"));
+    c.pending.expire(); // the forget deadline
+    expect(owner.abandonedConnects).toBe(0);
+    a.pending.expire();
+    b.pending.opened(new ScriptedConn());
+    c.pending.failed(new Error("ETIMEDOUT"));
+    expect(owner.abandonedConnects).toBe(0); // never below
+  });
+
   test("past its deadline a connect answers connectTimeout and is counted until the runtime opens it, which destroys it", async () => {
     const before = abandonedConnects();
     const { pending, result } = await timedOut();
