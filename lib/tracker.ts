@@ -79,7 +79,8 @@ export interface ListenerStats {
   active: number;
   /**
    * Dials still in flight whose connection has ended (its client reset while we dialled): not
-   * active, yet each holds a socket until its connect settles (neither runtime can cancel one),
+   * active, yet each holds a socket until its connect settles (a dial is not cancelled when its
+   * client goes: Bun cannot cancel a connect, and under Deno it runs to its deadline as well),
    * so they count against the connection cap. Without that, one client connecting and resetting
    * in a loop opened a socket per try (67 SYN-SENT with --max-connections 5 in an audit).
    */
