@@ -168,6 +168,8 @@ function renderMetrics(state: AdminState): string {
   for (const s of stats) out.push(`sidecar_connections_active${labels(s)} ${s.active}`);
   family("sidecar_orphaned_dials", "gauge", "Dials still in flight whose client has gone; they count against the connection cap until they settle.");
   for (const s of stats) out.push(`sidecar_orphaned_dials${labels(s)} ${s.orphanDials}`);
+  family("sidecar_listener_abandoned_connects", "gauge", "Connects past --connect-timeout the runtime still holds (Bun), by listener; they count against its connection cap and its share of the budget.");
+  for (const s of stats) out.push(`sidecar_listener_abandoned_connects${labels(s)} ${s.abandonedConnects}`);
   family("sidecar_connections_total", "counter", "Client connections accepted.");
   for (const s of stats) out.push(`sidecar_connections_total${labels(s)} ${s.total}`);
   family("sidecar_connections_refused_total", "counter", "Client connections refused at accept (cap or allow list).");

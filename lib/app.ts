@@ -20,7 +20,7 @@ import { type Logger, createLogger } from "./log.ts";
 import type { AddressMatcher } from "./policy.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
 import { setLingerBudget } from "./runtime/linger.ts";
-import { setAbandonedConnectBudget } from "./runtime/pending-connect.ts";
+import { abandonedConnectBudget, setAbandonedConnectBudget } from "./runtime/pending-connect.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
 import { type ListenerName, Tracker } from "./tracker.ts";
@@ -77,7 +77,10 @@ export class ProxyServer {
     if (config.reverseProtocol) groups.push(["reverse", config.reverseProtocol, config.inBind, config.inPort]);
     if (config.forwardProtocol) groups.push(["forward", config.forwardProtocol, config.outBind, config.outPort]);
     const cap = this.connectionCap(groups.length);
-    for (const [name, protocol, addresses, port] of groups) this.bound.push(this.bindGroup(name, protocol, addresses, port, cap));
+    // Each listener gets its share of the abandoned connects' budget, so one listener's clients
+    // (one client looping connect-then-timeout) cannot stop every listener's dials.
+    const abandonedShare = Math.max(1, Math.floor(abandonedConnectBudget() / Math.max(1, groups.length)));
+    for (const [name, protocol, addresses, port] of groups) this.bound.push(this.bindGroup(name, protocol, addresses, port, cap, abandonedShare));
     const { adminBind, adminPort } = config;
     if (adminPort !== null) {
       const state = {
@@ -172,10 +175,11 @@ export class ProxyServer {
     return configured;
   }
 
-  private bindGroup(name: ListenerName, protocol: string, addresses: readonly string[], port: number, cap: number): BoundListener {
+  private bindGroup(name: ListenerName, protocol: string, addresses: readonly string[], port: number, cap: number, abandonedShare: number): BoundListener {
     const driver = this.modules.drivers.get(protocol);
     if (!driver) throw new Error(`the ${protocol} driver was not loaded`);
     const stats = this.tracker.register(name, protocol);
+    stats.abandonedShare = abandonedShare;
     const workload = name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null;
     const ctx: ListenerContext = {
       name,

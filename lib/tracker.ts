@@ -92,6 +92,8 @@ export interface ListenerStats {
    * process-wide budget (ABANDONED_CONNECTS_MAX) that every listener's dials share.
    */
   abandonedConnects: number;
+  /** This listener's share of the abandoned connects' budget (lib/app.ts: budget ÷ listeners). */
+  abandonedShare: number;
   total: number;
   refused: number;
   bytesUp: number;
@@ -143,6 +145,7 @@ export class Tracker {
       active: 0,
       orphanDials: 0,
       abandonedConnects: 0,
+      abandonedShare: Number.MAX_SAFE_INTEGER,
       total: 0,
       refused: 0,
       bytesUp: 0,

@@ -362,6 +362,31 @@ describe("misbehaving upstreams", () => {
     expect(third.finals[0]?.status).toBe(503); // it was dialled too: one more socket per try
   }, T);
 
+  test("one listener's abandoned connects stay within its share of the budget: the other listener of a dual proxy still dials", async () => {
+    const stalled = await stalledPort(60_000);
+    servers.push(stalled);
+    const deno = process.env.SIDECAR_PROXY_RUNTIME === "deno";
+    // ulimit -n 96: a budget of 4 abandoned connects, 2 for each of the two listeners.
+    const args = ["--proxy-type", "dual", "--proxy-protocol", "tcp:socks", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port), "--in-bind", "127.0.0.1", "--connect-timeout", "200ms"];
+    const p = await startProxyWrapped("ulimit -n 96", deno ? [...args, "--max-connections", "8"] : args);
+    const replies: Array<number | null> = [];
+    for (let i = 0; i < 6 && !replies.includes(0x01); i++) {
+      const s = await NetClient.connect(p.ports.forward!);
+      await s.write(socks5Connect("127.0.0.1", stalled.port));
+      await s.waitFor(() => s.receivedBytes >= SOCKS5_HEAD_BYTES || s.ended, 10_000, "the SOCKS reply");
+      replies.push(socks5Rep(s));
+      s.close();
+      if (deno) await untilMetric(p, "sidecar_abandoned_connects", {}, (v) => v === 0, 10_000, "the cancelled connect let go");
+    }
+    // Bun: the forward listener spent its share (it used to spend the whole budget, and the
+    // reverse listener's dials were refused with it); Deno cancels connects: nothing held.
+    expect(replies).toEqual(deno ? Array(6).fill(0x06) : [0x06, 0x06, 0x01]);
+    expect((await metricsOf(p)).value("sidecar_listener_abandoned_connects", { listener: "forward", protocol: "socks" })).toBe(deno ? 0 : 2);
+    const c = await NetClient.connect(p.ports.reverse!);
+    await c.roundTrip("the reverse listener still dials;");
+    c.close();
+  }, T);
+
   test("connects past --connect-timeout that the kernel still holds are counted; over their budget a dial is refused at once (0x01), never EMFILE; they are let go when the destination answers", async () => {
     const stalled = await stalledPort(60_000);
     servers.push(stalled);

@@ -15,7 +15,7 @@ import { ScriptedConn } from "./helpers/fake-conn.ts";
 const OPTIONS = { hostname: "127.0.0.1", port: 9, timeoutMs: 20 };
 
 /** Starts a connect that nothing will report, and waits (≤ 5 s) for its deadline's answer. */
-async function timedOut(options: typeof OPTIONS & { owner?: { abandonedConnects: number } } = OPTIONS): Promise<{ pending: PendingConnect; result: Conn | ProxyError }> {
+async function timedOut(options: typeof OPTIONS & { owner?: { abandonedConnects: number; abandonedShare: number } } = OPTIONS): Promise<{ pending: PendingConnect; result: Conn | ProxyError }> {
   let settle!: (result: Conn | ProxyError) => void;
   const answered = new Promise<Conn | ProxyError>((resolve) => (settle = resolve));
   const pending = PendingConnect.start(options, (result) => settle(result));
@@ -28,7 +28,7 @@ afterEach(() => setAbandonedConnectBudget(ABANDONED_CONNECTS_MAX));
 
 describe("abandoned connects", () => {
   test("each is charged to its owner (the listener, whose cap counts it) while counted, once, whatever reports it", async () => {
-    const owner = { abandonedConnects: 0 };
+    const owner = { abandonedConnects: 0, abandonedShare: 100 };
     const a = await timedOut({ ...OPTIONS, owner });
     const b = await timedOut({ ...OPTIONS, owner });
     const c = await timedOut({ ...OPTIONS, owner });
@@ -41,6 +41,22 @@ describe("abandoned connects", () => {
     b.pending.opened(new ScriptedConn());
     c.pending.failed(new Error("ETIMEDOUT"));
     expect(owner.abandonedConnects).toBe(0); // never below
+  });
+
+  test("an owner at its share of the budget gets limitExceeded without a dial, while another owner still dials", async () => {
+    const full = { abandonedConnects: 0, abandonedShare: 1 };
+    const held = await timedOut({ ...OPTIONS, owner: full });
+    expect(full.abandonedConnects).toBe(1);
+    let refused: ProxyError | Conn | undefined;
+    expect(PendingConnect.start({ ...OPTIONS, owner: full }, (r) => (refused = r))).toBeNull();
+    await Bun.sleep(0);
+    expect((refused as ProxyError).kind).toBe("limitExceeded");
+    expect((refused as ProxyError).message).toContain("1 earlier connects that timed out are still held open by the kernel (this listener's share)");
+    const other = PendingConnect.start({ ...OPTIONS, owner: { abandonedConnects: 0, abandonedShare: 1 } }, () => {});
+    expect(other).not.toBeNull();
+    other!.opened(new ScriptedConn());
+    held.pending.failed(new Error("ECONNREFUSED"));
+    expect(full.abandonedConnects).toBe(0);
   });
 
   test("past its deadline a connect answers connectTimeout and is counted until the runtime opens it, which destroys it", async () => {

@@ -22,6 +22,11 @@ export function setAbandonedConnectBudget(connects: number): void {
   budget = Math.max(0, Math.floor(connects));
 }
 
+/** The budget of abandoned connects, shared out among the listeners (lib/app.ts). */
+export function abandonedConnectBudget(): number {
+  return budget;
+}
+
 /** Connects past their deadline that the runtime has not reported yet (/metrics sidecar_abandoned_connects). */
 export function abandonedConnects(): number {
   return abandoned;
@@ -36,8 +41,12 @@ export class PendingConnect implements Expiring {
    * returns) and nothing is dialled.
    */
   static start(options: ConnectOptions, done: (result: Conn | ProxyError) => void, onTimeout?: () => void): PendingConnect | null {
-    if (abandoned < budget) return new PendingConnect(options, done, onTimeout);
-    const refusal = new ProxyError("limitExceeded", `not dialling ${options.hostname}:${options.port}: ${abandoned} earlier connects that timed out are still held open by the kernel`);
+    // The owner's share first: one listener's clients cannot spend what every listener shares.
+    const owner = options.owner;
+    const mine = owner !== undefined && owner.abandonedConnects >= owner.abandonedShare;
+    if (!mine && abandoned < budget) return new PendingConnect(options, done, onTimeout);
+    const held = mine ? `${owner!.abandonedConnects} earlier connects that timed out are still held open by the kernel (this listener's share)` : `${abandoned} earlier connects that timed out are still held open by the kernel`;
+    const refusal = new ProxyError("limitExceeded", `not dialling ${options.hostname}:${options.port}: ${held}`);
     queueMicrotask(() => done(refusal));
     return null;
   }

@@ -96,9 +96,11 @@ export interface ConnectOptions {
   owner?: AbandonedOwner;
 }
 
-/** A count of abandoned connects, kept by PendingConnect. */
+/** A count of abandoned connects, kept by PendingConnect, and the most it may reach. */
 export interface AbandonedOwner {
   abandonedConnects: number;
+  /** Its share of the process-wide budget (ABANDONED_CONNECTS_MAX): a new dial past it is refused. */
+  readonly abandonedShare: number;
 }
 
 export interface Runtime {
