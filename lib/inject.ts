@@ -160,8 +160,13 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
   if (inits !== undefined && (!Array.isArray(inits) || !inits.every(isObject))) throw new ConfigError(`${what}: ${at}spec.initContainers is not a list of containers`);
 
   if (where !== "") checkOuterAnnotations(meta.annotations, podMeta.annotations, what, at);
-  const adminBind = options.adminBind ?? ADMIN_BIND;
-  const config = configFromAnnotations(podMeta.annotations, what, at, adminBind, options.adminPort);
+  // An earlier injection's sidecar: what the user added to it is kept (sidecarContainer), the
+  // admin address and port it was given stay unless given again, and the proxy URLs it gave the
+  // containers are dropped before this configuration's are set.
+  const previous = [...(containers as Json[]), ...((inits as Json[] | undefined) ?? [])].find((c) => c.name === SIDECAR_NAME) ?? null;
+  const adminBind = options.adminBind ?? argValue(previous, "--admin-bind") ?? ADMIN_BIND;
+  const adminPort = options.adminPort ?? argValue(previous, "--admin-port");
+  const config = configFromAnnotations(podMeta.annotations, what, at, adminBind, adminPort);
   // Each list loses its old sidecar (either kind), and the new one goes where its kind belongs:
   // a native sidecar first, so every other init container starts after it.
   const workload = (containers as Json[]).filter((c) => c.name !== SIDECAR_NAME);
@@ -171,16 +176,13 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
   // Regular init containers have exited before a regular sidecar container starts.
   checkPorts(native ? [...workload, ...otherInits] : workload, config, what);
 
-  // An earlier injection's sidecar: what the user added to it is kept (sidecarContainer), and
-  // the proxy URLs it gave the containers are dropped before this configuration's are set.
-  const previous = [...(containers as Json[]), ...initList].find((c) => c.name === SIDECAR_NAME) ?? null;
   const vars = proxyEnv(config);
   // A regular sidecar starts after the init containers: they get no proxy URLs (a native one's
   // would point at nothing). NO_PROXY stays (loopback entries never send anything anywhere).
   const proxied = native ? [...workload, ...otherInits] : workload;
   for (const c of [...workload, ...otherInits]) clearProxyEnv(c, previous !== null, proxied.includes(c) ? vars : [], what);
   if (previous !== null) checkKeptSettings(previous, what);
-  const sidecar = sidecarContainer(config, image, native, adminBind, options.adminPort, previous);
+  const sidecar = sidecarContainer(config, image, native, adminBind, adminPort, previous);
   if (native) {
     podSpec.containers = workload;
     podSpec.initContainers = [sidecar, ...otherInits];
@@ -337,6 +339,18 @@ function where(o: (typeof OPTIONS)[number]): string {
   if (o.annotations.length > 0) return `set the pod template's annotation ${o.annotations[0]} instead, and remove it there`;
   if (o.flag === "admin-bind" || o.flag === "admin-port") return `use inject --${o.flag} instead, and remove it there`;
   return "remove it there";
+}
+
+/** The value an earlier injection gave `flag` in the sidecar's args (`--flag VALUE` or `--flag=VALUE`). */
+function argValue(previous: Json | null, flag: string): string | undefined {
+  const args = previous?.args;
+  if (!Array.isArray(args)) return undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === flag && typeof args[i + 1] === "string") return args[i + 1] as string;
+    if (typeof a === "string" && a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
 }
 
 /** Arguments the user added to an earlier injection's sidecar: everything but the two inject writes. */

@@ -241,7 +241,11 @@ describe("inject follows the annotations", () => {
     expect(side.args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0", "--admin-port", "4200"]);
     expect(side.ports).toContainEqual({ name: "sidecar-admin", containerPort: 4200 });
     expect(inject(moved, { adminPort: "4200" })).toEqual(moved);
-    expect(container(inject(moved), "sidecar-proxy").args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0"]); // re-decided each run
+    // Kept when re-injecting without them (an image bump must not move the admin endpoint back
+    // onto a port the workload uses); given again, they change.
+    expect(inject(moved)).toEqual(moved);
+    expect(container(inject(inject(workload(), { adminBind: "::" })), "sidecar-proxy").args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "::"]);
+    expect(container(inject(moved, { adminPort: "4300" }), "sidecar-proxy").args).toEqual(["--annotations", "/etc/podinfo/annotations", "--admin-bind", "0.0.0.0", "--admin-port", "4300"]);
   });
 
   test("Pod Security Standards restricted: the sidecar's securityContext has every field it asks of a container", () => {
