@@ -78,13 +78,16 @@ const MAX_FORWARDS_MAX = 255;
 
 /**
  * A TRACE's or OPTIONS's Max-Forwards (RFC 9110 §7.6.2): its value, capped; null for other
- * methods, without the field, or when it is not 1*DIGIT (left as it is).
+ * methods or without the field. A value that is not 1*DIGIT is a malformed request (400):
+ * passed on as it came, a hop that reads it otherwise (`0\xA0` trimmed to 0) would count
+ * differently from us.
  */
 export function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">): number | null {
   if (request.method !== "TRACE" && request.method !== "OPTIONS") return null;
   const raw = getHeader(request.headers, "max-forwards");
-  const value = raw === undefined ? undefined : trimOws(raw);
-  if (value === undefined || !/^\d{1,10}$/.test(value)) return null;
+  if (raw === undefined) return null;
+  const value = trimOws(raw);
+  if (!/^\d{1,10}$/.test(value)) throw new ProxyError("protocol", "invalid Max-Forwards");
   return Math.min(Number(value), MAX_FORWARDS_MAX);
 }
 

@@ -180,7 +180,14 @@ export class HttpSession implements ConnEvents, ResponseSink {
       return this.fail(new ProxyError("authFailed", "proxy authentication required"));
     }
     // A TRACE or OPTIONS with Max-Forwards: 0 is answered here (RFC 9110 §7.6.2).
-    const lastHop = request.method === "TRACE" || request.method === "OPTIONS" ? lastHopAnswer(request) : null;
+    let lastHop: Uint8Array | null = null;
+    if (request.method === "TRACE" || request.method === "OPTIONS") {
+      try {
+        lastHop = lastHopAnswer(request);
+      } catch (err) {
+        return this.fail(asProxyError(err)); // an invalid Max-Forwards: 400
+      }
+    }
     if (lastHop !== null) {
       this.toClient(lastHop);
       return this.closeClient("answered");
