@@ -127,7 +127,11 @@ function injectInput(manifest: Json, image: string, kindOfSidecar: string, optio
   // other object (a Service, a ConfigMap) passes through as it is, as `linkerd inject` does.
   if (manifest.kind === "List" || (typeof manifest.kind === "string" && manifest.kind.endsWith("List") && Array.isArray(manifest.items))) {
     if (!Array.isArray(manifest.items)) throw new ConfigError("input is a List without an items array");
-    const items = manifest.items.map((item) => (isObject(item) && typeof item.kind === "string" && Object.hasOwn(POD_TEMPLATE_PATHS, item.kind) ? injectOne(item, image, kindOfSidecar, options) : item));
+    const items = manifest.items.map((item) => {
+      if (!isObject(item) || typeof item.kind !== "string") return item;
+      if (Object.hasOwn(POD_TEMPLATE_PATHS, item.kind)) return injectOne(item, image, kindOfSidecar, options);
+      return item.kind.endsWith("List") && Array.isArray(item.items) ? injectInput(item, image, kindOfSidecar, options) : item; // a List in a List
+    });
     return { ...structuredClone(manifest), items };
   }
   return injectOne(manifest, image, kindOfSidecar, options);

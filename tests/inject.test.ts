@@ -400,6 +400,8 @@ describe("inject refuses invalid input with one line", () => {
     const bad = workload();
     bad.spec.template.metadata.annotations["sidecar.speedscale.com/proxy-type"] = "transparent";
     expect(injectError({ ...list, items: [workload(), bad] })).toContain("transparent");
+    const nested = inject({ kind: "List", items: [{ kind: "List", items: [workload()] }] }) as Json;
+    expect(nested.items[0].items[0]).toEqual(inject(workload())); // it passed through uninjected
     // kubectl's typed lists (DeploymentList) too.
     expect((inject({ apiVersion: "apps/v1", kind: "DeploymentList", items: [workload()] }) as Json).items[0]).toEqual(inject(workload()));
   });
