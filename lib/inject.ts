@@ -357,16 +357,18 @@ function argValue(previous: Json | null, flag: string): string | undefined {
   return undefined;
 }
 
-/** Arguments the user added to an earlier injection's sidecar: everything but the two inject writes. */
+/** The flags inject writes into the sidecar's args itself (the rest are the user's). */
+const INJECT_ARGS = ["--annotations", "--admin-bind", "--admin-port"];
+
+/** Arguments the user added to an earlier injection's sidecar: everything but INJECT_ARGS and their values. */
 function extraArgs(previous: Json | null): unknown[] {
   const args = previous?.args;
   if (!Array.isArray(args)) return [];
   const out: unknown[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === "--annotations" || a === "--admin-bind" || a === "--admin-port") i++; // and its value
-    else if (typeof a === "string" && (a.startsWith("--annotations=") || a.startsWith("--admin-bind=") || a.startsWith("--admin-port="))) continue;
-    else out.push(a);
+    if (typeof a === "string" && INJECT_ARGS.includes(a)) i++; // and its value
+    else if (typeof a !== "string" || !INJECT_ARGS.some((flag) => a.startsWith(`${flag}=`))) out.push(a);
   }
   return out;
 }

@@ -189,15 +189,22 @@ export class HeadScan {
   }
 }
 
-/** buf[s, e) ends in SP "HTTP/" DIGIT "." DIGIT after at least one more octet (RFC 9112 §2.3, §3). */
+/** buf[s, e) ends in SP and an HTTP-version after at least one more octet (RFC 9112 §3). */
 function endsInVersion(buf: Uint8Array, s: number, e: number): boolean {
-  const v = e - 8;
-  if (v - 2 < s || buf[v - 1] !== SP) return false;
-  for (let k = 0; k < HTTP_SLASH.length; k++) if (buf[v + k] !== HTTP_SLASH[k]) return false;
-  return isDigitOctet(buf[v + 5]!) && buf[v + 6] === 0x2e && isDigitOctet(buf[v + 7]!);
+  const v = e - HTTP_VERSION_LENGTH;
+  return v - 2 >= s && buf[v - 1] === SP && isHttpVersion(buf, v);
 }
-const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
-const isDigitOctet = (c: number) => c >= 0x30 && c <= 0x39;
+
+const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
+/** Octets of an HTTP-version: "HTTP/" DIGIT "." DIGIT. */
+export const HTTP_VERSION_LENGTH = 8;
+const isDigitOctet = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/** buf[v, v + 8) is an HTTP-version (RFC 9112 §2.3): "HTTP/" DIGIT "." DIGIT. */
+export function isHttpVersion(buf: Uint8Array, v: number): boolean {
+  for (let k = 0; k < HTTP_SLASH.length; k++) if (buf[v + k] !== HTTP_SLASH[k]) return false;
+  return isDigitOctet(buf[v + 5]) && buf[v + 6] === 0x2e && isDigitOctet(buf[v + 7]);
+}
 
 /**
  * 1*DIGIT of at most `maxDigits` as a number, or null. Exact below 2^53; past it the sum rounds

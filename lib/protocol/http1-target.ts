@@ -25,7 +25,7 @@
  * - "*" only with OPTIONS (§3.2.4); authority-form only with CONNECT, and CONNECT only with it.
  */
 import { ProxyError } from "../errors.ts";
-import { charClass, INCOMPLETE_REQUEST_LINE, parseDigits, SP, TCHAR } from "./http1-scan.ts";
+import { charClass, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 /** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
@@ -77,8 +77,6 @@ export interface RequestLineSpans {
 /** scanRequestLine's answer: one object, filled anew by each call (read it before the next). */
 const LINE: { -readonly [K in keyof RequestLineSpans]: RequestLineSpans[K] } = { methodEnd: 0, targetStart: 0, targetEnd: 0, version: "1.1" };
 
-const INCOMPLETE_LINE = INCOMPLETE_REQUEST_LINE;
-
 /**
  * RFC 9112 §3: method SP request-target SP HTTP-version, over buf[s, e) (CRLF excluded). The
  * answer is a shared object (no allocation per request): read it before the next call.
@@ -86,13 +84,13 @@ const INCOMPLETE_LINE = INCOMPLETE_REQUEST_LINE;
 export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestLineSpans {
   let i = s;
   while (i < e && TCHAR[buf[i]!] === 1) i++;
-  if (i === e && i > s) throw new ProxyError("protocol", INCOMPLETE_LINE);
+  if (i === e && i > s) throw new ProxyError("protocol", INCOMPLETE_REQUEST_LINE);
   if (i === s || buf[i] !== SP) throw new ProxyError("protocol", "invalid method token");
   const methodEnd = i;
   const targetStart = ++i;
   while (i < e && TARGET_CHAR[buf[i]!] === 1) i++;
   // "GET /" alone is HTTP/0.9, which RFC 9112 §2.3 leaves behind.
-  if (i === e && i > targetStart) throw new ProxyError("protocol", INCOMPLETE_LINE);
+  if (i === e && i > targetStart) throw new ProxyError("protocol", INCOMPLETE_REQUEST_LINE);
   if (i === targetStart || buf[i] !== SP) throw new ProxyError("protocol", "invalid request-target");
   const line = LINE;
   line.version = scanVersion(buf, i + 1, e, "protocol");
@@ -102,13 +100,8 @@ export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestL
   return line;
 }
 
-const HTTP_NAME = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
 const DIGIT_1 = 0x31;
 const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
-const DOT = 0x2e;
-
-const isDigit = (c: number | undefined) => c !== undefined && c >= DIGIT_0 && c <= DIGIT_9;
 
 /**
  * HTTP-version over buf[s, e) (RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT): "1.0", or "1.1" for
@@ -116,9 +109,7 @@ const isDigit = (c: number | undefined) => c !== undefined && c >= DIGIT_0 && c 
  * `versionNotSupported` (505) on a request, an upstream's `upstreamProtocol` (502).
  */
 export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protocol" | "upstreamProtocol"): "1.0" | "1.1" {
-  let ok = e - s === 8;
-  for (let k = 0; ok && k < HTTP_NAME.length; k++) ok = buf[s + k] === HTTP_NAME[k];
-  if (!ok || !isDigit(buf[s + 5]) || buf[s + 6] !== DOT || !isDigit(buf[s + 7])) throw new ProxyError(kind, "malformed HTTP-version");
+  if (e - s !== HTTP_VERSION_LENGTH || !isHttpVersion(buf, s)) throw new ProxyError(kind, "malformed HTTP-version");
   if (buf[s + 5] !== DIGIT_1) {
     throw new ProxyError(kind === "protocol" ? "versionNotSupported" : kind, `HTTP/${String.fromCharCode(buf[s + 5]!)}.${String.fromCharCode(buf[s + 7]!)} (only HTTP/1.x)`);
   }
