@@ -6,24 +6,23 @@
  *   close -> open connections get the grace period -> the rest are cut -> exit 0.
  *   A second signal exits at once (exit code 1: the shutdown was not clean).
  */
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { hostPort, isIP, unmapIPv4 } from "./address.ts";
-import type { startAdmin } from "./admin.ts";
+import { hostPort, unmapIPv4 } from "./address.ts";
+import { bindAddresses } from "./bind.ts";
 import type { Config } from "./config.ts";
 import { optionByFlag } from "./config/options.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
-import { loadDriver } from "./listeners/index.ts";
 import { type Logger, createLogger } from "./log.ts";
-import type { AddressMatcher } from "./policy.ts";
+import { type Modules, loadModules } from "./modules.ts";
+import { removeReadyFile, writeReadyFile } from "./ready-file.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
 import { setLingerBudget } from "./runtime/linger.ts";
 import { abandonedConnectBudget, setAbandonedConnectBudget } from "./runtime/pending-connect.ts";
 import { loadRuntime } from "./runtime/select.ts";
 import type { Conn, Listener, Runtime } from "./runtime/types.ts";
-import { type ListenerName, Tracker } from "./tracker.ts";
+import { type ListenerName, type ListenerStats, Tracker } from "./tracker.ts";
 import { type ListenerContext, type ProtocolDriver, formatTarget, relayOptions } from "./tunnel.ts";
 import { VERSION, runtimeVersion } from "./version.ts";
 import { nowMs } from "./clock.ts";
@@ -46,9 +45,6 @@ interface BoundListener {
   readonly protocol: string;
   readonly listeners: Listener[];
 }
-
-/** Binds of one listener on port 0 retried when the port its first address got is in use on another. */
-const PORT_ZERO_ATTEMPTS = 8;
 
 export class ProxyServer {
   readonly tracker: Tracker;
@@ -94,29 +90,10 @@ export class ProxyServer {
       this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
       this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
-    if (config.readyFile) this.writeReadyFile(config.readyFile);
+    if (config.readyFile) writeReadyFile(config.readyFile, this.addresses());
     this.isReady = true;
     this.quietGc();
     this.log.info("ready", { version: VERSION, runtime: runtimeVersion(), listeners: this.addresses() });
-  }
-
-  /**
-   * Written then renamed: a script polling for the file never reads half of it. The partial file
-   * has an unguessable name and is created exclusively (O_EXCL: never through a symlink someone
-   * planted there, which would make us overwrite its target), and is removed if the rename fails.
-   */
-  private writeReadyFile(file: string): void {
-    const random = new Uint8Array(8);
-    (globalThis as unknown as { crypto: { getRandomValues(into: Uint8Array): Uint8Array } }).crypto.getRandomValues(random);
-    const nonce = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
-    const partial = `${file}.${process.pid}.${nonce}.tmp`;
-    try {
-      writeFileSync(partial, JSON.stringify(this.addresses()) + "\n", { flag: "wx", mode: 0o644 });
-      renameSync(partial, file);
-    } catch (err) {
-      rmSync(partial, { force: true });
-      throw new Error(`cannot write --ready-file ${JSON.stringify(file)}: ${err instanceof Error ? err.message : String(err)}`);
-    }
   }
 
   /**
@@ -180,8 +157,30 @@ export class ProxyServer {
     if (!driver) throw new Error(`the ${protocol} driver was not loaded`);
     const stats = this.tracker.register(name, protocol);
     stats.abandonedShare = abandonedShare;
+    const ctx = this.listenerContext(name, protocol, stats);
+    // The client's address and port outlive the socket only in the log line and /connections:
+    // with neither, records name no client and the address is read only if something asks.
+    const recordClient = this.tracker.logsConnections() || this.config.adminPort !== null;
+    const onAccept = this.acceptor(ctx, driver, stats, cap, recordClient);
+    const bound = bindAddresses({
+      name,
+      addresses,
+      port,
+      defaultBinds: addresses.join(",") === optionByFlag(name === "reverse" ? "in-bind" : "out-bind")?.default,
+      listen: (address, boundPort) => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }),
+    }, this.log);
+    for (const { address, listener } of bound) {
+      const fields: Record<string, unknown> = { listener: name, protocol, address, port: listener.port, maxConnections: cap };
+      if (ctx.workloadKey) fields.workload = ctx.workloadKey; // "[::1]:8080", as connection lines print it
+      this.log.info("listening", fields);
+    }
+    return { name, protocol, listeners: bound.map((b) => b.listener) };
+  }
+
+  private listenerContext(name: ListenerName, protocol: string, stats: ListenerStats): ListenerContext {
     const workload = name === "reverse" ? { host: this.config.proxyHost, port: this.config.proxyPort } : null;
-    const ctx: ListenerContext = {
+    const deny = this.modules.matchers.deny;
+    return {
       name,
       protocol: protocol as ListenerContext["protocol"],
       config: this.config,
@@ -193,17 +192,19 @@ export class ProxyServer {
       workloadKey: workload && formatTarget(workload),
       dialOptions: {
         timeoutMs: this.config.limits.connectTimeoutMs,
-        allowAddress: name === "forward" && this.modules.matchers.deny ? negate(this.modules.matchers.deny) : undefined,
+        allowAddress: name === "forward" && deny ? (address) => !deny(address) : undefined,
         owner: stats,
       },
       relayOptions: relayOptions(this.config.limits),
       draining: () => this.isDraining,
     };
+  }
+
+  /** Admits or refuses each accepted connection (allow list, cap), then hands it to its driver. */
+  private acceptor(ctx: ListenerContext, driver: ProtocolDriver, stats: ListenerStats, cap: number, recordClient: boolean): (conn: Conn) => void {
+    const { name, protocol } = ctx;
     const allowClient = this.modules.matchers.allow;
-    // The client's address and port outlive the socket only in the log line and /connections:
-    // with neither, records name no client and the address is read only if something asks.
-    const recordClient = this.tracker.logsConnections() || this.config.adminPort !== null;
-    const onAccept = (conn: Conn) => {
+    return (conn: Conn) => {
       if (allowClient && !allowClient(conn.remoteAddress)) {
         this.tracker.countRefused(name, "denied");
         this.log.debug("client refused by --allow-clients", { listener: name, client: conn.remoteAddress });
@@ -227,42 +228,6 @@ export class ProxyServer {
         conn.destroy();
       }
     };
-    const defaultBinds = addresses.join(",") === optionByFlag(name === "reverse" ? "in-bind" : "out-bind")?.default;
-    for (let attempt = 1; ; attempt++) {
-      const listeners: Listener[] = [];
-      const bound: string[] = []; // the address each listener was asked for, as logged
-      try {
-        let boundPort = port;
-        for (const address of addresses) {
-          // With port 0 the first address picks a free port and the others share it.
-          let l: Listener;
-          try {
-            l = listenOrExplain(name, address, boundPort, () => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }));
-          } catch (err) {
-            if (!(defaultBinds && ipv6Unavailable(address, err))) throw err;
-            // An IPv4-only host (IPv6 disabled by sysctl, or Docker without IPv6) must start with the
-            // defaults; an address the operator listed stays fatal.
-            if (attempt === 1) this.log.warn("IPv6 address skipped: IPv6 is not available on this host", { listener: name, address, code: (err as ListenError).code });
-            continue;
-          }
-          boundPort = l.port;
-          listeners.push(l);
-          bound.push(address);
-        }
-      } catch (err) {
-        // Port 0: the port the first address picked may be in use on another one (by anything
-        // else on the host): let go of this attempt and let the first address pick again.
-        for (const l of listeners) void l.stop();
-        if (port !== 0 || listeners.length === 0 || (err as ListenError).code !== "EADDRINUSE" || attempt >= PORT_ZERO_ATTEMPTS) throw err;
-        continue;
-      }
-      for (let i = 0; i < listeners.length; i++) {
-        const fields: Record<string, unknown> = { listener: name, protocol, address: bound[i], port: listeners[i]!.port, maxConnections: cap };
-        if (ctx.workloadKey) fields.workload = ctx.workloadKey; // "[::1]:8080", as connection lines print it
-        this.log.info("listening", fields);
-      }
-      return { name, protocol, listeners };
-    }
   }
 
   /** SIGTERM/SIGINT. Returns when the process should exit (the caller exits). */
@@ -324,66 +289,12 @@ export class ProxyServer {
     this.log.info("stopped", { connections, bytesUp, bytesDown, errors });
   }
 
-  /**
-   * Not listening any more (a clean stop or a second signal): a script waiting on the ready file
-   * must not find a stale one. Best effort: failing to remove it must not keep the process alive.
-   */
+  /** Not listening any more (a clean stop or a second signal): a script must not find a stale file. */
   private removeReadyFile(): void {
     if (!this.config.readyFile) return;
-    try {
-      rmSync(this.config.readyFile, { force: true });
-    } catch (err) {
-      this.log.warn("cannot remove the ready file", { file: this.config.readyFile, error: err instanceof Error ? err.message : String(err) });
-    }
+    const error = removeReadyFile(this.config.readyFile);
+    if (error !== null) this.log.warn("cannot remove the ready file", { file: this.config.readyFile, error });
   }
-}
-
-export interface Matchers {
-  readonly allow: AddressMatcher | null;
-  readonly deny: AddressMatcher | null;
-}
-
-/**
- * The code a configuration needs beyond the core, loaded before the server starts: each module
- * costs start-up time to evaluate, so a TCP-only proxy without admin never evaluates the HTTP
- * parsers (bench/RESULTS.md has the measurements).
- */
-export interface Modules {
-  /** A driver for each configured listener protocol. */
-  readonly drivers: ReadonlyMap<string, ProtocolDriver>;
-  /** lib/admin.ts, when the admin listener is on. */
-  readonly startAdmin: typeof startAdmin | null;
-  readonly matchers: Matchers;
-}
-
-/** A default IPv6 bind address the host cannot have: no IPv6 on lo (EADDRNOTAVAIL), or none at all. */
-function ipv6Unavailable(address: string, err: unknown): boolean {
-  return err instanceof ListenError && isIP(address) === 6 && (err.code === "EADDRNOTAVAIL" || err.code === "EAFNOSUPPORT");
-}
-
-export async function loadModules(config: Config): Promise<Modules> {
-  const protocols = [config.reverseProtocol, config.forwardProtocol].filter((p): p is NonNullable<typeof p> => p !== null);
-  const drivers = new Map<string, ProtocolDriver>();
-  for (const protocol of protocols) if (!drivers.has(protocol)) drivers.set(protocol, await loadDriver(protocol));
-  return {
-    drivers,
-    startAdmin: config.adminPort !== null ? (await import("./admin.ts")).startAdmin : null,
-    matchers: await loadMatchers(config),
-  };
-}
-
-/** lib/policy.ts (and ip-address) only when --allow-clients or --deny-destinations is set. */
-async function loadMatchers(config: Config): Promise<Matchers> {
-  if (config.allowClients.length === 0 && config.denyDestinations.length === 0) return { allow: null, deny: null };
-  const { createMatcher } = await import("./policy.ts");
-  return {
-    allow: config.allowClients.length > 0 ? createMatcher(config.allowClients) : null,
-    deny: config.denyDestinations.length > 0 ? createMatcher(config.denyDestinations) : null,
-  };
-}
-
-function negate(match: (address: string) => boolean): (address: string) => boolean {
-  return (address) => !match(address);
 }
 
 /** Each fault (lib/fault.ts) is logged with its stack and counted. */

@@ -1,12 +1,13 @@
 /**
- * ProxyServer binding a listener on port 0 at several addresses (lib/app.ts bindGroup), with a
+ * ProxyServer binding a listener on port 0 at several addresses (lib/app.ts bindGroup, lib/bind.ts), with a
  * fake runtime: the first address picks the port and the others share it; when that port is
  * already in use on another address (any other socket on the host), the attempt is let go and
  * the first address picks again. CI met it: the proxy's 127.0.0.1 got a port a test server held
  * on ::1, and the proxy exited "EADDRINUSE". No socket is opened here.
  */
 import { expect, test } from "bun:test";
-import { ProxyServer, loadModules } from "../lib/app.ts";
+import { ProxyServer } from "../lib/app.ts";
+import { loadModules } from "../lib/modules.ts";
 import { resolveConfig } from "../lib/config.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { Listener, ListenOptions, Runtime } from "../lib/runtime/types.ts";
