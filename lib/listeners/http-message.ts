@@ -28,37 +28,9 @@ export interface RouteInput {
 
 /** Decides where a non-CONNECT request goes and what is sent there. Throws ProxyError. */
 export function routeRequest({ request, workload, clientIp }: RouteInput): Routed {
-  let headers = stripHopByHop(request.headers, { keepUpgrade: request.upgrade !== null });
-  let path: string;
-  let target: DialTarget;
-  if (workload === null) {
-    // Forward proxy: only absolute-form names an origin (RFC 9112 §3.2.2).
-    if (request.form !== "absolute" || !request.url) {
-      throw new ProxyError("protocol", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT");
-    }
-    // Anything but http: https would need TLS from us (clients tunnel to it with CONNECT instead),
-    // and other schemes are not HTTP.
-    if (request.url.scheme !== "http") throw schemeNotSupported(request.url.scheme);
-    target = { host: request.url.host, port: request.url.port };
-    path = originFormOf(request, request.url);
-    // The absolute-form authority wins over any Host field (RFC 9112 §3.2.2).
-    headers = setHeader(headers, "Host", hostField(request.url.host, request.url.port));
-  } else {
-    // Reverse proxy: whatever the client names, the workload answers (never an open relay).
-    target = workload;
-    // Any scheme is sent in origin-form: the workload is dialled, never the URL's origin.
-    if (request.form === "absolute" && request.url) {
-      const { host, port, scheme } = request.url;
-      path = originFormOf(request, request.url);
-      headers = setHeader(headers, "Host", hostField(host, port, defaultPortOf(scheme)));
-    } else {
-      path = request.target;
-      if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));
-    }
-    // Client-sent X-Forwarded-* and Forwarded go: the workload must not mistake them for
-    // something this proxy vouches for.
-    headers = withForwarded(headers, { clientIp, proto: "http", host: getHeader(headers, "host") ?? null });
-  }
+  const stripped = stripHopByHop(request.headers, { keepUpgrade: request.upgrade !== null });
+  const route = workload === null ? forwardRoute(request, stripped) : reverseRoute(request, stripped, workload, clientIp);
+  let headers = route.headers;
   // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is to be ignored; it
   // goes upstream as HTTP/1.1, where it would ask the origin for a 100 nobody waits for.
   if (request.version === "1.0" && getHeader(headers, "expect") !== undefined) {
@@ -70,7 +42,44 @@ export function routeRequest({ request, workload, clientIp }: RouteInput): Route
   if (hops !== null && hops > 0) headers = setHeader(headers, "Max-Forwards", String(hops - 1));
   headers = withVia(headers, request.version, VIA_PSEUDONYM);
   // We speak HTTP/1.1 upstream whatever the client spoke (RFC 9110 §6.2).
-  return { target, head: serializeRequestHead(request.method, path, "1.1", headers) };
+  return { target: route.target, head: serializeRequestHead(request.method, route.path, "1.1", headers) };
+}
+
+interface Route {
+  readonly target: DialTarget;
+  readonly path: string;
+  readonly headers: readonly Header[];
+}
+
+/** Forward proxy: only absolute-form names an origin (RFC 9112 §3.2.2). */
+function forwardRoute(request: RequestHead, headers: readonly Header[]): Route {
+  if (request.form !== "absolute" || !request.url) {
+    throw new ProxyError("protocol", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT");
+  }
+  // Anything but http: https would need TLS from us (clients tunnel to it with CONNECT instead),
+  // and other schemes are not HTTP.
+  if (request.url.scheme !== "http") throw schemeNotSupported(request.url.scheme);
+  const { host, port } = request.url;
+  // The absolute-form authority wins over any Host field (RFC 9112 §3.2.2).
+  return { target: { host, port }, path: originFormOf(request, request.url), headers: setHeader(headers, "Host", hostField(host, port)) };
+}
+
+/** Reverse proxy: whatever the client names, the workload answers (never an open relay). */
+function reverseRoute(request: RequestHead, headers: readonly Header[], workload: DialTarget, clientIp: string): Route {
+  let path: string;
+  // Any scheme is sent in origin-form: the workload is dialled, never the URL's origin.
+  if (request.form === "absolute" && request.url) {
+    const { host, port, scheme } = request.url;
+    path = originFormOf(request, request.url);
+    headers = setHeader(headers, "Host", hostField(host, port, defaultPortOf(scheme)));
+  } else {
+    path = request.target;
+    if (getHeader(headers, "host") === undefined) headers = setHeader(headers, "Host", hostField(workload.host, workload.port));
+  }
+  // Client-sent X-Forwarded-* and Forwarded go: the workload must not mistake them for
+  // something this proxy vouches for.
+  headers = withForwarded(headers, { clientIp, proto: "http", host: getHeader(headers, "host") ?? null });
+  return { target: workload, path, headers };
 }
 
 /** The most Max-Forwards we pass on (RFC 9110 §7.6.2 "the recipient's maximum supported value"). */

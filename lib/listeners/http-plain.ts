@@ -147,35 +147,22 @@ class PlainFields {
           this.length = contentLength(buf, spans[j + 2]!, spans[j + 3]!);
           if (this.length < 0) return false;
           break;
-        case CONNECTION: {
-          const option = connectionOption(buf, spans[j + 2]!, spans[j + 3]!);
-          if (option === NOT_PLAIN) return false;
-          if (option === CLOSE) this.close = true;
-          else this.keepAliveToken = true;
+        case CONNECTION:
+          if (!this.connectionLine(buf, spans[j + 2]!, spans[j + 3]!, true)) return false;
           break;
-        }
-        case PROXY_CONNECTION: {
+        case PROXY_CONNECTION:
           // A request's Proxy-Connection counts as its Connection does (http1-framing.ts
           // requestKeepAlive); a response's is only removed.
-          const option = connectionOption(buf, spans[j + 2]!, spans[j + 3]!);
-          if (option === NOT_PLAIN) return false;
-          if (isRequest) {
-            if (option === CLOSE) this.close = true;
-            else this.keepAliveToken = true;
-          }
+          if (!this.connectionLine(buf, spans[j + 2]!, spans[j + 3]!, isRequest)) return false;
           kinds[j >> 2] = HOP;
           break;
-        }
         case EXPECT:
           if (isRequest) return false;
           break;
-        case TRANSFER_ENCODING: {
-          const vs = spans[j + 2]!;
-          const ve = spans[j + 3]!;
-          if (this.chunked || ve - vs !== CHUNKED_TOKEN.length || !bytesAre(buf, vs, CHUNKED_TOKEN)) return false;
+        case TRANSFER_ENCODING:
+          if (this.chunked || !isChunked(buf, spans[j + 2]!, spans[j + 3]!)) return false;
           this.chunked = true;
           break;
-        }
         case VIA:
           this.via = j;
           break;
@@ -183,6 +170,22 @@ class PlainFields {
     }
     return true;
   }
+
+  /** A plain Connection (or Proxy-Connection) value; `counts` when it decides keep-alive. */
+  private connectionLine(buf: Uint8Array, s: number, e: number, counts: boolean): boolean {
+    const option = connectionOption(buf, s, e);
+    if (option === NOT_PLAIN) return false;
+    if (counts) {
+      if (option === CLOSE) this.close = true;
+      else this.keepAliveToken = true;
+    }
+    return true;
+  }
+}
+
+/** A Transfer-Encoding value that is `chunked` and nothing else. */
+function isChunked(buf: Uint8Array, s: number, e: number): boolean {
+  return e - s === CHUNKED_TOKEN.length && bytesAre(buf, s, CHUNKED_TOKEN);
 }
 
 export const PLAIN_FIELDS = new PlainFields();

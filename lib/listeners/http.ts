@@ -179,35 +179,42 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.verify && !proxyAuthorized(request.headers, this.verify)) {
       return this.fail(new ProxyError("authFailed", "proxy authentication required"));
     }
-    // A TRACE or OPTIONS with Max-Forwards: 0 is answered here (RFC 9110 §7.6.2).
-    let lastHop: Uint8Array | null = null;
-    if (request.method === "TRACE" || request.method === "OPTIONS") {
-      try {
-        lastHop = lastHopAnswer(request);
-      } catch (err) {
-        return this.fail(asProxyError(err)); // an invalid Max-Forwards: 400
-      }
-    }
-    if (lastHop !== null) {
-      this.toClient(lastHop);
-      return this.closeClient("answered");
-    }
+    if ((request.method === "TRACE" || request.method === "OPTIONS") && this.answeredLastHop(request)) return;
     if (request.method === "CONNECT") return this.connectTunnel(request.authority!, rest);
-    let target: DialTarget;
-    let key: string;
-    let upstreamHead: Uint8Array | null = null;
     if (request instanceof PlainRequest) {
       const origin = request.origin; // forward: the one the target names; reverse: null
-      target = origin ?? this.ctx.workload!;
-      key = origin !== null ? origin.key : targetKey(this.ctx, target);
-    } else {
-      try {
-        ({ target, head: upstreamHead } = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress }));
-      } catch (err) {
-        return this.fail(asProxyError(err));
-      }
-      key = targetKey(this.ctx, target);
+      const target = origin ?? this.ctx.workload!;
+      return this.startExchange(request, rest, target, origin !== null ? origin.key : targetKey(this.ctx, target), null);
     }
+    let routed;
+    try {
+      routed = routeRequest({ request, workload: this.ctx.workload, clientIp: this.conn.remoteAddress });
+    } catch (err) {
+      return this.fail(asProxyError(err));
+    }
+    this.startExchange(request, rest, routed.target, targetKey(this.ctx, routed.target), routed.head);
+  }
+
+  /**
+   * A TRACE or OPTIONS with Max-Forwards: 0 is answered here (RFC 9110 §7.6.2), an invalid
+   * Max-Forwards with 400. True when the request has been answered.
+   */
+  private answeredLastHop(request: RequestHead): boolean {
+    let answer: Uint8Array | null;
+    try {
+      answer = lastHopAnswer(request);
+    } catch (err) {
+      this.fail(asProxyError(err));
+      return true;
+    }
+    if (answer === null) return false;
+    this.toClient(answer);
+    this.closeClient("answered");
+    return true;
+  }
+
+  /** The request goes to `target`: on the kept-alive upstream when it is the same one, else dialled. */
+  private startExchange(request: RequestHead, rest: Uint8Array, target: DialTarget, key: string, upstreamHead: Uint8Array | null): void {
     this.rec.target = key;
     const ex: Exchange = {
       request,
