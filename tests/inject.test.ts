@@ -168,6 +168,21 @@ describe("inject follows the annotations", () => {
     expect(inject(out)).toEqual(out);
   });
 
+  test("a NO_PROXY listed twice: the last one (the one the kubelet uses) is merged with the loopback entries, and the earlier one goes (only the first was merged, and the kubelet used the last, unmerged)", () => {
+    const d = workload();
+    podSpec(d).containers[0].env = [
+      { name: "NO_PROXY", value: "first.invalid" },
+      { name: "LOG_LEVEL", value: "debug" },
+      { name: "NO_PROXY", value: "last.invalid" },
+    ];
+    const out = inject(d);
+    const env = container(out, "web").env as Json[];
+    expect(env.filter((e) => e.name === "NO_PROXY")).toEqual([{ name: "NO_PROXY", value: "last.invalid,localhost,127.0.0.1,::1" }]);
+    expect(env.map((e) => e.name).slice(0, 2)).toEqual(["LOG_LEVEL", "NO_PROXY"]);
+    expect(envOf(container(out, "web")).no_proxy).toBe("last.invalid,localhost,127.0.0.1,::1");
+    expect(inject(out)).toEqual(out);
+  });
+
   test("a proxy of the workload's own, or proxy settings from a ConfigMap, are refused where the sidecar would take their place (they were replaced without a word)", () => {
     const withEnv = (env: Json[], annotations: Record<string, string> = {}) => {
       const d = withAnnotations(annotations);
