@@ -469,3 +469,34 @@ describe("error answers to HEAD have no content (RFC 9110 §9.3.2)", () => {
     expect(error!.split("\r\n\r\n")[1]!.length).toBeGreaterThan(0); // not taken for an answer to the HEAD
   });
 });
+
+describe("trailer sections are bounded by --max-header-bytes (RFC 9112 §7.1.2: a header section at the end)", () => {
+  const trailer = (bytes: number) => `X-Pad: ${"a".repeat(bytes)}\r\n`;
+
+  test("a request's trailers past the limit: 431, and the upstream reset; under it they go on", async () => {
+    const over = session({ maxHeaderBytes: 2048 });
+    over.client.events!.onData(text.encode("POST / HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n" + trailer(4096) + "\r\n"));
+    await settle();
+    expect(over.client.text()).toStartWith("HTTP/1.1 431 ");
+    expect(over.rec.error?.kind).toBe("headersTooLarge");
+    expect(over.upstreams[0]!.calls).toContain("destroy");
+
+    const under = session({ maxHeaderBytes: 8192 });
+    under.client.events!.onData(text.encode("POST / HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n" + trailer(4096) + "\r\n"));
+    await settle();
+    expect(under.upstreams[0]!.text()).toEndWith(trailer(4096) + "\r\n");
+    expect(under.client.text()).toBe("");
+  });
+
+  test("a response's trailers past the limit, after its head was sent: the answer is cut, logged as the upstream's fault", async () => {
+    const s = session({ maxHeaderBytes: 2048 });
+    s.client.events!.onData(text.encode(GET));
+    await settle();
+    s.upstreams[0]!.events!.onData(text.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n"));
+    expect(s.client.text()).toStartWith("HTTP/1.1 200 OK\r\n");
+    s.upstreams[0]!.events!.onData(text.encode("0\r\n" + trailer(4096) + "\r\n"));
+    expect(s.client.calls).toContain("destroy"); // never a second status line
+    expect(s.rec.error?.kind).toBe("upstreamProtocol");
+    expect(s.upstreams[0]!.closed).toBe(true);
+  });
+});

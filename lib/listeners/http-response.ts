@@ -38,7 +38,6 @@ export interface ResponseSink {
 }
 
 const EMPTY = new Uint8Array(0);
-const RESPONSE_BODY = Object.freeze({ response: true });
 
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.byteLength === 0) return b;
@@ -67,7 +66,7 @@ export class ResponseReader {
   upstreamBytes = 0;
   private request!: RequestHead;
   /** Reset for each response; in use once the final head is in (`reading`). */
-  private readonly body = new BodyDecoder(NO_BODY, RESPONSE_BODY);
+  private readonly body: BodyDecoder;
   private reading = false;
   /** Chunk-data offsets of the current feed; set only when de-chunking for an HTTP/1.0 client. */
   private spans: number[] | undefined;
@@ -84,6 +83,8 @@ export class ResponseReader {
     private readonly sink: ResponseSink,
     private readonly scan: HeadScan = new HeadScan(),
   ) {
+    // A trailer section is a header section at the other end (RFC 9112 §7.1.2): the same limit.
+    this.body = new BodyDecoder(NO_BODY, { response: true, maxTrailerBytes: limits.maxHeaderBytes });
     this.begin(request);
   }
 

@@ -222,7 +222,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       target,
       targetKey: key,
       reused: false,
-      requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing) : null,
+      requestBody: hasBody(request.framing) ? new BodyDecoder(request.framing, { maxTrailerBytes: this.ctx.limits.maxHeaderBytes }) : null,
       clientBytes: 0,
       upstream: null,
       response: this.readerFor(request),

@@ -21,11 +21,12 @@
  *   (CVE-2024-22019: unbounded extensions let a peer make us read forever without progress).
  * - Bare LF anywhere in the framing is rejected, as in heads.
  * - Trailer field lines are checked like header lines (token ":" field-value, no obs-fold) and
- *   bounded by maxTrailerBytes (431 on a request, as for the header section).
+ *   bounded by maxTrailerBytes, which the sessions set to --max-header-bytes (431 on a request,
+ *   as for the header section).
  * - Errors are "protocol" (400) for a request body and "upstreamProtocol" (502) for a response.
  *
- * Deliberately not supported: transfer codings other than chunked (http1.ts rejects them on
- * requests; on responses a non-chunked coding is read until close).
+ * Deliberately not supported: transfer codings other than chunked (http1-framing.ts
+ * requestFraming rejects them on requests; on responses a non-chunked coding is read until close).
  */
 import { ProxyError, type ErrorKind } from "../errors.ts";
 import type { BodyFraming } from "./http1.ts";
@@ -35,8 +36,8 @@ import { charClass, CR, FIELD_CHAR, HTAB, LF, SP, TCHAR } from "./http1-scan.ts"
 export const MAX_CHUNK_SIZE_DIGITS = 16;
 /** Node.js caps chunk extensions at 16 KiB per message (CVE-2024-22019); per chunk, 4 KiB is ample. */
 export const MAX_CHUNK_EXT_BYTES = 4 * 1024;
-/** Trailer section; the same budget as the header section default (lib/limits.ts, 32 KiB). */
-export const DEFAULT_MAX_TRAILER_BYTES = 32 * 1024;
+/** Trailer section when none is given (the sessions pass --max-header-bytes): the header section's default. */
+const DEFAULT_MAX_TRAILER_BYTES = 32 * 1024;
 
 const SEMICOLON = 0x3b;
 const DQUOTE = 0x22;
