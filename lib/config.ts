@@ -286,6 +286,12 @@ interface PortUse {
   readonly binds: readonly string[];
 }
 
+/** `key "value" from source`, as error messages name a setting; `value` names one address of a bind list. */
+function said(r: Resolver, flag: string, value?: string): string {
+  const raw = r.lookup(spec(flag));
+  return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
+}
+
 /**
  * Two enabled listeners (reverse, forward, admin) on one port must not bind overlapping
  * addresses, or the second bind fails at start-up with EADDRINUSE: refused here, naming both.
@@ -293,12 +299,6 @@ interface PortUse {
  * of one listener overlap, whatever its port: they all share one port (with 0, the first
  * address's).
  */
-/** `key "value" from source`, as error messages name a setting; `value` names one address of a bind list. */
-function said(r: Resolver, flag: string, value?: string): string {
-  const raw = r.lookup(spec(flag));
-  return `${flag} ${quote(value ?? raw?.text ?? "")} from ${raw?.origin}`;
-}
-
 function checkPortCollisions(r: Resolver, config: Config): void {
   const uses: PortUse[] = [];
   if (config.reverseProtocol) uses.push({ portFlag: "proxy-in-port", bindFlag: "in-bind", port: config.inPort, binds: config.inBind });

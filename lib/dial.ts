@@ -6,8 +6,8 @@
  * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
  * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
-import { dialledAddress, endsInNumber, isIP } from "./address.ts";
-import { ProxyError, asProxyError } from "./errors.ts";
+import { dialledAddress, endsInNumber, hostPort, isIP } from "./address.ts";
+import { ProxyError, asProxyError, lookupFailure } from "./errors.ts";
 import type { AbandonedOwner, Conn, Runtime } from "./runtime/types.ts";
 import { nowMs } from "./clock.ts";
 
@@ -151,7 +151,7 @@ function tryAddresses(
     });
     return;
   }
-  const err = failure ?? new ProxyError("dnsFailed", `${target.host}: no addresses`);
+  const err = failure ?? lookupFailure(target.host);
   // Every address was refused by policy before any connect: still answer asynchronously, as the
   // callers' handshake code expects (it may be in the middle of parsing).
   queueMicrotask(() => done(err));
@@ -163,7 +163,7 @@ function pick(previous: ProxyError | null, next: ProxyError): ProxyError {
 }
 
 function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
-  return new ProxyError("connectTimeout", `${target.host}:${target.port} not connected within ${timeoutMs} ms`);
+  return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)} not connected within ${timeoutMs} ms`);
 }
 
 function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarget, timeoutMs: number): Promise<T> {

@@ -112,6 +112,16 @@ export function asProxyError(err: unknown): ProxyError {
   return new ProxyError("internal", err instanceof Error ? err.message : String(err), { cause: err });
 }
 
+/**
+ * A lookup of `hostname` that failed (`err`) or found no address, as both runtimes' resolvers
+ * report it: the OS error's kind where it has one (EMFILE: limitExceeded), else dnsFailed.
+ */
+export function lookupFailure(hostname: string, err?: unknown): ProxyError {
+  if (err === undefined) return new ProxyError("dnsFailed", `${hostname}: no addresses`);
+  const e = asProxyError(err);
+  return new ProxyError(e.kind === "internal" ? "dnsFailed" : e.kind, `${hostname} does not resolve (${e.message})`, { cause: err });
+}
+
 /** The OS error code an error carries (`code`, or a Deno error class name), or undefined. */
 export function errnoOf(err: unknown): string | undefined {
   if (typeof err !== "object" || err === null) return undefined;
@@ -127,6 +137,7 @@ const DENO_ERROR_NAMES: Record<string, string> = {
   ConnectionReset: "ECONNRESET",
   TimedOut: "ETIMEDOUT",
   NotFound: "ENOTFOUND",
+  AddrInUse: "EADDRINUSE",
 };
 
 /** The one mapping from OS / resolver error codes to kinds. */

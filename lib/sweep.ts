@@ -152,7 +152,7 @@ function visit(item: Expiring, now: number, set: SweptSet<Expiring>, slot: numbe
 
 const expiringFaulted = (item: Expiring, err: unknown): void => item.faulted(err);
 
-/** The deadline set for a timeout: one per tick length (in practice one: the connect timeout). */
+/** The deadline set for a timeout: one per tick length (timeouts of 10 s and more share the 1 s one). */
 export function deadlinesFor(timeoutMs: number): SweptSet<Expiring> {
   const tick = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(timeoutMs / TICK_DIVISOR)));
   return sweptSetFor(sets, tick, visit, expiringFaulted);

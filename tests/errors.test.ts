@@ -5,7 +5,7 @@
  * the rows loopback cannot produce end to end (network / host unreachable).
  */
 import { describe, expect, test } from "bun:test";
-import { ERROR_TABLE, type ErrorKind, kindFromErrno } from "../lib/errors.ts";
+import { ERROR_TABLE, type ErrorKind, errnoOf, kindFromErrno, lookupFailure } from "../lib/errors.ts";
 
 // kind: [SOCKS5 REP (null: close without a reply), SOCKS4 CD, HTTP status]
 const SPEC_4: Record<ErrorKind, [number | null, number, number]> = {
@@ -66,5 +66,25 @@ describe("kindFromErrno", () => {
     ];
     for (const [code, kind] of cases) expect([code, kindFromErrno(code)]).toEqual([code, kind]);
     expect(kindFromErrno("EWHATEVER")).toBe("internal");
+  });
+});
+
+describe("errnoOf and lookupFailure", () => {
+  test("a Deno error's class name is read as its errno (AddrInUse too: the listen adapter asks for it)", () => {
+    const deno = (name: string) => Object.assign(new Error("x"), { name });
+    expect(errnoOf(deno("AddrInUse"))).toBe("EADDRINUSE");
+    expect(errnoOf(deno("ConnectionRefused"))).toBe("ECONNREFUSED");
+    expect(errnoOf(Object.assign(new Error("x"), { code: "EMFILE" }))).toBe("EMFILE");
+    expect(errnoOf(new Error("x"))).toBeUndefined();
+  });
+
+  test("a failed lookup names the host under both runtimes' errors; the OS error's kind stays (EMFILE: a limit of ours, not the name's)", () => {
+    const bun = lookupFailure("svc.invalid", Object.assign(new Error("getaddrinfo ENOTFOUND svc.invalid"), { code: "ENOTFOUND" }));
+    expect([bun.kind, bun.message]).toEqual(["dnsFailed", "svc.invalid does not resolve (ENOTFOUND)"]);
+    const deno = lookupFailure("svc.invalid", Object.assign(new Error("failed to lookup"), { name: "NotFound" }));
+    expect([deno.kind, deno.message]).toEqual(["dnsFailed", "svc.invalid does not resolve (ENOTFOUND)"]);
+    expect(lookupFailure("svc.invalid", Object.assign(new Error("x"), { code: "EMFILE" })).kind).toBe("limitExceeded");
+    expect(lookupFailure("svc.invalid", new Error("odd")).message).toBe("svc.invalid does not resolve (odd)");
+    expect([lookupFailure("svc.invalid").kind, lookupFailure("svc.invalid").message]).toEqual(["dnsFailed", "svc.invalid: no addresses"]);
   });
 });

@@ -84,7 +84,7 @@ function isMapped4(text: string): boolean {
 
 /** An IP address or CIDR (`10.0.0.0/8`, `fd00::/8`, a bare IP = /32 or /128); no zone. */
 export function cidr(text: string): string {
-  // Checked with node:net rather than ip-address: validating must not load the matcher's
+  // Checked with address.ts isIP rather than ip-address: validating must not load the matcher's
   // library at start-up (lib/policy.ts loads it only when a policy is configured).
   const [address = "", prefix, extra] = text.split("/");
   const family = text.includes("%") || extra !== undefined ? 0 : isIP(address);

@@ -1,7 +1,7 @@
 /**
  * Message body length and connection options from the header fields: RFC 9112 §6 (Transfer-
  * Encoding, Content-Length, message body length), §9.3 (persistence), RFC 9110 §7.6.1
- * (Connection), §7.8 (Upgrade), §8.6 (Content-Length), §10.1.1 (Expect). Pure; used by http1.ts.
+ * (Connection), §7.8 (Upgrade), §8.6 (Content-Length), §10.1.1 (Expect). Pure; used by http1.ts and the HTTP listeners.
  *
  * Requests (every ambiguity is a 400, because the server behind us may resolve it differently):
  * - Content-Length with Transfer-Encoding; more than one Content-Length line (even identical:

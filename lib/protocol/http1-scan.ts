@@ -1,7 +1,7 @@
 /**
  * HTTP/1.x message head scanning and field-line syntax: RFC 9112 §2.1-§2.2 (message format,
  * CRLF line endings), §5 (field syntax, obs-fold), RFC 9110 §5.5-§5.6 (field values, tokens).
- * Pure: bytes in, offsets and strings out. Used only by http1.ts.
+ * Pure: bytes in, offsets and strings out; the HTTP parsers and writers share it.
  *
  * `HeadScan` finds the end of a head in a buffer that grows between calls without looking at a
  * byte twice (the driver re-offers its accumulated buffer; each call resumes where the last one

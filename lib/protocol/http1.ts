@@ -18,7 +18,8 @@
  * itself after a head is returned or an error thrown. Without a HeadScan each call starts over.
  *
  * Deliberately not supported: HTTP/0.9 (400) and HTTP/2 (505), absolute-form with a scheme other than
- * http and https (501; https only reaches a reverse listener's workload), obs-fold (400 / 502),
+ * http on a forward listener (501: https needs TLS from us, clients reach it with CONNECT; a
+ * reverse listener sends any scheme to its workload, http1-target.ts), obs-fold (400 / 502),
  * transfer codings other than chunked on requests (501).
  */
 import { ProxyError } from "../errors.ts";

@@ -18,7 +18,7 @@
  * - A request is read to its end before any reply other than bad VER / unknown ATYP, so closing
  *   right after the reply never meets unread input (which would reset the connection and could
  *   destroy the reply on its way). An unknown ATYP has no known length: REP X'08' at once.
- * - The request checks run in this order: VER (close), ATYP (0x08), DST.ADDR (0x01), CMD (0x07).
+ * - The request checks run in this order: VER (0x01), ATYP (0x08), DST.ADDR (0x01), CMD (0x07).
  */
 import { ERROR_TABLE, ProxyError, Socks5Reply, type ErrorKind } from "../errors.ts";
 import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";

@@ -18,7 +18,7 @@
  *   without one and get it, by `socket.reload` (per socket for `Bun.connect`), on their first
  *   partial write. Accepted sockets share the listener's handlers, which have it.
  */
-import { ProxyError, asProxyError } from "../errors.ts";
+import { ProxyError, lookupFailure } from "../errors.ts";
 import { FaultError, type FaultSite, reportFault } from "../fault.ts";
 import { flushStdout, writeStdout } from "./bun-stdout.ts";
 import { readFdLimit } from "./fd-limit.ts";
@@ -470,11 +470,9 @@ async function resolve(hostname: string): Promise<string[]> {
     const addresses = results.map((r) => r.address);
     if (addresses.length > 0) return addresses;
   } catch (err) {
-    const e = asProxyError(err);
-    const kind = e.kind === "internal" ? "dnsFailed" : e.kind;
-    throw new ProxyError(kind, `${hostname} does not resolve (${e.message})`, { cause: err });
+    throw lookupFailure(hostname, err);
   }
-  throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
+  throw lookupFailure(hostname);
 }
 
 export const bunRuntime: Runtime = { name: "bun", listen, connect, resolve, fdLimit: readFdLimit, writeStdout, flushStdout, gc: () => Bun.gc(true) };

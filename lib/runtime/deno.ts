@@ -13,7 +13,7 @@
  * - /proc/self/limits needs `--allow-all` (plain `--allow-read` is refused with NotCapable).
  */
 import { isIP } from "../address.ts";
-import { ProxyError, asProxyError } from "../errors.ts";
+import { ProxyError, errnoOf, lookupFailure } from "../errors.ts";
 import { reportFault } from "../fault.ts";
 import { LOG_QUEUE_MAX_BYTES } from "../limits.ts";
 import { readFdLimit } from "./fd-limit.ts";
@@ -134,7 +134,7 @@ function isWildcard(hostname: string): boolean {
 }
 
 function isAddrInUse(err: unknown): boolean {
-  return typeof err === "object" && err !== null && ((err as { code?: unknown }).code === "EADDRINUSE" || (err as { name?: unknown }).name === "AddrInUse");
+  return errnoOf(err) === "EADDRINUSE";
 }
 
 /**
@@ -228,10 +228,9 @@ async function resolve(hostname: string): Promise<string[]> {
     const addresses = [...new Set(results.map((r) => r.address))];
     if (addresses.length > 0) return addresses;
   } catch (err) {
-    const e = asProxyError(err);
-    throw e.kind === "internal" ? new ProxyError("dnsFailed", `${hostname}: ${e.message}`) : e;
+    throw lookupFailure(hostname, err);
   }
-  throw new ProxyError("dnsFailed", `${hostname}: no addresses`);
+  throw lookupFailure(hostname);
 }
 
 /**

@@ -8,6 +8,7 @@
  * their own (lib/limits.ts ABANDONED_CONNECTS_MAX): when it is spent, `start` refuses a new dial.
  */
 import { ProxyError, asProxyError } from "../errors.ts";
+import { hostPort } from "../address.ts";
 import { reportFault } from "../fault.ts";
 import { ABANDONED_CONNECT_FORGET_MS, ABANDONED_CONNECTS_MAX } from "../limits.ts";
 import { type Expiring, type SweptSet, deadlinesFor } from "../sweep.ts";
@@ -46,7 +47,7 @@ export class PendingConnect implements Expiring {
     const mine = owner !== undefined && owner.abandonedConnects >= owner.abandonedShare;
     if (!mine && abandoned < budget) return new PendingConnect(options, done, onTimeout);
     const held = mine ? `${owner!.abandonedConnects} earlier connects that timed out are still held open by the kernel (this listener's share)` : `${abandoned} earlier connects that timed out are still held open by the kernel`;
-    const refusal = new ProxyError("limitExceeded", `not dialling ${options.hostname}:${options.port}: ${held}`);
+    const refusal = new ProxyError("limitExceeded", `not dialling ${hostPort(options.hostname, options.port)}: ${held}`);
     queueMicrotask(() => done(refusal));
     return null;
   }
@@ -82,7 +83,7 @@ export class PendingConnect implements Expiring {
     // A runtime's connect error without an OS code (Bun: "Failed to connect" for some
     // destinations) is the destination's failure, not a bug of ours: 502 / 0x01, not 500.
     const e = asProxyError(err);
-    this.done(e.kind === "internal" ? new ProxyError("connectFailed", `${this.options.hostname}:${this.options.port}: ${e.message}`, { cause: err }) : e);
+    this.done(e.kind === "internal" ? new ProxyError("connectFailed", `${hostPort(this.options.hostname, this.options.port)}: ${e.message}`, { cause: err }) : e);
   }
 
   /**
@@ -102,7 +103,7 @@ export class PendingConnect implements Expiring {
     if (this.options.owner) this.options.owner.abandonedConnects++;
     this.onTimeout?.();
     const { hostname, port, timeoutMs } = this.options;
-    this.done(new ProxyError("connectTimeout", `no answer from ${hostname}:${port} in ${timeoutMs} ms`));
+    this.done(new ProxyError("connectTimeout", `${hostPort(hostname, port)} not connected within ${timeoutMs} ms`));
     this.watchAbandoned();
   }
 

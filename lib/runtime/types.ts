@@ -109,12 +109,14 @@ export interface Runtime {
   listen(options: ListenOptions): Listener;
   /**
    * Opens a connection and calls `done` exactly once, never before `connect` returns: with the
-   * open Conn, or with a ProxyError (kinds from `kindFromErrno`, or connectTimeout). A callback,
+   * open Conn, or with a ProxyError: a kind from `kindFromErrno`, connectFailed (an error without
+   * an OS code), connectTimeout, or limitExceeded (the abandoned connects' budget is spent,
+   * pending-connect.ts; nothing was dialled). A callback,
    * not a promise: a short connection is mostly syscalls, and the promise layers measured ~5 %
    * of the reverse-TCP connection rate (bench/RESULTS.md).
    */
   connect(options: ConnectOptions, done: (result: Conn | ProxyError) => void): void;
-  /** All addresses for a name, IPv6 and IPv4; rejects with ProxyError("dnsFailed"). */
+  /** All addresses for a name, IPv6 and IPv4; rejects with `lookupFailure` (errors.ts): dnsFailed, or the OS error's kind. */
   resolve(hostname: string): Promise<string[]>;
   /** Soft limit on open file descriptors, or undefined if unknown. */
   fdLimit(): number | undefined;
