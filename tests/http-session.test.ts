@@ -470,6 +470,44 @@ describe("error answers to HEAD have no content (RFC 9110 §9.3.2)", () => {
   });
 });
 
+describe("error answers to a HEAD whose head cannot be parsed have no content either (RFC 9110 §9.3.2)", () => {
+  const answer = async (request: string, limits: Partial<Limits> = {}) => {
+    const s = session(limits);
+    s.client.events!.onData(text.encode(request));
+    await settle();
+    return s;
+  };
+  const contentOf = (reply: string) => reply.slice(reply.indexOf("\r\n\r\n") + 4);
+
+  test("400 (two Host lines), 414, 431: the head only, with the Content-Length a GET's answer has", async () => {
+    const cases: Array<[string, string, Partial<Limits>]> = [
+      ["Host: a\r\nHost: b\r\n\r\n", "400", {}],
+      ["Host: a\r\nX: " + "y".repeat(300) + "\r\n\r\n", "431", { maxHeaderBytes: 256 }],
+    ];
+    for (const [fields, status, limits] of cases) {
+      const head = (await answer(`HEAD / HTTP/1.1\r\n${fields}`, limits)).client.text();
+      const get = (await answer(`GET / HTTP/1.1\r\n${fields}`, limits)).client.text();
+      expect([status, head.slice(0, 12)]).toEqual([status, `HTTP/1.1 ${status}`]);
+      expect([status, contentOf(head)]).toEqual([status, ""]);
+      expect(contentOf(get).length).toBeGreaterThan(0);
+      expect(head.match(/Content-Length: \d+/)?.[0]).toBe(get.match(/Content-Length: \d+/)?.[0]);
+    }
+    const long = (await answer("\r\nHEAD /" + "a".repeat(300), { maxRequestLineBytes: 256 })).client.text();
+    expect(long).toStartWith("HTTP/1.1 414 ");
+    expect(contentOf(long)).toBe("");
+    // "head" is another method (methods are case-sensitive): its 400 has its content.
+    expect(contentOf((await answer("head / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).client.text()).length).toBeGreaterThan(0);
+  });
+
+  test("408 to a HEAD whose head did not complete in time", async () => {
+    const s = await answer("HEAD / HTTP/1.1\r\nHost: a\r\n");
+    s.expire();
+    const reply = s.client.text();
+    expect(reply).toStartWith("HTTP/1.1 408 ");
+    expect(contentOf(reply)).toBe("");
+  });
+});
+
 describe("trailer sections are bounded by --max-header-bytes (RFC 9112 §7.1.2: a header section at the end)", () => {
   const trailer = (bytes: number) => `X-Pad: ${"a".repeat(bytes)}\r\n`;
 

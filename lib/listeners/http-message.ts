@@ -8,7 +8,7 @@ import type { Verifier } from "../auth.ts";
 import { ERROR_TABLE, ProxyError } from "../errors.ts";
 import { getHeader, setHeader, stripHopByHop, VIA_PSEUDONYM, withForwarded, withVia } from "../http/hop.ts";
 import { type Header, type RequestHead, type ResponseHead, errorResponse, fieldNameIs, serializeRequestHead, serializeResponseHead } from "../protocol/http1.ts";
-import { trimOws } from "../protocol/http1-scan.ts";
+import { CR, LF, trimOws } from "../protocol/http1-scan.ts";
 import { HTTP_DEFAULT_PORT, type HttpUrl, defaultPortOf, schemeNotSupported } from "../protocol/http1-target.ts";
 import type { DialTarget } from "../dial.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -221,3 +221,18 @@ export function errorFor(err: ProxyError, toHead = false): Uint8Array {
 }
 
 export const CONNECT_ESTABLISHED = new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n");
+
+const HEAD_SP = new TextEncoder().encode("HEAD ");
+
+/**
+ * A request's bytes start with `HEAD ` (after the empty lines a request may follow): for a head
+ * that could not be parsed, whether its error answer must leave out the content (RFC 9110
+ * §9.3.2). Methods are case-sensitive (§9.1).
+ */
+export function isHeadRequest(buf: Uint8Array): boolean {
+  let i = 0;
+  while (i < buf.length && (buf[i] === CR || buf[i] === LF)) i++;
+  if (buf.length - i < HEAD_SP.length) return false;
+  for (let j = 0; j < HEAD_SP.length; j++) if (buf[i + j] !== HEAD_SP[j]) return false;
+  return true;
+}

@@ -37,7 +37,7 @@ import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
 import { type Exchange, bytesMoved, retryable, stallError } from "./http-exchange.ts";
-import { clientResponseHead, errorFor, interimResponseHead, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
+import { clientResponseHead, errorFor, interimResponseHead, isHeadRequest, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -160,6 +160,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     try {
       result = parseRequestHead(this.pending, this.ctx.limits, this.scan, this.plainRequests);
     } catch (err) {
+      this.answeringHead = isHeadRequest(this.pending); // a HEAD's 400 / 414 / 431 has no content either
       return this.fail(asProxyError(err));
     }
     if (!result.ok) {
@@ -313,7 +314,10 @@ export class HttpSession implements ConnEvents, ResponseSink {
     // Keep-alive idle runs from the end of the response's delivery (nginx's keepalive_timeout):
     // a queue toward the client that shrank since the deadline was armed is still being read.
     if (phase === "idle") return this.conn.queuedBytes > 0 && this.conn.queuedBytes < this.idleQueued ? this.armIdle() : this.closeClient("idle-timeout");
-    if (phase === "head") return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
+    if (phase === "head") {
+      this.answeringHead = isHeadRequest(this.pending);
+      return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
+    }
     const ex = this.exchange;
     if (!ex) return;
     if (stalled(ex, bytesMoved(ex, this.rec, this.conn.queuedBytes))) return this.fail(stallError(ex, this.ctx.limits.responseTimeoutMs, this.conn.queuedBytes));
