@@ -27,7 +27,11 @@ import { type ListenerContext, type ProtocolDriver, formatTarget, relayOptions }
 import { VERSION, runtimeVersion } from "./version.ts";
 import { nowMs } from "./clock.ts";
 
-/** File descriptors kept for the process itself (stdio, listeners, admin: its ADMIN_MAX_CONNECTIONS = 32, DNS, logs). */
+/**
+ * File descriptors kept for the process itself: stdio, listeners, the admin endpoint's
+ * ADMIN_MAX_CONNECTIONS, SOCKS clients over the cap awaiting their refusal (REFUSED_READS_MAX),
+ * DNS, logs.
+ */
 const RESERVED_FDS = 64;
 /**
  * At exit, how long queued log lines may take to reach stdout's reader: a reader that reads

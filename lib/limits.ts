@@ -81,6 +81,16 @@ export const LINGER_MAX_MS = 30_000;
 export const LINGER_MAX_SOCKETS = 1024;
 
 /**
+ * A SOCKS client over the connection cap is refused by the reply its version asks for (SPEC §4:
+ * SOCKS4 CD 0x5B; SOCKS5 a close), and the version is in its first bytes: they are awaited for
+ * at most REFUSED_READ_MS (clients send their request with the connect, or right after), by at
+ * most REFUSED_READS_MAX clients at once; past that a refused client is closed at once. Each
+ * holds a descriptor outside the cap, within RESERVED_FDS (lib/app.ts). Not configurable.
+ */
+export const REFUSED_READ_MS = 1_000;
+export const REFUSED_READS_MAX = 16;
+
+/**
  * Connects that passed --connect-timeout while the kernel still tries (lib/runtime/pending-connect.ts):
  * Bun cannot close a socket before it opens, so a dial to a host that drops SYNs (a firewall, a
  * workload whose accept queue is full) keeps its descriptor until the kernel gives up: 127 s

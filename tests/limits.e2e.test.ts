@@ -100,7 +100,7 @@ describe("--max-connections 3: the 4th is refused at once, the 3 open ones keep 
     for (const c of [next, ...open]) c.close();
   }, T);
 
-  test("forward socks: closed without a reply; after one closes, a new one is admitted", async () => {
+  test("forward socks: SOCKS5 closed without a reply, SOCKS4 answered 0x5B; after one closes, a new one is admitted", async () => {
     const p = await forwardSocks(["--max-connections", "3"]);
     const open = [];
     for (let i = 0; i < 3; i++) {
@@ -110,8 +110,15 @@ describe("--max-connections 3: the 4th is refused at once, the 3 open ones keep 
       open.push(c);
     }
     await expectRefusedSilently(p.ports.forward!, "127.0.0.1", socks5Connect("127.0.0.1", echo.port));
+    // SPEC §4: a SOCKS4 request over a limit is answered CD 0x5B (it was closed without a reply),
+    // then the close: a FIN, not a reset that could destroy the reply.
+    const socks4 = await NetClient.connect(p.ports.forward!);
+    await socks4.write(Uint8Array.of(0x04, 0x01, echo.port >> 8, echo.port & 0xff, 127, 0, 0, 1, 0x75, 0x00));
+    await socks4.waitFor(() => socks4.ended, 10_000, "the refused SOCKS4 client to be answered and closed");
+    expect([...Buffer.concat(socks4.chunks)]).toEqual([0x00, 0x5b, 0, 0, 0, 0, 0, 0]);
+    expect(socks4.hadError).toBeUndefined();
     for (const c of open) await c.roundTrip("still here;");
-    expect((await metricsOf(p)).value("sidecar_connections_refused_total", { listener: "forward" })).toBe(1);
+    expect((await metricsOf(p)).value("sidecar_connections_refused_total", { listener: "forward" })).toBe(2);
 
     open[0]!.close();
     await untilMetric(p, "sidecar_connections_active", { listener: "forward" }, (v) => v === 2, 10_000, "2 active");

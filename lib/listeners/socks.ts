@@ -9,10 +9,12 @@
 import { createVerifier } from "../auth.ts";
 import { ProxyError } from "../errors.ts";
 import { faultTermination } from "../fault.ts";
-import { type SocksEvent, type SocksMachine, type SocksOptions, createSocksMachine } from "../protocol/socks.ts";
+import { REFUSED_READ_MS, REFUSED_READS_MAX } from "../limits.ts";
+import { type SocksEvent, type SocksMachine, type SocksOptions, SocksVersion, createSocksMachine } from "../protocol/socks.ts";
+import { SOCKS4_OVER_LIMIT_REPLY } from "../protocol/socks4.ts";
 import { CHOSE_NO_AUTHENTICATION, CONNECTING_REPLIES, isNoAuthGreeting, readConnectRequest } from "../protocol/socks5.ts";
 import { Holding } from "../relay.ts";
-import { type Expiring, deadlinesFor } from "../sweep.ts";
+import { type Expiring, IdleDeadline, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
@@ -169,12 +171,48 @@ class SocksSession implements ConnEvents, Expiring {
   }
 }
 
+/** Refused clients awaiting their first bytes now (REFUSED_READS_MAX). */
+let refusedReads = 0;
+
+/**
+ * Over the connection cap (SPEC §4): a SOCKS4 request is answered CD 0x5B, anything else is
+ * closed. The version is in the client's first bytes, awaited for REFUSED_READ_MS; then the
+ * close lingers (what the client still sends is read and dropped), so no reset destroys the
+ * reply. Past REFUSED_READS_MAX clients waiting at once, closed at once.
+ */
+function refuse(conn: Conn): void {
+  if (refusedReads >= REFUSED_READS_MAX) return conn.end();
+  refusedReads++;
+  let waiting = true;
+  const settled = (): boolean => {
+    if (!waiting) return false;
+    waiting = false;
+    refusedReads--;
+    clock.stop();
+    return true;
+  };
+  const clock = new IdleDeadline(REFUSED_READ_MS, REFUSED_READ_MS, () => {
+    if (settled()) conn.end();
+  });
+  conn.setEvents({
+    onData(chunk: Uint8Array): void {
+      if (!settled()) return;
+      if (chunk[0] === SocksVersion.Socks4) conn.write(SOCKS4_OVER_LIMIT_REPLY);
+      conn.endLingering();
+    },
+    onEnd(): void {
+      if (settled()) conn.end();
+    },
+    onDrain(): void {},
+    onClose(): void {
+      settled();
+    },
+  });
+}
+
 export const socksDriver: ProtocolDriver = {
   handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void {
     new SocksSession(ctx, conn, rec).start();
   },
-  refuse(conn: Conn): void {
-    // SPEC §4: over a limit, SOCKS closes (no request has been read to answer).
-    conn.end();
-  },
+  refuse,
 };

@@ -118,6 +118,9 @@ function findNul(b: Uint8Array, from: number, end: number, max: number): number 
   return end > limit ? TOO_LONG : NEED_MORE;
 }
 
+/** The reply to a request refused before it was read (over the connection cap: SPEC §4). */
+export const SOCKS4_OVER_LIMIT_REPLY = encodeReply(ERROR_TABLE.limitExceeded.socks4, null, 0);
+
 /** VN=0 CD DSTPORT DSTIP; a null address is sent as zeros. */
 function encodeReply(cd: number, ip: Uint8Array | null, port: number): Uint8Array {
   const out = new Uint8Array(FIXED_BYTES);
