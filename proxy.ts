@@ -109,7 +109,7 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
     },
   });
   const main = defineCommand({
-    meta: { name: NAME, version: VERSION, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5; --version prints the release" },
+    meta: { name: NAME, version: VERSION, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5; --version prints the release and the runtime under it" },
     args,
     subCommands: { config, inject },
     run: async ({ data }) => {

@@ -506,6 +506,30 @@ describe("unknown SIDECAR_* variables", () => {
   });
 });
 
+describe("misspelt sidecar.speedscale.com/* annotations", () => {
+  test("are named in a warning with the key they are close to; the operator's own keys and exact keys are not", () => {
+    const file = annotationsFile({
+      "sidecar.speedscale.com/proxy-prot": "tcp",
+      "sidecar.speedscale.com/proxy_port": "8080",
+      "sidecar.speedscale.com/proxyTyp": "reverse",
+      "sidecar.speedscale.com/Proxy-Host": "127.0.0.1",
+      "sidecar.speedscale.com/inject": "true",
+      "sidecar.speedscale.com/tls-out": "true",
+      "sidecar.speedscale.com/proxy-type": "reverse",
+      "sidecar.speedscale.com/proxyInPort": "4143",
+      "team.example.com/proxy-port": "1",
+    });
+    const { config, warnings } = resolve({ flags: { annotations: "/a" }, files: { "/a": file } });
+    expect(config.proxyPort).toBe(80); // nothing is guessed: the typo stays ignored
+    expect(warnings).toEqual([
+      "annotation sidecar.speedscale.com/proxy-prot in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-protocol?",
+      "annotation sidecar.speedscale.com/proxy_port in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-port?",
+      "annotation sidecar.speedscale.com/proxyTyp in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-type?",
+      "annotation sidecar.speedscale.com/Proxy-Host in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-host?",
+    ]);
+  });
+});
+
 describe("CIDR lists: what the configuration accepts, the matcher (lib/policy.ts) accepts", () => {
   // A value `config` passes must not stop the proxy at start-up: "/008" once passed the check
   // and then threw in the matcher (exit 1 with a stack trace instead of exit 2).

@@ -7,7 +7,7 @@ import type { Config, ResolveInput, Source, SourceEntry } from "../config.ts";
 import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
 import { parseAnnotations } from "./annotations.ts";
 import { ConfigError, InvalidValue, quote } from "./error.ts";
-import { OPTIONS, type OptionSpec, optionByFlag } from "./options.ts";
+import { ANNOTATION_PREFIX, OPTIONS, type OptionSpec, optionByFlag } from "./options.ts";
 import * as v from "./values.ts";
 
 /** A value found for an option, before parsing. */
@@ -52,6 +52,10 @@ export class Resolver {
     } catch (err) {
       if (err instanceof ConfigError) throw new ConfigError(`annotations file ${quote(path)} (from ${raw.origin}), ${err.message}`);
       throw err;
+    }
+    for (const key of this.annotations.keys()) {
+      const meant = misspeltAnnotation(key);
+      if (meant !== null) this.warnings.push(`annotation ${key} in ${path} is not a setting of sidecar-proxy and is ignored; did you mean ${meant}?`);
     }
   }
 
@@ -251,4 +255,47 @@ function splitCredentials(text: string, origin: string, allowed: string): { user
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+const ANNOTATION_KEYS = OPTIONS.flatMap((o) => o.annotations);
+/** Edits within which an unknown key is taken for a misspelt one. */
+const TYPO_MAX_EDITS = 2;
+/** A cut-off key (`proxy-prot`) is taken for a misspelt one from this many characters on. */
+const TYPO_MIN_PREFIX = 6;
+
+/**
+ * The setting an unknown `sidecar.speedscale.com/*` key is close to (a typo such as
+ * `proxy-prot` or `proxy_port`), or null. A typo would otherwise do nothing, silently, as a
+ * misspelt SIDECAR_* variable would (config.ts unknownEnv); other unknown keys under the prefix
+ * stay silent, since pods carry the Speedscale operator's own (`sidecar.speedscale.com/inject`).
+ */
+export function misspeltAnnotation(key: string): string | null {
+  if (!key.startsWith(ANNOTATION_PREFIX) || ANNOTATION_KEYS.includes(key)) return null;
+  const name = typoForm(key.slice(ANNOTATION_PREFIX.length));
+  let closest: string | null = null;
+  let closestEdits = Infinity;
+  for (const known of ANNOTATION_KEYS) {
+    const target = typoForm(known.slice(ANNOTATION_PREFIX.length));
+    const cut = name.length >= TYPO_MIN_PREFIX && (target.startsWith(name) || name.startsWith(target));
+    // A cut-off key is one edit from what it was cut from, however much is missing.
+    const edits = cut ? Math.min(1, editDistance(name, target)) : editDistance(name, target);
+    if (edits <= TYPO_MAX_EDITS && edits < closestEdits) [closest, closestEdits] = [known, edits];
+  }
+  return closest;
+}
+
+/** Case and `_` / `-` do not tell two keys apart for this purpose (`Proxy_Port`, `proxyport`). */
+function typoForm(name: string): string {
+  return name.toLowerCase().replace(/[-_]/g, "");
+}
+
+/** Levenshtein distance; the keys are short. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
 }
