@@ -70,6 +70,15 @@ export function isIP(text: string): number {
  * returned as given. Without it `0.0.0.0` reached a workload on 127.0.0.1 past a deny list that
  * named 127.0.0.0/8 (Dante refuses 0.0.0.0; browsers block it since 2024's "0.0.0.0 day").
  */
+/** The highest TCP port number. */
+export const MAX_PORT = 65535;
+
+/** The 16 bytes of an IPv6 address are an IPv4-mapped one (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2). */
+export function isMappedIPv4(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
+}
+
 export function dialledAddress(address: string): string {
   if (address === "0.0.0.0") return "127.0.0.1";
   if (!address.includes(":")) return address;
@@ -78,8 +87,7 @@ export function dialledAddress(address: string): string {
   if (/[1-9a-e]/i.test(zone < 0 ? address : address.slice(0, zone))) return address;
   const bytes = parseIPv6(address);
   if (bytes === null) return address;
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return address;
-  if (bytes[10] === 0xff && bytes[11] === 0xff) return bytes[12]! | bytes[13]! | bytes[14]! | bytes[15]! ? address : "127.0.0.1";
-  for (let i = 10; i < 16; i++) if (bytes[i] !== 0) return address;
+  if (isMappedIPv4(bytes)) return bytes[12]! | bytes[13]! | bytes[14]! | bytes[15]! ? address : "127.0.0.1";
+  for (let i = 0; i < 16; i++) if (bytes[i] !== 0) return address;
   return "::1";
 }

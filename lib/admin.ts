@@ -34,7 +34,7 @@ const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in 
  */
 export const ADMIN_MAX_CONNECTIONS = 32;
 /** /connections lists at most this many active connections (the oldest), and counts them all. */
-export const ADMIN_ACTIVE_SHOWN_MAX = 500;
+const ADMIN_ACTIVE_SHOWN_MAX = 500;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 /** RFC 9112 §3: method SP request-target SP HTTP-version. */

@@ -7,7 +7,7 @@
  * value, where it came from and the allowed values. The password never appears in a message or
  * in `sources` (shown as "***").
  */
-import { dialledAddress, isIP } from "./address.ts";
+import { MAX_PORT, dialledAddress, isIP, isMappedIPv4 } from "./address.ts";
 import { ConfigError, InvalidValue, quote } from "./config/error.ts";
 import { isLocalhostName, LOOPBACKS } from "./dial.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
@@ -99,7 +99,6 @@ const LIMIT_PARSERS: { readonly [K in keyof Limits]: v.Parser<number> } = {
   gracePeriodMs: v.duration(0, MAX_DURATION_MS),
 };
 
-const port = v.integer(0, 65535);
 const NONE: readonly string[] = Object.freeze([]);
 
 /** Resolves and validates the configuration. Pure; throws ConfigError. */
@@ -119,9 +118,9 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     reverseProtocol,
     forwardProtocol,
     proxyHost: r.get("proxy-host", v.host),
-    proxyPort: r.get("proxy-port", v.integer(1, 65535)),
-    inPort: r.get("proxy-in-port", port),
-    outPort: r.get("proxy-out-port", port),
+    proxyPort: r.get("proxy-port", v.integer(1, MAX_PORT)),
+    inPort: r.get("proxy-in-port", v.portNumber),
+    outPort: r.get("proxy-out-port", v.portNumber),
     inBind: r.get("in-bind", v.list(v.ipAddress)),
     outBind: r.get("out-bind", v.list(v.ipAddress)),
     auth: r.auth(),
@@ -216,9 +215,7 @@ function checkWorkloadNotSelf(r: Resolver, config: Config): void {
 function reachedAddress(literal: string): string {
   const address = dialledAddress(literal);
   const bytes = isIP(address) === 6 ? parseIPv6(address) : null;
-  if (bytes === null) return address;
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return address;
-  return bytes[10] === 0xff && bytes[11] === 0xff ? bytes.subarray(12).join(".") : address;
+  return bytes !== null && isMappedIPv4(bytes) ? bytes.subarray(12).join(".") : address;
 }
 
 function parseProxyType(text: string): ProxyType {

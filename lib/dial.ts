@@ -6,7 +6,7 @@
  * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
  * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
-import { dialledAddress, endsInNumber, hostPort, isIP } from "./address.ts";
+import { MAX_PORT, dialledAddress, endsInNumber, hostPort, isIP } from "./address.ts";
 import { ProxyError, asProxyError, lookupFailure } from "./errors.ts";
 import type { AbandonedOwner, Conn, Runtime } from "./runtime/types.ts";
 import { nowMs } from "./clock.ts";
@@ -78,7 +78,7 @@ async function resolveLocalhost(runtime: Runtime): Promise<readonly string[]> {
 /** What is refused before any lookup or connect, or null. */
 function refusal(target: DialTarget, host: string, literal: boolean): ProxyError | null {
   // SOCKS can name DST.PORT 0 (HTTP's parsers refuse it): malformed, whatever the runtime's connect would say.
-  if (target.port < 1 || target.port > 65535) return new ProxyError("protocol", `port ${target.port} is not a destination port (1-65535)`);
+  if (target.port < 1 || target.port > MAX_PORT) return new ProxyError("protocol", `port ${target.port} is not a destination port (1-${MAX_PORT})`);
   if (literal) return null;
   if (endsInNumber(host)) {
     return new ProxyError("protocol", `${target.host} is an IPv4 address in a non-standard form (octal, hex or fewer than four parts), not a host name: write it as a.b.c.d`);
@@ -96,7 +96,7 @@ const LABEL = /^[A-Za-z0-9_-]{1,63}$/;
  * else (`a..b`, `.x`, `a:b` that is no IPv6 literal, a 64-octet label) is malformed, not sent to
  * DNS (it answered "does not resolve" after a query before).
  */
-export function isHostName(host: string): boolean {
+function isHostName(host: string): boolean {
   const name = withoutRootDot(host);
   if (name.length === 0 || name.length > 253) return false;
   for (const label of name.split(".")) if (!LABEL.test(label)) return false;
@@ -183,7 +183,7 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarg
 }
 
 /** RFC 6761 §6.4: `invalid` and every name under it, with or without the root dot. */
-export function isInvalidName(host: string): boolean {
+function isInvalidName(host: string): boolean {
   const name = withoutRootDot(host).toLowerCase();
   return name === "invalid" || name.endsWith(".invalid");
 }
@@ -193,6 +193,6 @@ function withoutRootDot(host: string): string {
   return host.endsWith(".") ? host.slice(0, -1) : host;
 }
 
-export function stripBrackets(host: string): string {
+function stripBrackets(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
 }

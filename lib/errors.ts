@@ -122,6 +122,11 @@ export function lookupFailure(hostname: string, err?: unknown): ProxyError {
   return new ProxyError(e.kind === "internal" ? "dnsFailed" : e.kind, `${hostname} does not resolve (${e.message})`, { cause: err });
 }
 
+/** An octet as error details print it: `0x05`. */
+export function hexOctet(n: number): string {
+  return `0x${n.toString(16).padStart(2, "0")}`;
+}
+
 /** The OS error code an error carries (`code`, or a Deno error class name), or undefined. */
 export function errnoOf(err: unknown): string | undefined {
   if (typeof err !== "object" || err === null) return undefined;

@@ -22,7 +22,7 @@ export interface Logger {
   readonly droppedLines: number;
 }
 
-const LEVELS: Record<LogLevelName, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
+export const LEVELS: Readonly<Record<LogLevelName, number>> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 
 /** Takes one whole line (ending in a newline); false when it was not taken (see Runtime.writeStdout). */
 type Write = (line: string) => boolean;

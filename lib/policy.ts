@@ -41,7 +41,7 @@ export function parseNet(text: string): Net {
 }
 
 /** Expands preset words ("private") and parses every entry. */
-export function parseNets(entries: readonly string[]): Net[] {
+function parseNets(entries: readonly string[]): Net[] {
   const nets: Net[] = [];
   for (const entry of entries) {
     if (entry.trim().toLowerCase() === "private") nets.push(...PRIVATE_PRESET.map(parseNet));
@@ -62,7 +62,7 @@ const SIX_TO_FOUR = new Address6("2002::/16");
  * and IPv4-compatible (::a.b.c.d) — are matched as that IPv4 address, so 64:ff9b::a9fe:a9fe is
  * 169.254.169.254 to the policy.
  */
-export function parseHost(address: string): Net | null {
+function parseHost(address: string): Net | null {
   const a = address.startsWith("[") ? address.slice(1, -1) : address;
   if (Address4.isValid(a)) return new Address4(a);
   if (!Address6.isValid(a)) return null;

@@ -4,7 +4,7 @@
  * and `/metrics`, and lets shutdown cut what is still open after the grace period.
  */
 import type { ErrorKind, ProxyError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { LEVELS, type Logger } from "./log.ts";
 import { Slots } from "./slots.ts";
 import { nowMs } from "./clock.ts";
 
@@ -104,8 +104,6 @@ export interface ListenerStats {
 }
 
 const RECENT_KEPT = 200; // closed connections kept for /connections
-const LEVEL_WARN = 1; // consola's numeric levels (lib/log.ts)
-const LEVEL_INFO = 3;
 
 export class Tracker {
   /** Open connections (lib/slots.ts: a Map kept finished ones reachable for the GC). */
@@ -124,7 +122,7 @@ export class Tracker {
 
   /** Whether a finished connection can be logged at all (its line is info, or warn for a failure). */
   logsConnections(): boolean {
-    return this.log.level >= LEVEL_WARN;
+    return this.log.level >= LEVELS.warn;
   }
 
   /** Closed connections, newest first. */
@@ -253,7 +251,7 @@ export class Tracker {
       if (error) s.errors.set(error.kind, (s.errors.get(error.kind) ?? 0) + 1);
     }
     // Building the line costs more than the rest of a short connection: skip it when filtered.
-    if (this.log.level >= (error && error.kind !== "authFailed" ? LEVEL_WARN : LEVEL_INFO)) this.logLine(rec, error?.kind);
+    if (this.log.level >= (error && error.kind !== "authFailed" ? LEVELS.warn : LEVELS.info)) this.logLine(rec, error?.kind);
     if (this.active.size === 0) this.onIdle?.();
   }
 

@@ -19,7 +19,6 @@ interface Raw {
 }
 
 const MASK = "***";
-const port = v.integer(0, 65535);
 const MAX_CREDENTIAL_BYTES = 255; // RFC 1929: ULEN and PLEN are one octet
 
 export class Resolver {
@@ -128,7 +127,7 @@ export class Resolver {
     const portRaw = this.lookup(spec("admin-port"));
     const explicitPort = portRaw?.source === "default" ? null : portRaw;
     const conflict = () => new ConfigError(`admin-port ${quote(explicitPort?.text ?? "")} from ${explicitPort?.origin} conflicts with no-admin from ${offRaw?.origin}; allowed: one of them`);
-    if (off !== true || higher(offRaw, explicitPort, conflict) !== offRaw) return this.get("admin-port", port);
+    if (off !== true || higher(offRaw, explicitPort, conflict) !== offRaw) return this.get("admin-port", v.portNumber);
     this.sources.adminPort = { ...this.sources.adminPort, value: null } as SourceEntry;
     return null;
   }
@@ -269,7 +268,7 @@ const TYPO_MIN_PREFIX = 6;
  * misspelt SIDECAR_* variable would (config.ts unknownEnv); other unknown keys under the prefix
  * stay silent, since pods carry the Speedscale operator's own (`sidecar.speedscale.com/inject`).
  */
-export function misspeltAnnotation(key: string): string | null {
+function misspeltAnnotation(key: string): string | null {
   if (!key.startsWith(ANNOTATION_PREFIX) || ANNOTATION_KEYS.includes(key)) return null;
   const name = typoForm(key.slice(ANNOTATION_PREFIX.length));
   let closest: string | null = null;

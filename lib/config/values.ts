@@ -4,7 +4,7 @@
  * Nothing is guessed: no trimming of single values, no case folding, no unit assumed.
  * Comma lists are the one exception: spaces around the commas are ignored ("a, b").
  */
-import { endsInNumber, isIP } from "../address.ts";
+import { MAX_PORT, endsInNumber, isIP, isMappedIPv4 } from "../address.ts";
 import { DurationError, parseDuration } from "../duration.ts";
 import { parseIPv6 } from "../protocol/socks-address.ts";
 import { InvalidValue } from "./error.ts";
@@ -19,6 +19,11 @@ export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
 }
 
 /** A decimal integer in [min, max]; no sign, no spaces, no fraction. */
+/** A port to listen on: 0 asks the OS for a free one. */
+export function portNumber(text: string): number {
+  return integer(0, MAX_PORT)(text);
+}
+
 export function integer(min: number, max: number): Parser<number> {
   return (text) => {
     if (!/^\d+$/.test(text)) throw new InvalidValue("not a whole number");
@@ -79,7 +84,7 @@ export function ipAddress(text: string): string {
 
 function isMapped4(text: string): boolean {
   const b = parseIPv6(text);
-  return b !== null && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  return b !== null && isMappedIPv4(b);
 }
 
 /** An IP address or CIDR (`10.0.0.0/8`, `fd00::/8`, a bare IP = /32 or /128); no zone. */

@@ -20,7 +20,7 @@
  */
 import { unmapIPv4 } from "../address.ts";
 import { fieldNameIs, type Header } from "../protocol/http1.ts";
-import { trimOws } from "../protocol/http1-scan.ts";
+import { listTokens } from "../protocol/http1-framing.ts";
 
 /** The name this proxy gives itself in Via (RFC 9110 §7.6.3). */
 export const VIA_PSEUDONYM = "sidecar-proxy";
@@ -74,10 +74,9 @@ export function stripHopByHop(headers: readonly Header[], opts: { keepUpgrade: b
     // Connection can carry the upgrade.
     const connection = fieldNameIs(h.name, "connection");
     if (!connection && !fieldNameIs(h.name, "proxy-connection")) continue;
-    for (const part of h.value.split(",")) {
-      const t = trimOws(part).toLowerCase();
+    for (const t of listTokens(h.value)) {
       if (t === "upgrade") upgradeToken ||= connection;
-      else if (t !== "" && !PROTECTED.has(t) && !HOP_SET.has(t)) (named ??= new Set()).add(t);
+      else if (!PROTECTED.has(t) && !HOP_SET.has(t)) (named ??= new Set()).add(t);
     }
   }
   const keepUpgrade = opts.keepUpgrade === "always" || (opts.keepUpgrade && upgradeToken);

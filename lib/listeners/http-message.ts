@@ -91,7 +91,7 @@ const MAX_FORWARDS_MAX = 255;
  * passed on as it came, a hop that reads it otherwise (`0\xA0` trimmed to 0) would count
  * differently from us.
  */
-export function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">): number | null {
+function maxForwardsOf(request: Pick<RequestHead, "method" | "headers">): number | null {
   if (request.method !== "TRACE" && request.method !== "OPTIONS") return null;
   const raw = getHeader(request.headers, "max-forwards");
   if (raw === undefined) return null;

@@ -10,10 +10,11 @@ import { type ListenerContext, type ProtocolDriver, openTunnel } from "../tunnel
 
 export const tcpDriver: ProtocolDriver = {
   handle(ctx: ListenerContext, conn: Conn, rec: ConnRecord): void {
+    // config.ts allows tcp on reverse listeners only, which always have a workload.
+    const workload = ctx.workload!;
     const held = new Holding(conn, ctx.limits.maxBufferedBytes);
     conn.setEvents(held);
-    if (!ctx.workload) throw new Error("tcp driver needs a workload target (reverse listeners only)");
-    openTunnel(ctx, rec, conn, held, ctx.workload, {});
+    openTunnel(ctx, rec, conn, held, workload, {});
   },
   refuse(conn: Conn): void {
     // Raw TCP has no way to say why: close at once (SPEC §4, "over a limit: close").

@@ -28,14 +28,14 @@
  * Deliberately not supported: transfer codings other than chunked (http1-framing.ts
  * requestFraming rejects them on requests; on responses a non-chunked coding is read until close).
  */
-import { ProxyError, type ErrorKind } from "../errors.ts";
+import { ProxyError, hexOctet, type ErrorKind } from "../errors.ts";
 import type { BodyFraming } from "./http1.ts";
 import { charClass, CR, FIELD_CHAR, HTAB, LF, SP, TCHAR } from "./http1-scan.ts";
 
 /** 2^53-1 fits in 14 hex digits; 16 leaves room for a few leading zeros and no more. */
-export const MAX_CHUNK_SIZE_DIGITS = 16;
+const MAX_CHUNK_SIZE_DIGITS = 16;
 /** Node.js caps chunk extensions at 16 KiB per message (CVE-2024-22019); per chunk, 4 KiB is ample. */
-export const MAX_CHUNK_EXT_BYTES = 4 * 1024;
+const MAX_CHUNK_EXT_BYTES = 4 * 1024;
 /** Trailer section when none is given (the sessions pass --max-header-bytes): the header section's default. */
 const DEFAULT_MAX_TRAILER_BYTES = 32 * 1024;
 
@@ -109,10 +109,6 @@ export class BodyDecoder {
     this.#remaining = framing.kind === "length" ? framing.length : 0;
     this.#state = hasBody(framing) ? "chunkSize" : "done";
     this.#digits = this.#extBytes = this.#trailerBytes = 0;
-  }
-
-  get framing(): BodyFraming {
-    return this.#framing;
   }
 
   /** Whether `chunk` would complete this body (false on bad framing); a copy reads it, this decoder is unchanged. */
@@ -287,8 +283,7 @@ export class BodyDecoder {
   }
 
   #fail(expected: string, c: number): never {
-    const octet = `0x${c.toString(16).padStart(2, "0")}`;
-    throw new ProxyError(this.#kind, `bad chunked body: expected ${expected}, got ${octet} (state ${this.#state})`);
+    throw new ProxyError(this.#kind, `bad chunked body: expected ${expected}, got ${hexOctet(c)} (state ${this.#state})`);
   }
 }
 

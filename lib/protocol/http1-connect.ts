@@ -23,6 +23,7 @@
  * costs. tests/http-plain.test.ts holds it to the general parser
  * on generated and mutated heads and under tight limits.
  */
+import { MAX_PORT } from "../address.ts";
 import type { HeadLimits } from "./http1.ts";
 import { bytesAre, CR, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
 import type { Authority } from "./http1-target.ts";
@@ -51,7 +52,6 @@ const DIGIT_0 = 0x30;
 const DIGIT_1 = 0x31;
 const DIGIT_9 = 0x39;
 const MAX_PORT_DIGITS = 5;
-const MAX_PORT = 65535;
 /** Letters, digits, "." and "-". */
 const HOST_CHAR = charClass((c) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x2e || c === 0x2d);
 /** Printable ASCII and HTAB: field-vchar without obs-text. */

@@ -56,7 +56,7 @@ export function trimOws(text: string): string {
 }
 
 /** RFC 9112 §2.2 asks to skip at least one; old clients send one stray CRLF after a POST body. */
-export const MAX_LEADING_EMPTY_LINES = 4;
+const MAX_LEADING_EMPTY_LINES = 4;
 
 /** tchar, RFC 9110 §5.6.2. */
 export const TCHAR: Uint8Array = charClass((c) => isAlnum(c) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)));
@@ -86,8 +86,8 @@ export interface HeadErrors {
   readonly lineTooLong: ErrorKind;
   readonly headTooLarge: ErrorKind;
 }
-export const REQUEST_ERRORS: HeadErrors = { malformed: "protocol", lineTooLong: "uriTooLong", headTooLarge: "headersTooLarge" };
-export const RESPONSE_ERRORS: HeadErrors = {
+const REQUEST_ERRORS: HeadErrors = { malformed: "protocol", lineTooLong: "uriTooLong", headTooLarge: "headersTooLarge" };
+const RESPONSE_ERRORS: HeadErrors = {
   malformed: "upstreamProtocol",
   lineTooLong: "upstreamProtocol",
   headTooLarge: "upstreamProtocol",

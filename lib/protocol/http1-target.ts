@@ -24,12 +24,13 @@
  *   from an upstream; a malformed HTTP-version is 400 / 502.
  * - "*" only with OPTIONS (§3.2.4); authority-form only with CONNECT, and CONNECT only with it.
  */
+import { MAX_PORT } from "../address.ts";
 import { ProxyError } from "../errors.ts";
 import { charClass, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 /** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
-export const NO_PORT = 0;
+const NO_PORT = 0;
 const HTTPS_DEFAULT_PORT = 443;
 
 /** A scheme's default port (RFC 9110 §4.2.1, §4.2.2: http 80, https 443), NO_PORT for any other. */
@@ -56,7 +57,6 @@ export interface ParsedTarget {
 
 /** RFC 9110 §4.2.1: the http scheme's default port. */
 export const HTTP_DEFAULT_PORT = 80;
-const MAX_PORT = 65535;
 const MAX_PORT_DIGITS = 5;
 const HASH = 0x23;
 

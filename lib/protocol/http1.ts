@@ -23,8 +23,8 @@
  * transfer codings other than chunked on requests (501).
  */
 import { ProxyError } from "../errors.ts";
-import { collectFacts, keepAliveOf, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP, trimOws } from "./http1-scan.ts";
+import { collectFacts, keepAliveOf, listTokens, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
+import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -218,16 +218,9 @@ export function upgradeOffered(offered: string, response: ResponseHead): boolean
   let chosen: string | null = null;
   for (const h of response.headers) if (fieldNameIs(h.name, "upgrade")) chosen = chosen === null ? h.value : `${chosen}, ${h.value}`;
   if (chosen === null) return false;
-  const offers = protocolList(offered);
-  const picks = protocolList(chosen);
+  const offers = listTokens(offered);
+  const picks = listTokens(chosen);
   return picks.length > 0 && picks.every((pick) => offers.some((offer) => sameProtocol(offer, pick)));
-}
-
-function protocolList(value: string): string[] {
-  return value
-    .split(",")
-    .map((p) => trimOws(p).toLowerCase())
-    .filter((p) => p.length > 0);
 }
 
 /** "websocket" and "websocket/13": the same protocol; "h2c" and "websocket", or "/13" and "/8": not. */

@@ -6,10 +6,6 @@
 
 const UTF8 = new TextDecoder();
 
-export function hex(n: number): string {
-  return `0x${n.toString(16).padStart(2, "0")}`;
-}
-
 /**
  * A domain from the wire: host-name letters, digits, '-', '.', '_' and ':' (so an IP literal such
  * as "::1" passes through for the dialer), 1-255 octets. Control bytes, spaces, '/', '@', '%',

@@ -16,9 +16,9 @@
  *   and throws a ProxyError("internal") naming the state. failure() may be called in any state: it
  *   returns a reply only while the client is waiting for one to its request, else null (close).
  */
-import { ProxyError, type ErrorKind } from "../errors.ts";
-import { createSocks4Core } from "./socks4.ts";
-import { createSocks5Core } from "./socks5.ts";
+import { ProxyError, hexOctet, type ErrorKind } from "../errors.ts";
+import { Socks4, createSocks4Core } from "./socks4.ts";
+import { Socks5, createSocks5Core } from "./socks5.ts";
 
 export interface SocksTarget {
   readonly atyp: "ipv4" | "ipv6" | "domain";
@@ -70,7 +70,7 @@ export interface SocksCore {
 }
 
 /** The first byte on the port: SOCKS4 VN / SOCKS5 VER. */
-export const SocksVersion = { Socks4: 0x04, Socks5: 0x05 } as const;
+export const SocksVersion = { Socks4: Socks4.Version, Socks5: Socks5.Version } as const;
 
 export function createSocksMachine(options: SocksOptions): SocksMachine {
   return new Machine(options);
@@ -154,7 +154,7 @@ class Machine implements SocksMachine {
       type: "fail",
       kind: "protocol",
       reply: null,
-      detail: `not SOCKS: first byte 0x${version.toString(16).padStart(2, "0")}${hint}`,
+      detail: `not SOCKS: first byte ${hexOctet(version)}${hint}`,
     });
     return null;
   }

@@ -19,12 +19,12 @@
  * target (it is not 4a); the dialler connects to 127.0.0.1 for it, as the kernel would, and
  * --deny-destinations judges that address (lib/address.ts dialledAddress).
  */
-import { ERROR_TABLE, ProxyError, Socks4Reply, type ErrorKind } from "../errors.ts";
+import { ERROR_TABLE, ProxyError, hexOctet, Socks4Reply, type ErrorKind } from "../errors.ts";
 import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";
-import { hex, ipv4Text, parseIPv4, readHostname } from "./socks-address.ts";
+import { ipv4Text, parseIPv4, readHostname } from "./socks-address.ts";
 
 export const Socks4 = { Version: 0x04, ReplyVersion: 0x00 } as const;
-export const Socks4Command = { Connect: 0x01, Bind: 0x02 } as const;
+const Socks4Command = { Connect: 0x01, Bind: 0x02 } as const;
 
 /** VN CD DSTPORT(2) DSTIP(4), before the USERID. */
 const FIXED_BYTES = 8;
@@ -91,7 +91,7 @@ class Socks4Core implements SocksCore {
 
   /** Verdict on a whole request of `size` bytes. */
   #decide(cd: number, target: SocksTarget | null, userId: string, size: number, out: SocksEvent[]): number {
-    if (cd !== Socks4Command.Connect && cd !== Socks4Command.Bind) return this.#fail(out, "protocol", `CD ${hex(cd)}`, size);
+    if (cd !== Socks4Command.Connect && cd !== Socks4Command.Bind) return this.#fail(out, "protocol", `CD ${hexOctet(cd)}`, size);
     if (!target) return this.#fail(out, "protocol", "4a domain is not a valid host name", size);
     if (this.#options.auth) return this.#fail(out, "authFailed", "SOCKS4 has no authentication and auth is required", size);
     if (cd === Socks4Command.Bind) return this.#fail(out, "commandNotSupported", "CD BIND", size);

@@ -20,21 +20,21 @@
  *   destroy the reply on its way). An unknown ATYP has no known length: REP X'08' at once.
  * - The request checks run in this order: VER (0x01), ATYP (0x08), DST.ADDR (0x01), CMD (0x07).
  */
-import { ERROR_TABLE, ProxyError, Socks5Reply, type ErrorKind } from "../errors.ts";
+import { ERROR_TABLE, ProxyError, hexOctet, Socks5Reply, type ErrorKind } from "../errors.ts";
 import type { SocksCore, SocksEvent, SocksOptions, SocksState, SocksTarget } from "./socks.ts";
-import { hex, ipv4Text, ipv6Text, parseIPv4, parseIPv6, readHostname } from "./socks-address.ts";
+import { ipv4Text, ipv6Text, parseIPv4, parseIPv6, readHostname } from "./socks-address.ts";
 
 /** RFC 1928 §3, §4 and RFC 1929 §2 field values. */
 export const Socks5 = { Version: 0x05 } as const;
-export const Socks5Method = {
+const Socks5Method = {
   NoAuthenticationRequired: 0x00,
   Gssapi: 0x01,
   UsernamePassword: 0x02,
   NoAcceptableMethods: 0xff,
 } as const;
-export const Socks5Command = { Connect: 0x01, Bind: 0x02, UdpAssociate: 0x03 } as const;
-export const Socks5Atyp = { IPv4: 0x01, DomainName: 0x03, IPv6: 0x04 } as const;
-export const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01 } as const;
+const Socks5Command = { Connect: 0x01, Bind: 0x02, UdpAssociate: 0x03 } as const;
+const Socks5Atyp = { IPv4: 0x01, DomainName: 0x03, IPv6: 0x04 } as const;
+const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01 } as const;
 
 const UTF8 = new TextDecoder();
 
@@ -102,7 +102,7 @@ class Socks5Core implements SocksCore {
     const wanted = this.#options.auth ? Socks5Method.UsernamePassword : Socks5Method.NoAuthenticationRequired;
     let offered = false;
     for (let i = p + 2; i < p + size; i++) if (b[i] === wanted) offered = true;
-    if (!offered) return this.#fail(out, "authFailed", refusal(), `client does not offer method ${hex(wanted)}`, size);
+    if (!offered) return this.#fail(out, "authFailed", refusal(), `client does not offer method ${hexOctet(wanted)}`, size);
     out.push({ type: "send", bytes: wanted === Socks5Method.UsernamePassword ? CHOSE_USERNAME_PASSWORD : CHOSE_NO_AUTHENTICATION });
     this.state = wanted === Socks5Method.UsernamePassword ? "awaitAuth" : "awaitRequest";
     return size;
@@ -111,7 +111,7 @@ class Socks5Core implements SocksCore {
   /** RFC 1929 §2: VER ULEN UNAME PLEN PASSWD. Credentials never go into a detail. */
   #auth(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     const failure = Uint8Array.of(Rfc1929.Version, Rfc1929.StatusFailure);
-    if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hex(b[p])}`, 0);
+    if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hexOctet(b[p])}`, 0);
     if (end - p < 2) return 0;
     const passAt = p + 3 + b[p + 1];
     if (end < passAt) return 0;
@@ -136,13 +136,13 @@ class Socks5Core implements SocksCore {
   #request(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     // The greeting settled the version, so the client reads a SOCKS5 reply: 0x01, as microsocks
     // answers (SPEC §4: 0x01 where a reply is possible).
-    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", failureReply("protocol"), `request VER ${hex(b[p])}`, 0);
+    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", failureReply("protocol"), `request VER ${hexOctet(b[p])}`, 0);
     if (end - p < REQUEST_HEAD_BYTES) return 0;
     const atyp = b[p + 3];
     if (atyp === Socks5Atyp.DomainName && end - p < REQUEST_HEAD_BYTES + 1) return 0; // its length octet
     const addrBytes = addressBytes(atyp, b[p + REQUEST_HEAD_BYTES]);
     if (addrBytes < 0) {
-      return this.#fail(out, "addressTypeNotSupported", failureReply("addressTypeNotSupported"), `ATYP ${hex(atyp)}`, REQUEST_HEAD_BYTES);
+      return this.#fail(out, "addressTypeNotSupported", failureReply("addressTypeNotSupported"), `ATYP ${hexOctet(atyp)}`, REQUEST_HEAD_BYTES);
     }
     const size = REQUEST_HEAD_BYTES + addrBytes + PORT_BYTES;
     if (end - p < size) return 0;
@@ -232,7 +232,7 @@ function readTarget(b: Uint8Array, at: number, atyp: number, portAt: number): So
 function commandName(cmd: number): string {
   if (cmd === Socks5Command.Bind) return "BIND";
   if (cmd === Socks5Command.UdpAssociate) return "UDP ASSOCIATE";
-  return hex(cmd);
+  return hexOctet(cmd);
 }
 
 /** RFC 1928 §6 reply with ATYP X'01' 0.0.0.0:0, or null where SPEC §4 says close. */
