@@ -3,7 +3,7 @@
  * closes that connection and is logged with its stack; the process and every other connection
  * go on. Go's net/http does the same with a handler's panic.
  *
- * The runtime adapters catch around each socket event they deliver (lib/runtime/bun.ts,
+ * The runtime adapters catch around each socket event they deliver (lib/runtime/bun-conn.ts,
  * deno-conn.ts), the shared timers around each item they visit (lib/sweep.ts: the item is
  * dropped from its timer and closes its connection), and the callbacks of a dial around the
  * client connection they answer (lib/tunnel.ts, the HTTP session); what still escapes
