@@ -24,7 +24,12 @@ export interface AdminState {
 }
 
 const MAX_ADMIN_REQUEST_BYTES = 8 * 1024; // a probe's GET fits easily; anything bigger is not ours
-const ADMIN_READ_TIMEOUT_MS = 5_000; // probes time out after 1 s by default in Kubernetes
+/**
+ * A connection's request must be in within this: probes send it with the connect (and give up
+ * after 1 s by default in Kubernetes), so this only bounds clients that send nothing, whose
+ * descriptors ADMIN_MAX_CONNECTIONS caps meanwhile; 5 s leaves a scraper on a busy node room.
+ */
+const ADMIN_READ_TIMEOUT_MS = 5_000;
 /**
  * Admin connections open at once. Probes and scrapers hold one for a few ms; without a cap,
  * clients that connect and send nothing would hold a descriptor each for ADMIN_READ_TIMEOUT_MS,
@@ -36,8 +41,15 @@ export const ADMIN_MAX_CONNECTIONS = 32;
 /** /connections lists at most this many active connections (the oldest), and counts them all. */
 const ADMIN_ACTIVE_SHOWN_MAX = 500;
 const encoder = new TextEncoder();
+/** WHATWG's "latin1" (windows-1252): only the ASCII request line is looked at, which it decodes as is. */
 const latin1 = new TextDecoder("latin1");
-/** RFC 9112 §3: method SP request-target SP HTTP-version. */
+/**
+ * RFC 9112 §3: method SP request-target SP HTTP-version. The admin endpoint reads only its
+ * request line, not the proxy's parser (lib/protocol/http1.ts): it forwards nothing, so the
+ * framing that parser guards cannot be smuggled through it, and it is lenient where probes and
+ * people with `nc` differ (bare LF, any number of leading empty lines within the request's
+ * MAX_ADMIN_REQUEST_BYTES).
+ */
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
 const LEADING_EMPTY_LINES = /^(?:\r?\n)+/;
 

@@ -196,14 +196,16 @@ function endsInVersion(buf: Uint8Array, s: number, e: number): boolean {
 }
 
 const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (RFC 9112 §2.3)
-/** Octets of an HTTP-version: "HTTP/" DIGIT "." DIGIT. */
+/** Octets of an HTTP-version: "HTTP/" DIGIT "." DIGIT; where in it the two digits are. */
 export const HTTP_VERSION_LENGTH = 8;
+export const VERSION_MAJOR_AT = 5;
+export const VERSION_MINOR_AT = 7;
 const isDigitOctet = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
 
 /** buf[v, v + 8) is an HTTP-version (RFC 9112 §2.3): "HTTP/" DIGIT "." DIGIT. */
 export function isHttpVersion(buf: Uint8Array, v: number): boolean {
   for (let k = 0; k < HTTP_SLASH.length; k++) if (buf[v + k] !== HTTP_SLASH[k]) return false;
-  return isDigitOctet(buf[v + 5]) && buf[v + 6] === 0x2e && isDigitOctet(buf[v + 7]);
+  return isDigitOctet(buf[v + VERSION_MAJOR_AT]) && buf[v + VERSION_MAJOR_AT + 1] === 0x2e && isDigitOctet(buf[v + VERSION_MINOR_AT]);
 }
 
 /**

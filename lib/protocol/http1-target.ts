@@ -26,7 +26,7 @@
  */
 import { MAX_PORT } from "../address.ts";
 import { ProxyError } from "../errors.ts";
-import { charClass, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR } from "./http1-scan.ts";
+import { charClass, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR, VERSION_MAJOR_AT, VERSION_MINOR_AT } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 /** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
@@ -110,10 +110,10 @@ const DIGIT_0 = 0x30;
  */
 export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protocol" | "upstreamProtocol"): "1.0" | "1.1" {
   if (e - s !== HTTP_VERSION_LENGTH || !isHttpVersion(buf, s)) throw new ProxyError(kind, "malformed HTTP-version");
-  if (buf[s + 5] !== DIGIT_1) {
-    throw new ProxyError(kind === "protocol" ? "versionNotSupported" : kind, `HTTP/${String.fromCharCode(buf[s + 5]!)}.${String.fromCharCode(buf[s + 7]!)} (only HTTP/1.x)`);
-  }
-  return buf[s + 7] === DIGIT_0 ? "1.0" : "1.1";
+  const major = buf[s + VERSION_MAJOR_AT]!;
+  const minor = buf[s + VERSION_MINOR_AT]!;
+  if (major !== DIGIT_1) throw new ProxyError(kind === "protocol" ? "versionNotSupported" : kind, `HTTP/${String.fromCharCode(major)}.${String.fromCharCode(minor)} (only HTTP/1.x)`);
+  return minor === DIGIT_0 ? "1.0" : "1.1";
 }
 
 const ORIGIN_FORM: ParsedTarget = Object.freeze({ form: "origin" });

@@ -24,7 +24,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, listTokens, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, fieldNameIs, HeadScan, headersFromSpans, latin1, scanFieldLines, SP } from "./http1-scan.ts";
+import { FIELD_CHAR, fieldNameIs, HTTP_VERSION_LENGTH, HeadScan, headersFromSpans, latin1, scanFieldLines, SP, VERSION_MINOR_AT } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -176,12 +176,12 @@ function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHe
 export function scanStatusLine(buf: Uint8Array, s: number, e: number): number {
   // RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason-phrase]. The SP before an empty reason is
   // tolerated when missing (unambiguous, and some servers omit it).
-  if (e - s < STATUS_LINE_MIN || buf[s + 8] !== SP || (e > s + STATUS_LINE_MIN && buf[s + STATUS_LINE_MIN] !== SP)) {
+  if (e - s < STATUS_LINE_MIN || buf[s + HTTP_VERSION_LENGTH] !== SP || (e > s + STATUS_LINE_MIN && buf[s + STATUS_LINE_MIN] !== SP)) {
     throw new ProxyError("upstreamProtocol", "malformed status-line");
   }
-  scanVersion(buf, s, s + 8, "upstreamProtocol");
+  scanVersion(buf, s, s + HTTP_VERSION_LENGTH, "upstreamProtocol");
   let status = 0;
-  for (let i = s + 9; i < s + STATUS_LINE_MIN; i++) {
+  for (let i = s + HTTP_VERSION_LENGTH + 1; i < s + STATUS_LINE_MIN; i++) {
     const c = buf[i]!;
     if (c < DIGIT_0 || c > DIGIT_9) throw new ProxyError("upstreamProtocol", "malformed status code");
     status = status * 10 + (c - DIGIT_0);
@@ -195,7 +195,7 @@ export function scanStatusLine(buf: Uint8Array, s: number, e: number): number {
 
 /** The version of a status-line that scanStatusLine accepted ("HTTP/1.x" at s; above 1.1 read as 1.1). */
 export function statusLineVersion(buf: Uint8Array, s: number): "1.0" | "1.1" {
-  return buf[s + 7] === DIGIT_0 ? "1.0" : "1.1";
+  return buf[s + VERSION_MINOR_AT] === DIGIT_0 ? "1.0" : "1.1";
 }
 
 /**

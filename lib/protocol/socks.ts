@@ -69,6 +69,9 @@ export interface SocksCore {
   failure(kind: ErrorKind): Uint8Array | null;
 }
 
+const ASCII_A = 0x41;
+const ASCII_Z = 0x5a;
+
 /** The first byte on the port: SOCKS4 VN / SOCKS5 VER. */
 export const SocksVersion = { Socks4: Socks4.Version, Socks5: Socks5.Version } as const;
 
@@ -149,7 +152,8 @@ class Machine implements SocksMachine {
     if (version === SocksVersion.Socks5) return (this.#core = createSocks5Core(this.#options));
     if (version === SocksVersion.Socks4) return (this.#core = createSocks4Core(this.#options));
     this.#rejected = true;
-    const hint = version >= 0x41 && version <= 0x5a ? ` ('${String.fromCharCode(version)}', HTTP?)` : "";
+    // An upper-case ASCII letter: the start of an HTTP method (GET, CONNECT) sent to a SOCKS port.
+    const hint = version >= ASCII_A && version <= ASCII_Z ? ` ('${String.fromCharCode(version)}', HTTP?)` : "";
     out.push({
       type: "fail",
       kind: "protocol",

@@ -52,6 +52,10 @@ function refusal(): Uint8Array {
 /** RFC 1928 §4: VER CMD RSV ATYP — then DST.ADDR, then DST.PORT (2). */
 const REQUEST_HEAD_BYTES = 4;
 const PORT_BYTES = 2;
+/** RFC 1928 §3: VER NMETHODS, then NMETHODS octets. */
+const GREETING_HEAD_BYTES = 2;
+/** RFC 1929 §2: VER ULEN, then UNAME, then PLEN (1) and PASSWD. */
+const AUTH_HEAD_BYTES = 2;
 
 export function createSocks5Core(options: SocksOptions): SocksCore {
   return new Socks5Core(options);
@@ -95,13 +99,13 @@ class Socks5Core implements SocksCore {
 
   /** RFC 1928 §3: VER NMETHODS METHODS. VER was checked by the dispatcher. */
   #greeting(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
-    if (end - p < 2) return 0;
-    const size = 2 + b[p + 1];
-    if (size === 2) return this.#fail(out, "protocol", refusal(), "greeting offers no methods (NMETHODS=0)", size);
+    if (end - p < GREETING_HEAD_BYTES) return 0;
+    const size = GREETING_HEAD_BYTES + b[p + 1];
+    if (size === GREETING_HEAD_BYTES) return this.#fail(out, "protocol", refusal(), "greeting offers no methods (NMETHODS=0)", size);
     if (end - p < size) return 0;
     const wanted = this.#options.auth ? Socks5Method.UsernamePassword : Socks5Method.NoAuthenticationRequired;
     let offered = false;
-    for (let i = p + 2; i < p + size; i++) if (b[i] === wanted) offered = true;
+    for (let i = p + GREETING_HEAD_BYTES; i < p + size; i++) if (b[i] === wanted) offered = true;
     if (!offered) return this.#fail(out, "authFailed", refusal(), `client does not offer method ${hexOctet(wanted)}`, size);
     out.push({ type: "send", bytes: wanted === Socks5Method.UsernamePassword ? CHOSE_USERNAME_PASSWORD : CHOSE_NO_AUTHENTICATION });
     this.state = wanted === Socks5Method.UsernamePassword ? "awaitAuth" : "awaitRequest";
@@ -112,13 +116,13 @@ class Socks5Core implements SocksCore {
   #auth(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     const failure = Uint8Array.of(Rfc1929.Version, Rfc1929.StatusFailure);
     if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hexOctet(b[p])}`, 0);
-    if (end - p < 2) return 0;
-    const passAt = p + 3 + b[p + 1];
+    if (end - p < AUTH_HEAD_BYTES) return 0;
+    const passAt = p + AUTH_HEAD_BYTES + b[p + 1] + 1; // after PLEN
     if (end < passAt) return 0;
     const size = passAt + b[passAt - 1] - p;
     if (end - p < size) return 0;
     // Compared as octets (lib/auth.ts: UTF-8 or ISO-8859-1, RFC 1929 names no character set).
-    const username = b.subarray(p + 2, passAt - 1);
+    const username = b.subarray(p + AUTH_HEAD_BYTES, passAt - 1);
     let ok: boolean;
     try {
       ok = this.#options.auth?.verify(username, b.subarray(passAt, p + size)) === true;
@@ -176,8 +180,8 @@ class Socks5Core implements SocksCore {
 /** A whole SOCKS5 greeting offering "no authentication" (0x00) and nothing after it: the machine without auth answers CHOSE_NO_AUTHENTICATION. */
 export function isNoAuthGreeting(b: Uint8Array): boolean {
   const n = b.length;
-  if (n < 3 || b[0] !== Socks5.Version || b[1] + 2 !== n) return false;
-  for (let i = 2; i < n; i++) if (b[i] === Socks5Method.NoAuthenticationRequired) return true;
+  if (n <= GREETING_HEAD_BYTES || b[0] !== Socks5.Version || b[1] + GREETING_HEAD_BYTES !== n) return false;
+  for (let i = GREETING_HEAD_BYTES; i < n; i++) if (b[i] === Socks5Method.NoAuthenticationRequired) return true;
   return false;
 }
 
