@@ -1,5 +1,6 @@
 /**
- * A CONNECT head read in one pass over its bytes, for the forward listener's first segment
+ * A CONNECT head (RFC 9110 §9.3.6, authority-form per RFC 9112 §3.2.3) read in one pass over
+ * its bytes, for the forward listener's first segment
  * (listeners/http-front.ts): the tunnel needs the authority and where the head ends, nothing
  * else. It accepts only heads the general parser (http1.ts) accepts, with the same authority
  * and end, and returns null for anything else, which then takes the general path and gets its
@@ -22,6 +23,9 @@
  * between ~50 us of kernel work, the code they run is cold, and the smaller it is the less it
  * costs. tests/http-plain.test.ts holds it to the general parser
  * on generated and mutated heads and under tight limits.
+ *
+ * Deliberately not handled here (declined to the general path, never answered here): IPv6
+ * literals, percent-encoded or non-ASCII names, obs-fold, any framing field.
  */
 import { MAX_PORT } from "../address.ts";
 import type { HeadLimits } from "./http1.ts";

@@ -23,6 +23,9 @@
  *   would strip the latin1-read octets 0xA0 and 0x85 and take `chunked\xA0` for chunked.
  * - Requests: up to MAX_LEADING_EMPTY_LINES empty lines before the request-line are skipped
  *   (§2.2 "SHOULD ignore at least one empty line"); responses get none.
+ *
+ * Deliberately not supported: obs-fold (refused, above), a bare LF (refused), and field names or
+ * values in any encoding other than octets read as ISO-8859-1 (RFC 9110 §5.5).
  */
 import { Buffer } from "node:buffer";
 import { ProxyError, type ErrorKind } from "../errors.ts";
@@ -276,8 +279,9 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
 /**
  * RFC 9112 §5.1 field-line = field-name ":" OWS field-value OWS, checked on bytes. Returns the
  * byte offsets of each line: [nameStart, nameEnd) and [valueStart, valueEnd), four per line.
+ * `kind` is the error of a bad line: "protocol" for a request head (stricter, see above),
+ * another for a response's.
  */
-/** `kind` is the error of a bad line: "protocol" for a request head (stricter, see above), another for a response's. */
 export function scanFieldLines(buf: Uint8Array, start: number, fieldEnds: readonly number[], kind: ErrorKind, into: number[] = []): number[] {
   const spans = into;
   spans.length = 0;

@@ -6,6 +6,9 @@
  * The writer refuses what would let a value break out of its line (CR, LF, NUL, chars over
  * 0xFF) and names that are not tokens: header values are built by proxy code from parsed input,
  * so such a value is a bug ("internal"), never something to send.
+ *
+ * Deliberately not written: obs-fold (RFC 9112 §5.2: never generated), and any other encoding
+ * of field values than ISO-8859-1 octets.
  */
 import { ProxyError } from "../errors.ts";
 import type { Header } from "./http1.ts";

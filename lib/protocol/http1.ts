@@ -1,8 +1,8 @@
 /**
  * HTTP/1.1 message heads, sans-IO: RFC 9112 (HTTP/1.1 message syntax) with RFC 9110 (semantics).
  * Bytes in, a parsed head or "need more" out; errors are thrown as ProxyError whose kind carries
- * the HTTP status (400 protocol, 414 uriTooLong, 431 headersTooLarge, 501 commandNotSupported;
- * every upstream fault is 502 upstreamProtocol). Body framing lives in http-body.ts.
+ * the HTTP status (400 protocol, 414 uriTooLong, 431 headersTooLarge, 501 commandNotSupported,
+ * 505 versionNotSupported; every upstream fault is 502 upstreamProtocol). Body framing lives in http-body.ts.
  *
  * The parts, one seam per file: http1-scan.ts (finding the head, field-line syntax),
  * http1-target.ts (request-line, target forms, authority), http1-framing.ts (Content-Length,

@@ -2,6 +2,9 @@
  * SOCKS address codec, shared by SOCKS4/4a (lib/protocol/socks4.ts) and SOCKS5 (socks5.ts):
  * DST.ADDR / BND.ADDR bytes to text and back (RFC 1928 §5; IPv6 text per RFC 5952), and the
  * host-name bytes a client may send. Pure: no runtime, no DNS.
+ *
+ * Deliberately not supported: non-ASCII (IDN) host names (clients send A-labels), and IPv6
+ * zone identifiers (RFC 1928 has no field for one).
  */
 
 const UTF8 = new TextDecoder();

@@ -80,7 +80,7 @@ export interface ListenOptions {
 export interface Listener {
   readonly hostname: string;
   readonly port: number;
-   /** Stops accepting; the promise (if any) settles once the port is released (Deno: a tick later). */
+  /** Stops accepting; the promise (if any) settles once the port is released (Deno: a tick later). */
   stop(): void | Promise<void>;
 }
 
