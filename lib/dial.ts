@@ -40,16 +40,16 @@ const KIND_RANK: Record<string, number> = {
  * promise); a name is resolved first, within the same deadline.
  */
 export function dial(runtime: Runtime, target: DialTarget, options: DialOptions, done: (result: Conn | ProxyError) => void): void {
-  const deadline = nowMs() + options.timeoutMs;
+  const deadlineMs = nowMs() + options.timeoutMs;
   const host = stripBrackets(target.host);
   const literal = isIP(host) !== 0;
   const refused = refusal(target, host, literal);
   if (refused !== null) return queueMicrotask(() => done(refused)); // `done` never runs before dial returns
-  if (literal) return tryAddresses(runtime, target, [host], 0, deadline, options, null, done);
+  if (literal) return tryAddresses(runtime, target, [host], 0, deadlineMs, options, null, done);
   const name = lookupName(host);
   const lookup = name === LOCALHOST ? resolveLocalhost(runtime) : runtime.resolve(name);
-  withDeadline(lookup, deadline, target, options.timeoutMs).then(
-    (addresses) => tryAddresses(runtime, target, addresses, 0, deadline, options, null, done),
+  withDeadline(lookup, deadlineMs, target, options.timeoutMs).then(
+    (addresses) => tryAddresses(runtime, target, addresses, 0, deadlineMs, options, null, done),
     (err: unknown) => done(asProxyError(err)),
   );
 }
@@ -123,7 +123,7 @@ function tryAddresses(
   target: DialTarget,
   addresses: readonly string[],
   i: number,
-  deadline: number,
+  deadlineMs: number,
   options: DialOptions,
   failure: ProxyError | null,
   done: (result: Conn | ProxyError) => void,
@@ -134,7 +134,7 @@ function tryAddresses(
       failure = pick(failure, new ProxyError("denied", `${target.host} -> ${address} is denied by policy`));
       continue;
     }
-    const remainingMs = deadline - nowMs();
+    const remainingMs = deadlineMs - nowMs();
     if (remainingMs <= 0) {
       failure = pick(failure, timeoutError(target, options.timeoutMs));
       break;
@@ -147,7 +147,7 @@ function tryAddresses(
       if (result.kind === "limitExceeded") return done(result);
       // The connect had what was left of the deadline; the message names the configured limit.
       const err = result.kind === "connectTimeout" ? timeoutError(target, options.timeoutMs) : result;
-      tryAddresses(runtime, target, addresses, next, deadline, options, pick(failed, err), done);
+      tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, err), done);
     });
     return;
   }
@@ -166,9 +166,9 @@ function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
   return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)} not connected within ${timeoutMs} ms`);
 }
 
-function withDeadline<T>(promise: Promise<T>, deadline: number, target: DialTarget, timeoutMs: number): Promise<T> {
+function withDeadline<T>(promise: Promise<T>, deadlineMs: number, target: DialTarget, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(timeoutError(target, timeoutMs)), Math.max(0, deadline - nowMs()));
+    const timer = setTimeout(() => reject(timeoutError(target, timeoutMs)), Math.max(0, deadlineMs - nowMs()));
     promise.then(
       (value) => {
         clearTimeout(timer);

@@ -96,10 +96,10 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
   private idleSlot = -1;
   private halfClosedSlot = -1;
   /** Half-closed inactivity deadline (Expiring): set while exactly one direction has ended. */
-  deadline = 0;
+  deadlineMs = 0;
   private halfSeenBytes = -1; // bytes moved when the half-closed deadline was (re)armed; -1: unarmed
   /** The idle limit's checks (Inactivity: a tunnel idles out within 1.25x the limit). */
-  movedSeen = -1;
+  movedSeenBytes = -1;
   stillChecks = 0;
   private finished = false;
 
@@ -210,7 +210,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
    */
   private armHalfClosed(): void {
     this.halfSeenBytes = this.moved();
-    this.deadline = nowMs() + this.options.halfClosedTimeoutMs;
+    this.deadlineMs = nowMs() + this.options.halfClosedTimeoutMs;
     this.halfClosedSlot = deadlinesFor(this.options.halfClosedTimeoutMs).add(this);
   }
 

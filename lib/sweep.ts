@@ -26,7 +26,7 @@ export const INACTIVITY_CHECKS = 4;
 /** What an inactivity limit keeps between its checks. */
 export interface Inactivity {
   /** Bytes moved at the last check, and the checks in a row since then that saw none move. */
-  movedSeen: number;
+  movedSeenBytes: number;
   stillChecks: number;
 }
 
@@ -37,13 +37,13 @@ export function inactivityTickMs(limitMs: number): number {
 
 /** The count starts over, with `moved` bytes moved so far. */
 export function startStallChecks(state: Inactivity, moved: number): void {
-  state.movedSeen = moved;
+  state.movedSeenBytes = moved;
   state.stillChecks = 0;
 }
 
 /** One check, with `moved` bytes moved so far: true once INACTIVITY_CHECKS checks in a row saw none move. */
 export function stalled(state: Inactivity, moved: number): boolean {
-  if (moved !== state.movedSeen) {
+  if (moved !== state.movedSeenBytes) {
     startStallChecks(state, moved);
     return false;
   }
@@ -128,7 +128,7 @@ export function sweptSetFor<T>(
 
 export interface Expiring {
   /** nowMs() value from which the item is overdue. */
-  readonly deadline: number;
+  readonly deadlineMs: number;
   /** Called once, from the sweep, when the deadline has passed and the item is still pending. */
   expire(): void;
   /**
@@ -145,7 +145,7 @@ const MAX_TICK_MS = 1000;
 const sets = new Map<number, SweptSet<Expiring>>();
 
 function visit(item: Expiring, now: number, set: SweptSet<Expiring>, slot: number): void {
-  if (now < item.deadline) return;
+  if (now < item.deadlineMs) return;
   set.delete(slot, item);
   item.expire();
 }
@@ -165,7 +165,7 @@ export function deadlinesFor(timeoutMs: number): SweptSet<Expiring> {
  * (lib/runtime/flush.ts).
  */
 export class IdleDeadline implements Expiring {
-  deadline: number;
+  deadlineMs: number;
   private readonly startedMs: number;
   private lastMs: number;
   private slot: number;
@@ -177,7 +177,7 @@ export class IdleDeadline implements Expiring {
     private readonly over: () => void,
   ) {
     this.startedMs = this.lastMs = nowMs();
-    this.deadline = this.startedMs + Math.min(idleMs, maxMs);
+    this.deadlineMs = this.startedMs + Math.min(idleMs, maxMs);
     this.slot = deadlinesFor(idleMs).add(this);
   }
 
@@ -191,7 +191,7 @@ export class IdleDeadline implements Expiring {
     const now = nowMs();
     const left = Math.min(this.lastMs + this.idleMs, this.startedMs + this.maxMs) - now;
     if (left > 0) {
-      this.deadline = now + left;
+      this.deadlineMs = now + left;
       this.slot = deadlinesFor(this.idleMs).add(this);
       return;
     }

@@ -78,8 +78,8 @@ describe("after a fault", () => {
           throw boom;
         },
       });
-      const deadline = Date.now() + 5_000;
-      while (finished.length === 0 && Date.now() < deadline) await Bun.sleep(5);
+      const deadlineMs = Date.now() + 5_000;
+      while (finished.length === 0 && Date.now() < deadlineMs) await Bun.sleep(5);
       expect(faults).toEqual([{ err: boom, site: "timer" }]);
       expect(down.calls[0]).toBe("fault");
       expect(up.calls).toContain("end");
@@ -123,8 +123,8 @@ describe("after a fault", () => {
           throw boom;
         },
       });
-      const deadline = Date.now() + 5_000;
-      while (rec.endedMs === null && Date.now() < deadline) await Bun.sleep(1);
+      const deadlineMs = Date.now() + 5_000;
+      while (rec.endedMs === null && Date.now() < deadlineMs) await Bun.sleep(1);
       expect(faults).toEqual([{ err: boom, site: "connect" }]);
       expect(down.calls[0]).toBe("fault");
       expect(up.closed).toBe(true);

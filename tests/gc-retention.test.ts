@@ -83,8 +83,8 @@ describe("garbage of finished connections", () => {
       };
       const workers = Promise.all(Array.from({ length: CONCURRENCY }, worker));
       const waitDone = async (n: number) => {
-        const deadline = Date.now() + 20_000;
-        while (done < n && Date.now() < deadline) await Bun.sleep(1);
+        const deadlineMs = Date.now() + 20_000;
+        while (done < n && Date.now() < deadlineMs) await Bun.sleep(1);
         expect(done).toBeGreaterThanOrEqual(n);
       };
       await waitDone(WARM_UP);

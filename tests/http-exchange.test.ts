@@ -10,7 +10,7 @@ import { type Exchange, stallError } from "../lib/listeners/http-exchange.ts";
 import { stalled, startStallChecks } from "../lib/sweep.ts";
 
 function freshExchange(moved: number): Exchange {
-  const ex = { movedSeen: 0, stillChecks: 0 } as Exchange;
+  const ex = { movedSeenBytes: 0, stillChecks: 0 } as Exchange;
   startStallChecks(ex, moved);
   return ex;
 }

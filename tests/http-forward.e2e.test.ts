@@ -716,7 +716,7 @@ describe("forward http: upstream failures", () => {
   });
 });
 
-describe("forward http: half-close and the header deadline", () => {
+describe("forward http: half-close and the header deadlineMs", () => {
   test("a client that half-closes after its request still gets the whole 1 MiB response", async () => {
     const c = await RawClient.connect(fwd.ports.forward!);
     await c.write(get(http4.url(`/bytes?n=${MiB}&seed=9`)));

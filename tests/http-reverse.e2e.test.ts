@@ -519,8 +519,8 @@ describe("reverse http: the upstream kept alive between requests", () => {
     await c.waitFor(() => responsesOf(c).finals[0]?.complete ?? false, 10_000, "the response");
     c.close(); // the client leaves; the upstream connection is idle, kept for a next request
     await c.waitFor(() => c.closed, 10_000, "the client side closed");
-    const deadline = Date.now() + 10_000;
-    while (!seen.some((e) => e.startsWith("close")) && Date.now() < deadline) await Bun.sleep(20);
+    const deadlineMs = Date.now() + 10_000;
+    while (!seen.some((e) => e.startsWith("close")) && Date.now() < deadlineMs) await Bun.sleep(20);
     expect(seen).toEqual(["fin", "close"]);
   });
 

@@ -59,7 +59,7 @@ describe("abandoned connects", () => {
     expect(full.abandonedConnects).toBe(0);
   });
 
-  test("past its deadline a connect answers connectTimeout and is counted until the runtime opens it, which destroys it", async () => {
+  test("past its deadlineMs a connect answers connectTimeout and is counted until the runtime opens it, which destroys it", async () => {
     const before = abandonedConnects();
     const { pending, result } = await timedOut();
     expect(result).toBeInstanceOf(ProxyError);
@@ -75,7 +75,7 @@ describe("abandoned connects", () => {
     expect(abandonedConnects()).toBe(before);
   });
 
-  test("a failure reported after the deadline ends the count; the forget deadline ends it when the runtime says nothing", async () => {
+  test("a failure reported after the deadlineMs ends the count; the forget deadlineMs ends it when the runtime says nothing", async () => {
     const before = abandonedConnects();
     const a = await timedOut();
     const b = await timedOut();
@@ -111,7 +111,7 @@ describe("abandoned connects", () => {
     expect(abandonedConnects()).toBe(before);
   });
 
-  test("a connect settled before its deadline is never counted", async () => {
+  test("a connect settled before its deadlineMs is never counted", async () => {
     const before = abandonedConnects();
     const results: Array<Conn | ProxyError> = [];
     const opened = PendingConnect.start(OPTIONS, (r) => results.push(r))!;

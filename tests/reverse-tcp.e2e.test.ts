@@ -170,11 +170,11 @@ describe("reverse tcp", () => {
     // Bounded: 2000 writes, 20 s. A proxy that never stops reading takes all 128 MiB.
     const chunk = new Uint8Array(64 * 1024);
     let sent = 0;
-    const deadline = Date.now() + 20_000;
-    writing: for (let i = 0; i < 2000 && Date.now() < deadline; i++) {
+    const deadlineMs = Date.now() + 20_000;
+    writing: for (let i = 0; i < 2000 && Date.now() < deadlineMs; i++) {
       const write = client.write(chunk).then(() => true);
       while (!(await Promise.race([write, Bun.sleep(500).then(() => false)]))) {
-        if ((await heldByProxy()).held >= limit || Date.now() >= deadline) break writing;
+        if ((await heldByProxy()).held >= limit || Date.now() >= deadlineMs) break writing;
       }
       sent += chunk.byteLength;
     }

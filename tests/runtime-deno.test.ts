@@ -29,7 +29,7 @@ const COMMANDS: Record<"bun" | "deno", string[]> = {
  */
 const NOT_RUN_UNDER: Record<"deno" | "bun", readonly string[]> = {
   deno: [],
-  bun: ["connect past its deadline rejects with connectTimeout"],
+  bun: ["connect past its deadlineMs rejects with connectTimeout"],
 };
 
 interface CheckLine {

@@ -141,10 +141,10 @@ async function connections(p: RunningProxy): Promise<ConnectionsView> {
 
 /** Polls /connections until cond holds (bounded); returns the last view. */
 async function waitConnections(p: RunningProxy, cond: (v: ConnectionsView) => boolean, timeoutMs: number, what: string): Promise<ConnectionsView> {
-  const deadline = Date.now() + timeoutMs;
+  const deadlineMs = Date.now() + timeoutMs;
   let last = await connections(p);
   while (!cond(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; /connections: ${JSON.stringify(last)}`);
+    if (Date.now() > deadlineMs) throw new Error(`timed out waiting for ${what}; /connections: ${JSON.stringify(last)}`);
     await Bun.sleep(50);
     last = await connections(p);
   }

@@ -126,7 +126,7 @@ describe("Slots", () => {
 describe("deadlinesFor (connect deadlines)", () => {
   function item(timeoutMs: number, log: string[], name: string): Expiring & { firedAt: number | null } {
     const it = {
-      deadline: nowMs() + timeoutMs,
+      deadlineMs: nowMs() + timeoutMs,
       firedAt: null as number | null,
       expire() {
         it.firedAt = nowMs();
@@ -145,7 +145,7 @@ describe("deadlinesFor (connect deadlines)", () => {
     await collectingFaults(async (faults) => {
       const set = deadlinesFor(20);
       const bad: Expiring = {
-        deadline: nowMs(),
+        deadlineMs: nowMs(),
         expire() {
           throw boom;
         },
@@ -160,16 +160,16 @@ describe("deadlinesFor (connect deadlines)", () => {
     });
   });
 
-  test("an item expires once, never before its deadline; a deleted item never expires", async () => {
+  test("an item expires once, never before its deadlineMs; a deleted item never expires", async () => {
     const log: string[] = [];
     const set = deadlinesFor(40);
     const due = item(40, log, "due");
     const cancelled = item(40, log, "cancelled");
     set.add(due);
     set.delete(set.add(cancelled), cancelled);
-    await until(() => due.firedAt !== null, "the deadline");
-    expect(due.firedAt!).toBeGreaterThanOrEqual(due.deadline);
-    await until(() => nowMs() > due.deadline + 100, "a few more ticks");
+    await until(() => due.firedAt !== null, "the deadlineMs");
+    expect(due.firedAt!).toBeGreaterThanOrEqual(due.deadlineMs);
+    await until(() => nowMs() > due.deadlineMs + 100, "a few more ticks");
     expect(log).toEqual(["due"]);
   });
 
@@ -183,7 +183,7 @@ describe("deadlinesFor (connect deadlines)", () => {
     set.add(early);
     await until(() => log.length === 2, "both deadlines", 5_000);
     expect(log).toEqual(["early", "late"]);
-    expect(late.firedAt!).toBeGreaterThanOrEqual(late.deadline);
+    expect(late.firedAt!).toBeGreaterThanOrEqual(late.deadlineMs);
   });
 });
 
@@ -209,13 +209,13 @@ describe("PhaseClock", () => {
 });
 
 describe("deadlines run on the monotonic clock (lib/clock.ts)", () => {
-  test("a wall-clock step of an hour does not expire a deadline early", async () => {
+  test("a wall-clock step of an hour does not expire a deadlineMs early", async () => {
     // Both items in one set (same timeout), so one sweep visits both with the same `now`: the
     // sentinel's expiry proves a sweep ran after the step, and the other must have outlived it.
     const set = deadlinesFor(100);
     const expired: string[] = [];
     const item = (name: string, inMs: number): Expiring => ({
-      deadline: nowMs() + inMs,
+      deadlineMs: nowMs() + inMs,
       expire: () => void expired.push(name),
       faulted: () => {},
     });

@@ -48,14 +48,14 @@ export interface Exchange extends Inactivity {
 
 /**
  * What the exchange's deadline watches (it runs while this stands still): bytes read from either
- * side plus bytes our queues handed to the kernel either way (`clientQueued`: what still waits
+ * side plus bytes our queues handed to the kernel either way (`clientQueuedBytes`: what still waits
  * toward the client), as the relay's moved() does. A slow reader draining a queue of megabytes
  * (--max-buffered-bytes) while the other side is paused for it is an exchange moving; counting
  * only reads and writes, it was cut as stalled (client-timeout, or 504 for an upload) mid-transfer.
  */
-export function bytesMoved(ex: Exchange, rec: ConnRecord, clientQueued: number): number {
-  const upstreamQueued = ex.upstream?.conn.queuedBytes ?? 0;
-  return 2 * ex.clientBytes + ex.response.upstreamBytes + rec.bytesDown - clientQueued - upstreamQueued;
+export function bytesMoved(ex: Exchange, rec: ConnRecord, clientQueuedBytes: number): number {
+  const upstreamQueuedBytes = ex.upstream?.conn.queuedBytes ?? 0;
+  return 2 * ex.clientBytes + ex.response.upstreamBytes + rec.bytesDown - clientQueuedBytes - upstreamQueuedBytes;
 }
 
 /** RFC 9110 §9.2.2: requests whose effect is the same if sent twice. */
@@ -76,12 +76,12 @@ export function retryable(ex: Exchange): boolean {
  * bytes wait toward in our queues. While the request body is due, with body bytes queued toward
  * the upstream the client is paused for it and the upstream stopped reading (504, as nginx's
  * proxy_send_timeout), not the client (a 408 invites the client to send the request again).
- * Mid-response, with bytes queued toward the client (`clientQueued`), the client stopped reading
+ * Mid-response, with bytes queued toward the client (`clientQueuedBytes`), the client stopped reading
  * and the upstream is paused for it: the client's stall, not the upstream's.
  */
-export function stallError(ex: Exchange, ms: number, clientQueued: number): ProxyError {
+export function stallError(ex: Exchange, ms: number, clientQueuedBytes: number): ProxyError {
   if (ex.response.response) {
-    if (clientQueued > 0) return new ProxyError("clientTimeout", `client read none of the response for ${ms} ms (${clientQueued} bytes waiting toward it)`);
+    if (clientQueuedBytes > 0) return new ProxyError("clientTimeout", `client read none of the response for ${ms} ms (${clientQueuedBytes} bytes waiting toward it)`);
     return new ProxyError("upstreamTimeout", `response stalled for ${ms} ms`);
   }
   if (ex.requestBody) {

@@ -47,7 +47,7 @@ function parseConnectHead(chunk: Uint8Array, limits: Limits): ConnectRequest | n
 
 class HttpFront implements ConnEvents, Expiring {
   /** The keep-alive idle deadline, from the accept (the session's first phase). */
-  readonly deadline: number;
+  readonly deadlineMs: number;
   private readonly deadlines: SweptSet<Expiring>;
   private slot = -1;
 
@@ -57,7 +57,7 @@ class HttpFront implements ConnEvents, Expiring {
     private readonly rec: ConnRecord,
   ) {
     const idleMs = ctx.limits.idleTimeoutMs;
-    this.deadline = nowMs() + idleMs;
+    this.deadlineMs = nowMs() + idleMs;
     this.deadlines = deadlinesFor(idleMs);
   }
 

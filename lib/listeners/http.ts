@@ -63,7 +63,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   );
   private clientEnded = false;
   /** Bytes queued toward the client when the idle deadline was armed: still delivering if it shrank. */
-  private idleQueued = 0;
+  private idleQueuedBytes = 0;
   private closed = false;
   private handedOff = false;
   /** The request being answered is a HEAD: an error answer to it has no content (RFC 9110 §9.3.2). */
@@ -229,7 +229,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
       response: this.readerFor(request),
       keepClient: request.keepAlive,
       reuseUpstream: false,
-      movedSeen: 0,
+      movedSeenBytes: 0,
       stillChecks: 0,
     };
     this.exchange = ex;
@@ -313,7 +313,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     if (this.closed || this.handedOff) return;
     // Keep-alive idle runs from the end of the response's delivery (nginx's keepalive_timeout):
     // a queue toward the client that shrank since the deadline was armed is still being read.
-    if (phase === "idle") return this.conn.queuedBytes > 0 && this.conn.queuedBytes < this.idleQueued ? this.armIdle() : this.closeClient("idle-timeout");
+    if (phase === "idle") return this.conn.queuedBytes > 0 && this.conn.queuedBytes < this.idleQueuedBytes ? this.armIdle() : this.closeClient("idle-timeout");
     if (phase === "head") {
       this.answeringHead = isHeadRequest(this.pending);
       return this.fail(new ProxyError("headerTimeout", `request head not complete in ${this.ctx.limits.headerTimeoutMs} ms`));
@@ -540,7 +540,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   }
 
   private armIdle(): void {
-    this.idleQueued = this.conn.queuedBytes;
+    this.idleQueuedBytes = this.conn.queuedBytes;
     this.clock.set("idle", this.ctx.limits.idleTimeoutMs);
   }
 

@@ -11,7 +11,7 @@ import { nowMs } from "../clock.ts";
 
 export class PhaseClock<P extends string> implements Expiring {
   phase: P | null = null;
-  deadline = 0;
+  deadlineMs = 0;
   /** The deadline set the clock is in, and the timeout that set is swept for. */
   private set_: SweptSet<Expiring> | null = null;
   private slot = -1;
@@ -26,7 +26,7 @@ export class PhaseClock<P extends string> implements Expiring {
   /** Waits for `phase` from now on, for at most `ms`. */
   set(phase: P, ms: number): void {
     this.phase = phase;
-    this.deadline = nowMs() + ms;
+    this.deadlineMs = nowMs() + ms;
     // A set swept for a longer timeout would check this one too rarely: move to ms's own set.
     // Timeouts of 10 s and more share one set (its tick is capped), so usually it stays.
     if (this.set_ === null || ms < this.setForMs) {

@@ -31,7 +31,7 @@ class SocksSession implements ConnEvents, Expiring {
   private machine: SocksMachine | null = null;
   /** A greeting answered without the machine: replayed into it if the machine is needed after all. */
   private greeting: Uint8Array | null = null;
-  deadline = 0;
+  deadlineMs = 0;
   private slot = -1;
   private done = false;
 
@@ -43,7 +43,7 @@ class SocksSession implements ConnEvents, Expiring {
 
   start(): void {
     this.conn.setEvents(this);
-    this.deadline = nowMs() + this.ctx.limits.handshakeTimeoutMs;
+    this.deadlineMs = nowMs() + this.ctx.limits.handshakeTimeoutMs;
     this.slot = deadlinesFor(this.ctx.limits.handshakeTimeoutMs).add(this);
     // Still in its handshake when the grace period ends: cut and logged like a tunnel (the
     // tunnel replaces this hook once the request is read).

@@ -28,7 +28,7 @@ let stdoutBroken = false;
  * What was written since the sink last had nothing pending, in UTF-16 units (bytes for the
  * ASCII of almost every log line; fewer than the bytes where a field value is not ASCII).
  */
-let stdoutQueued = 0;
+let stdoutQueuedBytes = 0;
 /** Bumped per pending write: only the newest promise's settling proves the sink drained. */
 let stdoutPendingSeq = 0;
 let stdoutNewest: Promise<unknown> = Promise.resolve();
@@ -38,7 +38,7 @@ function stdoutPending(p: Promise<number>): void {
   stdoutNewest = p;
   p.then(
     () => {
-      if (seq === stdoutPendingSeq) stdoutQueued = 0;
+      if (seq === stdoutPendingSeq) stdoutQueuedBytes = 0;
     },
     () => (stdoutBroken = true),
   );
@@ -47,7 +47,7 @@ function stdoutPending(p: Promise<number>): void {
 let stdoutFlushScheduled = false;
 
 export function writeStdout(line: string): boolean {
-  if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
+  if (stdoutBroken || stdoutQueuedBytes > LOG_QUEUE_MAX_BYTES) return false;
   try {
     stdoutSink ??= Bun.stdout.writer();
     const written = stdoutSink.write(line);
@@ -55,7 +55,7 @@ export function writeStdout(line: string): boolean {
       stdoutBroken = true; // the sink closed itself after an error: the line went nowhere
       return false;
     }
-    stdoutQueued += line.length;
+    stdoutQueuedBytes += line.length;
     if (written instanceof Promise) stdoutPending(written);
     if (!stdoutFlushScheduled) {
       stdoutFlushScheduled = true;
@@ -74,7 +74,7 @@ function flushStdoutNow(): void {
   try {
     const flushed = stdoutSink.flush();
     if (flushed instanceof Promise) stdoutPending(flushed);
-    else if (typeof flushed === "number") stdoutQueued = 0;
+    else if (typeof flushed === "number") stdoutQueuedBytes = 0;
     else stdoutBroken = true; // `undefined`: the sink closed itself after an error
   } catch {
     stdoutBroken = true;
@@ -83,6 +83,6 @@ function flushStdoutNow(): void {
 
 export async function flushStdout(timeoutMs: number): Promise<void> {
   if (stdoutFlushScheduled) flushStdoutNow();
-  const deadline = nowMs() + timeoutMs;
-  while (stdoutQueued > 0 && !stdoutBroken && nowMs() < deadline) await settledWithin(stdoutNewest, deadline - nowMs());
+  const deadlineMs = nowMs() + timeoutMs;
+  while (stdoutQueuedBytes > 0 && !stdoutBroken && nowMs() < deadlineMs) await settledWithin(stdoutNewest, deadlineMs - nowMs());
 }

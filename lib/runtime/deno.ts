@@ -240,7 +240,7 @@ async function resolve(hostname: string): Promise<string[]> {
  * gone) stops logging, never the process.
  */
 const stdoutQueue: Uint8Array[] = [];
-let stdoutQueued = 0;
+let stdoutQueuedBytes = 0;
 let stdoutWriting: Promise<void> | null = null;
 let stdoutBroken = false;
 const stdoutEncoder = new TextEncoder();
@@ -251,22 +251,22 @@ async function drainStdout(): Promise<void> {
       let offset = 0;
       while (offset < chunk.length) offset += await deno.stdout.write(chunk.subarray(offset));
       stdoutQueue.shift();
-      stdoutQueued -= chunk.length;
+      stdoutQueuedBytes -= chunk.length;
     }
   } catch {
     stdoutBroken = true;
     stdoutQueue.length = 0;
-    stdoutQueued = 0;
+    stdoutQueuedBytes = 0;
   } finally {
     stdoutWriting = null;
   }
 }
 
 function writeStdout(line: string): boolean {
-  if (stdoutBroken || stdoutQueued > LOG_QUEUE_MAX_BYTES) return false;
+  if (stdoutBroken || stdoutQueuedBytes > LOG_QUEUE_MAX_BYTES) return false;
   const bytes = stdoutEncoder.encode(line);
   stdoutQueue.push(bytes);
-  stdoutQueued += bytes.length;
+  stdoutQueuedBytes += bytes.length;
   stdoutWriting ??= drainStdout();
   return true;
 }

@@ -52,7 +52,7 @@ export class PendingConnect implements Expiring {
     return null;
   }
 
-  deadline: number;
+  deadlineMs: number;
   private state: State = "connecting";
   private deadlines: SweptSet<Expiring>;
   private slot: number;
@@ -63,7 +63,7 @@ export class PendingConnect implements Expiring {
     private readonly done: (result: Conn | ProxyError) => void,
     private readonly onTimeout?: () => void,
   ) {
-    this.deadline = nowMs() + options.timeoutMs;
+    this.deadlineMs = nowMs() + options.timeoutMs;
     this.deadlines = deadlinesFor(options.timeoutMs);
     this.slot = this.deadlines.add(this);
   }
@@ -121,7 +121,7 @@ export class PendingConnect implements Expiring {
 
   /** Into the deadline set that forgets an abandoned connect the runtime never reports. */
   private watchAbandoned(): void {
-    this.deadline = nowMs() + ABANDONED_CONNECT_FORGET_MS;
+    this.deadlineMs = nowMs() + ABANDONED_CONNECT_FORGET_MS;
     this.deadlines = deadlinesFor(ABANDONED_CONNECT_FORGET_MS);
     this.slot = this.deadlines.add(this);
   }

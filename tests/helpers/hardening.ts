@@ -119,12 +119,12 @@ export class NetClient {
 
 /** Polls cond every stepMs until true; rejects after timeoutMs. */
 export async function until<T>(probe: () => Promise<T> | T, cond: (v: T) => boolean, timeoutMs = 10_000, what = "condition", stepMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadlineMs = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
     last = await probe();
     if (cond(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 2000)}`);
+    if (Date.now() > deadlineMs) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 2000)}`);
     await Bun.sleep(stepMs);
   }
 }

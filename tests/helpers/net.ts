@@ -306,10 +306,10 @@ export class RawClient {
 
 export function waitUntil(cond: () => boolean, timeoutMs = 20_000, what = "condition", stepMs = 10): Promise<void> {
   return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
+    const deadlineMs = Date.now() + timeoutMs;
     const tick = () => {
       if (cond()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      if (Date.now() > deadlineMs) return reject(new Error(`timed out waiting for ${what}`));
       setTimeout(tick, stepMs);
     };
     tick();
