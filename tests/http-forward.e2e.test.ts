@@ -401,6 +401,21 @@ describe("forward http: CONNECT", () => {
     c.close();
   });
 
+  test("a client that half-closes inside a request head is closed unanswered, logged client-aborted (it was client-fin, as if it had finished); empty lines alone are a client-fin", async () => {
+    for (const [sent, termination] of [["GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127", "client-aborted"], ["\r\n", "client-fin"]] as const) {
+      const since = fwd.logs.length;
+      const c = await RawClient.connect(fwd.ports.forward!);
+      const port = c.localPort;
+      await c.write(sent);
+      c.halfClose();
+      await c.waitFor(() => c.gotFin || c.closed, 10_000, "the proxy to close");
+      expect(c.receivedBytes).toBe(0);
+      const line = await connectionLog(fwd, since, (l) => l.client === `127.0.0.1:${port}`);
+      expect([JSON.stringify(sent), line.termination, line.error, line.level]).toEqual([JSON.stringify(sent), termination, undefined, "info"]);
+      c.close();
+    }
+  });
+
   test("CONNECT to a refused port: 502 with Connection: close", async () => {
     const port = closedPort();
     await expectRejected(fwd, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 502, ["CONNECT"]);

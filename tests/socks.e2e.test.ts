@@ -833,7 +833,7 @@ describe("--deny-destinations 127.0.0.2/32", () => {
 // Disconnects, timeouts and what /connections shows
 
 describe("disconnects and timeouts", () => {
-  test("a client that disconnects during the handshake leaves no active connection", async () => {
+  test("a client that disconnects during the handshake leaves no active connection, logged client-aborted without an error", async () => {
     const p = await forwardSocks();
     for (const how of ["close", "reset"] as const) {
       const since = p.logs.length;
@@ -845,6 +845,8 @@ describe("disconnects and timeouts", () => {
       await waitConnections(p, (v) => v.active.length === 0, 10_000, `no active connection after a ${how}`);
       const line = await connectionLog(p, since);
       expect(line.termination).toBe("client-aborted");
+      // A client that gave up is no malformed input: no protocol error, an info line (as HTTP's).
+      expect([how, line.error, line.level]).toEqual([how, undefined, "info"]);
     }
   }, T);
 

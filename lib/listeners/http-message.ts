@@ -230,9 +230,19 @@ const HEAD_SP = new TextEncoder().encode("HEAD ");
  * §9.3.2). Methods are case-sensitive (§9.1).
  */
 export function isHeadRequest(buf: Uint8Array): boolean {
-  let i = 0;
-  while (i < buf.length && (buf[i] === CR || buf[i] === LF)) i++;
+  const i = afterEmptyLines(buf);
   if (buf.length - i < HEAD_SP.length) return false;
   for (let j = 0; j < HEAD_SP.length; j++) if (buf[i + j] !== HEAD_SP[j]) return false;
   return true;
+}
+
+/** Bytes of a request beyond the empty lines that may precede one (RFC 9112 §2.2). */
+export function beginsRequest(buf: Uint8Array): boolean {
+  return afterEmptyLines(buf) < buf.length;
+}
+
+function afterEmptyLines(buf: Uint8Array): number {
+  let i = 0;
+  while (i < buf.length && (buf[i] === CR || buf[i] === LF)) i++;
+  return i;
 }

@@ -37,7 +37,7 @@ import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
 import { type Exchange, bytesMoved, retryable, stallError } from "./http-exchange.ts";
-import { clientResponseHead, errorFor, interimResponseHead, isHeadRequest, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
+import { beginsRequest, clientResponseHead, errorFor, interimResponseHead, isHeadRequest, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
 import { plainOutput } from "./http-plain.ts";
 import { PlainForwardRequests, PlainRequest, PlainReverseRequests } from "./http-plain-request.ts";
 import { PlainResponse } from "./http-plain-response.ts";
@@ -123,7 +123,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     // A half-closed client still gets the response to what it sent (SPEC §4).
     if (!this.exchange) {
       if (this.pending.byteLength > 0) this.parseNext();
-      if (!this.exchange) this.closeClient("client-fin");
+      if (!this.exchange && !this.closed) this.closeClient("client-fin");
     }
   }
 
@@ -164,7 +164,9 @@ export class HttpSession implements ConnEvents, ResponseSink {
       return this.fail(asProxyError(err));
     }
     if (!result.ok) {
-      if (this.clientEnded) this.closeClient("client-fin");
+      // A FIN inside a request head: the client gave up on it (HAProxy's "CR"), nothing to
+      // answer. Empty lines alone (a CRLF some clients send after a body) begin no request.
+      if (this.clientEnded) this.closeClient(beginsRequest(this.pending) ? "client-aborted" : "client-fin");
       else this.conn.resume(); // the head's limits bound what this reads
       return;
     }

@@ -157,8 +157,9 @@ class SocksSession implements ConnEvents, Expiring {
     // A connect-and-close with nothing sent (a tcpSocket probe, a port scan) asked for nothing:
     // closed as the HTTP listener closes one, not counted as a protocol error.
     if (this.rec.bytesUp === 0) return this.fail(null, null, "client-fin");
-    // FIN before the request was complete: nothing to proxy.
-    this.fail(new ProxyError("protocol", "client closed during the SOCKS handshake"), null, "client-aborted");
+    // FIN before the request was complete: the client gave up (HAProxy's "CR"), nothing to
+    // proxy; not malformed input, so no protocol error, as the HTTP listener logs a FIN inside a head.
+    this.fail(null, null, "client-aborted");
   }
 
   onDrain(): void {}
