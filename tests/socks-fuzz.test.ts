@@ -36,8 +36,8 @@ function mutate(r: () => number, input: Uint8Array): Uint8Array {
   for (let e = 0; e < edits; e++) {
     const at = Math.floor(r() * (b.length + 1));
     const op = Math.floor(r() * 6);
-    if (op === 0 && at < b.length) b[at] ^= 1 << Math.floor(r() * 8);
-    else if (op === 1 && at < b.length) b[at] = [0, 0xff, 1, 2, 3, 4, 5][Math.floor(r() * 7)];
+    if (op === 0 && at < b.length) b[at]! ^= 1 << Math.floor(r() * 8);
+    else if (op === 1 && at < b.length) b[at] = [0, 0xff, 1, 2, 3, 4, 5][Math.floor(r() * 7)]!;
     else if (op === 2) b.length = at;
     else if (op === 3) b.splice(at, 0, ...randomBytes(r, 1 + Math.floor(r() * 8)));
     else if (op === 4) b.splice(at, Math.floor(r() * 4));
@@ -51,7 +51,7 @@ function randomBytes(r: () => number, n: number): number[] {
 }
 
 function randomInput(r: () => number): Uint8Array {
-  if (r() < 0.6) return mutate(r, SEEDS[Math.floor(r() * SEEDS.length)]);
+  if (r() < 0.6) return mutate(r, SEEDS[Math.floor(r() * SEEDS.length)]!);
   const bytes = randomBytes(r, Math.floor(r() * 600));
   if (bytes.length > 0 && r() < 0.8) bytes[0] = r() < 0.5 ? 4 : 5;
   return Uint8Array.from(bytes);
@@ -82,7 +82,7 @@ function run(options: SocksOptions, parts: Uint8Array[]): { events: SocksEvent[]
     }
     events.push(...got);
   }
-  const last = events[events.length - 1];
+  const last = events[events.length - 1]!;
   const expected = !terminal ? null : last.type === "connect" ? "connecting" : "closed";
   if (expected && m.state !== expected) throw new Error(`state ${m.state} after ${last.type}`);
   if (!expected && ["connecting", "established", "closed"].includes(m.state)) throw new Error(`state ${m.state} without event`);
@@ -123,7 +123,7 @@ test(`fuzz: ${ITERATIONS} random and mutated handshakes in random chunkings`, ()
     // The answers the driver gives afterwards never throw either.
     const m = createSocksMachine(options);
     m.feed(input);
-    const reply = m.state === "connecting" && r() < 0.5 ? m.success({ address: "::1", port: 1 }) : m.failure(KINDS[i % KINDS.length]);
+    const reply = m.state === "connecting" && r() < 0.5 ? m.success({ address: "::1", port: 1 }) : m.failure(KINDS[i % KINDS.length]!);
     if (reply !== null && !(reply instanceof Uint8Array)) throw new Error("bad answer");
   }
   // The generator must actually reach every outcome, or this test proves little

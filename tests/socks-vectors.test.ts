@@ -101,7 +101,7 @@ const VECTORS: Vector[] = [
   ].map(([bytes, text]) => ({
     name: `socks5 IPv6 RFC 5952 text ${text}`,
     input: cat(GREET_NOAUTH, h(`05 01 00 04 ${bytes} 0050`)),
-    events: [SEND_00, connect5("ipv6", text, 80)],
+    events: [SEND_00, connect5("ipv6", text!, 80)],
     state: "connecting" as const,
   })),
   // ---- SOCKS5, auth ----
@@ -379,7 +379,7 @@ describe("machine contract", () => {
   test("detail never carries credentials", () => {
     const m = createSocksMachine(AUTH);
     const events = m.feed(cat(GREET_BOTH, RFC1929("alice", "hunter2")));
-    const last = events[events.length - 1];
+    const last = events[events.length - 1]!;
     expect(last.type === "fail" && !/alice|hunter2/.test(last.detail)).toBe(true);
   });
   test("a smaller USERID limit is enforced", () => {

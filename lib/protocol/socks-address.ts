@@ -16,7 +16,7 @@ const UTF8 = new TextDecoder();
  */
 export function readHostname(b: Uint8Array, start: number, end: number): string | null {
   if (end <= start) return null;
-  for (let i = start; i < end; i++) if (!HOST_BYTE[b[i]]) return null;
+  for (let i = start; i < end; i++) if (!HOST_BYTE[b[i]!]) return null;
   return UTF8.decode(b.subarray(start, end)); // ASCII only, so UTF-8 decoding is exact
 }
 
@@ -64,7 +64,7 @@ const DIGIT_9 = 0x39;
  * and IPv4-mapped addresses in mixed notation (§5), e.g. "::ffff:192.0.2.1". */
 export function ipv6Text(b: Uint8Array, at: number): string {
   const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i] << 8) | b[at + 2 * i + 1]);
+  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
     return `::ffff:${ipv4Text(b, at + 12)}`;
   }
@@ -86,8 +86,8 @@ export function parseIPv6(text: string): Uint8Array | null {
   const addr = zone < 0 ? text : text.slice(0, zone);
   const halves = addr.split("::");
   if (halves.length > 2) return null;
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
@@ -106,11 +106,11 @@ function groups(s: string): number[] | null {
   const parts = s.split(":");
   const out: number[] = [];
   for (let i = 0; i < parts.length; i++) {
-    const v4 = i === parts.length - 1 && parts[i].includes(".") ? parseIPv4(parts[i]) : null;
+    const v4 = i === parts.length - 1 && parts[i]!.includes(".") ? parseIPv4(parts[i]!) : null;
     if (v4) {
-      out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-    } else if (/^[0-9a-fA-F]{1,4}$/.test(parts[i])) {
-      out.push(parseInt(parts[i], 16));
+      out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+    } else if (/^[0-9a-fA-F]{1,4}$/.test(parts[i]!)) {
+      out.push(parseInt(parts[i]!, 16));
     } else {
       return null;
     }

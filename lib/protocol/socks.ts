@@ -111,7 +111,7 @@ class Machine implements SocksMachine {
     this.#partial = null;
     let p = 0;
     while (p < b.length) {
-      const core = this.#core ?? this.#choose(b[p], out);
+      const core = this.#core ?? this.#choose(b[p]!, out);
       if (!core) break;
       const n = core.step(b, p, b.length, out);
       p += n;
@@ -126,7 +126,7 @@ class Machine implements SocksMachine {
   }
 
   takeRest(): Uint8Array {
-    const rest = this.#rest.length === 1 ? this.#rest[0] : this.#rest.length === 0 ? EMPTY : concat(this.#rest);
+    const rest = this.#rest.length === 1 ? this.#rest[0]! : this.#rest.length === 0 ? EMPTY : concat(this.#rest);
     this.#rest = [];
     return rest;
   }

@@ -73,7 +73,7 @@ class Socks4Core implements SocksCore {
     const userEnd = findNul(b, p + FIXED_BYTES, end, max);
     if (userEnd === TOO_LONG) return this.#fail(out, "protocol", `USERID longer than ${max} bytes`, 0);
     if (userEnd === NEED_MORE) return 0;
-    const port = (b[p + 2] << 8) | b[p + 3];
+    const port = (b[p + 2]! << 8) | b[p + 3]!;
     let target: SocksTarget | null;
     let last = userEnd;
     if (b[p + 4] === 0 && b[p + 5] === 0 && b[p + 6] === 0 && b[p + 7] !== 0) {
@@ -86,7 +86,7 @@ class Socks4Core implements SocksCore {
       target = { atyp: "ipv4", host: ipv4Text(b, p + 4), port };
     }
     const userId = UTF8.decode(b.subarray(p + FIXED_BYTES, userEnd));
-    return this.#decide(b[p + 1], target, userId, last + 1 - p, out);
+    return this.#decide(b[p + 1]!, target, userId, last + 1 - p, out);
   }
 
   /** Verdict on a whole request of `size` bytes. */

@@ -100,7 +100,7 @@ class Socks5Core implements SocksCore {
   /** RFC 1928 §3: VER NMETHODS METHODS. VER was checked by the dispatcher. */
   #greeting(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     if (end - p < GREETING_HEAD_BYTES) return 0;
-    const size = GREETING_HEAD_BYTES + b[p + 1];
+    const size = GREETING_HEAD_BYTES + b[p + 1]!;
     if (size === GREETING_HEAD_BYTES) return this.#fail(out, "protocol", refusal(), "greeting offers no methods (NMETHODS=0)", size);
     if (end - p < size) return 0;
     const wanted = this.#options.auth ? Socks5Method.UsernamePassword : Socks5Method.NoAuthenticationRequired;
@@ -115,11 +115,11 @@ class Socks5Core implements SocksCore {
   /** RFC 1929 §2: VER ULEN UNAME PLEN PASSWD. Credentials never go into a detail. */
   #auth(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     const failure = Uint8Array.of(Rfc1929.Version, Rfc1929.StatusFailure);
-    if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hexOctet(b[p])}`, 0);
+    if (b[p] !== Rfc1929.Version) return this.#fail(out, "protocol", failure, `RFC 1929 VER ${hexOctet(b[p]!)}`, 0);
     if (end - p < AUTH_HEAD_BYTES) return 0;
-    const passAt = p + AUTH_HEAD_BYTES + b[p + 1] + 1; // after PLEN
+    const passAt = p + AUTH_HEAD_BYTES + b[p + 1]! + 1; // after PLEN
     if (end < passAt) return 0;
-    const size = passAt + b[passAt - 1] - p;
+    const size = passAt + b[passAt - 1]! - p;
     if (end - p < size) return 0;
     // Compared as octets (lib/auth.ts: UTF-8 or ISO-8859-1, RFC 1929 names no character set).
     const username = b.subarray(p + AUTH_HEAD_BYTES, passAt - 1);
@@ -140,11 +140,11 @@ class Socks5Core implements SocksCore {
   #request(b: Uint8Array, p: number, end: number, out: SocksEvent[]): number {
     // The greeting settled the version, so the client reads a SOCKS5 reply: 0x01, as microsocks
     // answers (SPEC §4: 0x01 where a reply is possible).
-    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", failureReply("protocol"), `request VER ${hexOctet(b[p])}`, 0);
+    if (b[p] !== Socks5.Version) return this.#fail(out, "protocol", failureReply("protocol"), `request VER ${hexOctet(b[p]!)}`, 0);
     if (end - p < REQUEST_HEAD_BYTES) return 0;
-    const atyp = b[p + 3];
+    const atyp = b[p + 3]!; // ATYP
     if (atyp === Socks5Atyp.DomainName && end - p < REQUEST_HEAD_BYTES + 1) return 0; // its length octet
-    const addrBytes = addressBytes(atyp, b[p + REQUEST_HEAD_BYTES]);
+    const addrBytes = addressBytes(atyp, b[p + REQUEST_HEAD_BYTES]!);
     if (addrBytes < 0) {
       return this.#fail(out, "addressTypeNotSupported", failureReply("addressTypeNotSupported"), `ATYP ${hexOctet(atyp)}`, REQUEST_HEAD_BYTES);
     }
@@ -152,7 +152,7 @@ class Socks5Core implements SocksCore {
     if (end - p < size) return 0;
     const target = readTarget(b, p + REQUEST_HEAD_BYTES, atyp, p + size - PORT_BYTES);
     if (!target) return this.#fail(out, "protocol", failureReply("protocol"), "DST.ADDR is not a valid host name", size);
-    const cmd = b[p + 1];
+    const cmd = b[p + 1]!; // CMD
     if (cmd !== Socks5Command.Connect) {
       return this.#fail(out, "commandNotSupported", failureReply("commandNotSupported"), `CMD ${commandName(cmd)}`, size);
     }
@@ -180,7 +180,7 @@ class Socks5Core implements SocksCore {
 /** A whole SOCKS5 greeting offering "no authentication" (0x00) and nothing after it: the machine without auth answers CHOSE_NO_AUTHENTICATION. */
 export function isNoAuthGreeting(b: Uint8Array): boolean {
   const n = b.length;
-  if (n <= GREETING_HEAD_BYTES || b[0] !== Socks5.Version || b[1] + GREETING_HEAD_BYTES !== n) return false;
+  if (n <= GREETING_HEAD_BYTES || b[0] !== Socks5.Version || b[1]! + GREETING_HEAD_BYTES !== n) return false;
   for (let i = GREETING_HEAD_BYTES; i < n; i++) if (b[i] === Socks5Method.NoAuthenticationRequired) return true;
   return false;
 }
@@ -201,7 +201,7 @@ export function readConnectRequest(b: Uint8Array): ConnectRequest | null {
   if (b.length <= REQUEST_HEAD_BYTES || b[0] !== Socks5.Version || b[1] !== Socks5Command.Connect) return null;
   const atyp = b[3];
   if (atyp !== Socks5Atyp.IPv4 && atyp !== Socks5Atyp.DomainName) return null;
-  const size = REQUEST_HEAD_BYTES + addressBytes(atyp, b[REQUEST_HEAD_BYTES]) + PORT_BYTES;
+  const size = REQUEST_HEAD_BYTES + addressBytes(atyp, b[REQUEST_HEAD_BYTES]!) + PORT_BYTES;
   if (b.length < size) return null;
   const target = readTarget(b, REQUEST_HEAD_BYTES, atyp, size - PORT_BYTES);
   return target === null ? null : { target, size };
@@ -226,7 +226,7 @@ function addressBytes(atyp: number, domainLength: number): number {
 }
 
 function readTarget(b: Uint8Array, at: number, atyp: number, portAt: number): SocksTarget | null {
-  const port = (b[portAt] << 8) | b[portAt + 1];
+  const port = (b[portAt]! << 8) | b[portAt + 1]!;
   if (atyp === Socks5Atyp.IPv4) return { atyp: "ipv4", host: ipv4Text(b, at), port };
   if (atyp === Socks5Atyp.IPv6) return { atyp: "ipv6", host: ipv6Text(b, at), port };
   const host = readHostname(b, at + 1, portAt);
