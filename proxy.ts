@@ -90,7 +90,8 @@ function injectCommand(): CommandDef {
       // Loaded only for this command: the proxy's start-up does not pay for it.
       const { inject, parseManifest } = await import("./lib/inject.ts");
       const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
-      const out = inject(parseManifest(text, name), { image: str(flags.image), sidecar: str(flags.sidecar), adminBind: str(flags["admin-bind"]), adminPort: str(flags["admin-port"]) });
+      const warn = (message: string) => void process.stderr.write(`${NAME}: warning: ${message}\n`);
+      const out = inject(parseManifest(text, name), { image: str(flags.image), sidecar: str(flags.sidecar), adminBind: str(flags["admin-bind"]), adminPort: str(flags["admin-port"]), warn });
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     },
   });

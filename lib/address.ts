@@ -63,13 +63,6 @@ export function isIP(text: string): number {
   return 0;
 }
 
-/**
- * The address a connect to `address` (an IP literal) reaches: Linux sends a connect to the
- * unspecified address to the loopback one (0.0.0.0 and ::ffff:0.0.0.0 to 127.0.0.1, :: to ::1),
- * so the dialler connects to, and --deny-destinations judges, that address; anything else is
- * returned as given. Without it `0.0.0.0` reached a workload on 127.0.0.1 past a deny list that
- * named 127.0.0.0/8 (Dante refuses 0.0.0.0; browsers block it since 2024's "0.0.0.0 day").
- */
 /** The highest TCP port number. */
 export const MAX_PORT = 65535;
 
@@ -79,6 +72,13 @@ export function isMappedIPv4(bytes: Uint8Array): boolean {
   return bytes[10] === 0xff && bytes[11] === 0xff;
 }
 
+/**
+ * The address a connect to `address` (an IP literal) reaches: Linux sends a connect to the
+ * unspecified address to the loopback one (0.0.0.0 and ::ffff:0.0.0.0 to 127.0.0.1, :: to ::1),
+ * so the dialler connects to, and --deny-destinations judges, that address; anything else is
+ * returned as given. Without it `0.0.0.0` reached a workload on 127.0.0.1 past a deny list that
+ * named 127.0.0.0/8 (Dante refuses 0.0.0.0; browsers block it since 2024's "0.0.0.0 day").
+ */
 export function dialledAddress(address: string): string {
   if (address === "0.0.0.0") return "127.0.0.1";
   if (!address.includes(":")) return address;

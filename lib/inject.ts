@@ -54,6 +54,8 @@ export interface InjectOptions {
   readonly adminBind?: string;
   /** The admin endpoint's port, when the workload uses 4100 itself. */
   readonly adminPort?: string;
+  /** Told what the sidecar would warn about at start-up (a misspelt annotation key). */
+  readonly warn?: (message: string) => void;
 }
 
 /** Where each accepted kind keeps its pod template; a Pod is its own. */
@@ -128,7 +130,7 @@ function injectOne(manifest: Json, image: string, kindOfSidecar: string, options
   const previous = [...containers, ...inits].find((c) => c.name === SIDECAR_NAME) ?? null;
   const adminBind = options.adminBind ?? argValue(previous, "--admin-bind") ?? ADMIN_BIND;
   const adminPort = options.adminPort ?? argValue(previous, "--admin-port");
-  const config = configFromAnnotations(pod.podMeta.annotations, what, at, adminBind, adminPort);
+  const config = configFromAnnotations(pod.podMeta.annotations, what, at, adminBind, adminPort, options.warn);
   // Each list loses its old sidecar (either kind), and the new one goes where its kind belongs.
   const workload = containers.filter((c) => c.name !== SIDECAR_NAME);
   const otherInits = inits.filter((c) => c.name !== SIDECAR_NAME);
@@ -221,7 +223,7 @@ function placeSidecar({ podSpec, containers, inits }: PodTemplate, sidecar: Json
  * would write them to the downward-API file) plus the sidecar's own flags, through resolveConfig,
  * so an invalid annotation reads exactly as at start-up.
  */
-function configFromAnnotations(annotations: unknown, what: string, at: string, adminBind: string, adminPort: string | undefined): Config {
+function configFromAnnotations(annotations: unknown, what: string, at: string, adminBind: string, adminPort: string | undefined, warn?: (message: string) => void): Config {
   if (annotations !== undefined && !isObject(annotations)) throw new ConfigError(`${what}: ${at}metadata.annotations is not an object`);
   const lines: string[] = [];
   for (const [key, value] of Object.entries(annotations ?? {})) {
@@ -231,12 +233,14 @@ function configFromAnnotations(annotations: unknown, what: string, at: string, a
     lines.push(`${key}=${JSON.stringify(value)}`);
   }
   const file = at === "" ? `the annotations of ${what}` : `the pod template of ${what}`;
-  return resolveConfig({
+  const { config, warnings } = resolveConfig({
     flags: { annotations: file, "admin-bind": adminBind, ...(adminPort === undefined ? {} : { "admin-port": adminPort }) },
     env: {},
     readFile: () => lines.join("\n"),
     stdoutIsTTY: false,
-  }).config;
+  });
+  for (const message of warnings) warn?.(message);
+  return config;
 }
 
 /**

@@ -512,11 +512,16 @@ describe("misspelt sidecar.speedscale.com/* annotations", () => {
       "sidecar.speedscale.com/proxy-prot": "tcp",
       "sidecar.speedscale.com/proxy_port": "8080",
       "sidecar.speedscale.com/proxyTyp": "reverse",
+      "sidecar.speedscale.com/porxy-port": "8080",
       "sidecar.speedscale.com/Proxy-Host": "127.0.0.1",
       "sidecar.speedscale.com/inject": "true",
       "sidecar.speedscale.com/tls-out": "true",
       "sidecar.speedscale.com/proxy-type": "reverse",
       "sidecar.speedscale.com/proxyInPort": "4143",
+      // Keys that go on past a setting's name are other keys, not typos.
+      "sidecar.speedscale.com/proxy-port-number": "1",
+      "sidecar.speedscale.com/proxy-protocol-v2": "1",
+      "sidecar.speedscale.com/proxy-hostport": "1",
       "team.example.com/proxy-port": "1",
     });
     const { config, warnings } = resolve({ flags: { annotations: "/a" }, files: { "/a": file } });
@@ -525,6 +530,7 @@ describe("misspelt sidecar.speedscale.com/* annotations", () => {
       "annotation sidecar.speedscale.com/proxy-prot in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-protocol?",
       "annotation sidecar.speedscale.com/proxy_port in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-port?",
       "annotation sidecar.speedscale.com/proxyTyp in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-type?",
+      "annotation sidecar.speedscale.com/porxy-port in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-port?",
       "annotation sidecar.speedscale.com/Proxy-Host in /a is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-host?",
     ]);
   });

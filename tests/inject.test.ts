@@ -168,17 +168,29 @@ describe("inject follows the annotations", () => {
     expect(inject(out)).toEqual(out);
   });
 
-  test("a NO_PROXY listed twice: the last one (the one the kubelet uses) is merged with the loopback entries, and the earlier one goes (only the first was merged, and the kubelet used the last, unmerged)", () => {
+  test("a misspelt sidecar annotation is told (as the sidecar would at start-up), and injected as the default it leaves", () => {
+    const said: string[] = [];
+    const out = inject(withAnnotations({ "sidecar.speedscale.com/proxy_type": "reverse" }), { warn: (m) => said.push(m) });
+    expect(said).toEqual([
+      "annotation sidecar.speedscale.com/proxy_type in the pod template of deployment/web is not a setting of sidecar-proxy and is ignored; did you mean sidecar.speedscale.com/proxy-type?",
+    ]);
+    expect(envOf(container(out, "web")).HTTP_PROXY).toBe("http://127.0.0.1:4140"); // nothing guessed: still dual
+  });
+
+  test("a NO_PROXY listed twice: the last one (the one the kubelet uses) is merged with the loopback entries; the earlier one stays as it was, for a $(NO_PROXY) between them (only the first was merged, and the kubelet used the last, unmerged)", () => {
     const d = workload();
     podSpec(d).containers[0].env = [
       { name: "NO_PROXY", value: "first.invalid" },
-      { name: "LOG_LEVEL", value: "debug" },
+      { name: "COPY", value: "$(NO_PROXY)" },
       { name: "NO_PROXY", value: "last.invalid" },
     ];
     const out = inject(d);
     const env = container(out, "web").env as Json[];
-    expect(env.filter((e) => e.name === "NO_PROXY")).toEqual([{ name: "NO_PROXY", value: "last.invalid,localhost,127.0.0.1,::1" }]);
-    expect(env.map((e) => e.name).slice(0, 2)).toEqual(["LOG_LEVEL", "NO_PROXY"]);
+    expect(env.slice(0, 3)).toEqual([
+      { name: "NO_PROXY", value: "first.invalid" },
+      { name: "COPY", value: "$(NO_PROXY)" },
+      { name: "NO_PROXY", value: "last.invalid,localhost,127.0.0.1,::1" },
+    ]);
     expect(envOf(container(out, "web")).no_proxy).toBe("last.invalid,localhost,127.0.0.1,::1");
     expect(inject(out)).toEqual(out);
   });

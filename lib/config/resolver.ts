@@ -257,8 +257,11 @@ function errorText(err: unknown): string {
 }
 
 const ANNOTATION_KEYS = OPTIONS.flatMap((o) => o.annotations);
-/** Edits within which an unknown key is taken for a misspelt one. */
-const TYPO_MAX_EDITS = 2;
+/**
+ * Edits (a letter added, dropped, changed, or two swapped) within which an unknown key is taken
+ * for a misspelt one: 2 took `proxy-protocol-v2` and `proxy-hostport` for typos.
+ */
+const TYPO_MAX_EDITS = 1;
 /** A cut-off key (`proxy-prot`) is taken for a misspelt one from this many characters on. */
 const TYPO_MIN_PREFIX = 6;
 
@@ -275,7 +278,8 @@ function misspeltAnnotation(key: string): string | null {
   let closestEdits = Infinity;
   for (const known of ANNOTATION_KEYS) {
     const target = typoForm(known.slice(ANNOTATION_PREFIX.length));
-    const cut = name.length >= TYPO_MIN_PREFIX && (target.startsWith(name) || name.startsWith(target));
+    // Only a key cut short: one that goes on past a setting's name (proxy-port-number) is another key.
+    const cut = name.length >= TYPO_MIN_PREFIX && target.startsWith(name);
     // A cut-off key is one edit from what it was cut from, however much is missing.
     const edits = cut ? Math.min(1, editDistance(name, target)) : editDistance(name, target);
     if (edits <= TYPO_MAX_EDITS && edits < closestEdits) [closest, closestEdits] = [known, edits];
@@ -288,13 +292,16 @@ function typoForm(name: string): string {
   return name.toLowerCase().replace(/[-_]/g, "");
 }
 
-/** Levenshtein distance; the keys are short. */
+/** Edit distance with adjacent swaps (optimal string alignment); the keys are short. */
 function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = row;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
   }
-  return previous[b.length]!;
+  return d[a.length]![b.length]!;
 }

@@ -18,12 +18,12 @@ export function oneOf<const T extends string>(values: readonly T[]): Parser<T> {
   };
 }
 
-/** A decimal integer in [min, max]; no sign, no spaces, no fraction. */
 /** A port to listen on: 0 asks the OS for a free one. */
 export function portNumber(text: string): number {
   return integer(0, MAX_PORT)(text);
 }
 
+/** A decimal integer in [min, max]; no sign, no spaces, no fraction. */
 export function integer(min: number, max: number): Parser<number> {
   return (text) => {
     if (!/^\d+$/.test(text)) throw new InvalidValue("not a whole number");

@@ -38,12 +38,13 @@ export function proxyEnv(config: Config): EnvVars {
 /**
  * Sets each variable by name. NO_PROXY / no_proxy keep the workload's own entries (from either
  * spelling, so both end up equal) followed by the loopback ones. A name listed twice is one the
- * kubelet takes the last of: that one is read, and the variable is left listed once.
+ * kubelet takes the last of: that one is read and set; earlier ones stay as they are (a
+ * `$(NO_PROXY)` between them refers to the earlier one).
  */
 export function setEnv(container: Json, vars: EnvVars, what: string): void {
   if (vars.length === 0) return;
   if (container.env !== undefined && !Array.isArray(container.env)) throw new ConfigError(`${what}: env of container ${quote(String(container.name))} is not a list`);
-  let env = (container.env ??= []) as unknown[];
+  const env = (container.env ??= []) as unknown[];
   const valueOf = (name: string) => {
     const e = env.findLast((x) => isObject(x) && x.name === name) as Json | undefined;
     return typeof e?.value === "string" ? e.value : "";
@@ -56,14 +57,9 @@ export function setEnv(container: Json, vars: EnvVars, what: string): void {
   for (const [name, value] of vars) {
     const merged = name.toLowerCase() === "no_proxy" ? [...noProxy, ...value.split(",").filter((v) => !noProxy.includes(v))].join(",") : value;
     const last = env.findLastIndex((e) => isObject(e) && e.name === name);
-    if (last === -1) {
-      env.push({ name, value: merged });
-      continue;
-    }
-    env[last] = { name, value: merged };
-    env = env.filter((e, i) => i >= last || !(isObject(e) && e.name === name));
+    if (last === -1) env.push({ name, value: merged });
+    else env[last] = { name, value: merged };
   }
-  container.env = env;
 }
 
 /**
