@@ -143,6 +143,8 @@ const DENO_ERROR_NAMES: Record<string, string> = {
   TimedOut: "ETIMEDOUT",
   NotFound: "ENOTFOUND",
   AddrInUse: "EADDRINUSE",
+  NotConnected: "ENOTCONN",
+  ConnectionAborted: "ECONNABORTED",
 };
 
 /** The one mapping from OS / resolver error codes to kinds. */

@@ -73,6 +73,7 @@ describe("errnoOf and lookupFailure", () => {
   test("a Deno error's class name is read as its errno (AddrInUse too: the listen adapter asks for it)", () => {
     const deno = (name: string) => Object.assign(new Error("x"), { name });
     expect(errnoOf(deno("AddrInUse"))).toBe("EADDRINUSE");
+    expect(errnoOf(deno("NotConnected"))).toBe("ENOTCONN"); // a client reset before its accept (lib/runtime/deno.ts)
     expect(errnoOf(deno("ConnectionRefused"))).toBe("ECONNREFUSED");
     expect(errnoOf(Object.assign(new Error("x"), { code: "EMFILE" }))).toBe("EMFILE");
     expect(errnoOf(new Error("x"))).toBeUndefined();

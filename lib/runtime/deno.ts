@@ -39,6 +39,13 @@ const deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
 
 /** After a failed accept (EMFILE and the like) wait this long before the next one, not a spin. */
 const ACCEPT_RETRY_MS = 100;
+/**
+ * Accept failures that are one client's, not the listener's: a client that reset before its
+ * accept (Deno reports NotConnected for it). The next client is accepted at once; waiting
+ * ACCEPT_RETRY_MS for each let ten resets a second stall the listener (an audit: 50 resets held
+ * /healthz for 5 s, past the kubelet's 1 s probe timeout).
+ */
+const CLIENT_GONE_AT_ACCEPT = new Set(["ENOTCONN", "ECONNABORTED", "ECONNRESET"]);
 
 type Family = 4 | 6;
 type OnAccept = (conn: Conn) => void;
@@ -88,8 +95,9 @@ class Socket {
       let raw: DenoTcpConn;
       try {
         raw = await this.raw.accept();
-      } catch {
+      } catch (err) {
         if (this.closed) return;
+        if (CLIENT_GONE_AT_ACCEPT.has(errnoOf(err) ?? "")) continue;
         await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
         continue;
       }
