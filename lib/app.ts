@@ -9,7 +9,6 @@
 import { hostPort, unmapIPv4 } from "./address.ts";
 import { bindAddresses } from "./bind.ts";
 import type { Config } from "./config.ts";
-import { optionByFlag } from "./config/options.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "./limits.ts";
@@ -170,7 +169,7 @@ export class ProxyServer {
       name,
       addresses,
       port,
-      defaultBinds: addresses.join(",") === optionByFlag(name === "reverse" ? "in-bind" : "out-bind")?.default,
+      defaultBinds: name === "reverse" ? this.config.defaultBinds.in : this.config.defaultBinds.out,
       listen: (address, boundPort) => this.runtime.listen({ hostname: address, port: boundPort, peerAtAccept: recordClient, onAccept }),
     }, this.log);
     for (const { address, listener } of bound) {

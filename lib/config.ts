@@ -42,6 +42,11 @@ export interface Config {
   readonly outPort: number;
   readonly inBind: readonly string[];
   readonly outBind: readonly string[];
+  /**
+   * Which bind lists are the built-in defaults (given by no source): on a host without IPv6 their
+   * IPv6 address is skipped, while an address the operator listed, even the same one, is fatal.
+   */
+  readonly defaultBinds: { readonly in: boolean; readonly out: boolean };
   readonly auth: { readonly username: string; readonly password: string } | null;
   /** CIDR strings as given; [] = every client. */
   readonly allowClients: readonly string[];
@@ -123,6 +128,7 @@ export function resolveConfig(input: ResolveInput): ResolvedConfig {
     outPort: r.get("proxy-out-port", v.portNumber),
     inBind: r.get("in-bind", v.list(v.ipAddress)),
     outBind: r.get("out-bind", v.list(v.ipAddress)),
+    defaultBinds: Object.freeze({ in: r.sources.inBind?.source === "default", out: r.sources.outBind?.source === "default" }),
     auth: r.auth(),
     allowClients: r.optional("allow-clients", v.list(v.cidr)) ?? r.computedDefault("allowClients", NONE),
     denyDestinations: r.optional("deny-destinations", v.list(v.cidr, ["private"])) ?? r.computedDefault("denyDestinations", NONE),

@@ -60,3 +60,27 @@ test("port 0 on two addresses: a port in use on the second is given up and anoth
   const again = fakeRuntime([], new Set([40001]));
   expect(() => new ProxyServer(fixed, again.runtime, quietLogger(), modules).start()).toThrow("address already in use");
 });
+
+test("a host without IPv6: the default binds' IPv6 address is skipped with a warning; the same address given by the operator is fatal (it was skipped too)", async () => {
+  const configWith = (flags: Record<string, string | boolean>) =>
+    resolveConfig({ flags: { "proxy-type": "forward", "proxy-protocol": "socks", "proxy-out-port": "0", "no-admin": true, ...flags }, env: {}, readFile: () => "", stdoutIsTTY: false }).config;
+  const noIPv6 = () => {
+    const { runtime, bound } = fakeRuntime([40001], new Set());
+    const listen = runtime.listen.bind(runtime);
+    runtime.listen = (options) => {
+      if (options.hostname.includes(":")) throw Object.assign(new Error("cannot assign requested address"), { code: "EADDRNOTAVAIL" });
+      return listen(options);
+    };
+    return { runtime, bound };
+  };
+  const defaults = configWith({});
+  const modules = await loadModules(defaults);
+  const quiet = noIPv6();
+  const log = quietLogger();
+  new ProxyServer(defaults, quiet.runtime, log, modules).start();
+  expect(quiet.bound).toEqual(["127.0.0.1:40001"]);
+  expect(log.lines.filter((l) => l.msg.startsWith("IPv6 address skipped")).map((l) => l.fields!.address)).toEqual(["::1"]);
+
+  const listed = configWith({ "out-bind": "127.0.0.1,::1" }); // the default's very value, given by a flag
+  expect(() => new ProxyServer(listed, noIPv6().runtime, quietLogger(), modules).start()).toThrow("EADDRNOTAVAIL");
+});

@@ -74,6 +74,7 @@ describe("defaults", () => {
       outPort: 4140,
       inBind: ["0.0.0.0", "::"],
       outBind: ["127.0.0.1", "::1"],
+      defaultBinds: { in: true, out: true },
       auth: null,
       allowClients: [],
       denyDestinations: [],
