@@ -15,7 +15,7 @@ import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
 import { type Logger, createLogger } from "./log.ts";
 import { type Modules, loadModules } from "./modules.ts";
-import { removeReadyFile, writeReadyFile } from "./ready-file.ts";
+import { type ReadyFile, removeReadyFile, writeReadyFile } from "./ready-file.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
 import { setLingerBudget } from "./runtime/linger.ts";
 import { abandonedConnectBudget, setAbandonedConnectBudget } from "./runtime/pending-connect.ts";
@@ -53,6 +53,8 @@ export class ProxyServer {
   readonly tracker: Tracker;
   private readonly bound: BoundListener[] = [];
   private admin: Listener | null = null;
+  /** What --ready-file wrote, to remove at stop. */
+  private readyFile: ReadyFile | null = null;
   private isReady = false;
   private isDraining = false;
   private stopped = false;
@@ -93,7 +95,7 @@ export class ProxyServer {
       this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
       this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
-    if (config.readyFile) writeReadyFile(config.readyFile, this.addresses());
+    if (config.readyFile) this.readyFile = writeReadyFile(config.readyFile, this.addresses());
     this.isReady = true;
     this.quietGc();
     this.log.info("ready", { version: VERSION, runtime: runtimeVersion(), listeners: this.addresses() });
@@ -294,9 +296,9 @@ export class ProxyServer {
 
   /** Not listening any more (a clean stop or a second signal): a script must not find a stale file. */
   private removeReadyFile(): void {
-    if (!this.config.readyFile) return;
-    const error = removeReadyFile(this.config.readyFile);
-    if (error !== null) this.log.warn("cannot remove the ready file", { file: this.config.readyFile, error });
+    if (!this.readyFile) return;
+    const error = removeReadyFile(this.readyFile);
+    if (error !== null) this.log.warn("cannot remove the ready file", { file: this.readyFile.path, error });
   }
 }
 

@@ -5,7 +5,7 @@
  * event), never on a sleep, so none of these depend on timing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectionsOf, until } from "./helpers/hardening.ts";
@@ -98,6 +98,19 @@ describe("shutdown", () => {
     proxy.signal("SIGTERM");
     expect(await proxy.exited).toBe(1);
     expect(existsSync(readyFile)).toBe(false);
+  });
+
+  test("a ready file another process wrote at the same path since (a proxy started in our place) is left alone at exit", async () => {
+    const readyFile = join(dir, "taken-over.ready");
+    const proxy = await startProxy(["--proxy-type", "forward", "--drain-delay", "1h", "--ready-file", readyFile]);
+    proxy.signal("SIGTERM");
+    await proxy.waitForLog((l) => l.msg === "draining", 10_000, "draining");
+    // The successor writes its file as the proxy does: a new file renamed into place.
+    writeFileSync(`${readyFile}.next`, "{\"forward\":[]}\n");
+    renameSync(`${readyFile}.next`, readyFile);
+    proxy.signal("SIGTERM");
+    expect(await proxy.exited).toBe(1);
+    expect(readFileSync(readyFile, "utf8")).toBe("{\"forward\":[]}\n");
   });
 
   test("HTTP: a connection that has sent nothing yet is closed when the listeners close, long before the grace period", async () => {
