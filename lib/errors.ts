@@ -53,6 +53,27 @@ export const Socks4Reply = {
   IdentMismatch: 0x5d,
 } as const;
 
+/** Each REP's text in RFC 1928 §6, as logs print a reply (lib/protocol/socks.ts describeReply). */
+export const SOCKS5_REPLY_TEXT: Readonly<Record<number, string>> = {
+  [Socks5Reply.Succeeded]: "succeeded",
+  [Socks5Reply.GeneralFailure]: "general SOCKS server failure",
+  [Socks5Reply.NotAllowedByRuleset]: "connection not allowed by ruleset",
+  [Socks5Reply.NetworkUnreachable]: "Network unreachable",
+  [Socks5Reply.HostUnreachable]: "Host unreachable",
+  [Socks5Reply.ConnectionRefused]: "Connection refused",
+  [Socks5Reply.TtlExpired]: "TTL expired",
+  [Socks5Reply.CommandNotSupported]: "Command not supported",
+  [Socks5Reply.AddressTypeNotSupported]: "Address type not supported",
+};
+
+/** Each CD's text in the SOCKS4 protocol document. */
+export const SOCKS4_REPLY_TEXT: Readonly<Record<number, string>> = {
+  [Socks4Reply.Granted]: "request granted",
+  [Socks4Reply.RejectedOrFailed]: "request rejected or failed",
+  [Socks4Reply.NoIdentd]: "request rejected because SOCKS server cannot connect to identd on the client",
+  [Socks4Reply.IdentMismatch]: "request rejected because the client program and identd report different user-ids",
+};
+
 export interface ErrorAnswer {
   /** SOCKS5 REP, or null where SPEC §4 says "close" with no reply. */
   readonly socks5: number | null;

@@ -48,8 +48,11 @@ export interface ProtocolDriver {
 export interface TunnelHooks {
   /** Upstream is connected: write the success reply to the client (before relayed bytes). */
   connected?(up: Conn): void;
-  /** Dial failed: write the failure reply to the client; the client is then closed. */
-  failed?(err: ProxyError): void;
+  /**
+   * Dial failed: write the failure reply to the client; the client is then closed. Returns how
+   * the log line should name that reply when the error kind alone does not (a SOCKS REP / CD).
+   */
+  failed?(err: ProxyError): string | void;
 }
 
 /** The target a driver should dial: the workload on reverse listeners, the request otherwise. */
@@ -91,11 +94,13 @@ export function openTunnel(
       // success the relay counts them as it delivers them.
       if (result instanceof ProxyError || cancelled) countHeld(rec, held);
       if (result instanceof ProxyError) {
+        let error = result;
         if (!held.closed && hooks.failed) {
-          hooks.failed(result);
+          const told = hooks.failed(result);
+          if (told) error = answered(result, told);
           down.endLingering(); // bytes the client sent after its request must not reset the reply
         } else down.end();
-        ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), result);
+        ctx.tracker.close(rec, cancelled ? "shutdown" : terminationFor(result.kind), error);
         return;
       }
       ctx.tracker.connected(rec, nowMs() - startedMs);
@@ -154,4 +159,9 @@ export function formatTarget(target: DialTarget): string {
 /** formatTarget, without a new string for the workload. */
 export function targetKey(ctx: ListenerContext, target: DialTarget): string {
   return target === ctx.workload && ctx.workloadKey !== null ? ctx.workloadKey : formatTarget(target);
+}
+
+/** `err` with what the client was told appended to its detail (the log line's, /connections'). */
+export function answered(err: ProxyError, told: string): ProxyError {
+  return new ProxyError(err.kind, `${err.message}; answered ${told}`, { cause: err.cause });
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ERROR_TABLE, ProxyError, type ErrorKind } from "../lib/errors.ts";
-import { createSocksMachine, type SocksEvent, type SocksMachine, type SocksOptions } from "../lib/protocol/socks.ts";
+import { createSocksMachine, describeReply, type SocksEvent, type SocksMachine, type SocksOptions } from "../lib/protocol/socks.ts";
 import { parseIPv4 } from "../lib/protocol/socks-address.ts";
 import { createVerifier } from "../lib/auth.ts";
 
@@ -420,6 +420,44 @@ describe("parseIPv4 (BND.ADDR of every reply)", () => {
         for (let n = Math.floor(rand() * 16); n > 0; n--) text += alphabet[Math.floor(rand() * alphabet.length)];
       }
       expect({ text, got: parseIPv4(text) }).toEqual({ text, got: reference(text) });
+    }
+  });
+});
+
+describe("describeReply: a reply as logs print it, in the RFC's words", () => {
+  test("every SOCKS5 REP, every SOCKS4 CD, a method selection and an RFC 1929 status", () => {
+    const rep = (code: number) => Uint8Array.of(0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0);
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((code) => describeReply(rep(code)))).toEqual([
+      "REP 0x00 (succeeded)",
+      "REP 0x01 (general SOCKS server failure)",
+      "REP 0x02 (connection not allowed by ruleset)",
+      "REP 0x03 (Network unreachable)",
+      "REP 0x04 (Host unreachable)",
+      "REP 0x05 (Connection refused)",
+      "REP 0x06 (TTL expired)",
+      "REP 0x07 (Command not supported)",
+      "REP 0x08 (Address type not supported)",
+      "REP 0x09 (unassigned)",
+    ]);
+    const cd = (code: number) => Uint8Array.of(0x00, code, 0, 0, 0, 0, 0, 0);
+    expect([0x5a, 0x5b, 0x5c, 0x5d].map((code) => describeReply(cd(code)))).toEqual([
+      "CD 0x5a (request granted)",
+      "CD 0x5b (request rejected or failed)",
+      "CD 0x5c (request rejected because SOCKS server cannot connect to identd on the client)",
+      "CD 0x5d (request rejected because the client program and identd report different user-ids)",
+    ]);
+    expect(describeReply(Uint8Array.of(0x05, 0xff))).toBe("METHOD 0xff (no acceptable methods)");
+    expect(describeReply(Uint8Array.of(0x01, 0x01))).toBe("RFC 1929 STATUS 0x01 (failure)");
+  });
+
+  test("every reply the machines send for a failure is one of those, named", () => {
+    for (const kind of Object.keys(ERROR_TABLE) as ErrorKind[]) {
+      for (const options of [{ auth: null }, AUTH] as SocksOptions[]) {
+        const m = createSocksMachine(options);
+        m.feed(options.auth ? cat(GREET_BOTH, RFC1929("alice", "hunter2")) : cat(GREET_NOAUTH, h("05 01 00 01 7f000001 0050")));
+        const reply = m.state === "connecting" ? m.failure(kind) : null;
+        if (reply) expect(describeReply(reply)).not.toContain("unassigned");
+      }
     }
   });
 });

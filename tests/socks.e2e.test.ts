@@ -653,10 +653,15 @@ describe("errors on the wire", () => {
     const line = await connectionLog(fwd, since, (l) => l.target === target("127.0.0.1", port));
     expect(line.termination).toBe("connect-refused");
     expect(line.error).toBe("connectRefused");
+    // The line says what the client was told, in RFC 1928's words (STYLE.md: reply codes print their RFC text).
+    expect(String(line.detail)).toEndWith("; answered REP 0x05 (Connection refused)");
 
+    const fourSince = fwd.logs.length;
     const four = await socks4Exchange(fwd.ports.forward!, socks4Request("127.0.0.1", port));
     expect(four.reply).toBe(SOCKS4_REJECTED);
     await closedByProxy(four.c);
+    const fourLine = await connectionLog(fwd, fourSince, (l) => l.target === target("127.0.0.1", port));
+    expect(String(fourLine.detail)).toEndWith("; answered CD 0x5b (request rejected or failed)");
   }, T);
 
   test(`a name that does not resolve (${NO_SUCH_HOST}): SOCKS5 REP 0x04, SOCKS4a CD 0x5B`, async () => {

@@ -10,14 +10,14 @@ import { createVerifier } from "../auth.ts";
 import { ProxyError } from "../errors.ts";
 import { faultTermination } from "../fault.ts";
 import { REFUSED_READ_MS, REFUSED_READS_MAX } from "../limits.ts";
-import { type SocksEvent, type SocksMachine, type SocksOptions, SocksVersion, createSocksMachine } from "../protocol/socks.ts";
+import { type SocksEvent, type SocksMachine, type SocksOptions, SocksVersion, createSocksMachine, describeReply } from "../protocol/socks.ts";
 import { SOCKS4_OVER_LIMIT_REPLY } from "../protocol/socks4.ts";
 import { CHOSE_NO_AUTHENTICATION, CONNECTING_REPLIES, isNoAuthGreeting, readConnectRequest } from "../protocol/socks5.ts";
 import { Holding } from "../relay.ts";
 import { type Expiring, IdleDeadline, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { type ConnRecord, terminationFor } from "../tracker.ts";
-import { type ListenerContext, type ProtocolDriver, openTunnel, routeFor } from "../tunnel.ts";
+import { type ListenerContext, type ProtocolDriver, answered, openTunnel, routeFor } from "../tunnel.ts";
 import { nowMs } from "../clock.ts";
 
 /** SOCKS4 USERID limit: longer is refused (0x5B). Dante and microsocks use 255 too. */
@@ -133,7 +133,9 @@ class SocksSession implements ConnEvents, Expiring {
         connected: (up) => this.send(replies.success({ address: up.localAddress, port: up.localPort })),
         failed: (err) => {
           const reply = replies.failure(err.kind);
-          if (reply) this.send(reply);
+          if (!reply) return;
+          this.send(reply);
+          return describeReply(reply);
         },
       },
       early,
@@ -145,6 +147,8 @@ class SocksSession implements ConnEvents, Expiring {
     if (this.done) return;
     this.done = true;
     this.stopClock();
+    // The log line names what the client was told, in the RFC's words.
+    if (err && reply) err = answered(err, describeReply(reply));
     if (reply) {
       this.send(reply);
       this.conn.endLingering(); // the client may have sent more after its request: no reset over the reply

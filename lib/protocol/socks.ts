@@ -16,9 +16,9 @@
  *   and throws a ProxyError("internal") naming the state. failure() may be called in any state: it
  *   returns a reply only while the client is waiting for one to its request, else null (close).
  */
-import { ProxyError, hexOctet, type ErrorKind } from "../errors.ts";
+import { ProxyError, SOCKS4_REPLY_TEXT, SOCKS5_REPLY_TEXT, hexOctet, type ErrorKind } from "../errors.ts";
 import { Socks4, createSocks4Core } from "./socks4.ts";
-import { Socks5, createSocks5Core } from "./socks5.ts";
+import { Rfc1929, Socks5, Socks5Method, createSocks5Core } from "./socks5.ts";
 
 export interface SocksTarget {
   readonly atyp: "ipv4" | "ipv6" | "domain";
@@ -71,6 +71,21 @@ export interface SocksCore {
 
 const ASCII_A = 0x41;
 const ASCII_Z = 0x5a;
+
+/**
+ * A reply as logs print it, with its field, code and the RFC's text: `REP 0x05 (Connection
+ * refused)`, `CD 0x5b (request rejected or failed)`; the two-octet ones are a SOCKS5 method
+ * selection (`METHOD 0xff`) or an RFC 1929 status.
+ */
+export function describeReply(reply: Uint8Array): string {
+  const code = reply[1] ?? 0;
+  if (reply.length === 2) {
+    if (reply[0] === Socks5.Version) return `METHOD ${hexOctet(code)} (${code === Socks5Method.NoAcceptableMethods ? "no acceptable methods" : "chosen"})`;
+    return `RFC 1929 STATUS ${hexOctet(code)} (${code === Rfc1929.StatusSuccess ? "success" : "failure"})`;
+  }
+  if (reply[0] === Socks5.Version) return `REP ${hexOctet(code)} (${SOCKS5_REPLY_TEXT[code] ?? "unassigned"})`;
+  return `CD ${hexOctet(code)} (${SOCKS4_REPLY_TEXT[code] ?? "unassigned"})`;
+}
 
 /** The first byte on the port: SOCKS4 VN / SOCKS5 VER. */
 export const SocksVersion = { Socks4: Socks4.Version, Socks5: Socks5.Version } as const;

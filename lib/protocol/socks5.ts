@@ -26,7 +26,7 @@ import { ipv4Text, ipv6Text, parseIPv4, parseIPv6, readHostname } from "./socks-
 
 /** RFC 1928 §3, §4 and RFC 1929 §2 field values. */
 export const Socks5 = { Version: 0x05 } as const;
-const Socks5Method = {
+export const Socks5Method = {
   NoAuthenticationRequired: 0x00,
   Gssapi: 0x01,
   UsernamePassword: 0x02,
@@ -34,7 +34,7 @@ const Socks5Method = {
 } as const;
 const Socks5Command = { Connect: 0x01, Bind: 0x02, UdpAssociate: 0x03 } as const;
 const Socks5Atyp = { IPv4: 0x01, DomainName: 0x03, IPv6: 0x04 } as const;
-const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01 } as const;
+export const Rfc1929 = { Version: 0x01, StatusSuccess: 0x00, StatusFailure: 0x01 } as const;
 
 const UTF8 = new TextDecoder();
 
