@@ -6,7 +6,7 @@
  * - Half-close: a FIN from one side becomes a write-shutdown toward the other, and the other
  *   direction keeps flowing (Go's httputil/x/net copy does the same). The tunnel ends when both
  *   directions have ended, or when a side resets, idles out, or the proxy shuts down.
- * - Counts bytes each way and reports how it ended (`Termination`).
+ * - Counts bytes each way and reports how it ended (`RelayTermination`).
  *
  * Hot path (per chunk): one method call, one flag test, one write, one counter add. No
  * allocation, no logging, no clock reads: the idle check samples the counters from a timer
@@ -17,7 +17,7 @@ import type { Conn, ConnEvents } from "./runtime/types.ts";
 import { type Expiring, type Inactivity, type SweptSet, deadlinesFor, inactivityTickMs, stalled, sweptSetFor } from "./sweep.ts";
 import { nowMs } from "./clock.ts";
 
-export type Termination =
+export type RelayTermination =
   | "client-fin" // both directions ended cleanly; the client finished first
   | "server-fin" // both directions ended cleanly; the server finished first
   | "client-close" // the client closed its socket entirely while the server still had data to send
@@ -86,7 +86,7 @@ function sweeperFor(idleTimeoutMs: number): SweptSet<Relay> {
 export class Relay<T = unknown> implements Expiring, Inactivity {
   bytesUp = 0; // client -> server
   bytesDown = 0; // server -> client
-  termination: Termination | null = null;
+  termination: RelayTermination | null = null;
   private clientReadDone = false; // client sent FIN (or is gone)
   private serverReadDone = false;
   private clientClosed = false;
@@ -140,7 +140,7 @@ export class Relay<T = unknown> implements Expiring, Inactivity {
    * wait toward it in our queue (a peer that stopped reading). Nothing moved for the whole limit,
    * so a lingering close would mostly hold a socket for a peer that is not there.
    */
-  abort(termination: Termination): void {
+  abort(termination: RelayTermination): void {
     if (this.finished) return;
     this.termination ??= termination;
     // Finished first: the close events the cut itself raises (Bun reports a destroy at once)

@@ -5,6 +5,7 @@
  */
 import type { ErrorKind, ProxyError } from "./errors.ts";
 import { LEVELS, type Logger } from "./log.ts";
+import type { RelayTermination } from "./relay.ts";
 import { Slots } from "./slots.ts";
 import { nowMs } from "./clock.ts";
 
@@ -28,7 +29,7 @@ export interface ConnRecord {
   handshakeMs: number | null;
   bytesUp: number;
   bytesDown: number;
-  termination: string | null;
+  termination: Termination | null;
   /** Why it failed, if it did: the kind (log `error`) and its message (log `detail`). */
   error: ProxyError | null;
   endedMs: number | null;
@@ -222,12 +223,12 @@ export class Tracker {
   }
 
   /** A tunnel's relay has finished (lib/relay.ts RelayOwner; tunnel.ts startRelay gives it the record). */
-  relayDone(relay: { readonly termination: string | null }, rec: ConnRecord): void {
+  relayDone(relay: { readonly termination: Termination | null }, rec: ConnRecord): void {
     this.close(rec, relay.termination ?? "client-fin");
   }
 
   /** Finishes a record once: logs the connection line and updates the counters. */
-  close(rec: ConnRecord, termination: string, error?: ProxyError): void {
+  close(rec: ConnRecord, termination: Termination, error?: ProxyError): void {
     if (rec.endedMs !== null) return;
     rec.endedMs = nowMs();
     rec.termination = termination;
@@ -276,7 +277,22 @@ export class Tracker {
   }
 }
 
+/** "connectRefused" -> "connect-refused", as a type. */
+type Kebab<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}` : S;
+
+/**
+ * Every termination code a connection's log line can carry (README: Termination codes): how a
+ * tunnel ended (the relay's), how a session ended without one, and, for a failure before a
+ * tunnel exists, its error kind in kebab-case (terminationFor).
+ */
+export type Termination =
+  | RelayTermination
+  | "client-aborted" // the client closed or reset inside its request head or handshake, or while its upstream was dialled
+  | "answered" // the proxy answered the request itself (TRACE / OPTIONS with Max-Forwards: 0)
+  | "flush-timeout" // an answer's tail made no progress for the flush limit (lib/runtime/flush.ts)
+  | Kebab<ErrorKind>;
+
 /** "connectRefused" -> "connect-refused": termination codes for failures before a tunnel exists. */
-export function terminationFor(kind: ErrorKind): string {
-  return kind.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+export function terminationFor(kind: ErrorKind): Kebab<ErrorKind> {
+  return kind.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) as Kebab<ErrorKind>;
 }

@@ -34,7 +34,7 @@ import { type Authority, type BodyFraming, HeadScan, type RequestHead, type Resp
 import { FlushTimeout } from "../runtime/flush.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
 import { inactivityTickMs, stalled, startStallChecks } from "../sweep.ts";
-import { type ConnRecord, terminationFor } from "../tracker.ts";
+import { type ConnRecord, type Termination, terminationFor } from "../tracker.ts";
 import { type ListenerContext, targetKey } from "../tunnel.ts";
 import { type Exchange, bytesMoved, retryable, stallError } from "./http-exchange.ts";
 import { beginsRequest, clientResponseHead, errorFor, interimResponseHead, isHeadRequest, lastHopAnswer, proxyAuthorized, routeRequest } from "./http-message.ts";
@@ -69,7 +69,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   /** The request being answered is a HEAD: an error answer to it has no content (RFC 9110 §9.3.2). */
   private answeringHead = false;
   private requests = 0;
-  private termination: string | null = null;
+  private termination: Termination | null = null;
   private error: ProxyError | undefined;
   private readonly verify: Verifier | null;
   /** Plain request heads are rewritten on bytes (http-plain-request.ts). */
@@ -500,7 +500,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
   // ---- endings ----
 
   /** ResponseSink too: answers with an error response, or cuts the connection once a response has started. */
-  fail(err: ProxyError, termination = terminationFor(err.kind)): void {
+  fail(err: ProxyError, termination: Termination = terminationFor(err.kind)): void {
     if (this.closed) return;
     const started = this.exchange?.response.started ?? false;
     this.error = err;
@@ -517,7 +517,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
    * may still be sending (a body we answered early, a pipelined request, a request crossing our
    * idle close) and a reset would destroy response bytes it has not read (RFC 9112 §9.6).
    */
-  private closeClient(termination: string): void {
+  private closeClient(termination: Termination): void {
     this.termination ??= termination;
     this.clearTimers();
     // Final: what the client still sends while the answer flushes (the rest of a body answered
@@ -526,7 +526,7 @@ export class HttpSession implements ConnEvents, ResponseSink {
     this.conn.endLingering();
   }
 
-  private destroy(termination: string): void {
+  private destroy(termination: Termination): void {
     this.termination ??= termination;
     this.closed = true; // as closeClient: nothing more is read, whenever the runtime reports the close
     this.dropUpstream(true);

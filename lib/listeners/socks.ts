@@ -16,7 +16,7 @@ import { CHOSE_NO_AUTHENTICATION, CONNECTING_REPLIES, isNoAuthGreeting, readConn
 import { Holding } from "../relay.ts";
 import { type Expiring, IdleDeadline, deadlinesFor } from "../sweep.ts";
 import type { Conn, ConnEvents } from "../runtime/types.ts";
-import { type ConnRecord, terminationFor } from "../tracker.ts";
+import { type ConnRecord, type Termination, terminationFor } from "../tracker.ts";
 import { type ListenerContext, type ProtocolDriver, answered, openTunnel, routeFor } from "../tunnel.ts";
 import { nowMs } from "../clock.ts";
 
@@ -143,7 +143,7 @@ class SocksSession implements ConnEvents, Expiring {
   }
 
   /** Ends the handshake: `err` null for a close that is no failure (`termination` then names it). */
-  private fail(err: ProxyError | null, reply: Uint8Array | null, termination?: string): void {
+  private fail(err: ProxyError | null, reply: Uint8Array | null, termination?: Termination): void {
     if (this.done) return;
     this.done = true;
     this.stopClock();
