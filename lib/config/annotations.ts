@@ -6,9 +6,11 @@
  * UTF-8, `\uNNNN`/`\UNNNNNNNN` for non-printable runes. `\NNN` (octal) is accepted too, as Go's
  * strconv.Unquote does. Blank lines are skipped and a trailing `\r` is ignored (hand-edited
  * files). Anything else is a syntax error: the file is not what we think it is, so nothing in it
- * can be trusted.
+ * can be trusted. A key under our prefix that is a near miss of a setting is named in a warning
+ * (misspeltAnnotation).
  */
 import { ConfigError, quote } from "./error.ts";
+import { ANNOTATION_PREFIX, OPTIONS } from "./options.ts";
 
 /** Parses the whole file. Throws ConfigError `line N: ...` (the caller adds the file name). */
 export function parseAnnotations(text: string): Map<string, string> {
@@ -96,4 +98,54 @@ function hexAt(s: string, at: number, digits: number): number {
   const hex = s.slice(at, at + digits);
   if (hex.length !== digits || !/^[0-9a-fA-F]+$/.test(hex)) throw new Error(`has an invalid escape ${JSON.stringify(s.slice(at - 2, at + digits))}`);
   return parseInt(hex, 16);
+}
+
+const ANNOTATION_KEYS = OPTIONS.flatMap((o) => o.annotations);
+/**
+ * Edits (a letter added, dropped, changed, or two swapped) within which an unknown key is taken
+ * for a misspelt one: 2 took `proxy-protocol-v2` and `proxy-hostport` for typos.
+ */
+const TYPO_MAX_EDITS = 1;
+/** A cut-off key (`proxy-prot`) is taken for a misspelt one from this many characters on. */
+const TYPO_MIN_PREFIX = 6;
+
+/**
+ * The setting an unknown `sidecar.speedscale.com/*` key is close to (a typo such as
+ * `proxy-prot` or `proxy_port`), or null. A typo would otherwise do nothing, silently, as a
+ * misspelt SIDECAR_* variable would (config.ts unknownEnv); other unknown keys under the prefix
+ * stay silent, since pods carry the Speedscale operator's own (`sidecar.speedscale.com/inject`).
+ */
+export function misspeltAnnotation(key: string): string | null {
+  if (!key.startsWith(ANNOTATION_PREFIX) || ANNOTATION_KEYS.includes(key)) return null;
+  const name = typoForm(key.slice(ANNOTATION_PREFIX.length));
+  let closest: string | null = null;
+  let closestEdits = Infinity;
+  for (const known of ANNOTATION_KEYS) {
+    const target = typoForm(known.slice(ANNOTATION_PREFIX.length));
+    // Only a key cut short: one that goes on past a setting's name (proxy-port-number) is another key.
+    const cut = name.length >= TYPO_MIN_PREFIX && target.startsWith(name);
+    // A cut-off key is one edit from what it was cut from, however much is missing.
+    const edits = cut ? Math.min(1, editDistance(name, target)) : editDistance(name, target);
+    if (edits <= TYPO_MAX_EDITS && edits < closestEdits) [closest, closestEdits] = [known, edits];
+  }
+  return closest;
+}
+
+/** Case and `_` / `-` do not tell two keys apart for this purpose (`Proxy_Port`, `proxyport`). */
+function typoForm(name: string): string {
+  return name.toLowerCase().replace(/[-_]/g, "");
+}
+
+/** Edit distance with adjacent swaps (optimal string alignment); the keys are short. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
 }
