@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { RawClient, closedPort, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import { runProxyOnce } from "./helpers/proc.ts";
 import { connectionsOf, metricsOf } from "./helpers/hardening.ts";
 import { readFileSync } from "node:fs";
 
@@ -186,6 +187,27 @@ describe("reverse tcp", () => {
     await proxy.stop();
     mute.stop(true);
   }, 60_000);
+
+  test("--in-bind 127.0.0.1,:: on one port: both serve under Bun; under Deno, whose :: is dual-stack, start-up fails saying so (it was a bare EADDRINUSE on a port only the proxy held)", async () => {
+    const echo = echoServer();
+    const args = ["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "127.0.0.1", "--proxy-port", String(echo.port), "--in-bind", "127.0.0.1,::", "--no-admin", "--proxy-in-port", "0"];
+    if (process.env.SIDECAR_PROXY_RUNTIME === "deno") {
+      const r = await runProxyOnce([...args, "--log-format", "json"]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toContain("under Deno, :: is bound dual-stack");
+    } else {
+      const proxy = await startProxy(args);
+      for (const host of ["127.0.0.1", "::1"]) {
+        const client = await RawClient.connect(proxy.ports.reverse!, host);
+        await client.write(`via ${host}`);
+        await client.waitFor(() => client.receivedBytes >= `via ${host}`.length || client.closed, 10_000, `the echo via ${host}`);
+        expect(client.text()).toBe(`via ${host}`);
+        client.close();
+      }
+      await proxy.stop();
+    }
+    echo.stop();
+  });
 
   test("an IPv6 workload (::1): relayed, and named [::1]:port alike in the listening and connection lines", async () => {
     const echo = echoServer("::1");

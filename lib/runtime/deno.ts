@@ -162,12 +162,13 @@ function listen(options: ListenOptions): Listener {
     socket = new Socket(deno.listen({ hostname, port: options.port, transport: "tcp" }), hostname === "::");
   } catch (err) {
     const shared = isWildcard(hostname) && isAddrInUse(err) ? shareWildcard(hostname, options.port) : undefined;
-    if (!shared) throw err;
+    if (!shared) throw isAddrInUse(err) ? (dualStackClash(hostname, options.port) ?? err) : err;
     socket = shared;
   }
   socket.routes[family] = onAccept;
   const port = socket.raw.addr.port;
   if (isWildcard(hostname)) wildcards.set(`${family}/${port}`, socket);
+  if (family === 4) ipv4Ports.set(port, (ipv4Ports.get(port) ?? 0) + 1);
   let stopped = false;
   return {
     hostname,
@@ -178,9 +179,27 @@ function listen(options: ListenOptions): Listener {
       if (stopped) return Promise.resolve();
       stopped = true;
       wildcards.delete(`${family}/${port}`);
+      if (family === 4) ipv4Ports.set(port, ipv4Ports.get(port)! - 1);
       return socket.stop(family);
     },
   };
+}
+
+/** Our own IPv4 listeners by port (how many), to explain a clash with a dual-stack `::`. */
+const ipv4Ports = new Map<number, number>();
+
+/**
+ * A bind that failed because Deno's `::` is dual-stack (it cannot make an IPv6-only socket, so
+ * `::` takes every IPv4 address of its port) and one of our own IPv4 listeners holds the port:
+ * an error that says so (Bun binds these side by side), or null for another owner.
+ */
+function dualStackClash(hostname: string, port: number): Error | null {
+  const v6WildcardOurs = wildcards.get(`6/${port}`)?.onV6Wildcard === true;
+  const clash = hostname === "::" ? (ipv4Ports.get(port) ?? 0) > 0 : familyOf(hostname) === 4 && v6WildcardOurs;
+  if (!clash) return null;
+  return new Error(
+    `under Deno, :: is bound dual-stack (Deno has no IPv6-only sockets) and takes every IPv4 address of port ${port}, so it cannot share the port with a specific IPv4 address; bind 0.0.0.0 and :: (they share one socket), an IPv6 address other than ::, or run the compiled binary (Bun)`,
+  );
 }
 
 /** The other wildcard of `port` is ours: serve both from one dual-stack socket, or undefined. */
