@@ -146,7 +146,9 @@ export class ProxyServer {
     // each get up to an eighth of what is left, the connections the rest.
     const eighth = Math.floor(Math.max(0, fds - RESERVED_FDS) / 8);
     const lingerBudget = Math.min(LINGER_MAX_SOCKETS, eighth);
-    const abandonedBudget = Math.min(ABANDONED_CONNECTS_MAX, eighth);
+    // At least one: with none, every dial is refused as over the budget (under `ulimit -n 71`
+    // and below, an eighth of what is left is 0), though nothing has been abandoned.
+    const abandonedBudget = Math.max(1, Math.min(ABANDONED_CONNECTS_MAX, eighth));
     setLingerBudget(lingerBudget);
     setAbandonedConnectBudget(abandonedBudget);
     const byFds = Math.max(1, Math.floor((fds - RESERVED_FDS - lingerBudget - abandonedBudget) / 2 / listenerCount));

@@ -8,6 +8,9 @@
 import { expect, test } from "bun:test";
 import { ProxyServer } from "../lib/app.ts";
 import { loadModules } from "../lib/modules.ts";
+import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "../lib/limits.ts";
+import { setLingerBudget } from "../lib/runtime/linger.ts";
+import { abandonedConnectBudget, setAbandonedConnectBudget } from "../lib/runtime/pending-connect.ts";
 import { resolveConfig } from "../lib/config.ts";
 import type { Fields, Logger } from "../lib/log.ts";
 import type { Listener, ListenOptions, Runtime } from "../lib/runtime/types.ts";
@@ -83,4 +86,17 @@ test("a host without IPv6: the default binds' IPv6 address is skipped with a war
 
   const listed = configWith({ "out-bind": "127.0.0.1,::1" }); // the default's very value, given by a flag
   expect(() => new ProxyServer(listed, noIPv6().runtime, quietLogger(), modules).start()).toThrow("EADDRNOTAVAIL");
+});
+
+test("a very low fd limit (ulimit -n 70) still lets dials run: the abandoned connects' budget is at least one (it was 0, and every dial was refused as over it)", async () => {
+  const config = resolveConfig({ flags: { "proxy-type": "forward", "proxy-protocol": "socks", "proxy-out-port": "0", "no-admin": true }, env: {}, readFile: () => "", stdoutIsTTY: false }).config;
+  const { runtime } = fakeRuntime([40001, 40002], new Set());
+  (runtime as { fdLimit: () => number }).fdLimit = () => 70;
+  try {
+    new ProxyServer(config, runtime, quietLogger(), await loadModules(config)).start();
+    expect(abandonedConnectBudget()).toBe(1);
+  } finally {
+    setAbandonedConnectBudget(ABANDONED_CONNECTS_MAX);
+    setLingerBudget(LINGER_MAX_SOCKETS);
+  }
 });
