@@ -41,11 +41,25 @@ const deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
 const ACCEPT_RETRY_MS = 100;
 /**
  * Accept failures that are one client's, not the listener's: a client that reset before its
- * accept (Deno reports NotConnected for it). The next client is accepted at once; waiting
- * ACCEPT_RETRY_MS for each let ten resets a second stall the listener (an audit: 50 resets held
- * /healthz for 5 s, past the kubelet's 1 s probe timeout).
+ * accept (Deno reports NotConnected for it), and the pending network errors Linux hands over
+ * from accept(2) for the new socket, which its man page says to treat like EAGAIN. The next
+ * client is accepted at once; waiting ACCEPT_RETRY_MS for each let ten resets a second stall
+ * the listener (an audit: 50 resets held /healthz for 5 s, past the kubelet's 1 s probe timeout).
  */
-const CLIENT_GONE_AT_ACCEPT = new Set(["ENOTCONN", "ECONNABORTED", "ECONNRESET"]);
+const CLIENT_GONE_AT_ACCEPT = new Set([
+  "ENOTCONN",
+  "ECONNABORTED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPROTO",
+  "ENOPROTOOPT",
+  "EHOSTDOWN",
+  "ENONET",
+  "EHOSTUNREACH",
+  "EOPNOTSUPP",
+  "ENETUNREACH",
+  "ENETDOWN",
+]);
 
 type Family = 4 | 6;
 type OnAccept = (conn: Conn) => void;
