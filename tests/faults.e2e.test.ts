@@ -336,7 +336,7 @@ describe("misbehaving upstreams", () => {
     const line = await lineFor(socks, s);
     expect(line.termination).toBe("connect-timeout");
     // The detail names the configured limit (the connect itself had what was left of it).
-    expect(line.detail).toBe(`127.0.0.1:${stalled.port} not connected within 300 ms`);
+    expect(line.detail).toBe(`127.0.0.1:${stalled.port} not connected within 300 ms; answered REP 0x06 (TTL expired)`);
 
     const http = await forwardHttp(["--connect-timeout", "300ms"]);
     const viaGet = await fetchVia(http.ports.forward!, get(`http://127.0.0.1:${stalled.port}/`));
