@@ -298,9 +298,11 @@ export class ProxyServer {
 
   /** Not listening any more (a clean stop or a second signal): a script must not find a stale file. */
   private removeReadyFile(): void {
-    if (!this.readyFile) return;
-    const error = removeReadyFile(this.readyFile);
-    if (error !== null) this.log.warn("cannot remove the ready file", { file: this.readyFile.path, error });
+    const file = this.readyFile;
+    if (!file) return;
+    this.readyFile = null; // once: a second signal and the summary both get here
+    const error = removeReadyFile(file);
+    if (error !== null) this.log.warn("cannot remove the ready file", { file: file.path, error });
   }
 }
 
