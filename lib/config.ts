@@ -8,7 +8,8 @@
  * in `sources` (shown as "***").
  */
 import { MAX_PORT } from "./address.ts";
-import { ConfigError, InvalidValue, quote } from "./config/error.ts";
+import { ConfigError, InvalidValue } from "./config/error.ts";
+import { quote } from "./text.ts";
 import { MAX_BYTES, MAX_DURATION_MS, OPTIONS, optionByFlag } from "./config/options.ts";
 import { checkAuthUsed, checkPortCollisions, checkWorkloadNotSelf } from "./config/checks.ts";
 import { Resolver, linkedService, spec } from "./config/resolver.ts";

@@ -33,7 +33,7 @@
  * are the ones the sidecar itself would print at start-up, from resolveConfig.
  */
 import { type Config, ConfigError, resolveConfig } from "./config.ts";
-import { quote } from "./config/error.ts";
+import { quote } from "./text.ts";
 import { ANNOTATION_PREFIX } from "./config/options.ts";
 import { type Json, isObject, objectAt, upsertByName } from "./inject/json.ts";
 import { clearProxyEnv, proxyEnv, setEnv } from "./inject/proxy-env.ts";

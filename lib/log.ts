@@ -8,6 +8,7 @@
  * Throttling is off: one line per finished connection must never be merged away.
  */
 import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
+import { escapeUnsafe } from "./text.ts";
 
 export type LogLevelName = "silent" | "error" | "warn" | "info" | "debug" | "trace";
 export type Fields = Record<string, unknown>;
@@ -27,16 +28,6 @@ export const LEVELS: Readonly<Record<LogLevelName, number>> = { silent: -999, er
 /** Takes one whole line (ending in a newline); false when it was not taken (see Runtime.writeStdout). */
 type Write = (line: string) => boolean;
 type Format = (type: string, date: Date, msg: string, fields: Fields | undefined) => string;
-
-/**
- * What JSON.stringify leaves raw but a terminal or a line-based reader may act on: DEL, the C1
- * controls (U+0085 is a line break to some readers, U+009B starts an escape sequence in xterm)
- * and the Unicode line and paragraph separators. Client bytes reach log values (an Upgrade
- * value in an error detail, say); C0 controls are escaped by JSON.stringify already.
- */
-const UNSAFE = /[\u007f-\u009f\u2028\u2029]/g;
-const UNSAFE_ANY = /[\u007f-\u009f\u2028\u2029]/;
-const escapeUnsafe = (text: string): string => (UNSAFE_ANY.test(text) ? text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : text);
 
 const formatJson: Format = (type, date, msg, fields) => {
   const record: Fields = { time: date.toISOString(), level: type, msg };

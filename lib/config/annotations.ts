@@ -9,7 +9,8 @@
  * can be trusted. A key under our prefix that is a near miss of a setting is named in a warning
  * (misspeltAnnotation).
  */
-import { ConfigError, quote } from "./error.ts";
+import { ConfigError } from "./error.ts";
+import { quote } from "../text.ts";
 import { ANNOTATION_PREFIX, OPTIONS } from "./options.ts";
 
 /** Parses the whole file. Throws ConfigError `line N: ...` (the caller adds the file name). */

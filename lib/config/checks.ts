@@ -8,7 +8,8 @@ import { dialledAddress, isIP, isMappedIPv4 } from "../address.ts";
 import type { Config } from "../config.ts";
 import { isLocalhostName, LOOPBACKS } from "../dial.ts";
 import { parseIPv6 } from "../protocol/socks-address.ts";
-import { ConfigError, quote } from "./error.ts";
+import { ConfigError } from "./error.ts";
+import { quote } from "../text.ts";
 import { type Resolver, spec } from "./resolver.ts";
 
 /**

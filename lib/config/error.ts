@@ -18,13 +18,3 @@ export class InvalidValue extends Error {
     this.name = "InvalidValue";
   }
 }
-
-const MAX_QUOTED_CHARS = 80;
-
-/** A value as shown in a message: JSON-quoted (control characters escaped), long values cut. */
-export function quote(value: string): string {
-  const cut = value.length > MAX_QUOTED_CHARS ? `${value.slice(0, MAX_QUOTED_CHARS)}...` : value;
-  // JSON.stringify escapes C0 controls; DEL, C1 (U+0085 breaks lines, U+009B starts escape sequences) and the line separators too.
-  const q = JSON.stringify(cut).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  return value.length > MAX_QUOTED_CHARS ? `${q} (${value.length} characters)` : q;
-}

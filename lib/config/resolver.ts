@@ -6,7 +6,8 @@
 import type { Config, ResolveInput, Source, SourceEntry } from "../config.ts";
 import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
 import { misspeltAnnotation, parseAnnotations } from "./annotations.ts";
-import { ConfigError, InvalidValue, quote } from "./error.ts";
+import { ConfigError, InvalidValue } from "./error.ts";
+import { quote } from "../text.ts";
 import { OPTIONS, type OptionSpec, optionByFlag } from "./options.ts";
 import * as v from "./values.ts";
 

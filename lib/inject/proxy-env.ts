@@ -4,7 +4,7 @@
  * injection set that this one must take back.
  */
 import { type Config, ConfigError } from "../config.ts";
-import { quote } from "../config/error.ts";
+import { quote } from "../text.ts";
 import { type Json, isObject } from "./json.ts";
 
 /** The variables inject sets that send traffic somewhere (NO_PROXY only keeps it direct). */

@@ -12,7 +12,7 @@
  * as its chunk-data only, delimited by closing the client connection (see `dechunk`).
  */
 import { ProxyError, asProxyError } from "../errors.ts";
-import { quote } from "../config/error.ts";
+import { quote } from "../text.ts";
 import { BodyDecoder, joinSpans } from "../protocol/http-body.ts";
 import { type BodyFraming, HeadScan, type HeadLimits, type RequestHead, type ResponseHead, fieldNameIs, parseResponseHead, responseFraming, upgradeOffered } from "../protocol/http1.ts";
 import { NO_BODY, listTokens } from "../protocol/http1-framing.ts";
