@@ -29,7 +29,7 @@
  */
 import { MAX_PORT } from "../address.ts";
 import type { HeadLimits } from "./http1.ts";
-import { bytesAre, CR, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
+import { bytesAre, CR, DIGIT_0, DIGIT_1, DIGIT_9, HTAB, LF, latin1, SP, TCHAR, charClass } from "./http1-scan.ts";
 import type { Authority } from "./http1-target.ts";
 
 /** What the tunnel needs from the head. */
@@ -52,9 +52,6 @@ export function startsWithConnect(buf: Uint8Array): boolean {
 const SP_HTTP_1 = [0x20, 0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e];
 const TARGET_START = CONNECT_SP.length;
 const COLON = 0x3a;
-const DIGIT_0 = 0x30;
-const DIGIT_1 = 0x31;
-const DIGIT_9 = 0x39;
 const MAX_PORT_DIGITS = 5;
 /** Letters, digits, "." and "-". */
 const HOST_CHAR = charClass((c) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x2e || c === 0x2d);

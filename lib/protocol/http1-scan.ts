@@ -37,6 +37,9 @@ export const LF = 0x0a;
 export const SP = 0x20;
 export const HTAB = 0x09;
 export const DEL = 0x7f;
+export const DIGIT_0 = 0x30;
+export const DIGIT_1 = 0x31;
+export const DIGIT_9 = 0x39;
 const COLON = 0x3a;
 /** "H", first octet of HTTP-name (RFC 9112 §2.3), which starts every status-line. */
 const HTTP_NAME_FIRST = 0x48;
@@ -203,12 +206,17 @@ const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/", case-sensitive (R
 export const HTTP_VERSION_LENGTH = 8;
 export const VERSION_MAJOR_AT = 5;
 export const VERSION_MINOR_AT = 7;
-const isDigitOctet = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
+const isDigitOctet = (c: number | undefined) => c !== undefined && c >= DIGIT_0 && c <= DIGIT_9;
 
 /** buf[v, v + 8) is an HTTP-version (RFC 9112 §2.3): "HTTP/" DIGIT "." DIGIT. */
 export function isHttpVersion(buf: Uint8Array, v: number): boolean {
   for (let k = 0; k < HTTP_SLASH.length; k++) if (buf[v + k] !== HTTP_SLASH[k]) return false;
   return isDigitOctet(buf[v + VERSION_MAJOR_AT]) && buf[v + VERSION_MAJOR_AT + 1] === 0x2e && isDigitOctet(buf[v + VERSION_MINOR_AT]);
+}
+
+/** An HTTP-version isHttpVersion accepted, as read here: "1.0", or "1.1" for 1.1 and any higher minor (RFC 9110 §2.5). */
+export function versionAt(buf: Uint8Array, v: number): "1.0" | "1.1" {
+  return buf[v + VERSION_MINOR_AT] === DIGIT_0 ? "1.0" : "1.1";
 }
 
 /**
@@ -221,8 +229,8 @@ export function parseDigits(s: string, maxDigits: number): number | null {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return null;
-    n = n * 10 + (c - 0x30);
+    if (c < DIGIT_0 || c > DIGIT_9) return null;
+    n = n * 10 + (c - DIGIT_0);
   }
   return n;
 }
@@ -233,8 +241,8 @@ export function parseDigitOctets(buf: Uint8Array, s: number, e: number, maxDigit
   let n = 0;
   for (let i = s; i < e; i++) {
     const c = buf[i]!;
-    if (c < 0x30 || c > 0x39) return null;
-    n = n * 10 + (c - 0x30);
+    if (c < DIGIT_0 || c > DIGIT_9) return null;
+    n = n * 10 + (c - DIGIT_0);
   }
   return n;
 }

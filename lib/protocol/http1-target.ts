@@ -26,7 +26,7 @@
  */
 import { MAX_PORT } from "../address.ts";
 import { ProxyError } from "../errors.ts";
-import { charClass, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR, VERSION_MAJOR_AT, VERSION_MINOR_AT } from "./http1-scan.ts";
+import { charClass, DIGIT_1, HTTP_VERSION_LENGTH, INCOMPLETE_REQUEST_LINE, isHttpVersion, parseDigits, SP, TCHAR, VERSION_MAJOR_AT, VERSION_MINOR_AT, versionAt } from "./http1-scan.ts";
 
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 /** HttpUrl.port of a URL whose scheme has no default port and that names none (never valid on the wire). */
@@ -100,9 +100,6 @@ export function scanRequestLine(buf: Uint8Array, s: number, e: number): RequestL
   return line;
 }
 
-const DIGIT_1 = 0x31;
-const DIGIT_0 = 0x30;
-
 /**
  * HTTP-version over buf[s, e) (RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT): "1.0", or "1.1" for
  * HTTP/1.1 and any higher minor version (RFC 9110 §2.5). A major version other than 1 is
@@ -113,7 +110,7 @@ export function scanVersion(buf: Uint8Array, s: number, e: number, kind: "protoc
   const major = buf[s + VERSION_MAJOR_AT]!;
   const minor = buf[s + VERSION_MINOR_AT]!;
   if (major !== DIGIT_1) throw new ProxyError(kind === "protocol" ? "versionNotSupported" : kind, `HTTP/${String.fromCharCode(major)}.${String.fromCharCode(minor)} (only HTTP/1.x)`);
-  return minor === DIGIT_0 ? "1.0" : "1.1";
+  return versionAt(buf, s);
 }
 
 const ORIGIN_FORM: ParsedTarget = Object.freeze({ form: "origin" });

@@ -24,7 +24,7 @@
  */
 import { ProxyError } from "../errors.ts";
 import { collectFacts, keepAliveOf, listTokens, NO_BODY, noBodyStatus, requestFraming, requestKeepAlive, responseFieldFraming } from "./http1-framing.ts";
-import { FIELD_CHAR, fieldNameIs, HTTP_VERSION_LENGTH, HeadScan, headersFromSpans, latin1, scanFieldLines, SP, VERSION_MINOR_AT } from "./http1-scan.ts";
+import { DIGIT_0, DIGIT_9, FIELD_CHAR, fieldNameIs, HTTP_VERSION_LENGTH, HeadScan, headersFromSpans, latin1, scanFieldLines, SP, versionAt } from "./http1-scan.ts";
 import { isValidHostField, parseTarget, scanRequestLine, scanVersion, type Authority, type HttpUrl } from "./http1-target.ts";
 
 export { fieldNameIs, HeadScan } from "./http1-scan.ts";
@@ -155,8 +155,6 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits, scan: Hea
 const STATUS_LINE_MIN = 12; // "HTTP/1.1 200"
 /** Where the reason-phrase starts, from the status-line's first octet (when the line is longer). */
 export const REASON_START = STATUS_LINE_MIN + 1;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
 
 function buildResponse(buf: Uint8Array, scan: HeadScan, end: number): ResponseHead {
   const s = scan.startLine;
@@ -195,7 +193,7 @@ export function scanStatusLine(buf: Uint8Array, s: number, e: number): number {
 
 /** The version of a status-line that scanStatusLine accepted ("HTTP/1.x" at s; above 1.1 read as 1.1). */
 export function statusLineVersion(buf: Uint8Array, s: number): "1.0" | "1.1" {
-  return buf[s + VERSION_MINOR_AT] === DIGIT_0 ? "1.0" : "1.1";
+  return versionAt(buf, s);
 }
 
 /**
