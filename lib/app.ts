@@ -11,9 +11,9 @@ import { bindAddresses } from "./bind.ts";
 import type { Config } from "./config.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
-import { ABANDONED_CONNECTS_MAX, LINGER_MAX_SOCKETS } from "./limits.ts";
+import { ABANDONED_CONNECTS_MAX, CAP_WARN_INTERVAL_MS, LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
-import { type Logger, createLogger } from "./log.ts";
+import { type Logger, Throttle, createLogger } from "./log.ts";
 import { type Modules, loadModules } from "./modules.ts";
 import { type ReadyFile, removeReadyFile, writeReadyFile } from "./ready-file.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
@@ -211,6 +211,7 @@ export class ProxyServer {
   private acceptor(ctx: ListenerContext, driver: ProtocolDriver, stats: ListenerStats, cap: number, recordClient: boolean): (conn: Conn) => void {
     const { name, protocol } = ctx;
     const allowClient = this.modules.matchers.allow;
+    const capWarning = new Throttle(CAP_WARN_INTERVAL_MS);
     return (conn: Conn) => {
       if (allowClient && !allowClient(conn.remoteAddress)) {
         this.tracker.countRefused(name, "denied");
@@ -221,7 +222,8 @@ export class ProxyServer {
       // take a socket each (ListenerStats.orphanDials, abandonedConnects).
       if (stats.active + stats.orphanDials + stats.abandonedConnects >= cap) {
         this.tracker.countRefused(name, "limitExceeded");
-        this.log.debug("connection refused: over the connection cap", { listener: name, cap });
+        const refused = capWarning.hit(nowMs());
+        if (refused > 0) this.log.warn("over the connection cap: refusing new connections", { listener: name, cap, refused });
         return driver.refuse(conn);
       }
       this.accepted++;

@@ -25,6 +25,27 @@ export interface Logger {
 
 export const LEVELS: Readonly<Record<LogLevelName, number>> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 
+/**
+ * An event logged at most once per interval: `hit` counts one and says how many to name in a
+ * line now (this one and those kept quiet since the last line), or 0 while the interval runs.
+ */
+export class Throttle {
+  private lastMs = Number.NEGATIVE_INFINITY;
+  private quiet = 0;
+  constructor(private readonly intervalMs: number) {}
+
+  hit(nowMs: number): number {
+    if (nowMs - this.lastMs < this.intervalMs) {
+      this.quiet++;
+      return 0;
+    }
+    this.lastMs = nowMs;
+    const count = this.quiet + 1;
+    this.quiet = 0;
+    return count;
+  }
+}
+
 /** Takes one whole line (ending in a newline); false when it was not taken (see Runtime.writeStdout). */
 type Write = (line: string) => boolean;
 type Format = (type: string, date: Date, msg: string, fields: Fields | undefined) => string;

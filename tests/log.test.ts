@@ -1,10 +1,10 @@
 /**
  * lib/log.ts: the two line formats, and what happens when stdout refuses lines (closed, or too
  * far behind): every refused line is counted, and the next line that gets through is preceded by
- * one warning naming how many were dropped.
+ * one warning naming how many were dropped. Throttle: an event logged once per interval.
  */
 import { describe, expect, test } from "bun:test";
-import { createLogger } from "../lib/log.ts";
+import { Throttle, createLogger } from "../lib/log.ts";
 
 /** A stdout that takes lines while `open` is true. */
 function fakeStdout() {
@@ -79,5 +79,22 @@ describe("createLogger", () => {
     log.info("c");
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["log lines dropped", "c"]);
     expect(JSON.parse(lines[0]!).lines).toBe(2);
+  });
+});
+
+describe("Throttle (the connection cap's warning: lib/app.ts, CAP_WARN_INTERVAL_MS)", () => {
+  test("the first event is reported at once; the next within the interval are counted and named by the first one after it", () => {
+    const t = new Throttle(10_000);
+    expect(t.hit(1_000)).toBe(1);
+    expect(t.hit(1_001)).toBe(0);
+    expect(t.hit(5_000)).toBe(0);
+    expect(t.hit(10_999)).toBe(0); // 9 999 ms after the line
+    expect(t.hit(11_000)).toBe(4); // this one and the three kept quiet
+    expect(t.hit(11_000)).toBe(0);
+    expect(t.hit(30_000)).toBe(2);
+  });
+
+  test("a clock that starts at 0 (performance.now) still reports its first event", () => {
+    expect(new Throttle(10_000).hit(0)).toBe(1);
   });
 });
