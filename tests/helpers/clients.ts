@@ -35,17 +35,20 @@ export interface ClientResult {
  */
 export const CLIENT_TIMEOUT_MS = 45_000;
 
-/** Runs a client to completion; SIGKILLed after timeoutMs (timedOut = true). */
+/**
+ * Runs a client to completion; SIGKILLed after timeoutMs (timedOut = true). `input` is its whole
+ * stdin (then end of file); without it stdin is closed.
+ */
 export async function runClient(
   cmd: string[],
-  options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string } = {},
+  options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {},
 ): Promise<ClientResult> {
   const proc = Bun.spawn(cmd, {
     env: clientEnv(options.env),
     cwd: options.cwd,
     stdout: "pipe",
     stderr: "pipe",
-    stdin: "ignore",
+    stdin: options.input === undefined ? "ignore" : Buffer.from(options.input, "latin1"),
   });
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -122,8 +125,8 @@ export const CLIENTS_TEST_MS = 150_000;
 export const BIG_TRANSFER = 10 * 1024 * 1024;
 
 /** Runs a client from the repository root and fails the test with its output unless it exits 0. */
-export async function mustRun(cmd: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ClientResult> {
-  const r = await runClient(cmd, { timeoutMs: options.timeoutMs ?? CLIENT_TIMEOUT_MS, env: options.env, cwd: ROOT });
+export async function mustRun(cmd: string[], options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<ClientResult> {
+  const r = await runClient(cmd, { timeoutMs: options.timeoutMs ?? CLIENT_TIMEOUT_MS, env: options.env, cwd: ROOT, input: options.input });
   if (r.exitCode !== 0 || r.timedOut) throw new Error(`client failed:\n${describeRun(cmd, r)}`);
   return r;
 }
