@@ -2,12 +2,14 @@
  * Dialling an upstream: resolve the name ourselves, check each resolved address against the
  * destination policy (so a name that resolves to a denied address — DNS rebinding — is refused
  * on the address actually dialled), then try the addresses in the resolver's order within one
- * connect deadline. IPv6 and IPv4 results are both tried. A name that ends in a number
+ * connect deadline, each given its share of what is left of it (ADDRESS_CONNECT_MIN_MS), so an
+ * address that drops SYNs does not use up the whole deadline. IPv6 and IPv4 results are both tried. A name that ends in a number
  * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
  * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
 import { MAX_PORT, dialledAddress, endsInNumber, hostPort, isIP } from "./address.ts";
 import { ProxyError, asProxyError, lookupFailure } from "./errors.ts";
+import { ADDRESS_CONNECT_MIN_MS } from "./limits.ts";
 import type { AbandonedOwner, Conn, Runtime } from "./runtime/types.ts";
 import { nowMs } from "./clock.ts";
 
@@ -141,11 +143,12 @@ function tryAddresses(
     }
     const next = i + 1;
     const failed = failure;
-    runtime.connect({ hostname: address, port: target.port, timeoutMs: remainingMs, owner: options.owner }, (result) => {
+    const timeoutMs = next === addresses.length ? remainingMs : shareMs(remainingMs, allowedFrom(addresses, i, options));
+    runtime.connect({ hostname: address, port: target.port, timeoutMs, owner: options.owner }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
       // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
       if (result.kind === "limitExceeded") return done(result);
-      // The connect had what was left of the deadline; the message names the configured limit.
+      // The connect had its share of the deadline; the message names the configured limit.
       const err = result.kind === "connectTimeout" ? timeoutError(target, options.timeoutMs) : result;
       tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, err), done);
     });
@@ -155,6 +158,24 @@ function tryAddresses(
   // Every address was refused by policy before any connect: still answer asynchronously, as the
   // callers' handshake code expects (it may be in the middle of parsing).
   queueMicrotask(() => done(err));
+}
+
+/**
+ * An address's share of what is left of the connect deadline when `left` addresses (this one
+ * included) may still be tried: an equal part, but at least ADDRESS_CONNECT_MIN_MS (or all that
+ * is left, if less), as Go's net.Dialer shares its deadline (partialDeadline).
+ */
+export function shareMs(remainingMs: number, left: number): number {
+  const share = remainingMs / left;
+  return share >= ADDRESS_CONNECT_MIN_MS ? share : Math.min(remainingMs, ADDRESS_CONNECT_MIN_MS);
+}
+
+/** How many of addresses[i..] the policy lets us dial (addresses[i] is one of them). */
+function allowedFrom(addresses: readonly string[], i: number, options: DialOptions): number {
+  if (!options.allowAddress) return addresses.length - i;
+  let n = 1;
+  for (let j = i + 1; j < addresses.length; j++) if (options.allowAddress(dialledAddress(addresses[j]!))) n++;
+  return n;
 }
 
 function pick(previous: ProxyError | null, next: ProxyError): ProxyError {

@@ -7,7 +7,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { endsInNumber } from "../lib/address.ts";
-import { dial } from "../lib/dial.ts";
+import { dial, shareMs } from "../lib/dial.ts";
+import { ADDRESS_CONNECT_MIN_MS } from "../lib/limits.ts";
 import { ProxyError } from "../lib/errors.ts";
 import type { Conn, Runtime } from "../lib/runtime/types.ts";
 
@@ -120,5 +121,67 @@ describe("dial", () => {
     expect((none.result as ProxyError).kind).toBe("connectRefused");
     // Any other name that fails to resolve still fails as dnsFailed.
     expect(((await dialed("workload.test", null)).result as ProxyError).kind).toBe("dnsFailed");
+  });
+});
+
+describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)", () => {
+  test("shareMs: an equal part of what is left, at least the minimum, never more than what is left", () => {
+    expect(ADDRESS_CONNECT_MIN_MS).toBe(2_000);
+    expect(shareMs(10_000, 1)).toBe(10_000);
+    expect(shareMs(10_000, 2)).toBe(5_000);
+    expect(shareMs(9_000, 3)).toBe(3_000);
+    expect(shareMs(10_000, 10)).toBe(2_000); // 1 000 each would be under the minimum
+    expect(shareMs(1_500, 3)).toBe(1_500); // less than the minimum left: all of it
+  });
+
+  /** Resolves every name to `addresses`; every connect is refused at once; records each connect's timeout. */
+  function timeouts(addresses: string[], timeoutMs: number, allowAddress?: (a: string) => boolean): Promise<Array<[string, number]>> {
+    const seen: Array<[string, number]> = [];
+    const runtime = {
+      resolve: () => Promise.resolve(addresses),
+      connect(options: { hostname: string; timeoutMs: number }, done: (result: Conn | ProxyError) => void): void {
+        seen.push([options.hostname, options.timeoutMs]);
+        queueMicrotask(() => done(new ProxyError("connectRefused", "refused by the fake runtime")));
+      },
+    } as unknown as Runtime;
+    return new Promise((resolve) => dial(runtime, { host: "several.example", port: 9 }, { timeoutMs, allowAddress }, () => resolve(seen)));
+  }
+
+  test("three addresses and 9 s: about 3 s for the first, 4.5 s for the second, what is left for the last", async () => {
+    const seen = await timeouts(["127.0.0.2", "127.0.0.3", "::1"], 9_000);
+    expect(seen.map(([a]) => a)).toEqual(["127.0.0.2", "127.0.0.3", "::1"]);
+    const [first, second, last] = seen.map(([, t]) => t) as [number, number, number];
+    // Each is a share of what was left when it began: the refusals took next to nothing.
+    expect(first).toBeLessThanOrEqual(3_000);
+    expect(first).toBeGreaterThan(2_000);
+    expect(second).toBeLessThanOrEqual(4_500);
+    expect(second).toBeGreaterThan(first);
+    expect(last).toBeLessThanOrEqual(9_000);
+    expect(last).toBeGreaterThan(second);
+  });
+
+  test("the minimum: with 3 s for three addresses the first two get 2 s each", async () => {
+    const seen = await timeouts(["127.0.0.2", "127.0.0.3", "127.0.0.4"], 3_000);
+    expect(seen.slice(0, 2).map(([, t]) => t)).toEqual([2_000, 2_000]);
+  });
+
+  test("addresses the policy denies are not counted: the one address allowed gets the whole deadline", async () => {
+    const seen = await timeouts(["127.0.0.2", "127.0.0.3", "127.0.0.4"], 9_000, (a) => a === "127.0.0.2");
+    expect(seen).toHaveLength(1);
+    expect(seen[0]![1]).toBeGreaterThan(4_500); // all that was left, not a third of it
+  });
+
+  test("an IP literal is one connect with all of the deadline", async () => {
+    const seen: number[] = [];
+    const runtime = {
+      connect(options: { timeoutMs: number }, done: (result: Conn | ProxyError) => void): void {
+        seen.push(options.timeoutMs);
+        queueMicrotask(() => done(new ProxyError("connectRefused", "refused by the fake runtime")));
+      },
+    } as unknown as Runtime;
+    await new Promise((resolve) => dial(runtime, { host: "127.0.0.1", port: 9 }, { timeoutMs: 7_000 }, resolve));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!).toBeGreaterThan(3_500);
+    expect(seen[0]!).toBeLessThanOrEqual(7_000);
   });
 });

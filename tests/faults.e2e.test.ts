@@ -56,6 +56,24 @@ const reverseTcp = (extra: string[] = []) =>
 const forwardSocks = (extra: string[] = []) => startProxy(["--proxy-type", "forward", "--proxy-protocol", "socks", ...extra]);
 const forwardHttp = (extra: string[] = []) => startProxy(["--proxy-type", "forward", "--proxy-protocol", "http", ...extra]);
 
+/**
+ * A stalled port on `dead` (a full accept queue: connects hang) and an echo server on the same
+ * port of the other loopback address. Another port is tried if that one is taken there.
+ */
+async function stalledBeside(dead: "127.0.0.1" | "::1"): Promise<{ stalled: { port: number; stop(): void }; live: TestServer }> {
+  for (let attempt = 1; ; attempt++) {
+    const stalled = await stalledPort(60_000, dead);
+    servers.push(stalled);
+    try {
+      const live = echoServer(dead === "::1" ? "127.0.0.1" : "::1", stalled.port);
+      servers.push(live);
+      return { stalled, live };
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
 function lineFor(p: RunningProxy, c: NetClient, timeoutMs = 10_000): Promise<LogLine> {
   const client = `127.0.0.1:${c.localPort}`;
   return p.waitForLog((l) => l.msg === "connection" && l.client === client, timeoutMs, `connection log line of ${client}`);
@@ -344,6 +362,31 @@ describe("misbehaving upstreams", () => {
     const viaConnect = await fetchVia(http.ports.forward!, `CONNECT 127.0.0.1:${stalled.port} HTTP/1.1\r\nHost: 127.0.0.1:${stalled.port}\r\n\r\n`);
     expect(viaConnect.finals[0]?.status).toBe(504);
     expect(viaConnect.finals[0]!.header("connection")?.toLowerCase()).toBe("close");
+  }, T);
+
+  test("a name whose first address never connects: the next one gets its share of --connect-timeout, not what the first left (SOCKS5 to localhost: 127.0.0.1 and ::1, in either order)", async () => {
+    // localhost is 127.0.0.1 and ::1 (lib/dial.ts resolveLocalhost) in the hosts file's order, so
+    // both orders are set up: one address stalled, the other an echo server on the same port.
+    // With 6 s the first address tried gets 3 s (lib/limits.ts ADDRESS_CONNECT_MIN_MS is 2 s):
+    // given the whole 6 s, a stalled first address answered 0x06.
+    const socks = await forwardSocks(["--connect-timeout", "6s"]);
+    for (const dead of ["127.0.0.1", "::1"] as const) {
+      const { stalled, live } = await stalledBeside(dead);
+      const c = await NetClient.connect(socks.ports.forward!);
+      await c.write(socks5Connect("localhost", stalled.port));
+      await c.waitFor(() => c.receivedBytes >= SOCKS5_HEAD_BYTES || c.ended, 20_000, "the SOCKS reply");
+      expect([dead, socks5Rep(c)]).toEqual([dead, 0x00]);
+      // Method selection (2), then VER REP RSV ATYP, BND.ADDR (4 or 16 bytes: the upstream socket's own address), BND.PORT.
+      const head = 2 + 4 + (Buffer.concat(c.chunks)[5] === 0x04 ? 16 : 4) + 2;
+      const payload = "through the live address";
+      await c.write(payload);
+      await c.waitFor(() => c.receivedBytes >= head + payload.length || c.ended, 10_000, "the echo");
+      expect(Buffer.concat(c.chunks).subarray(head).toString()).toBe(payload);
+      expect(live.accepted).toBe(1);
+      c.close();
+      const line = await lineFor(socks, c);
+      expect(line.target).toBe(`localhost:${stalled.port}`);
+    }
   }, T);
 
   test("HTTP: a request whose client resets while its origin is dialled keeps its place under --max-connections until the dial settles (the next client gets 503)", async () => {

@@ -66,11 +66,11 @@ export interface TestServer {
 }
 
 /** Echoes everything; answers a FIN with a FIN after the echo is flushed (half-close aware). */
-export function echoServer(hostname = "127.0.0.1"): TestServer {
+export function echoServer(hostname = "127.0.0.1", port = 0): TestServer {
   const info = { accepted: 0, open: 0 };
   const server = Bun.listen<PeerState>({
     hostname,
-    port: 0,
+    port,
     allowHalfOpen: true,
     socket: {
       open(s) {

@@ -197,27 +197,28 @@ export function httpsOrigin(hostname = "127.0.0.1"): TlsOrigin {
 }
 
 /**
- * A loopback port whose listener never accepts and whose accept queue is full: a TCP connect to
+ * A loopback port (127.0.0.1, or ::1) whose listener never accepts and whose accept queue is full: a TCP connect to
  * it neither succeeds nor is refused, it hangs (the kernel drops the SYNs), which is how a test
  * holds a proxy in its "connecting" phase or makes it hit its connect timeout without naming any
  * non-loopback address. Bun's listeners accept by themselves and take no backlog, so the socket
  * is held by a small Python process (listen(0), one queued connection of its own). The process
  * exits when stop() closes its stdin (or is killed).
  */
-export async function stalledPort(timeoutMs = 15_000): Promise<{ port: number; stop(): void }> {
+export async function stalledPort(timeoutMs = 15_000, hostname: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<{ port: number; stop(): void }> {
   const python = "/usr/bin/python3";
   if (!(await Bun.file(python).exists())) throw new Error("/usr/bin/python3 not found: install the python3 package");
+  const family = hostname === "::1" ? "socket.AF_INET6" : "socket.AF_INET";
   const script = [
     "import socket, sys",
-    "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
-    "s.bind(('127.0.0.1', 0))",
+    `s = socket.socket(${family}, socket.SOCK_STREAM)`,
+    `s.bind(('${hostname}', 0))`,
     "s.listen(0)",
     "port = s.getsockname()[1]",
     // Fill the accept queue with our own connection, then check that the next connect hangs.
-    "held = socket.create_connection(('127.0.0.1', port), timeout=5)",
-    "probe = socket.socket(); probe.settimeout(0.5)",
+    `held = socket.create_connection(('${hostname}', port), timeout=5)`,
+    `probe = socket.socket(${family}); probe.settimeout(0.5)`,
     "try:",
-    "    probe.connect(('127.0.0.1', port)); print('accepting', flush=True); sys.exit(1)",
+    `    probe.connect(('${hostname}', port)); print('accepting', flush=True); sys.exit(1)`,
     "except socket.timeout:",
     "    pass",
     "probe.close()",
