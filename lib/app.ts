@@ -200,6 +200,7 @@ export class ProxyServer {
       dialOptions: {
         timeoutMs: this.config.limits.connectTimeoutMs,
         allowAddress: name === "forward" && deny ? (address) => !deny(address) : undefined,
+        shareDeadline: name === "forward",
         owner: stats,
       },
       relayOptions: relayOptions(this.config.limits),

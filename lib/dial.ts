@@ -2,8 +2,9 @@
  * Dialling an upstream: resolve the name ourselves, check each resolved address against the
  * destination policy (so a name that resolves to a denied address — DNS rebinding — is refused
  * on the address actually dialled), then try the addresses in the resolver's order within one
- * connect deadline, each given its share of what is left of it (ADDRESS_CONNECT_MIN_MS), so an
- * address that drops SYNs does not use up the whole deadline. IPv6 and IPv4 results are both tried. A name that ends in a number
+ * connect deadline. On forward listeners each address gets its share of what is left of it
+ * (DialOptions.shareDeadline), so an address that drops SYNs does not use up the whole deadline.
+ * IPv6 and IPv4 results are both tried. A name that ends in a number
  * ("0177.0.0.1", "0x7f.1": address.ts endsInNumber) is refused, never sent to DNS; so is a name
  * under `.invalid`, which RFC 6761 §6.4 says resolver libraries answer negatively themselves.
  */
@@ -24,6 +25,14 @@ export interface DialOptions {
   readonly allowAddress?: (address: string) => boolean;
   /** Charged with the connects that outlive their deadline (ConnectOptions.owner). */
   readonly owner?: AbandonedOwner;
+  /**
+   * Forward listeners: each of a name's addresses gets a share of the deadline (shareMs), as Go's
+   * net.Dialer and curl share theirs: a destination's name may list a dead address. Reverse
+   * listeners dial their own workload, where a connect that hangs means a full accept queue
+   * (overload) rather than a dead address: its first address keeps all of the deadline, as before
+   * (`localhost` is 127.0.0.1 and ::1, and a workload on one of them refuses the other at once).
+   */
+  readonly shareDeadline?: boolean;
 }
 
 /** Rank of the error kinds when every address failed: the most telling one is reported. */
@@ -143,7 +152,7 @@ function tryAddresses(
     }
     const next = i + 1;
     const failed = failure;
-    const timeoutMs = next === addresses.length ? remainingMs : shareMs(remainingMs, allowedFrom(addresses, i, options));
+    const timeoutMs = next === addresses.length || !options.shareDeadline ? remainingMs : shareMs(remainingMs, allowedFrom(addresses, i, options));
     runtime.connect({ hostname: address, port: target.port, timeoutMs, owner: options.owner }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
       // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.

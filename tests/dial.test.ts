@@ -135,7 +135,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
   });
 
   /** Resolves every name to `addresses`; every connect is refused at once; records each connect's timeout. */
-  function timeouts(addresses: string[], timeoutMs: number, allowAddress?: (a: string) => boolean): Promise<Array<[string, number]>> {
+  function timeouts(addresses: string[], timeoutMs: number, allowAddress?: (a: string) => boolean, shareDeadline = true): Promise<Array<[string, number]>> {
     const seen: Array<[string, number]> = [];
     const runtime = {
       resolve: () => Promise.resolve(addresses),
@@ -144,7 +144,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
         queueMicrotask(() => done(new ProxyError("connectRefused", "refused by the fake runtime")));
       },
     } as unknown as Runtime;
-    return new Promise((resolve) => dial(runtime, { host: "several.example", port: 9 }, { timeoutMs, allowAddress }, () => resolve(seen)));
+    return new Promise((resolve) => dial(runtime, { host: "several.example", port: 9 }, { timeoutMs, allowAddress, shareDeadline }, () => resolve(seen)));
   }
 
   test("three addresses and 9 s: about 3 s for the first, 4.5 s for the second, what is left for the last", async () => {
@@ -171,6 +171,11 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
     expect(seen[0]![1]).toBeGreaterThan(4_500); // all that was left, not a third of it
   });
 
+  test("without shareDeadline (reverse listeners: the workload) each address gets all that is left", async () => {
+    const seen = await timeouts(["127.0.0.2", "::1"], 9_000, undefined, false);
+    expect(seen.map(([, t]) => t > 4_500)).toEqual([true, true]);
+  });
+
   test("an IP literal is one connect with all of the deadline", async () => {
     const seen: number[] = [];
     const runtime = {
@@ -179,7 +184,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
         queueMicrotask(() => done(new ProxyError("connectRefused", "refused by the fake runtime")));
       },
     } as unknown as Runtime;
-    await new Promise((resolve) => dial(runtime, { host: "127.0.0.1", port: 9 }, { timeoutMs: 7_000 }, resolve));
+    await new Promise((resolve) => dial(runtime, { host: "127.0.0.1", port: 9 }, { timeoutMs: 7_000, shareDeadline: true }, resolve));
     expect(seen).toHaveLength(1);
     expect(seen[0]!).toBeGreaterThan(3_500);
     expect(seen[0]!).toBeLessThanOrEqual(7_000);

@@ -389,6 +389,23 @@ describe("misbehaving upstreams", () => {
     }
   }, T);
 
+  test("reverse: the workload's first address keeps all of --connect-timeout (a hang there is a full accept queue): localhost with one address stalled ends in connect-timeout in the order that tries it first", async () => {
+    // The same two set-ups as above (the hosts file decides which address is first): exactly one
+    // of them dials the stalled address first, and its client is closed at the timeout (shared
+    // as on the forward listener, 3 s of the 6 would have gone to it and the echo answered).
+    const ends: string[] = [];
+    for (const dead of ["127.0.0.1", "::1"] as const) {
+      const { stalled } = await stalledBeside(dead);
+      const p = await startProxy(["--proxy-type", "reverse", "--proxy-protocol", "tcp", "--proxy-host", "localhost", "--proxy-port", String(stalled.port), "--connect-timeout", "6s"]);
+      const c = await NetClient.connect(p.ports.reverse!);
+      await c.write("hello?");
+      await c.waitFor(() => c.ended || c.receivedBytes >= 6, 20_000, "the echo or the close");
+      c.close();
+      ends.push(String((await lineFor(p, c)).termination));
+    }
+    expect(ends.sort()).toEqual(["client-fin", "connect-timeout"].sort());
+  }, T);
+
   test("HTTP: a request whose client resets while its origin is dialled keeps its place under --max-connections until the dial settles (the next client gets 503)", async () => {
     const stalled = await stalledPort();
     servers.push(stalled);
