@@ -119,9 +119,9 @@ export const CAP_WARN_INTERVAL_MS = 10_000;
 /**
  * A name that resolves to several addresses has them tried one after another within one
  * --connect-timeout; on forward listeners (lib/dial.ts DialOptions.shareDeadline) each is given
- * an equal share of what is left of it but at least this long
- * (all that is left if less): an address that drops SYNs (a dead server left in DNS, a
- * half-deployed IPv6 route) then costs its share, not the whole timeout. Go's net.Dialer shares
- * its deadline the same way, with the same 2 s floor (partialDeadline). Not configurable.
+ * an equal share of what is left of it, but at least this long (all that is left if less): an
+ * address that drops SYNs (a dead server left in DNS, a half-deployed IPv6 route) then costs
+ * its share, not the whole timeout. Go's net.Dialer shares its deadline the same way, with the
+ * same 2 s floor (partialDeadline). Not configurable.
  */
 export const ADDRESS_CONNECT_MIN_MS = 2_000;
