@@ -13,7 +13,7 @@ import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ABANDONED_CONNECTS_MAX, CAP_WARN_INTERVAL_MS, LINGER_MAX_SOCKETS } from "./limits.ts";
 import { ListenError, listenOrExplain } from "./listen-error.ts";
-import { type Logger, Throttle, createLogger } from "./log.ts";
+import { type Logger, ThrottledLine, createLogger } from "./log.ts";
 import { type Modules, loadModules } from "./modules.ts";
 import { type ReadyFile, removeReadyFile, writeReadyFile } from "./ready-file.ts";
 import { setFlushIdleMs } from "./runtime/flush.ts";
@@ -212,7 +212,17 @@ export class ProxyServer {
   private acceptor(ctx: ListenerContext, driver: ProtocolDriver, stats: ListenerStats, cap: number, recordClient: boolean): (conn: Conn) => void {
     const { name, protocol } = ctx;
     const allowClient = this.modules.matchers.allow;
-    const capWarning = new Throttle(CAP_WARN_INTERVAL_MS);
+    // What holds the cap is named too: open connections, and the dials that hold sockets without one.
+    const capWarning = new ThrottledLine(CAP_WARN_INTERVAL_MS, (refused) =>
+      this.log.warn("over the connection cap: refusing new connections", {
+        listener: name,
+        cap,
+        refused,
+        active: stats.active,
+        orphanDials: stats.orphanDials,
+        abandonedConnects: stats.abandonedConnects,
+      }),
+    );
     return (conn: Conn) => {
       if (allowClient && !allowClient(conn.remoteAddress)) {
         this.tracker.countRefused(name, "denied");
@@ -223,8 +233,7 @@ export class ProxyServer {
       // take a socket each (ListenerStats.orphanDials, abandonedConnects).
       if (stats.active + stats.orphanDials + stats.abandonedConnects >= cap) {
         this.tracker.countRefused(name, "limitExceeded");
-        const refused = capWarning.hit(nowMs());
-        if (refused > 0) this.log.warn("over the connection cap: refusing new connections", { listener: name, cap, refused });
+        capWarning.hit();
         return driver.refuse(conn);
       }
       this.accepted++;

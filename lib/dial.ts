@@ -26,8 +26,10 @@ export interface DialOptions {
   /** Charged with the connects that outlive their deadline (ConnectOptions.owner). */
   readonly owner?: AbandonedOwner;
   /**
-   * Forward listeners: each of a name's addresses gets a share of the deadline (shareMs), as Go's
-   * net.Dialer and curl share theirs: a destination's name may list a dead address. Reverse
+   * Forward listeners: a name's addresses get a share of the deadline each (shareMs), as Go's
+   * net.Dialer and curl share theirs: a destination's name may list a dead address. Only until
+   * one share runs out (its connect is then abandoned under Bun, holding a socket ~2 min), so a
+   * dial abandons at most two connects (one per dial before). Reverse
    * listeners dial their own workload, where a connect that hangs means a full accept queue
    * (overload) rather than a dead address: its first address keeps all of the deadline, as before
    * (`localhost` is 127.0.0.1 and ::1, and a workload on one of them refuses the other at once).
@@ -138,6 +140,7 @@ function tryAddresses(
   options: DialOptions,
   failure: ProxyError | null,
   done: (result: Conn | ProxyError) => void,
+  mayShare = options.shareDeadline === true,
 ): void {
   for (; i < addresses.length; i++) {
     const address = dialledAddress(addresses[i]!);
@@ -152,14 +155,22 @@ function tryAddresses(
     }
     const next = i + 1;
     const failed = failure;
-    const timeoutMs = next === addresses.length || !options.shareDeadline ? remainingMs : shareMs(remainingMs, allowedFrom(addresses, i, options));
+    const shared = mayShare && next < addresses.length;
+    const timeoutMs = shared ? shareMs(remainingMs, allowedFrom(addresses, i, options)) : remainingMs;
     runtime.connect({ hostname: address, port: target.port, timeoutMs, owner: options.owner }, (result) => {
       if (!(result instanceof ProxyError)) return done(result);
       // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
       if (result.kind === "limitExceeded") return done(result);
-      // The connect had its share of the deadline; the message names the configured limit.
-      const err = result.kind === "connectTimeout" ? timeoutError(target, options.timeoutMs) : result;
-      tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, err), done);
+      if (result.kind !== "connectTimeout") return tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, result), done, mayShare);
+      // Under Bun a connect past its time is abandoned: its socket stays until the kernel gives
+      // up (~2 min, pending-connect.ts), whatever comes of the dial. One share per dial, then:
+      // after a share has run out, the next address gets all that is left.
+      if (shared && timeoutMs < remainingMs) {
+        return tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, shareTimeout(target, address, timeoutMs, options.timeoutMs)), done, false);
+      }
+      // The deadline's own timeout stands for the whole dial: it replaces a share's.
+      const err = timeoutError(target, options.timeoutMs);
+      tryAddresses(runtime, target, addresses, next, deadlineMs, options, failed?.kind === "connectTimeout" ? err : pick(failed, err), done, false);
     });
     return;
   }
@@ -194,6 +205,11 @@ function pick(previous: ProxyError | null, next: ProxyError): ProxyError {
 
 function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
   return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)} not connected within ${timeoutMs} ms`);
+}
+
+/** One of a name's addresses did not connect within its share of the deadline (shareMs). */
+function shareTimeout(target: DialTarget, address: string, shareMs: number, timeoutMs: number): ProxyError {
+  return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)}: ${address} not connected within its ${Math.round(shareMs)} ms share of the ${timeoutMs} ms connect timeout`);
 }
 
 function withDeadline<T>(promise: Promise<T>, deadlineMs: number, target: DialTarget, timeoutMs: number): Promise<T> {

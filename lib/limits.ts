@@ -109,10 +109,11 @@ export const ABANDONED_CONNECTS_MAX = 1024;
 export const ABANDONED_CONNECT_FORGET_MS = 150_000;
 
 /**
- * While a listener refuses connections over its cap, one `over the connection cap` warning per
- * CAP_WARN_INTERVAL_MS names how many were refused since the line before: an operator sees the
- * cap being hit in the log, and a flood of refused clients writes one line per interval, not
- * one per connection (nginx writes one per refused accept). Not configurable.
+ * While a listener refuses connections over its cap, an `over the connection cap` warning is
+ * written at the first refusal, and at the end of each CAP_WARN_INTERVAL_MS in which more came,
+ * naming how many (log.ts ThrottledLine): an operator sees the cap being hit in the log, and a
+ * flood of refused clients writes one line per interval, not one per connection (nginx writes
+ * one per refused accept). Not configurable.
  */
 export const CAP_WARN_INTERVAL_MS = 10_000;
 

@@ -8,6 +8,7 @@
  * Throttling is off: one line per finished connection must never be merged away.
  */
 import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
+import { nowMs } from "./clock.ts";
 import { escapeUnsafe } from "./text.ts";
 
 export type LogLevelName = "silent" | "error" | "warn" | "info" | "debug" | "trace";
@@ -43,6 +44,49 @@ export class Throttle {
     const count = this.quiet + 1;
     this.quiet = 0;
     return count;
+  }
+
+  /** At an interval's end: the hits it kept quiet (0 if none); if any, a new interval starts now. */
+  flush(nowMs: number): number {
+    const count = this.quiet;
+    if (count > 0) this.lastMs = nowMs;
+    this.quiet = 0;
+    return count;
+  }
+}
+
+/**
+ * A line written at most once per interval, for an event that can come in floods (the
+ * connection cap's refusals): `hit()` writes the first at once and counts the rest, and the
+ * count kept quiet in an interval is written at its end, not left for the next event (which may
+ * never come). `write` gets how many events the line stands for.
+ */
+export class ThrottledLine {
+  private readonly throttle: Throttle;
+  private flushPending = false;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly write: (count: number) => void,
+  ) {
+    this.throttle = new Throttle(intervalMs);
+  }
+
+  hit(): void {
+    const count = this.throttle.hit(nowMs());
+    if (count > 0) this.emit(count);
+  }
+
+  private emit(count: number): void {
+    this.write(count);
+    if (this.flushPending) return;
+    this.flushPending = true;
+    const timer = setTimeout(() => {
+      this.flushPending = false;
+      const quiet = this.throttle.flush(nowMs());
+      if (quiet > 0) this.emit(quiet);
+    }, this.intervalMs);
+    (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
   }
 }
 

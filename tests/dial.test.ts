@@ -171,6 +171,65 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
     expect(seen[0]![1]).toBeGreaterThan(4_500); // all that was left, not a third of it
   });
 
+  /** Like `timeouts`, but the runtime reports connectTimeout for the addresses in `stalled` (as pending-connect.ts does at a connect's own timeout). */
+  function withStalled(addresses: string[], stalled: string[], timeoutMs: number): Promise<{ seen: Array<[string, number]>; result: ProxyError }> {
+    const seen: Array<[string, number]> = [];
+    const runtime = {
+      resolve: () => Promise.resolve(addresses),
+      connect(options: { hostname: string; port: number; timeoutMs: number }, done: (result: Conn | ProxyError) => void): void {
+        seen.push([options.hostname, options.timeoutMs]);
+        const err = stalled.includes(options.hostname)
+          ? new ProxyError("connectTimeout", `${options.hostname}:${options.port} not connected within ${options.timeoutMs} ms`)
+          : new ProxyError("connectRefused", `${options.hostname}: refused by the fake runtime`);
+        queueMicrotask(() => done(err));
+      },
+    } as unknown as Runtime;
+    return new Promise((resolve) =>
+      dial(runtime, { host: "several.example", port: 9 }, { timeoutMs, shareDeadline: true }, (result) => resolve({ seen, result: result as ProxyError })),
+    );
+  }
+
+  test("one share per dial: after a share has run out (under Bun an abandoned connect), the next address gets all that is left", async () => {
+    const { seen, result } = await withStalled(["127.0.0.2", "127.0.0.3", "127.0.0.4"], ["127.0.0.2", "127.0.0.3", "127.0.0.4"], 9_000);
+    const [first, second, third] = seen.map(([, t]) => t) as [number, number, number];
+    expect(first).toBeLessThanOrEqual(3_000);
+    expect(second).toBeGreaterThan(4_500); // all that was left, not a half of it
+    expect(seen).toHaveLength(3);
+    expect(third).toBeGreaterThan(4_500);
+    // Every address timed out: the detail is the whole deadline's.
+    expect(result.kind).toBe("connectTimeout");
+    expect(result.message).toBe("several.example:9 not connected within 9000 ms");
+  });
+
+  test("a share that ran out, then a refusal: the refusal is the answer (502 / 0x05)", async () => {
+    const { seen, result } = await withStalled(["127.0.0.2", "127.0.0.3"], ["127.0.0.2"], 10_000);
+    expect(seen.map(([a]) => a)).toEqual(["127.0.0.2", "127.0.0.3"]);
+    expect(result.kind).toBe("connectRefused");
+  });
+
+  test("refusals do not use up the share: the stalled third address of four still gets a share, then the last all that is left", async () => {
+    const { seen } = await withStalled(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"], ["127.0.0.4"], 10_000);
+    const times = seen.map(([, t]) => t);
+    expect(times[2]!).toBeLessThanOrEqual(5_000); // half of what was left
+    expect(times[3]!).toBeGreaterThan(5_000);
+  });
+
+  test("a share that ran out is the answer over a failure that says less (connectFailed): its detail names the address and its share", async () => {
+    let calls = 0;
+    const runtime = {
+      resolve: () => Promise.resolve(["127.0.0.2", "127.0.0.3"]),
+      connect(_options: unknown, done: (result: Conn | ProxyError) => void): void {
+        const err = ++calls === 1 ? new ProxyError("connectTimeout", "timed out") : new ProxyError("connectFailed", "no reason given");
+        queueMicrotask(() => done(err));
+      },
+    } as unknown as Runtime;
+    const result = await new Promise<ProxyError>((resolve) =>
+      dial(runtime, { host: "several.example", port: 9 }, { timeoutMs: 10_000, shareDeadline: true }, (r) => resolve(r as ProxyError)),
+    );
+    expect(result.kind).toBe("connectTimeout");
+    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2 not connected within its \d+ ms share of the 10000 ms connect timeout$/);
+  });
+
   test("without shareDeadline (reverse listeners: the workload) each address gets all that is left", async () => {
     const seen = await timeouts(["127.0.0.2", "::1"], 9_000, undefined, false);
     expect(seen.map(([, t]) => t > 4_500)).toEqual([true, true]);

@@ -92,9 +92,10 @@ describe("--max-connections 3: the 4th is refused at once, the 3 open ones keep 
     expect(m.value("sidecar_connections_refused_total", { listener: "reverse" })).toBe(1);
     expect(m.value("sidecar_connections_active", { listener: "reverse" })).toBe(3);
     expect(m.value("sidecar_errors_total", { listener: "reverse", kind: "limitExceeded" })).toBe(1);
-    // The first refusal is named in the log (then one line per CAP_WARN_INTERVAL_MS at most: tests/log.test.ts).
+    // The first refusal is named in the log, with what holds the cap (then one line per
+    // CAP_WARN_INTERVAL_MS at most, the rest at its end: tests/log.test.ts ThrottledLine).
     const warning = await p.waitForLog((l) => l.msg === "over the connection cap: refusing new connections", 10_000, "the cap warning");
-    expect(warning).toMatchObject({ level: "warn", listener: "reverse", cap: 3, refused: 1 });
+    expect(warning).toMatchObject({ level: "warn", listener: "reverse", cap: 3, refused: 1, active: 3, orphanDials: 0, abandonedConnects: 0 });
 
     open[0]!.close();
     await untilMetric(p, "sidecar_connections_active", { listener: "reverse" }, (v) => v === 2, 10_000, "2 active");

@@ -4,7 +4,7 @@
  * one warning naming how many were dropped. Throttle: an event logged once per interval.
  */
 import { describe, expect, test } from "bun:test";
-import { Throttle, createLogger } from "../lib/log.ts";
+import { Throttle, ThrottledLine, createLogger } from "../lib/log.ts";
 
 /** A stdout that takes lines while `open` is true. */
 function fakeStdout() {
@@ -96,5 +96,38 @@ describe("Throttle (the connection cap's warning: lib/app.ts, CAP_WARN_INTERVAL_
 
   test("a clock that starts at 0 (performance.now) still reports its first event", () => {
     expect(new Throttle(10_000).hit(0)).toBe(1);
+  });
+
+  test("flush at an interval's end: the hits it kept quiet, and a new interval from then on", () => {
+    const t = new Throttle(10_000);
+    expect(t.hit(0)).toBe(1);
+    expect(t.hit(1)).toBe(0);
+    expect(t.hit(2)).toBe(0);
+    expect(t.flush(10_000)).toBe(2);
+    expect(t.hit(15_000)).toBe(0); // inside the interval the flush began
+    expect(t.flush(20_000)).toBe(1);
+    expect(t.flush(30_000)).toBe(0); // nothing kept quiet: nothing to write, no new interval
+    expect(t.hit(30_001)).toBe(1);
+  });
+});
+
+describe("ThrottledLine (the cap warning's timer)", () => {
+  /** Resolves once `cond` holds, polling every 5 ms for at most 5 s. */
+  async function until(cond: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 1_000 && !cond(); i++) await Bun.sleep(5);
+    if (!cond()) throw new Error(`timed out waiting for ${what}`);
+  }
+
+  test("a burst writes one line at once and one with the rest at the interval's end, without another event to bring it out", async () => {
+    const lines: number[] = [];
+    const line = new ThrottledLine(30, (count) => lines.push(count));
+    for (let i = 0; i < 5; i++) line.hit();
+    expect(lines[0]).toBe(1);
+    await until(() => lines.length >= 2, "the trailing line");
+    expect(lines).toEqual([1, 4]);
+    line.hit();
+    await until(() => lines.length >= 3, "the next line");
+    // Each event is named exactly once, whichever line it came out in.
+    expect(lines.reduce((a, b) => a + b, 0)).toBe(6);
   });
 });
