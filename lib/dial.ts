@@ -29,10 +29,10 @@ export interface DialOptions {
    * Forward listeners: a name's addresses get a share of the deadline each (shareMs), as Go's
    * net.Dialer and curl share theirs: a destination's name may list a dead address. Only until
    * one share runs out (its connect is then abandoned under Bun, holding a socket ~2 min), so a
-   * dial abandons at most two connects (one per dial before). Reverse
-   * listeners dial their own workload, where a connect that hangs means a full accept queue
-   * (overload) rather than a dead address: its first address keeps all of the deadline, as before
-   * (`localhost` is 127.0.0.1 and ::1, and a workload on one of them refuses the other at once).
+   * dial abandons at most two connects (one per dial before). Reverse listeners dial their own
+   * workload, where a connect that hangs means a full accept queue (overload) rather than a dead
+   * address: its first address keeps all of the deadline, as before (`localhost` is 127.0.0.1
+   * and ::1, and a workload on one of them refuses the other at once).
    */
   readonly shareDeadline?: boolean;
 }
@@ -209,7 +209,7 @@ function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
 
 /** One of a name's addresses did not connect within its share of the deadline (shareMs). */
 function shareTimeout(target: DialTarget, address: string, shareMs: number, timeoutMs: number): ProxyError {
-  return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)}: ${address} not connected within its ${Math.round(shareMs)} ms share of the ${timeoutMs} ms connect timeout`);
+  return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)}: ${hostPort(address, target.port)} not connected within its ${Math.round(shareMs)} ms share of the ${timeoutMs} ms connect timeout`);
 }
 
 function withDeadline<T>(promise: Promise<T>, deadlineMs: number, target: DialTarget, timeoutMs: number): Promise<T> {

@@ -227,7 +227,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
       dial(runtime, { host: "several.example", port: 9 }, { timeoutMs: 10_000, shareDeadline: true }, (r) => resolve(r as ProxyError)),
     );
     expect(result.kind).toBe("connectTimeout");
-    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2 not connected within its \d+ ms share of the 10000 ms connect timeout$/);
+    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 10000 ms connect timeout$/);
   });
 
   test("without shareDeadline (reverse listeners: the workload) each address gets all that is left", async () => {
