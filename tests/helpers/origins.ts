@@ -197,12 +197,12 @@ export function httpsOrigin(hostname = "127.0.0.1"): TlsOrigin {
 }
 
 /**
- * A loopback port (127.0.0.1, or ::1) whose listener never accepts and whose accept queue is full: a TCP connect to
- * it neither succeeds nor is refused, it hangs (the kernel drops the SYNs), which is how a test
- * holds a proxy in its "connecting" phase or makes it hit its connect timeout without naming any
- * non-loopback address. Bun's listeners accept by themselves and take no backlog, so the socket
- * is held by a small Python process (listen(0), one queued connection of its own). The process
- * exits when stop() closes its stdin (or is killed).
+ * A loopback port (127.0.0.1, or ::1) whose listener never accepts and whose accept queue is
+ * full: a TCP connect to it neither succeeds nor is refused, it hangs (the kernel drops the
+ * SYNs), which is how a test holds a proxy in its "connecting" phase or makes it hit its connect
+ * timeout without naming any non-loopback address. Bun's listeners accept by themselves and
+ * take no backlog, so the socket is held by a small Python process (listen(0), one queued
+ * connection of its own). The process exits when stop() closes its stdin (or is killed).
  */
 export async function stalledPort(timeoutMs = 15_000, hostname: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<{ port: number; stop(): void }> {
   const python = "/usr/bin/python3";
