@@ -9,6 +9,7 @@
 import { hostPort, unmapIPv4 } from "./address.ts";
 import { bindAddresses } from "./bind.ts";
 import type { Config } from "./config.ts";
+import { OWN_LISTENER_FLAGS, OWN_LISTENER_TEXT, ownListenerAt, ownListeners } from "./config/checks.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ABANDONED_CONNECTS_MAX, CAP_WARN_INTERVAL_MS, LINGER_MAX_SOCKETS } from "./limits.ts";
@@ -95,10 +96,30 @@ export class ProxyServer {
       this.admin = listenOrExplain("admin", adminBind, adminPort, () => start(this.runtime, adminBind, adminPort, state));
       this.log.info("listening", { listener: "admin", address: adminBind, port: this.admin.port });
     }
+    this.checkNotWorkload();
     if (config.readyFile) this.readyFile = writeReadyFile(config.readyFile, this.addresses());
     this.isReady = true;
     this.quietGc();
     this.log.info("ready", { version: VERSION, runtime: runtimeVersion(), listeners: this.addresses() });
+  }
+
+  /**
+   * A listener bound on port 0 may be given the workload's port (a workload not listening yet):
+   * the workload would then be that listener (config/checks.ts refuses it for ports set by hand).
+   * Start-up fails naming it, rather than every connection looping back into the proxy.
+   */
+  private checkNotWorkload(): void {
+    const { config } = this;
+    if (config.reverseProtocol === null) return;
+    const portOf = (name: ListenerName) => this.bound.find((b) => b.name === name)?.listeners[0]?.port ?? 0;
+    const own = ownListeners(config, { reverse: portOf("reverse"), forward: portOf("forward"), admin: this.admin?.port ?? null });
+    const self = ownListenerAt(config.proxyHost, config.proxyPort, own);
+    if (self === undefined) return;
+    const { what, why } = OWN_LISTENER_TEXT[self.name];
+    throw new Error(
+      `${what} was given port ${self.port} (${OWN_LISTENER_FLAGS[self.name].port} 0), the workload's (proxy-host ${config.proxyHost}, proxy-port ${config.proxyPort}): ` +
+        `${why}; give it a port of its own, or start the workload first`,
+    );
   }
 
   /**

@@ -100,3 +100,23 @@ test("a very low fd limit (ulimit -n 70) still lets dials run: the abandoned con
     setLingerBudget(LINGER_MAX_SOCKETS);
   }
 });
+
+test("a port-0 listener given the workload's port (the workload not listening yet) stops start-up naming it, instead of looping every connection back in", async () => {
+  const configWith = (flags: Record<string, string | boolean>) =>
+    resolveConfig({ flags: { "proxy-host": "127.0.0.1", "proxy-port": "40001", "in-bind": "127.0.0.1", "no-admin": true, ...flags }, env: {}, readFile: () => "", stdoutIsTTY: false }).config;
+  const reverse = configWith({ "proxy-type": "reverse", "proxy-protocol": "tcp", "proxy-in-port": "0" });
+  const modules = await loadModules(reverse);
+  const given = fakeRuntime([40001], new Set());
+  expect(() => new ProxyServer(reverse, given.runtime, quietLogger(), modules).start()).toThrow(
+    "the reverse listener itself was given port 40001 (proxy-in-port 0), the workload's (proxy-host 127.0.0.1, proxy-port 40001): every connection would loop back into the proxy",
+  );
+  // Another port: served as before.
+  const other = fakeRuntime([40002], new Set());
+  new ProxyServer(reverse, other.runtime, quietLogger(), modules).start();
+  expect(other.bound).toEqual(["127.0.0.1:40002"]);
+
+  // The forward listener of a dual proxy given it: every reverse client would have an open relay.
+  const dual = configWith({ "proxy-type": "dual", "proxy-protocol": "tcp:socks", "proxy-in-port": "40000", "proxy-out-port": "0", "out-bind": "127.0.0.1" });
+  const dualModules = await loadModules(dual);
+  expect(() => new ProxyServer(dual, fakeRuntime([40001], new Set()).runtime, quietLogger(), dualModules).start()).toThrow("the forward listener was given port 40001 (proxy-out-port 0)");
+});

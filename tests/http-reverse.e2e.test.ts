@@ -21,7 +21,7 @@ import {
   rawOrigin,
   responsesOf,
 } from "./helpers/origins.ts";
-import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import { type RunningProxy, killAll, startProxy, startWithClosedWorkload } from "./helpers/proxy.ts";
 import { metricsOf, until } from "./helpers/hardening.ts";
 
 const HELLO = "hello from origin";
@@ -647,7 +647,7 @@ describe("reverse http: WebSocket upgrade", () => {
 
 describe("reverse http: errors", () => {
   test("a refused workload: 502 with Connection: close", async () => {
-    const p = await reverseHttp(closedPort());
+    const p = await startWithClosedWorkload((port) => reverseHttp(port));
     const x = await rawExchange(p.ports.reverse!, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     expect(x.finals.length).toBe(1);
     await expectErrorAnswer(x.client, x.finals[0], 502);

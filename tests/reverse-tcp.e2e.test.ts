@@ -4,8 +4,8 @@
  * ways, backpressure under a slow reader, refused workloads and resets.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { RawClient, closedPort, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
-import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
+import { RawClient, echoServer, patternChunk, sha256, streamServer, waitUntil } from "./helpers/net.ts";
+import { type RunningProxy, killAll, startProxy, startWithClosedWorkload } from "./helpers/proxy.ts";
 import { runProxyOnce } from "./helpers/proc.ts";
 import { connectionsOf, metricsOf } from "./helpers/hardening.ts";
 import { readFileSync } from "node:fs";
@@ -227,7 +227,7 @@ describe("reverse tcp", () => {
   });
 
   test("a refused workload closes the client promptly and logs why", async () => {
-    const proxy = await reverseTcp(closedPort());
+    const proxy = await startWithClosedWorkload((port) => reverseTcp(port));
     const client = await RawClient.connect(proxy.ports.reverse!);
     await client.write("hello");
     await client.waitFor(() => client.closed || client.gotFin, 10_000, "client to be closed");

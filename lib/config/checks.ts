@@ -39,32 +39,61 @@ export function checkAuthUsed(r: Resolver, config: Config): void {
  */
 export function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   if (config.reverseProtocol === null) return;
-  const own = [
-    { port: config.inPort, binds: config.inBind, what: "the reverse listener itself", portFlag: "proxy-in-port", bindFlag: "in-bind", why: "every connection would loop back into the proxy" },
-    ...(config.forwardProtocol === null
-      ? []
-      : [{ port: config.outPort, binds: config.outBind, what: "the forward listener", portFlag: "proxy-out-port", bindFlag: "out-bind", why: "every client of the reverse listener could reach any destination through it (an open relay)" }]),
-    ...(config.adminPort === null
-      ? []
-      : [{ port: config.adminPort, binds: [config.adminBind], what: "the admin endpoint", portFlag: "admin-port", bindFlag: "admin-bind", why: "every client of the reverse listener would reach /connections and /metrics" }]),
-  ];
-  const host = config.proxyHost;
+  const own = ownListeners(config, { reverse: config.inPort, forward: config.outPort, admin: config.adminPort });
+  const self = ownListenerAt(config.proxyHost, config.proxyPort, own);
+  if (self === undefined) return;
+  const flags = OWN_LISTENER_FLAGS[self.name];
+  throw new ConfigError(
+    `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name ${OWN_LISTENER_TEXT[self.name].what} (${said(r, flags.port)}, ${said(r, flags.bind)}): ` +
+      `${OWN_LISTENER_TEXT[self.name].why}; allowed: the workload's own address and port`,
+  );
+}
+
+export type OwnListenerName = "reverse" | "forward" | "admin";
+
+/** One of the proxy's enabled listeners, as the workload could reach it: its port and binds. */
+export interface OwnListener {
+  readonly name: OwnListenerName;
+  readonly port: number;
+  readonly binds: readonly string[];
+}
+
+export const OWN_LISTENER_FLAGS: Readonly<Record<OwnListenerName, { readonly port: string; readonly bind: string }>> = {
+  reverse: { port: "proxy-in-port", bind: "in-bind" },
+  forward: { port: "proxy-out-port", bind: "out-bind" },
+  admin: { port: "admin-port", bind: "admin-bind" },
+};
+
+export const OWN_LISTENER_TEXT: Readonly<Record<OwnListenerName, { readonly what: string; readonly why: string }>> = {
+  reverse: { what: "the reverse listener itself", why: "every connection would loop back into the proxy" },
+  forward: { what: "the forward listener", why: "every client of the reverse listener could reach any destination through it (an open relay)" },
+  admin: { what: "the admin endpoint", why: "every client of the reverse listener would reach /connections and /metrics" },
+};
+
+/** The configuration's enabled listeners on the given ports (configured, or bound: app.ts). */
+export function ownListeners(config: Config, ports: { reverse: number; forward: number; admin: number | null }): OwnListener[] {
+  const own: OwnListener[] = [];
+  if (config.reverseProtocol !== null) own.push({ name: "reverse", port: ports.reverse, binds: config.inBind });
+  if (config.forwardProtocol !== null) own.push({ name: "forward", port: ports.forward, binds: config.outBind });
+  if (ports.admin !== null) own.push({ name: "admin", port: ports.admin, binds: [config.adminBind] });
+  return own;
+}
+
+/**
+ * The listener of `own` that `host:port` reaches, if any. Known only for a loopback or listed
+ * address (`localhost` and names under `.localhost` are 127.0.0.1 and ::1); another name or one
+ * of the host's other addresses cannot be checked without DNS. A wildcard bind covers the host's
+ * own addresses, which only loopback names for certain; another address with a wildcard bind
+ * may be a different host (the workload's).
+ */
+export function ownListenerAt(host: string, port: number, own: readonly OwnListener[]): OwnListener | undefined {
   const addresses = isLocalhostName(host) ? LOOPBACKS : isIP(host) !== 0 ? [reachedAddress(host)] : [];
-  // A wildcard bind covers the host's own addresses, which only loopback names for certain;
-  // another address with a wildcard bind may be a different host (the workload's).
   const loopsBack = (a: string, bind: string) => {
     const family = isIP(a);
     if (canonical(bind, family) === WILDCARD[family]) return family === 4 ? a.startsWith("127.") : canonical(a, 6) === canonical("::1", 6);
     return bindsOverlap(a, bind);
   };
-  for (const listener of own) {
-    if (config.proxyPort !== listener.port) continue;
-    if (!addresses.some((a) => listener.binds.some((b) => loopsBack(a, b)))) continue;
-    throw new ConfigError(
-      `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name ${listener.what} (${said(r, listener.portFlag)}, ${said(r, listener.bindFlag)}): ` +
-        `${listener.why}; allowed: the workload's own address and port`,
-    );
-  }
+  return own.find((listener) => listener.port === port && addresses.some((a) => listener.binds.some((b) => loopsBack(a, b))));
 }
 
 /**

@@ -8,6 +8,7 @@
  * reasons of their own. A hang in one test is the thing to fix first.
  */
 import { readFileSync } from "node:fs";
+import { closedPort } from "./net.ts";
 import { cleanEnv, proxyCommand } from "./proc.ts";
 
 export interface LogLine {
@@ -145,4 +146,23 @@ export async function startProxy(args: string[], env: Record<string, string> = {
   };
   running.add(handle);
   return handle;
+}
+
+/**
+ * A proxy that `start` starts with a workload port nobody listens on (net.ts closedPort). The OS
+ * may hand the port just freed to one of the proxy's own port-0 listeners, whose workload is
+ * then the proxy itself: the proxy refuses to start (lib/app.ts checkNotWorkload; before it,
+ * each request looped back in until its head was too large, a 431 where a 502 was due, once in
+ * CI), and it is started again with another port.
+ */
+export async function startWithClosedWorkload(start: (port: number) => Promise<RunningProxy>): Promise<RunningProxy> {
+  for (let attempt = 1; ; attempt++) {
+    const port = closedPort();
+    try {
+      return await start(port);
+    } catch (err) {
+      const given = err instanceof Error && err.message.includes(`was given port ${port} `);
+      if (!given || attempt >= 5) throw err;
+    }
+  }
 }
