@@ -29,10 +29,9 @@ import { tmpdir } from "node:os";
 import { join, resolve, sep } from "node:path";
 import { type ClientResult, describeRun, mustRun, requireTool, runClient, CLIENT_TEST_MS as T } from "./helpers/clients.ts";
 import { patternChunk, sha256 } from "./helpers/net.ts";
-import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, removeTestPki } from "./helpers/origins.ts";
+import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, removeTestPki, VIA, echoed, expectProxied } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
-const VIA = "1.1 sidecar-proxy";
 /** RFC 6761: `.invalid` never resolves, anywhere. */
 const NO_SUCH_HOST = "nonexistent.invalid";
 /** "A few MiB": more than any socket buffer, so the relay's backpressure is exercised. */
@@ -74,18 +73,6 @@ afterAll(() => {
 // helpers
 
 const proxyUrl = (p: RunningProxy) => `http://127.0.0.1:${p.ports.forward}`;
-
-/** The request headers the origin saw (its /echo-headers route). */
-function echoed(text: string): Record<string, string> {
-  return JSON.parse(text) as Record<string, string>;
-}
-
-/** Absolute-form through the proxy: the origin saw our Via and no proxy-only fields. */
-function expectProxied(headers: Record<string, string>): void {
-  expect(headers.via).toContain(VIA);
-  expect(headers["proxy-connection"]).toBeUndefined();
-  expect(headers["proxy-authorization"]).toBeUndefined();
-}
 
 /** A connection log line of `p`'s forward listener, logged after `since`, whose target is host:port. */
 function targetLogged(p: RunningProxy, since: number, host: string, port: number): Promise<LogLine> {

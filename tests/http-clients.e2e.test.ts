@@ -36,10 +36,9 @@ import {
   INTEROP,
 } from "./helpers/clients.ts";
 import { patternChunk, sha256 } from "./helpers/net.ts";
-import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki } from "./helpers/origins.ts";
+import { HELLO, type Origin, type TlsOrigin, httpOrigin, httpsOrigin, javaTrustStore, removeTestPki, echoed, expectProxied } from "./helpers/origins.ts";
 import { type LogLine, type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
-const VIA = "1.1 sidecar-proxy";
 
 let http4: Origin;
 let http4b: Origin; // a second IPv4 origin (another port)
@@ -80,18 +79,6 @@ const proxyUrl = () => `http://127.0.0.1:${fwd.ports.forward}`;
 
 async function runJson(cmd: string[], env?: Record<string, string>): Promise<ClientJson> {
   return parseJsonLine(cmd, await mustRun(cmd, { env }));
-}
-
-/** The request headers the origin saw (its /echo-headers route), from a client's body. */
-function echoed(text: string): Record<string, string> {
-  return JSON.parse(text) as Record<string, string>;
-}
-
-/** Absolute-form through the proxy: the origin saw our Via and no proxy-only fields. */
-function expectProxied(headers: Record<string, string>): void {
-  expect(headers.via).toContain(VIA);
-  expect(headers["proxy-connection"]).toBeUndefined();
-  expect(headers["proxy-authorization"]).toBeUndefined();
 }
 
 function connectionLog(p: RunningProxy, since: number, pred: (l: LogLine) => boolean, what = "connection log line"): Promise<LogLine> {

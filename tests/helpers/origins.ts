@@ -11,6 +11,7 @@
  *   GET  /echo-headers          JSON object of the request headers (lower-case names)
  *   GET  /ip                    the client address as the origin sees it (text)
  */
+import { expect } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,6 +188,21 @@ export function javaTrustStore(): { path: string; password: string; jvmArgs: str
   }
   const { path, password } = javaStore;
   return { path, password, jvmArgs: [`-Djavax.net.ssl.trustStore=${path}`, `-Djavax.net.ssl.trustStorePassword=${password}`, "-Djavax.net.ssl.trustStoreType=PKCS12"] };
+}
+
+/** What the proxy adds to `Via` on requests it forwards (lib/http/hop.ts). */
+export const VIA = "1.1 sidecar-proxy";
+
+/** The request headers the origin saw, from a client's body of its /echo-headers route. */
+export function echoed(text: string): Record<string, string> {
+  return JSON.parse(text) as Record<string, string>;
+}
+
+/** Absolute-form through the proxy: the origin saw our Via and no proxy-only fields. */
+export function expectProxied(headers: Record<string, string>): void {
+  expect(headers.via).toContain(VIA);
+  expect(headers["proxy-connection"]).toBeUndefined();
+  expect(headers["proxy-authorization"]).toBeUndefined();
 }
 
 /** The same routes over TLS, with a certificate for localhost / 127.0.0.1 / ::1 from testPki(). */
