@@ -46,6 +46,11 @@ export class Throttle {
     return count;
   }
 
+  /** How long the interval of the last line still runs (0 once it has ended). */
+  msLeft(nowMs: number): number {
+    return Math.max(0, this.lastMs + this.intervalMs - nowMs);
+  }
+
   /** At an interval's end: the hits it kept quiet (0 if none); if any, a new interval starts now. */
   flush(nowMs: number): number {
     const count = this.quiet;
@@ -55,38 +60,57 @@ export class Throttle {
   }
 }
 
+/** Runs `fn` once after `ms` (setTimeout, not keeping the process alive); tests pass their own. */
+export type Schedule = (fn: () => void, ms: number) => void;
+
+const scheduleUnref: Schedule = (fn, ms) => {
+  const timer = setTimeout(fn, ms);
+  (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
+};
+
 /**
  * A line written at most once per interval, for an event that can come in floods (the
  * connection cap's refusals): `hit()` writes the first at once and counts the rest, and the
  * count kept quiet in an interval is written at its end, not left for the next event (which may
- * never come). `write` gets how many events the line stands for.
+ * never come). `write` gets how many events the line stands for. One timer runs while events
+ * come: it follows the interval of the last line written, whichever wrote it (a hit just after
+ * an interval's end writes before a late timer gets to run).
  */
 export class ThrottledLine {
   private readonly throttle: Throttle;
-  private flushPending = false;
+  private timerPending = false;
 
   constructor(
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly write: (count: number) => void,
+    private readonly clock: () => number = nowMs,
+    private readonly schedule: Schedule = scheduleUnref,
   ) {
     this.throttle = new Throttle(intervalMs);
   }
 
   hit(): void {
-    const count = this.throttle.hit(nowMs());
-    if (count > 0) this.emit(count);
+    const now = this.clock();
+    const count = this.throttle.hit(now);
+    if (count > 0) this.write(count);
+    this.arm(now);
   }
 
-  private emit(count: number): void {
-    this.write(count);
-    if (this.flushPending) return;
-    this.flushPending = true;
-    const timer = setTimeout(() => {
-      this.flushPending = false;
-      const quiet = this.throttle.flush(nowMs());
-      if (quiet > 0) this.emit(quiet);
-    }, this.intervalMs);
-    (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
+  private arm(now: number): void {
+    if (this.timerPending) return;
+    this.timerPending = true;
+    this.schedule(() => this.intervalEnded(), this.throttle.msLeft(now));
+  }
+
+  private intervalEnded(): void {
+    this.timerPending = false;
+    const now = this.clock();
+    // A hit wrote a line since this timer was set: its interval ends later.
+    if (this.throttle.msLeft(now) > 0) return this.arm(now);
+    const quiet = this.throttle.flush(now);
+    if (quiet === 0) return; // the flood is over: no timer until the next event
+    this.write(quiet);
+    this.arm(now);
   }
 }
 

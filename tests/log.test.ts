@@ -109,6 +109,91 @@ describe("Throttle (the connection cap's warning: lib/app.ts, CAP_WARN_INTERVAL_
     expect(t.flush(30_000)).toBe(0); // nothing kept quiet: nothing to write, no new interval
     expect(t.hit(30_001)).toBe(1);
   });
+
+  test("msLeft: what is left of the last line's interval", () => {
+    const t = new Throttle(10_000);
+    expect(t.msLeft(0)).toBe(0); // no line yet
+    t.hit(1_000);
+    expect(t.msLeft(1_000)).toBe(10_000);
+    expect(t.msLeft(8_000)).toBe(3_000);
+    expect(t.msLeft(11_000)).toBe(0);
+    expect(t.msLeft(50_000)).toBe(0);
+  });
+});
+
+/** A clock and a timer queue the test moves by hand: ThrottledLine's order of events, without waiting. */
+function handTimers() {
+  let now = 0;
+  let timers: Array<{ at: number; fn: () => void }> = [];
+  return {
+    clock: () => now,
+    schedule: (fn: () => void, ms: number) => void timers.push({ at: now + ms, fn }),
+    /** Moves the clock to `t` without running timers (a timer that is late). */
+    at(t: number) {
+      now = t;
+    },
+    /** Moves the clock to `t`, running each timer due by then at its own time, at most 100. */
+    runTo(t: number) {
+      for (let i = 0; i < 100; i++) {
+        const due = timers.filter((x) => x.at <= t).sort((a, b) => a.at - b.at)[0];
+        if (!due) break;
+        timers = timers.filter((x) => x !== due);
+        now = Math.max(now, due.at);
+        due.fn();
+      }
+      now = t;
+    },
+    pending: () => timers.length,
+  };
+}
+
+describe("ThrottledLine with a hand-moved clock", () => {
+  test("a hit just after an interval's end writes before a late timer runs: the timer then follows that line's interval, so no second line comes a moment later and what follows is written at its end", () => {
+    const clock = handTimers();
+    const lines: Array<[number, number]> = [];
+    const line = new ThrottledLine(10_000, (count) => lines.push([clock.clock(), count]), clock.clock, clock.schedule);
+    line.hit(); // 0: written at once
+    clock.at(5_000);
+    line.hit(); // kept quiet
+    clock.at(10_002); // the timer due at 10 000 has not run yet
+    line.hit(); // the interval is over: written, naming the quiet one
+    clock.at(10_002.5);
+    line.hit(); // inside the new interval
+    clock.runTo(10_003); // the late timer: the interval of the line at 10 002 still runs
+    expect(lines).toEqual([
+      [0, 1],
+      [10_002, 2],
+    ]);
+    clock.at(10_006);
+    line.hit();
+    line.hit();
+    clock.runTo(20_002); // that interval's end: the three kept quiet since 10 002
+    expect(lines).toEqual([
+      [0, 1],
+      [10_002, 2],
+      [20_002, 3],
+    ]);
+    clock.runTo(40_000); // nothing more came: no line, and no timer left
+    expect(lines.length).toBe(3);
+    expect(clock.pending()).toBe(0);
+    clock.at(40_001);
+    line.hit();
+    expect(lines[3]).toEqual([40_001, 1]);
+  });
+
+  test("a flood writes one line per interval, each naming the events since the one before", () => {
+    const clock = handTimers();
+    const lines: Array<[number, number]> = [];
+    const line = new ThrottledLine(10_000, (count) => lines.push([clock.clock(), count]), clock.clock, clock.schedule);
+    for (let t = 0; t < 35_000; t += 100) {
+      clock.runTo(t);
+      line.hit();
+    }
+    clock.runTo(60_000);
+    expect(lines.map(([t]) => t)).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+    expect(lines.reduce((sum, [, count]) => sum + count, 0)).toBe(350); // each hit named once
+    expect(clock.pending()).toBe(0);
+  });
 });
 
 describe("ThrottledLine (the cap warning's timer)", () => {
