@@ -58,11 +58,11 @@ export function dial(runtime: Runtime, target: DialTarget, options: DialOptions,
   const literal = isIP(host) !== 0;
   const refused = refusal(target, host, literal);
   if (refused !== null) return queueMicrotask(() => done(refused)); // `done` never runs before dial returns
-  if (literal) return tryAddresses(runtime, target, [host], 0, deadlineMs, options, null, done);
+  if (literal) return new Attempts(runtime, target, [host], deadlineMs, options, done).from(0);
   const name = lookupName(host);
   const lookup = name === LOCALHOST ? resolveLocalhost(runtime) : runtime.resolve(name);
   withDeadline(lookup, deadlineMs, target, options.timeoutMs).then(
-    (addresses) => tryAddresses(runtime, target, addresses, 0, deadlineMs, options, null, done),
+    (addresses) => new Attempts(runtime, target, addresses, deadlineMs, options, done).from(0),
     (err: unknown) => done(asProxyError(err)),
   );
 }
@@ -130,54 +130,96 @@ export function isLocalhostName(host: string): boolean {
   return name === LOCALHOST || name.endsWith(".localhost");
 }
 
-/** Tries addresses[i..] in order, one connect at a time, until one opens or the deadline passes. */
-function tryAddresses(
-  runtime: Runtime,
-  target: DialTarget,
-  addresses: readonly string[],
-  i: number,
-  deadlineMs: number,
-  options: DialOptions,
-  failure: ProxyError | null,
-  done: (result: Conn | ProxyError) => void,
-  mayShare = options.shareDeadline === true,
-): void {
-  for (; i < addresses.length; i++) {
-    const address = dialledAddress(addresses[i]!);
-    if (options.allowAddress && !options.allowAddress(address)) {
-      failure = pick(failure, new ProxyError("denied", `${target.host} -> ${address} is denied by policy`));
-      continue;
-    }
-    const remainingMs = deadlineMs - nowMs();
-    if (remainingMs <= 0) {
-      failure = pick(failure, timeoutError(target, options.timeoutMs));
-      break;
-    }
-    const next = i + 1;
-    const failed = failure;
-    const shared = mayShare && next < addresses.length;
-    const timeoutMs = shared ? shareMs(remainingMs, allowedFrom(addresses, i, options)) : remainingMs;
-    runtime.connect({ hostname: address, port: target.port, timeoutMs, owner: options.owner }, (result) => {
-      if (!(result instanceof ProxyError)) return done(result);
-      // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
-      if (result.kind === "limitExceeded") return done(result);
-      if (result.kind !== "connectTimeout") return tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, result), done, mayShare);
-      // Under Bun a connect past its time is abandoned: its socket stays until the kernel gives
-      // up (~2 min, pending-connect.ts), whatever comes of the dial. One share per dial, then:
-      // after a share has run out, the next address gets all that is left.
-      if (shared && timeoutMs < remainingMs) {
-        return tryAddresses(runtime, target, addresses, next, deadlineMs, options, pick(failed, shareTimeout(target, address, timeoutMs, options.timeoutMs)), done, false);
-      }
-      // The deadline's own timeout stands for the whole dial: it replaces a share's.
-      const err = timeoutError(target, options.timeoutMs);
-      tryAddresses(runtime, target, addresses, next, deadlineMs, options, failed?.kind === "connectTimeout" ? err : pick(failed, err), done, false);
-    });
-    return;
+/**
+ * One dial's addresses, tried in order, one connect at a time, until one opens or the deadline
+ * passes. When every address fails, the answer is the most telling failure's kind (KIND_RANK);
+ * where more than one address was tried, its detail lists what became of each, in order, so a
+ * share that ran out is not hidden behind the refusal or timeout that came after it.
+ */
+class Attempts {
+  private failure: ProxyError | null = null;
+  /** What became of each address, for a name that has several (null for one: its own error says it). */
+  private readonly notes: string[] | null;
+  /** One share per dial (DialOptions.shareDeadline), then the next address gets all that is left. */
+  private mayShare: boolean;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly target: DialTarget,
+    private readonly addresses: readonly string[],
+    private readonly deadlineMs: number,
+    private readonly options: DialOptions,
+    private readonly done: (result: Conn | ProxyError) => void,
+  ) {
+    this.notes = addresses.length > 1 ? [] : null;
+    this.mayShare = options.shareDeadline === true;
   }
-  const err = failure ?? lookupFailure(target.host);
-  // Every address was refused by policy before any connect: still answer asynchronously, as the
-  // callers' handshake code expects (it may be in the middle of parsing).
-  queueMicrotask(() => done(err));
+
+  /** Tries addresses[i..]. */
+  from(i: number): void {
+    const { addresses, options, target } = this;
+    for (; i < addresses.length; i++) {
+      const address = dialledAddress(addresses[i]!);
+      if (options.allowAddress && !options.allowAddress(address)) {
+        this.failed(new ProxyError("denied", `${target.host} -> ${address} is denied by policy`), `${address} is denied by policy`);
+        continue;
+      }
+      const remainingMs = this.deadlineMs - nowMs();
+      if (remainingMs <= 0) {
+        this.failed(timeoutError(target, options.timeoutMs), `${hostPort(address, target.port)} not tried: the ${options.timeoutMs} ms connect timeout had passed`);
+        break;
+      }
+      const next = i + 1;
+      const shared = this.mayShare && next < addresses.length;
+      const timeoutMs = shared ? shareMs(remainingMs, allowedFrom(addresses, i, options)) : remainingMs;
+      this.runtime.connect({ hostname: address, port: target.port, timeoutMs, owner: options.owner }, (result) => {
+        if (!(result instanceof ProxyError)) return this.done(result);
+        // The proxy's own limit (abandoned connects, lib/runtime/pending-connect.ts): the next address would be refused too.
+        if (result.kind === "limitExceeded") return this.done(result);
+        const noted = this.notes && note(result, address, target.port, timeoutMs, shared && timeoutMs < remainingMs, options.timeoutMs);
+        if (result.kind === "connectTimeout") {
+          // Under Bun a connect past its time is abandoned: its socket stays until the kernel
+          // gives up (~2 min, pending-connect.ts), whatever comes of the dial. One share per
+          // dial, then: after a share has run out, the next address gets all that is left.
+          this.mayShare = false;
+          // Named by the configured limit, not by what was left of it when this connect began.
+          this.failed(timeoutError(target, options.timeoutMs), noted);
+        } else this.failed(result, noted);
+        this.from(next);
+      });
+      return;
+    }
+    this.finish();
+  }
+
+  private failed(err: ProxyError, noted: string | null): void {
+    this.failure = pick(this.failure, err);
+    if (noted !== null) this.notes?.push(noted);
+  }
+
+  private finish(): void {
+    const picked = this.failure ?? lookupFailure(this.target.host);
+    const notes = this.notes;
+    const err = notes !== null && notes.length > 1 ? new ProxyError(picked.kind, `${hostPort(this.target.host, this.target.port)}: ${notes.join("; ")}`, { cause: picked.cause }) : picked;
+    // Every address was refused by policy before any connect: still answer asynchronously, as the
+    // callers' handshake code expects (it may be in the middle of parsing).
+    queueMicrotask(() => this.done(err));
+  }
+}
+
+/**
+ * What became of one of several addresses, for the dial's detail: a timeout names the time its
+ * connect had (`connectMs`: its share, or what was left of the deadline); any other failure is
+ * the runtime's, with the address in front where its message does not begin with it.
+ */
+function note(err: ProxyError, address: string, port: number, connectMs: number, share: boolean, timeoutMs: number): string {
+  const at = hostPort(address, port);
+  if (err.kind === "connectTimeout") {
+    const ms = Math.round(connectMs);
+    if (share) return `${at} not connected within its ${ms} ms share of the ${timeoutMs} ms connect timeout`;
+    return ms < timeoutMs ? `${at} not connected within the ${ms} ms left of the ${timeoutMs} ms connect timeout` : `${at} not connected within the ${timeoutMs} ms connect timeout`;
+  }
+  return err.message.startsWith(at) ? err.message : `${at}: ${err.message}`;
 }
 
 /**
@@ -205,11 +247,6 @@ function pick(previous: ProxyError | null, next: ProxyError): ProxyError {
 
 function timeoutError(target: DialTarget, timeoutMs: number): ProxyError {
   return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)} not connected within ${timeoutMs} ms`);
-}
-
-/** One of a name's addresses did not connect within its share of the deadline (shareMs). */
-function shareTimeout(target: DialTarget, address: string, shareMs: number, timeoutMs: number): ProxyError {
-  return new ProxyError("connectTimeout", `${hostPort(target.host, target.port)}: ${hostPort(address, target.port)} not connected within its ${Math.round(shareMs)} ms share of the ${timeoutMs} ms connect timeout`);
 }
 
 function withDeadline<T>(promise: Promise<T>, deadlineMs: number, target: DialTarget, timeoutMs: number): Promise<T> {

@@ -180,7 +180,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
         seen.push([options.hostname, options.timeoutMs]);
         const err = stalled.includes(options.hostname)
           ? new ProxyError("connectTimeout", `${options.hostname}:${options.port} not connected within ${options.timeoutMs} ms`)
-          : new ProxyError("connectRefused", `${options.hostname}: refused by the fake runtime`);
+          : new ProxyError("connectRefused", `${options.hostname}:${options.port}: refused by the fake runtime`);
         queueMicrotask(() => done(err));
       },
     } as unknown as Runtime;
@@ -196,15 +196,20 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
     expect(second).toBeGreaterThan(4_500); // all that was left, not a half of it
     expect(seen).toHaveLength(3);
     expect(third).toBeGreaterThan(4_500);
-    // Every address timed out: the detail is the whole deadline's.
+    // Every address timed out: the detail says what each had.
     expect(result.kind).toBe("connectTimeout");
-    expect(result.message).toBe("several.example:9 not connected within 9000 ms");
+    expect(result.message).toMatch(
+      /^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 9000 ms connect timeout; 127\.0\.0\.3:9 not connected within the (\d+ ms left of the )?9000 ms connect timeout; 127\.0\.0\.4:9 not connected within the (\d+ ms left of the )?9000 ms connect timeout$/,
+    );
   });
 
   test("a share that ran out, then a refusal: the refusal is the answer (502 / 0x05)", async () => {
     const { seen, result } = await withStalled(["127.0.0.2", "127.0.0.3"], ["127.0.0.2"], 10_000);
     expect(seen.map(([a]) => a)).toEqual(["127.0.0.2", "127.0.0.3"]);
     expect(result.kind).toBe("connectRefused");
+    // The share that ran out is not hidden behind the refusal: the detail lists both, in order
+    // (the fake's refusal names its address, so it is not named twice).
+    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 10000 ms connect timeout; 127\.0\.0\.3:9: refused by the fake runtime$/);
   });
 
   test("refusals do not use up the share: the stalled third address of four still gets a share, then the last all that is left", async () => {
@@ -214,7 +219,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
     expect(times[3]!).toBeGreaterThan(5_000);
   });
 
-  test("a share that ran out is the answer over a failure that says less (connectFailed): its detail names the address and its share", async () => {
+  test("a share that ran out is the answer over a failure that says less (connectFailed): the detail names each address, the share and the other failure", async () => {
     let calls = 0;
     const runtime = {
       resolve: () => Promise.resolve(["127.0.0.2", "127.0.0.3"]),
@@ -227,7 +232,7 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
       dial(runtime, { host: "several.example", port: 9 }, { timeoutMs: 10_000, shareDeadline: true }, (r) => resolve(r as ProxyError)),
     );
     expect(result.kind).toBe("connectTimeout");
-    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 10000 ms connect timeout$/);
+    expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 10000 ms connect timeout; 127\.0\.0\.3:9: no reason given$/);
   });
 
   test("without shareDeadline (reverse listeners: the workload) each address gets all that is left", async () => {

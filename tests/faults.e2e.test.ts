@@ -389,6 +389,25 @@ describe("misbehaving upstreams", () => {
     }
   }, T);
 
+  test("a name whose every address fails: the answer is the most telling failure (a refusal: 502), and the log's detail names what became of each address, a share that ran out included (HTTP GET to localhost, either address stalled)", async () => {
+    // One loopback address stalled, nothing on the other at that port: in the hosts file's order,
+    // one address runs out its share (2 s of 4) or what the other's refusal left, the other refuses.
+    const p = await forwardHttp(["--connect-timeout", "4s"]);
+    for (const dead of ["127.0.0.1", "::1"] as const) {
+      const stalled = await stalledPort(60_000, dead);
+      servers.push(stalled);
+      const via = await fetchVia(p.ports.forward!, get(`http://localhost:${stalled.port}/`));
+      expect([dead, via.finals[0]?.status]).toEqual([dead, 502]);
+      const line = await lineFor(p, via.c, 20_000);
+      expect(line.error).toBe("connectRefused");
+      const detail = String(line.detail);
+      const [timedOut, refused] = dead === "::1" ? [`\\[::1\\]:${stalled.port}`, `127.0.0.1:${stalled.port}`] : [`127\\.0\\.0\\.1:${stalled.port}`, `[::1]:${stalled.port}`];
+      expect(detail.startsWith(`localhost:${stalled.port}: `)).toBe(true);
+      expect(detail).toMatch(new RegExp(`${timedOut} not connected within (its \\d+ ms share of |the \\d+ ms left of )?the 4000 ms connect timeout`));
+      expect(detail).toContain(`${refused}: ECONNREFUSED`);
+    }
+  }, T);
+
   test("reverse: the workload's first address keeps all of --connect-timeout (a hang there is a full accept queue): localhost with one address stalled ends in connect-timeout in the order that tries it first", async () => {
     // The same two set-ups as above (the hosts file decides which address is first): exactly one
     // of them dials the stalled address first, and its client is closed at the timeout (shared
