@@ -110,7 +110,9 @@ function commands(): { main: CommandDef; config: CommandDef; inject: CommandDef 
     },
   });
   const main = defineCommand({
-    meta: { name: NAME, version: VERSION, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5; --version prints the release and the runtime under it" },
+    // No meta.version: citty would print it after the description as "(sidecar-proxy v0.1.0)",
+    // which reads as --version's output; --version is answered in main() below.
+    meta: { name: NAME, description: "Inline reverse/forward proxy sidecar: TCP, HTTP/1.1, SOCKS4/4a/5; --version prints the release and the runtime under it" },
     args,
     subCommands: { config, inject },
     run: async ({ data }) => {
