@@ -58,16 +58,18 @@ const forwardHttp = (extra: string[] = []) => startProxy(["--proxy-type", "forwa
 
 /**
  * A stalled port on `dead` (a full accept queue: connects hang) and an echo server on the same
- * port of the other loopback address. Another port is tried if that one is taken there.
+ * port of the other loopback address. Another port is tried if that one is taken there. With
+ * `live` false the echo server is closed again at once: nothing listens there (a refusal).
  */
-async function stalledBeside(dead: "127.0.0.1" | "::1"): Promise<{ stalled: { port: number; stop(): void }; live: TestServer }> {
+async function stalledBeside(dead: "127.0.0.1" | "::1", live = true): Promise<{ stalled: { port: number; stop(): void }; live: TestServer }> {
   for (let attempt = 1; ; attempt++) {
     const stalled = await stalledPort(60_000, dead);
     servers.push(stalled);
     try {
-      const live = echoServer(dead === "::1" ? "127.0.0.1" : "::1", stalled.port);
-      servers.push(live);
-      return { stalled, live };
+      const echo = echoServer(dead === "::1" ? "127.0.0.1" : "::1", stalled.port);
+      if (live) servers.push(echo);
+      else echo.stop();
+      return { stalled, live: echo };
     } catch (err) {
       if (attempt >= 5) throw err;
     }
@@ -394,8 +396,7 @@ describe("misbehaving upstreams", () => {
     // one address runs out its share (2 s of 4) or what the other's refusal left, the other refuses.
     const p = await forwardHttp(["--connect-timeout", "4s"]);
     for (const dead of ["127.0.0.1", "::1"] as const) {
-      const stalled = await stalledPort(60_000, dead);
-      servers.push(stalled);
+      const { stalled } = await stalledBeside(dead, false);
       const via = await fetchVia(p.ports.forward!, get(`http://localhost:${stalled.port}/`));
       expect([dead, via.finals[0]?.status]).toEqual([dead, 502]);
       const line = await lineFor(p, via.c, 20_000);
