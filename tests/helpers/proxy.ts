@@ -46,6 +46,8 @@ export interface StartOptions {
    * pid is still the proxy's own.
    */
   shell?: string;
+  /** The command that runs the proxy with these arguments (default: proxyCommand; e.g. a binary under qemu). */
+  command?: (args: string[]) => string[];
 }
 
 export async function startProxy(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, options: StartOptions = {}): Promise<RunningProxy> {
@@ -54,7 +56,8 @@ export async function startProxy(args: string[], env: Record<string, string> = {
   if (!hasFlag(args, "--proxy-in-port")) full.push("--proxy-in-port", "0");
   if (!hasFlag(args, "--proxy-out-port")) full.push("--proxy-out-port", "0");
   if (!hasFlag(args, "--in-bind")) full.push("--in-bind", "127.0.0.1");
-  const command = options.shell === undefined ? proxyCommand(full) : ["bash", "-c", `${options.shell} || exit 97; exec "$@"`, "bash", ...proxyCommand(full)];
+  const run = (options.command ?? proxyCommand)(full);
+  const command = options.shell === undefined ? run : ["bash", "-c", `${options.shell} || exit 97; exec "$@"`, "bash", ...run];
   const proc = Bun.spawn(command, { env: cleanEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
