@@ -6,13 +6,14 @@
  * whose arm64 runtime, or our bytecode for it, broke the binary fails here, not on a user's
  * Graviton node. Not named `.e2e`: it runs once, not again under the compiled x64 binary and Deno.
  *
- * Needs qemu-user and libc6-arm64-cross (.ci/run installs them). The binary is
- * dist/sidecar-proxy-linux-arm64 (.ci/run builds it), built here when missing: Bun fetches its
- * arm64 runtime from the npm registry once. Nothing is skipped: without these the suite fails
- * and names the package.
+ * Needs qemu-user and libc6-arm64-cross (.ci/run installs them). The binary is built here from
+ * the working tree into a temp dir (about a second: Bun's arm64 runtime comes from its cache,
+ * which .ci/run fills by building linux-arm64 first; on a fresh machine Bun fetches it from the
+ * npm registry once). Nothing is skipped: without these the suite fails and names the package.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mustRun, requireTool, runClient } from "./helpers/clients.ts";
 import { RawClient, echoServer, type TestServer } from "./helpers/net.ts";
@@ -20,7 +21,8 @@ import { HELLO, type Origin, httpOrigin } from "./helpers/origins.ts";
 import { ROOT } from "./helpers/proc.ts";
 import { type RunningProxy, killAll, startProxy } from "./helpers/proxy.ts";
 
-const BIN = join(ROOT, "dist", "sidecar-proxy-linux-arm64");
+const OUT = mkdtempSync(join(tmpdir(), "sidecar-proxy-arm64-"));
+const BIN = join(OUT, "sidecar-proxy-linux-arm64");
 /** Debian's libc6-arm64-cross: the arm64 loader and glibc, for qemu's -L. */
 const SYSROOT = "/usr/aarch64-linux-gnu";
 const BUILD_TIMEOUT_MS = 180_000;
@@ -37,10 +39,8 @@ let echo: TestServer;
 beforeAll(async () => {
   qemu = requireTool("qemu-aarch64", 'the "qemu-user" package');
   if (!existsSync(join(SYSROOT, "lib", "ld-linux-aarch64.so.1"))) throw new Error(`${SYSROOT} has no arm64 loader: install the "libc6-arm64-cross" package`);
-  if (!existsSync(BIN)) {
-    const b = await runClient([process.execPath, join(ROOT, "build.ts"), "linux-arm64"], { timeoutMs: BUILD_TIMEOUT_MS, cwd: ROOT });
-    if (b.exitCode !== 0 || !existsSync(BIN)) throw new Error(`building ${BIN} failed (exit ${b.exitCode}):\n${b.stdout}\n${b.stderr}`);
-  }
+  const b = await runClient([process.execPath, join(ROOT, "build.ts"), "linux-arm64", "--outdir", OUT], { timeoutMs: BUILD_TIMEOUT_MS, cwd: ROOT });
+  if (b.exitCode !== 0 || !existsSync(BIN)) throw new Error(`building ${BIN} failed (exit ${b.exitCode}):\n${b.stdout}\n${b.stderr}`);
   origin = httpOrigin();
   echo = echoServer();
 }, BUILD_TIMEOUT_MS + 10_000);
@@ -49,6 +49,7 @@ afterAll(() => {
   killAll();
   origin?.stop();
   echo?.stop();
+  rmSync(OUT, { recursive: true, force: true });
 });
 
 /** curl with nothing from the environment or ~/.curlrc. */
