@@ -58,8 +58,15 @@ start() {
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$1" "$port" "$([ $MODE = tcp ] && echo "$ECHO" || echo connect)" >"$OUT/b.log" 2>&1 &
     FLOOR_PID=$!
-    (for _ in $(seq 100); do python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null && break; sleep 0.05; done
-     echo "{\"floor\": [{\"port\": $port}]}" >"$OUT/b.ready") &
+    # b.ready once it accepts (the wait below gives up without it).
+    (for _ in $(seq 100); do
+       if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null; then
+         echo "{\"floor\": [{\"port\": $port}]}" >"$OUT/b.ready"
+         break
+       fi
+       sleep 0.05
+     done) &
+    pids+=($!)
     return
   fi
   local args=(--no-admin --log-level "${PAIR_LOG_LEVEL:-error}" --drain-delay 0 --grace-period 0 --ready-file "$OUT/$2.ready")

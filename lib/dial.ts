@@ -161,12 +161,14 @@ class Attempts {
     for (; i < addresses.length; i++) {
       const address = dialledAddress(addresses[i]!);
       if (options.allowAddress && !options.allowAddress(address)) {
-        this.failed(new ProxyError("denied", `${target.host} -> ${address} is denied by policy`), `${address} is denied by policy`);
+        this.failed(new ProxyError("denied", `${target.host} -> ${address} is denied by policy`), `${hostPort(address, target.port)} is denied by policy`);
         continue;
       }
       const remainingMs = this.deadlineMs - nowMs();
       if (remainingMs <= 0) {
-        this.failed(timeoutError(target, options.timeoutMs), `${hostPort(address, target.port)} not tried: the ${options.timeoutMs} ms connect timeout had passed`);
+        const untried = addresses.length - i;
+        const which = untried > 1 ? `${hostPort(address, target.port)} and ${untried - 1} more` : hostPort(address, target.port);
+        this.failed(timeoutError(target, options.timeoutMs), `${which} not tried: the ${options.timeoutMs} ms connect timeout had passed`);
         break;
       }
       const next = i + 1;

@@ -99,7 +99,9 @@ export class ThrottledLine {
   private arm(now: number): void {
     if (this.timerPending) return;
     this.timerPending = true;
-    this.schedule(() => this.intervalEnded(), this.throttle.msLeft(now));
+    // At least 1 ms: a timer that fires a fraction early (Bun truncates fractional delays) must
+    // not be re-armed for ever at the same instant.
+    this.schedule(() => this.intervalEnded(), Math.max(1, this.throttle.msLeft(now)));
   }
 
   private intervalEnded(): void {

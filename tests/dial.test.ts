@@ -235,6 +235,40 @@ describe("each address's share of the connect deadline (ADDRESS_CONNECT_MIN_MS)"
     expect(result.message).toMatch(/^several\.example:9: 127\.0\.0\.2:9 not connected within its \d+ ms share of the 10000 ms connect timeout; 127\.0\.0\.3:9: no reason given$/);
   });
 
+  test("the detail's notes: a denied address with its port, and the addresses a passed deadline left untried counted, not dropped", async () => {
+    const refusing = {
+      resolve: () => Promise.resolve(["127.0.0.2", "::1"]),
+      connect(options: { hostname: string; port: number }, done: (result: Conn | ProxyError) => void): void {
+        queueMicrotask(() => done(new ProxyError("connectRefused", "ECONNREFUSED")));
+      },
+    } as unknown as Runtime;
+    const denied = await new Promise<ProxyError>((resolve) =>
+      dial(refusing, { host: "several.example", port: 9 }, { timeoutMs: 5_000, allowAddress: (a) => a !== "127.0.0.2" }, (r) => resolve(r as ProxyError)),
+    );
+    expect(denied.kind).toBe("connectRefused");
+    expect(denied.message).toBe("several.example:9: 127.0.0.2:9 is denied by policy; [::1]:9: ECONNREFUSED");
+
+    // The first connect fails after the whole deadline (a clock moved by hand: lib/clock.ts reads
+    // performance.now): the other two are never tried, and the detail says so.
+    const realNow = performance.now;
+    let now = 1_000;
+    performance.now = () => now;
+    try {
+      const slow = {
+        resolve: () => Promise.resolve(["127.0.0.2", "127.0.0.3", "127.0.0.4"]),
+        connect(_options: unknown, done: (result: Conn | ProxyError) => void): void {
+          now += 6_000;
+          queueMicrotask(() => done(new ProxyError("connectFailed", "no reason given")));
+        },
+      } as unknown as Runtime;
+      const untried = await new Promise<ProxyError>((resolve) => dial(slow, { host: "several.example", port: 9 }, { timeoutMs: 5_000 }, (r) => resolve(r as ProxyError)));
+      expect(untried.kind).toBe("connectTimeout");
+      expect(untried.message).toBe("several.example:9: 127.0.0.2:9: no reason given; 127.0.0.3:9 and 1 more not tried: the 5000 ms connect timeout had passed");
+    } finally {
+      performance.now = realNow;
+    }
+  });
+
   test("without shareDeadline (reverse listeners: the workload) each address gets all that is left", async () => {
     const seen = await timeouts(["127.0.0.2", "::1"], 9_000, undefined, false);
     expect(seen.map(([, t]) => t > 4_500)).toEqual([true, true]);

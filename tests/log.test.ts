@@ -132,11 +132,12 @@ function handTimers() {
     at(t: number) {
       now = t;
     },
-    /** Moves the clock to `t`, running each timer due by then at its own time, at most 100. */
+    /** Moves the clock to `t`, running each timer due by then at its own time; more than 100 is a runaway, and fails. */
     runTo(t: number) {
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; ; i++) {
         const due = timers.filter((x) => x.at <= t).sort((a, b) => a.at - b.at)[0];
         if (!due) break;
+        if (i >= 100) throw new Error(`more than 100 timers ran before ${t}: a timer re-arms itself without end`);
         timers = timers.filter((x) => x !== due);
         now = Math.max(now, due.at);
         due.fn();
@@ -179,6 +180,21 @@ describe("ThrottledLine with a hand-moved clock", () => {
     clock.at(40_001);
     line.hit();
     expect(lines[3]).toEqual([40_001, 1]);
+  });
+
+  test("a timer that fires a fraction of a millisecond early is re-armed for at least 1 ms, not again and again at the same instant", () => {
+    const clock = handTimers();
+    const lines: Array<[number, number]> = [];
+    // A scheduler that runs every timer 0.5 ms early: a re-arm for what is left (0.5 ms) would come back at once, for ever.
+    const early = (fn: () => void, ms: number) => clock.schedule(fn, ms - 0.5);
+    const line = new ThrottledLine(10_000, (count) => lines.push([clock.clock(), count]), clock.clock, early);
+    line.hit();
+    clock.at(1);
+    line.hit();
+    clock.runTo(30_000);
+    expect(lines.reduce((sum, [, count]) => sum + count, 0)).toBe(2);
+    expect(lines[1]![0]).toBeGreaterThanOrEqual(10_000);
+    expect(clock.pending()).toBe(0);
   });
 
   test("a flood writes one line per interval, each naming the events since the one before", () => {
