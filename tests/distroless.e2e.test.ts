@@ -10,7 +10,8 @@
  * "localhost" itself (RFC 6761 §6.3, lib/dial.ts resolveLocalhost). The default `--proxy-host localhost` and a forward request
  * to http://localhost:PORT/ prove that path here.
  *
- * The binary is $SIDECAR_PROXY_BIN or dist/sidecar-proxy-linux-x64, built (bounded) when missing.
+ * The binary is $SIDECAR_PROXY_BIN, or else one built here from the working tree into the test's
+ * temp dir (bounded; not dist/'s, which may be an older build).
  * Nothing here is skipped: without root, chroot or unshare the suite fails and says why.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -23,7 +24,8 @@ import { RawClient, echoServer, waitUntil } from "./helpers/net.ts";
 const BUILD_TIMEOUT_MS = 180_000;
 const RUN_TIMEOUT_MS = 20_000;
 const ROOTFS_SH = join(ROOT, "deploy", "rootfs.sh");
-const BIN = process.env.SIDECAR_PROXY_BIN ?? join(ROOT, "dist", "sidecar-proxy-linux-x64");
+const workdir = mkdtempSync(join(tmpdir(), "sidecar-proxy-distroless-"));
+const BIN = process.env.SIDECAR_PROXY_BIN ?? join(workdir, "sidecar-proxy-linux-x64");
 
 interface Ran {
   exitCode: number;
@@ -49,7 +51,6 @@ function curl(args: string[]): Promise<Ran> {
   return run(["curl", "-sS", "--max-time", "10", ...args], RUN_TIMEOUT_MS, { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() });
 }
 
-const workdir = mkdtempSync(join(tmpdir(), "sidecar-proxy-distroless-"));
 const rootfs = join(workdir, "root");
 let made = false;
 /** How to enter the root: `chroot DIR` or the unshare fallback, chosen in beforeAll. */
@@ -70,9 +71,10 @@ function cleanup(): void {
 process.on("exit", cleanup);
 
 beforeAll(async () => {
-  if (!existsSync(BIN)) {
-    if (process.env.SIDECAR_PROXY_BIN) throw new Error(`SIDECAR_PROXY_BIN=${BIN} does not exist`);
-    const b = await run([process.execPath, join(ROOT, "build.ts"), "linux-x64"], BUILD_TIMEOUT_MS, { ...(process.env as Record<string, string>) });
+  if (process.env.SIDECAR_PROXY_BIN) {
+    if (!existsSync(BIN)) throw new Error(`SIDECAR_PROXY_BIN=${BIN} does not exist`);
+  } else {
+    const b = await run([process.execPath, join(ROOT, "build.ts"), "linux-x64", "--outdir", workdir], BUILD_TIMEOUT_MS, { ...(process.env as Record<string, string>) });
     if (b.exitCode !== 0 || !existsSync(BIN)) throw new Error(describeRun("building the binary (bun build.ts linux-x64)", b));
   }
   const uid = process.getuid?.();
