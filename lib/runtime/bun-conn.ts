@@ -66,10 +66,10 @@ export class BunConn implements Conn, SocketOwner {
    * mostly syscalls: the peer of an accepted socket is read at accept only when it is wanted
    * after close (ListenOptions.peerAtAccept: logs, /connections; Bun no longer reports it
    * then); everything else only when asked (policy, X-Forwarded-For, the SOCKS reply's local
-   * address), while the socket is open.
+   * address), while the socket is open. The local address is not kept: it is asked for once (the
+   * SOCKS reply's BND.ADDR), and kept it would stay on the heap for the tunnel's life.
    */
   private remote: Endpoint | null;
-  private local: Endpoint | null = null;
 
   constructor(
     private readonly socket: BunSocket,
@@ -87,10 +87,10 @@ export class BunConn implements Conn, SocketOwner {
     return (this.remote ??= peerOf(this.socket)).port;
   }
   get localAddress(): string {
-    return (this.local ??= { address: this.socket.localAddress, port: this.socket.localPort }).address;
+    return this.socket.localAddress;
   }
   get localPort(): number {
-    return (this.local ??= { address: this.socket.localAddress, port: this.socket.localPort }).port;
+    return this.socket.localPort;
   }
 
   setEvents(events: ConnEvents): void {
