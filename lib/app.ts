@@ -9,7 +9,7 @@
 import { hostPort, unmapIPv4 } from "./address.ts";
 import { bindAddresses } from "./bind.ts";
 import type { Config } from "./config.ts";
-import { OWN_LISTENER_FLAGS, OWN_LISTENER_TEXT, ownListenerAt, ownListeners } from "./config/checks.ts";
+import { OWN_LISTENER, ownListenerAt, ownListeners } from "./config/checks.ts";
 import { asProxyError } from "./errors.ts";
 import { catchStrayErrors, onFault, reportFault } from "./fault.ts";
 import { ABANDONED_CONNECTS_MAX, CAP_WARN_INTERVAL_MS, LINGER_MAX_SOCKETS } from "./limits.ts";
@@ -115,9 +115,9 @@ export class ProxyServer {
     const own = ownListeners(config, { reverse: portOf("reverse"), forward: portOf("forward"), admin: this.admin?.port ?? null });
     const self = ownListenerAt(config.proxyHost, config.proxyPort, own);
     if (self === undefined) return;
-    const { what, why } = OWN_LISTENER_TEXT[self.name];
+    const { portFlag, what, why } = OWN_LISTENER[self.name];
     throw new Error(
-      `${what} was given port ${self.port} (${OWN_LISTENER_FLAGS[self.name].port} 0), the workload's (proxy-host ${config.proxyHost}, proxy-port ${config.proxyPort}): ` +
+      `${what} was given port ${self.port} (${portFlag} 0), the workload's (proxy-host ${config.proxyHost}, proxy-port ${config.proxyPort}): ` +
         `${why}; give it a port of its own, or start the workload first`,
     );
   }

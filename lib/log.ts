@@ -5,7 +5,8 @@
  * creating process.stdout alone cost ~8 ms of start-up (bench/RESULTS.md). Two formats:
  * - json: one JSON object per line, `{"time","level","msg",...fields}` (for log pipelines);
  * - pretty: `HH:MM:SS level msg key=value ...` (for humans at a TTY).
- * Throttling is off: one line per finished connection must never be merged away.
+ * consola's throttling is off: one line per finished connection must never be merged away
+ * (ThrottledLine, below, is for the few events that come in floods and name their count).
  */
 import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
 import { nowMs } from "./clock.ts";

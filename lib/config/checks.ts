@@ -42,10 +42,9 @@ export function checkWorkloadNotSelf(r: Resolver, config: Config): void {
   const own = ownListeners(config, { reverse: config.inPort, forward: config.outPort, admin: config.adminPort });
   const self = ownListenerAt(config.proxyHost, config.proxyPort, own);
   if (self === undefined) return;
-  const flags = OWN_LISTENER_FLAGS[self.name];
+  const { portFlag, bindFlag, what, why } = OWN_LISTENER[self.name];
   throw new ConfigError(
-    `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name ${OWN_LISTENER_TEXT[self.name].what} (${said(r, flags.port)}, ${said(r, flags.bind)}): ` +
-      `${OWN_LISTENER_TEXT[self.name].why}; allowed: the workload's own address and port`,
+    `${said(r, "proxy-host")} and ${said(r, "proxy-port")} name ${what} (${said(r, portFlag)}, ${said(r, bindFlag)}): ${why}; allowed: the workload's own address and port`,
   );
 }
 
@@ -58,16 +57,11 @@ export interface OwnListener {
   readonly binds: readonly string[];
 }
 
-export const OWN_LISTENER_FLAGS: Readonly<Record<OwnListenerName, { readonly port: string; readonly bind: string }>> = {
-  reverse: { port: "proxy-in-port", bind: "in-bind" },
-  forward: { port: "proxy-out-port", bind: "out-bind" },
-  admin: { port: "admin-port", bind: "admin-bind" },
-};
-
-export const OWN_LISTENER_TEXT: Readonly<Record<OwnListenerName, { readonly what: string; readonly why: string }>> = {
-  reverse: { what: "the reverse listener itself", why: "every connection would loop back into the proxy" },
-  forward: { what: "the forward listener", why: "every client of the reverse listener could reach any destination through it (an open relay)" },
-  admin: { what: "the admin endpoint", why: "every client of the reverse listener would reach /connections and /metrics" },
+/** Each listener's flags and how its error names it and says why it may not be the workload. */
+export const OWN_LISTENER: Readonly<Record<OwnListenerName, { readonly portFlag: string; readonly bindFlag: string; readonly what: string; readonly why: string }>> = {
+  reverse: { portFlag: "proxy-in-port", bindFlag: "in-bind", what: "the reverse listener itself", why: "every connection would loop back into the proxy" },
+  forward: { portFlag: "proxy-out-port", bindFlag: "out-bind", what: "the forward listener", why: "every client of the reverse listener could reach any destination through it (an open relay)" },
+  admin: { portFlag: "admin-port", bindFlag: "admin-bind", what: "the admin endpoint", why: "every client of the reverse listener would reach /connections and /metrics" },
 };
 
 /** The configuration's enabled listeners on the given ports (configured, or bound: app.ts). */
