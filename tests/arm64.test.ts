@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mustRun, requireTool } from "./helpers/clients.ts";
+import { describeRun, mustRun, requireTool, runClient } from "./helpers/clients.ts";
 import { RawClient, echoServer, type TestServer } from "./helpers/net.ts";
 import { HELLO, type Origin, httpOrigin } from "./helpers/origins.ts";
 import { ROOT } from "./helpers/proc.ts";
@@ -39,13 +39,11 @@ let echo: TestServer;
 beforeAll(async () => {
   qemu = requireTool("qemu-aarch64", 'the "qemu-user" package');
   if (!existsSync(join(SYSROOT, "lib", "ld-linux-aarch64.so.1"))) throw new Error(`${SYSROOT} has no arm64 loader: install the "libc6-arm64-cross" package`);
-  // The build keeps this environment (runClient's drops proxy settings, which a machine behind an
-  // egress proxy needs for Bun's one fetch of the arm64 runtime).
-  const build = Bun.spawn([process.execPath, join(ROOT, "build.ts"), "linux-arm64", "--outdir", OUT], { cwd: ROOT, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const timer = setTimeout(() => build.kill("SIGKILL"), BUILD_TIMEOUT_MS);
-  const [out, err, code] = await Promise.all([new Response(build.stdout).text(), new Response(build.stderr).text(), build.exited]);
-  clearTimeout(timer);
-  if (code !== 0 || !existsSync(BIN)) throw new Error(`building ${BIN} failed (exit ${code}):\n${out}\n${err}`);
+  // The build keeps this process's whole environment: runClient drops proxy settings unless
+  // given back, and a machine behind an egress proxy needs them for Bun's one fetch of the runtime.
+  const cmd = [process.execPath, join(ROOT, "build.ts"), "linux-arm64", "--outdir", OUT];
+  const b = await runClient(cmd, { timeoutMs: BUILD_TIMEOUT_MS, cwd: ROOT, env: process.env as Record<string, string> });
+  if (b.exitCode !== 0 || b.timedOut || !existsSync(BIN)) throw new Error(`building ${BIN} failed:\n${describeRun(cmd, b)}`);
   origin = httpOrigin();
   echo = echoServer();
 }, BUILD_TIMEOUT_MS + 10_000);
